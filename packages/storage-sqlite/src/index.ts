@@ -1,0 +1,1 @@
+export { openSqliteStore, SqliteStore, type SqliteStoreOptions } from './store.js';

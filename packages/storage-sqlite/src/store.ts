@@ -1,0 +1,197 @@
+/**
+ * The embedded SQLite store: one file in WAL mode, one writer connection, a few readers.
+ *
+ * Write transactions run one at a time on the writer (BEGIN IMMEDIATE … COMMIT), queued in
+ * arrival order: SQLite has a single writer anyway, and serial execution is trivially
+ * serializable, so a write transaction never fails with a conflict here. Reads run on reader
+ * connections against WAL snapshots (readers.ts) and never wait for the writer.
+ */
+import {
+  Catalog,
+  StorageError,
+  StorageErrorCode,
+  type Commit,
+  type CommitListener,
+  type ReadTransaction,
+  type Store,
+  type WriteResult,
+  type WriteTransaction,
+} from '@sleigh/storage';
+import { Connection } from './connection.js';
+import { migrate } from './migrations.js';
+import { ReaderPool } from './readers.js';
+import { SqliteTransaction } from './transaction.js';
+
+export interface SqliteStoreOptions {
+  /** The database file; created if missing. Its directory must exist. */
+  readonly path: string;
+  /**
+   * `normal` (the default): a commit survives a crash of the process, and the database is never
+   * corrupted, but a power loss may lose the last commits. `full`: a commit survives power loss
+   * too, at the cost of an fsync per commit.
+   */
+  readonly synchronous?: 'normal' | 'full';
+  /** Most reader connections open at once (default 4). */
+  readonly maxReaders?: number;
+}
+
+/** A FIFO lock: write transactions run one after another, in the order they asked. */
+class WriteQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(task, task);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+function nextTimestamp(previous: bigint): bigint {
+  const now = BigInt(Date.now()) * 1_000_000n;
+  return now > previous ? now : previous + 1n;
+}
+
+export class SqliteStore implements Store {
+  readonly driver = 'sqlite' as const;
+  private readonly writer: Connection;
+  private readonly readers: ReaderPool;
+  private readonly queue = new WriteQueue();
+  private readonly listeners = new Set<CommitListener>();
+  private currentCatalog: Catalog;
+  private head: bigint;
+  private closed = false;
+
+  private constructor(options: SqliteStoreOptions) {
+    const synchronous = options.synchronous ?? 'normal';
+    this.writer = new Connection(options.path, { readonly: false, synchronous });
+    try {
+      migrate(this.writer.db);
+      this.head = this.writer.readTs();
+      this.currentCatalog = loadCatalog(this.writer);
+    } catch (error) {
+      this.writer.close();
+      throw error;
+    }
+    this.readers = new ReaderPool(
+      () => new Connection(options.path, { readonly: true, synchronous }),
+      options.maxReaders ?? 4,
+    );
+  }
+
+  static open(options: SqliteStoreOptions): Promise<SqliteStore> {
+    try {
+      return Promise.resolve(new SqliteStore(options));
+    } catch (error) {
+      return Promise.reject(
+        new StorageError(
+          StorageErrorCode.Unavailable,
+          `Cannot open SQLite database at ${options.path}: ${(error as Error).message}`,
+          { cause: error },
+        ),
+      );
+    }
+  }
+
+  catalog(): Catalog {
+    return this.currentCatalog;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new StorageError(StorageErrorCode.Unavailable, 'The store is closed');
+  }
+
+  async read<T>(fn: (tx: ReadTransaction) => Promise<T>): Promise<T> {
+    this.checkOpen();
+    const reader = await this.readers.acquire(this.head);
+    const tx = new SqliteTransaction(reader.conn, this.currentCatalog, reader.ts!, false);
+    try {
+      return await fn(tx);
+    } finally {
+      tx.end();
+      this.readers.release(reader, this.head);
+    }
+  }
+
+  write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<WriteResult<T>> {
+    return this.queue.run(async () => {
+      this.checkOpen();
+      const db = this.writer.db;
+      db.exec('BEGIN IMMEDIATE');
+      const tx = new SqliteTransaction(this.writer, this.currentCatalog, this.head, true);
+      let value: T;
+      try {
+        value = await fn(tx);
+      } catch (error) {
+        tx.end();
+        db.exec('ROLLBACK');
+        throw error;
+      }
+      tx.end();
+      if (tx.writes.length === 0 && !tx.catalogChanged) {
+        db.exec('COMMIT');
+        return { value, commit: { ts: this.head, writes: [] } };
+      }
+      const ts = nextTimestamp(this.head);
+      try {
+        this.writer.writeTs(ts);
+        db.exec('COMMIT');
+      } catch (error) {
+        if (db.inTransaction) db.exec('ROLLBACK');
+        throw new StorageError(
+          StorageErrorCode.Unavailable,
+          `Commit failed: ${(error as Error).message}`,
+          { cause: error, retryable: true },
+        );
+      }
+      this.head = ts;
+      this.currentCatalog = tx.catalog();
+      this.readers.committed();
+      const commit: Commit = { ts, writes: tx.writes };
+      this.notify(commit);
+      return { value, commit };
+    });
+  }
+
+  private notify(commit: Commit): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(commit);
+      } catch (error) {
+        // A listener's bug must not turn a durable commit into a reported failure.
+        console.error('sleigh: a commit listener threw', error);
+      }
+    }
+  }
+
+  onCommit(listener: CommitListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    // Let queued write transactions finish first.
+    await this.queue.run(() => Promise.resolve());
+    this.closed = true;
+    this.readers.close();
+    this.writer.close();
+  }
+}
+
+function loadCatalog(conn: Connection): Catalog {
+  const { tables, indexes } = conn.loadCatalog();
+  const names = new Map(tables.map((t) => [t.number, t.name]));
+  return new Catalog(
+    tables,
+    indexes.map((index) => ({
+      id: index.id,
+      table: names.get(index.table_number)!,
+      name: index.name,
+      fields: JSON.parse(index.fields) as string[],
+    })),
+  );
+}
+
+export function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
+  return SqliteStore.open(options);
+}

@@ -1,0 +1,231 @@
+/**
+ * Read and write transactions over one connection. better-sqlite3 is synchronous, so each method
+ * does its work at once; they return promises only to honour the driver contract.
+ */
+import {
+  BY_CREATION_TIME,
+  BY_ID,
+  Catalog,
+  checkIndexName,
+  checkTableName,
+  collectWrittenKeys,
+  deserializeDocument,
+  idKey,
+  indexKey,
+  indexKeyFields,
+  keySuccessor,
+  prepareDocument,
+  sameBytes,
+  StorageError,
+  StorageErrorCode,
+  type Document,
+  type IndexEntry,
+  type IndexInfo,
+  type ScanRequest,
+  type TableInfo,
+  type WriteTransaction,
+  type WrittenKey,
+} from '@sleigh/storage';
+import { MAX_KEY, MIN_KEY, toBuffer, type Connection } from './connection.js';
+
+const BACKFILL_PAGE = 1000;
+
+export class SqliteTransaction implements WriteTransaction {
+  private ended = false;
+  /** Old and new index keys of every write, in order: the commit's write set. */
+  readonly writes: WrittenKey[] = [];
+  catalogChanged = false;
+
+  constructor(
+    private readonly conn: Connection,
+    private currentCatalog: Catalog,
+    private readonly ts: bigint,
+    private readonly writable: boolean,
+  ) {}
+
+  end(): void {
+    this.ended = true;
+  }
+
+  private check(write: boolean): void {
+    if (this.ended) {
+      throw new StorageError(
+        StorageErrorCode.InvalidTransaction,
+        'This transaction has already ended; keep its use inside the callback',
+      );
+    }
+    if (write && !this.writable) {
+      throw new StorageError(
+        StorageErrorCode.InvalidTransaction,
+        'Cannot write in a read transaction',
+      );
+    }
+  }
+
+  catalog(): Catalog {
+    return this.currentCatalog;
+  }
+
+  async timestamp(): Promise<bigint> {
+    this.check(false);
+    return this.ts;
+  }
+
+  async get(table: string, id: string): Promise<Document | null> {
+    this.check(false);
+    const info = this.currentCatalog.requireTable(table);
+    return this.load(info, toBuffer(idKey(id)));
+  }
+
+  private load(table: TableInfo, key: Buffer): Document | null {
+    const value = this.conn.getDocument(table.number, key);
+    return value === undefined ? null : deserializeDocument(value);
+  }
+
+  async scan(request: ScanRequest): Promise<IndexEntry[]> {
+    this.check(false);
+    const table = this.currentCatalog.requireTable(request.table);
+    const index = this.currentCatalog.requireIndex(request.table, request.index);
+    if (!Number.isInteger(request.limit) || request.limit < 0) {
+      throw new RangeError(`Scan limit must be a non-negative integer, got ${request.limit}`);
+    }
+    const params = {
+      table: table.number,
+      index: index.id,
+      start: request.start === undefined ? MIN_KEY : toBuffer(request.start),
+      end: request.end === undefined ? MAX_KEY : toBuffer(request.end),
+      limit: request.limit,
+    };
+    if (index.name === BY_ID) {
+      return this.conn.scanDocuments(request.order, params).map((row) => ({
+        key: row.id_key,
+        document: deserializeDocument(row.value),
+      }));
+    }
+    return this.conn.scanEntries(request.order, params).map((row) => ({
+      key: row.key,
+      document: deserializeDocument(row.value),
+    }));
+  }
+
+  async count(table: string): Promise<number> {
+    this.check(false);
+    return this.conn.count(this.currentCatalog.requireTable(table).number);
+  }
+
+  async insert(table: string, document: Document): Promise<void> {
+    this.check(true);
+    const info = this.currentCatalog.requireTable(table);
+    const serialized = prepareDocument(table, document);
+    const key = toBuffer(idKey(document._id));
+    const indexes = this.currentCatalog.indexes(table);
+    try {
+      this.conn.insertDocument(info.number, key, serialized);
+    } catch (error) {
+      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        throw new StorageError(
+          StorageErrorCode.DuplicateId,
+          `Table "${table}" already has a document with _id ${document._id}`,
+        );
+      }
+      throw error;
+    }
+    for (const index of indexes) {
+      if (index.name !== BY_ID) this.conn.insertEntry(index.id, toBuffer(indexKey(index, document)), key);
+    }
+    collectWrittenKeys(indexes, null, document, this.writes);
+  }
+
+  async replace(table: string, document: Document): Promise<Document> {
+    this.check(true);
+    const info = this.currentCatalog.requireTable(table);
+    const serialized = prepareDocument(table, document);
+    const key = toBuffer(idKey(document._id));
+    const old = this.load(info, key);
+    if (old === null) {
+      throw new StorageError(
+        StorageErrorCode.NotFound,
+        `Table "${table}" has no document with _id ${document._id} to replace`,
+      );
+    }
+    const indexes = this.currentCatalog.indexes(table);
+    this.conn.updateDocument(info.number, key, serialized);
+    for (const index of indexes) {
+      if (index.name === BY_ID) continue;
+      const oldKey = indexKey(index, old);
+      const newKey = indexKey(index, document);
+      if (sameBytes(oldKey, newKey)) continue;
+      this.conn.deleteEntry(index.id, toBuffer(oldKey));
+      this.conn.insertEntry(index.id, toBuffer(newKey), key);
+    }
+    collectWrittenKeys(indexes, old, document, this.writes);
+    return old;
+  }
+
+  async delete(table: string, id: string): Promise<Document> {
+    this.check(true);
+    const info = this.currentCatalog.requireTable(table);
+    const key = toBuffer(idKey(id));
+    const old = this.load(info, key);
+    if (old === null) {
+      throw new StorageError(
+        StorageErrorCode.NotFound,
+        `Table "${table}" has no document with _id ${id} to delete`,
+      );
+    }
+    const indexes = this.currentCatalog.indexes(table);
+    this.conn.deleteDocument(info.number, key);
+    for (const index of indexes) {
+      if (index.name !== BY_ID) this.conn.deleteEntry(index.id, toBuffer(indexKey(index, old)));
+    }
+    collectWrittenKeys(indexes, old, null, this.writes);
+    return old;
+  }
+
+  async createTable(name: string, options?: { number?: number }): Promise<TableInfo> {
+    this.check(true);
+    const catalog = this.currentCatalog;
+    const { table, indexes } = catalog.planTable(name, options?.number);
+    const number = table.number;
+    this.conn.insertTable(number, name);
+    for (const index of indexes) this.conn.insertIndex(index.id, number, index.name, index.fields);
+    this.currentCatalog = catalog.withTable(table, indexes);
+    this.catalogChanged = true;
+    return table;
+  }
+
+  async createIndex(table: string, name: string, fields: readonly string[]): Promise<IndexInfo> {
+    this.check(true);
+    const info = this.currentCatalog.requireTable(table);
+    const index = this.currentCatalog.planIndex(table, name, fields);
+    this.conn.insertIndex(index.id, info.number, name, index.fields);
+    // Backfill in pages: better-sqlite3 cannot write while a statement is iterating.
+    let start: Buffer = MIN_KEY;
+    for (;;) {
+      const rows = this.conn.scanDocuments('asc', {
+        table: info.number,
+        index: index.id,
+        start,
+        end: MAX_KEY,
+        limit: BACKFILL_PAGE,
+      });
+      for (const row of rows) {
+        const document = deserializeDocument(row.value);
+        this.conn.insertEntry(index.id, toBuffer(indexKey(index, document)), row.id_key);
+      }
+      if (rows.length < BACKFILL_PAGE) break;
+      start = toBuffer(keySuccessor(rows[rows.length - 1]!.id_key));
+    }
+    this.currentCatalog = this.currentCatalog.withIndex(index);
+    this.catalogChanged = true;
+    return index;
+  }
+
+  async dropIndex(table: string, name: string): Promise<void> {
+    this.check(true);
+    const index = this.currentCatalog.planDropIndex(table, name);
+    this.conn.deleteIndex(index.id);
+    this.currentCatalog = this.currentCatalog.withoutIndex(index.id);
+    this.catalogChanged = true;
+  }
+}

@@ -1,0 +1,163 @@
+import type { Value } from 'convex/values';
+import { describe, expect, it } from 'vitest';
+import { BY_CREATION_TIME, BY_ID } from '../catalog.js';
+import { idKey, indexKey } from '../documents.js';
+import { StorageError, StorageErrorCode } from '../errors.js';
+import { newDocumentId } from '../ids.js';
+import type { Document } from '../interfaces.js';
+import { compareBytes } from '../keys.js';
+import { makeDocument, seed, withStore, type HarnessFactory } from './harness.js';
+import { bytes, sameValue } from './values.js';
+
+/** Values that must survive a write and a read bit for bit. */
+const ROUND_TRIP: Record<string, Value> = {
+  int64Min: -(2n ** 63n),
+  int64Max: 2n ** 63n - 1n,
+  int64Zero: 0n,
+  nan: NaN,
+  negativeZero: -0,
+  infinity: Infinity,
+  negativeInfinity: -Infinity,
+  tiny: Number.MIN_VALUE,
+  huge: Number.MAX_VALUE,
+  bytes: bytes(0, 1, 2, 254, 255, 0),
+  emptyBytes: bytes(),
+  text: 'héllo wörld 日本 😀 \u0000 end',
+  empty: '',
+  nothing: null,
+  yes: true,
+  no: false,
+  nested: { list: [1n, 2.5, 'three', [bytes(4)], { deep: [null, { deeper: -0 }] }], empty: {} },
+  emptyArray: [],
+};
+
+function expectSameDocument(actual: Document | null, expected: Document): void {
+  expect(actual).not.toBeNull();
+  expect(Object.keys(actual!).sort()).toEqual(Object.keys(expected).sort());
+  for (const field of Object.keys(expected)) {
+    expect(sameValue(actual![field], expected[field]), `field ${field}`).toBe(true);
+  }
+}
+
+export function documentCases(harness: HarnessFactory): void {
+  describe('documents', () => {
+    it('round-trips every kind of value losslessly, and after reopening', async () => {
+      const h = harness();
+      let store = await h.open();
+      const [doc] = await seed(store, 'values', [ROUND_TRIP]);
+      expectSameDocument(await store.read((tx) => tx.get('values', doc!._id)), doc!);
+      store = await h.reopen(store);
+      try {
+        const read = await store.read((tx) => tx.get('values', doc!._id));
+        expectSameDocument(read, doc!);
+        expect(typeof read!.int64Max).toBe('bigint');
+        expect(Object.is(read!.negativeZero, -0)).toBe(true);
+        expect(read!.bytes).toBeInstanceOf(ArrayBuffer);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('gets null for a missing document, and refuses duplicate ids', async () => {
+      await withStore(harness(), async (store) => {
+        const [doc] = await seed(store, 't', [{ n: 1 }]);
+        const number = store.catalog().requireTable('t').number;
+        expect(await store.read((tx) => tx.get('t', newDocumentId(number)))).toBeNull();
+        await expect(store.write((tx) => tx.insert('t', { ...doc!, n: 2 }))).rejects.toSatisfy(
+          (error) => StorageError.is(error, StorageErrorCode.DuplicateId),
+        );
+        expect((await store.read((tx) => tx.get('t', doc!._id)))?.n).toBe(1);
+      });
+    });
+
+    it('replaces and deletes documents, keeping every index in step', async () => {
+      await withStore(harness(), async (store) => {
+        const [a, b] = await seed(store, 't', [{ x: 1, y: 'a' }, { x: 2, y: 'b' }], {
+          by_x: ['x'],
+          by_y_x: ['y', 'x'],
+        });
+        const { value: old } = await store.write((tx) => tx.replace('t', { ...a!, x: 3, y: 'c' }));
+        expect(old.x).toBe(1);
+        const byX = await store.read((tx) => tx.scan({ table: 't', index: 'by_x', order: 'asc', limit: 10 }));
+        expect(byX.map((e) => [e.document._id, e.document.x])).toEqual([
+          [b!._id, 2],
+          [a!._id, 3],
+        ]);
+        const byY = await store.read((tx) => tx.scan({ table: 't', index: 'by_y_x', order: 'asc', limit: 10 }));
+        expect(byY.map((e) => e.document.y)).toEqual(['b', 'c']);
+        // Removing a field takes the document to the undefined end of the index.
+        await store.write(async (tx) => {
+          const { x: _removed, ...rest } = (await tx.get('t', b!._id))!;
+          await tx.replace('t', rest as Document);
+        });
+        const afterRemove = await store.read((tx) =>
+          tx.scan({ table: 't', index: 'by_x', order: 'asc', limit: 10 }),
+        );
+        expect(afterRemove.map((e) => e.document.x)).toEqual([undefined, 3]);
+
+        await store.write((tx) => tx.delete('t', a!._id));
+        for (const index of [BY_ID, BY_CREATION_TIME, 'by_x', 'by_y_x']) {
+          const entries = await store.read((tx) => tx.scan({ table: 't', index, order: 'asc', limit: 10 }));
+          expect(entries.map((e) => e.document._id), index).toEqual([b!._id]);
+        }
+        expect(await store.read((tx) => tx.get('t', a!._id))).toBeNull();
+        expect(await store.read((tx) => tx.count('t'))).toBe(1);
+      });
+    });
+
+    it('refuses to replace or delete a missing document, naming the table and id', async () => {
+      await withStore(harness(), async (store) => {
+        await store.write((tx) => tx.createTable('t'));
+        const ghost = makeDocument(store.catalog().requireTable('t').number, {});
+        await expect(store.write((tx) => tx.replace('t', ghost))).rejects.toThrow(
+          new RegExp(`"t" has no document with _id ${ghost._id}`),
+        );
+        await expect(store.write((tx) => tx.delete('t', ghost._id))).rejects.toSatisfy((error) =>
+          StorageError.is(error, StorageErrorCode.NotFound),
+        );
+      });
+    });
+
+    it('counts documents per table', async () => {
+      await withStore(harness(), async (store) => {
+        await seed(store, 'a', [{}, {}, {}]);
+        await seed(store, 'b', [{}]);
+        await store.write((tx) => tx.createTable('c'));
+        expect(await store.read(async (tx) => [await tx.count('a'), await tx.count('b'), await tx.count('c')])).toEqual([3, 1, 0]);
+      });
+    });
+
+    it('reports the old and new key of every index a commit touched', async () => {
+      await withStore(harness(), async (store) => {
+        await store.write(async (tx) => {
+          await tx.createTable('t');
+          await tx.createIndex('t', 'by_x', ['x']);
+        });
+        const catalog = store.catalog();
+        const indexes = catalog.indexes('t');
+        const byX = catalog.requireIndex('t', 'by_x');
+        const doc = makeDocument(catalog.requireTable('t').number, { x: 1 });
+        const keysOf = (d: Document) =>
+          indexes.map((index) => ({ indexId: index.id, key: indexKey(index, d) }));
+        const sortKeys = (keys: readonly { indexId: number; key: Uint8Array }[]) =>
+          [...keys]
+            .map((k) => ({ indexId: k.indexId, key: Buffer.from(k.key).toString('hex') }))
+            .sort((p, q) => p.indexId - q.indexId || p.key.localeCompare(q.key));
+
+        const inserted = await store.write((tx) => tx.insert('t', doc));
+        expect(sortKeys(inserted.commit.writes)).toEqual(sortKeys(keysOf(doc)));
+
+        const moved = { ...doc, x: 2 };
+        const replaced = await store.write((tx) => tx.replace('t', moved));
+        // by_id and by_creation_time keep their key (once); by_x reports the old and the new key.
+        expect(sortKeys(replaced.commit.writes)).toEqual(
+          sortKeys([...keysOf(doc), { indexId: byX.id, key: indexKey(byX, moved) }]),
+        );
+        expect(replaced.commit.writes.some((w) => w.indexId === catalog.requireIndex('t', BY_ID).id && compareBytes(w.key, idKey(doc._id)) === 0)).toBe(true);
+
+        const deleted = await store.write((tx) => tx.delete('t', doc._id));
+        expect(sortKeys(deleted.commit.writes)).toEqual(sortKeys(keysOf(moved)));
+      });
+    });
+  });
+}

@@ -1,0 +1,90 @@
+/**
+ * What every driver does with a document: serialise it, compute its index keys, check it.
+ */
+import { convexToJson, jsonToConvex, type Value } from 'convex/values';
+import type { IndexInfo } from './catalog.js';
+import { StorageError, StorageErrorCode } from './errors.js';
+import type { Document, WrittenKey } from './interfaces.js';
+import { encodeKey, encodeValue } from './keys.js';
+import { checkDocument } from './limits.js';
+
+/** The value at a dotted field path, or undefined when any step is missing or not an object. */
+export function fieldValue(document: Document, path: string): Value | undefined {
+  if (!path.includes('.')) return document[path];
+  let current: Value | undefined = document;
+  for (const part of path.split('.')) {
+    if (current === null || typeof current !== 'object' || Array.isArray(current)) return undefined;
+    if (current instanceof ArrayBuffer) return undefined;
+    current = (current as Record<string, Value | undefined>)[part];
+  }
+  return current;
+}
+
+/** The key of `document` in `index`. */
+export function indexKey(index: IndexInfo, document: Document): Uint8Array {
+  const fields = index.fields;
+  if (fields.length === 1) return encodeValue(fieldValue(document, fields[0]!));
+  return encodeKey(fields.map((field) => fieldValue(document, field)));
+}
+
+/** The `by_id` key of a document id. */
+export function idKey(id: string): Uint8Array {
+  return encodeValue(id);
+}
+
+export function serializeDocument(document: Document): string {
+  return JSON.stringify(convexToJson(document));
+}
+
+export function deserializeDocument(text: string): Document {
+  return jsonToConvex(JSON.parse(text) as Parameters<typeof jsonToConvex>[0]) as Document;
+}
+
+/**
+ * Validates a document about to be written to `table`: system fields, limits, value types.
+ * Drivers call this before touching the database, so a refused document writes nothing.
+ */
+export function prepareDocument(table: string, document: Document): string {
+  if (typeof document._id !== 'string') {
+    throw new StorageError(StorageErrorCode.InvalidValue, `Table "${table}": _id must be a string`);
+  }
+  if (typeof document._creationTime !== 'number' || !Number.isFinite(document._creationTime)) {
+    throw new StorageError(
+      StorageErrorCode.InvalidValue,
+      `Table "${table}": _creationTime must be a finite number`,
+    );
+  }
+  checkDocument(table, document);
+  try {
+    return serializeDocument(document);
+  } catch (error) {
+    throw new StorageError(
+      StorageErrorCode.InvalidValue,
+      `Table "${table}": ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+}
+
+/** Appends to `out` the keys a write changes: the old document's keys and the new one's. */
+export function collectWrittenKeys(
+  indexes: readonly IndexInfo[],
+  oldDocument: Document | null,
+  newDocument: Document | null,
+  out: WrittenKey[],
+): void {
+  for (const index of indexes) {
+    const oldKey = oldDocument === null ? null : indexKey(index, oldDocument);
+    const newKey = newDocument === null ? null : indexKey(index, newDocument);
+    if (oldKey !== null) out.push({ indexId: index.id, key: oldKey });
+    if (newKey !== null && (oldKey === null || !sameBytes(oldKey, newKey))) {
+      out.push({ indexId: index.id, key: newKey });
+    }
+  }
+}
+
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

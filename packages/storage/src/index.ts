@@ -1,0 +1,45 @@
+export type {
+  Commit,
+  CommitListener,
+  Document,
+  IndexEntry,
+  ReadTransaction,
+  ScanRequest,
+  Store,
+  WriteResult,
+  WriteTransaction,
+  WrittenKey,
+} from './interfaces.js';
+export {
+  BY_CREATION_TIME,
+  BY_ID,
+  Catalog,
+  FIRST_USER_TABLE_NUMBER,
+  checkIndexName,
+  checkTableName,
+  indexKeyFields,
+  type IndexInfo,
+  type TableInfo,
+} from './catalog.js';
+export {
+  collectWrittenKeys,
+  deserializeDocument,
+  fieldValue,
+  idKey,
+  indexKey,
+  prepareDocument,
+  sameBytes,
+  serializeDocument,
+} from './documents.js';
+export { conflict, StorageError, StorageErrorCode } from './errors.js';
+export { newDocumentId, tableNumberOfId } from './ids.js';
+export {
+  compareBytes,
+  encodeKey,
+  encodeValue,
+  KEY_MAX_BYTE,
+  keySuccessor,
+  keyToHex,
+  prefixEnd,
+} from './keys.js';
+export { checkDocument, LIMITS } from './limits.js';

@@ -1,0 +1,105 @@
+/**
+ * The storage driver contract: what the engine needs from a database, and nothing about SQL.
+ *
+ * Terminology
+ *
+ * - store: one database holding a deployment's tables (a SQLite file, or a PostgreSQL schema).
+ * - table: a named collection of documents. Each table has a number, which every document id of
+ *   the table encodes (ids.ts), so an id alone names its table.
+ * - document: a Convex object with the system fields `_id` and `_creationTime`.
+ * - index: an ordered list of field paths of one table. Every index's key fields end with
+ *   `_creationTime` and `_id`, so every key is unique. `by_id` and `by_creation_time` are built in;
+ *   other indexes come from the app's schema and are backfilled when created.
+ * - key: the order-preserving byte encoding (keys.ts) of a document's values for an index's fields.
+ * - interval: the keys `[start, end)` of one index. A scan reads one; a read set is a list of them.
+ * - commit timestamp (ts): a bigint, strictly increasing from commit to commit in a store.
+ * - write set: for a commit, every index key it removed or added (old and new), which is how later
+ *   layers find the subscriptions a commit invalidates.
+ *
+ * Transactions are callbacks: `write(fn)` commits when `fn` resolves and rolls back when it
+ * throws, so nothing is ever half-written. Read transactions see one snapshot; write
+ * transactions are serializable and see their own writes. A write transaction that lost a race
+ * fails with a StorageError whose code is `conflict`; running it again is the caller's choice.
+ */
+import type { Value } from 'convex/values';
+import type { Catalog, IndexInfo, TableInfo } from './catalog.js';
+
+/** A stored document: user fields plus the system fields. */
+export type Document = { _id: string; _creationTime: number } & { [field: string]: Value };
+
+export interface ScanRequest {
+  readonly table: string;
+  /** An index name of the table: `by_id`, `by_creation_time` or a schema index. */
+  readonly index: string;
+  /** Inclusive lower bound; omitted means from the first key. */
+  readonly start?: Uint8Array | undefined;
+  /** Exclusive upper bound; omitted means to the last key. */
+  readonly end?: Uint8Array | undefined;
+  readonly order: 'asc' | 'desc';
+  /** At most this many entries; scans resume from the last key returned (see keySuccessor). */
+  readonly limit: number;
+}
+
+export interface IndexEntry {
+  readonly key: Uint8Array;
+  readonly document: Document;
+}
+
+/** One index key a commit removed or added. */
+export interface WrittenKey {
+  readonly indexId: number;
+  readonly key: Uint8Array;
+}
+
+export interface Commit {
+  /** The commit's timestamp; for a transaction that wrote nothing, the snapshot it read. */
+  readonly ts: bigint;
+  /** Old and new keys of every index entry the commit touched, in write order. */
+  readonly writes: readonly WrittenKey[];
+}
+
+export interface ReadTransaction {
+  /** The catalog as of this transaction's start (plus its own changes, in a write transaction). */
+  catalog(): Catalog;
+  /** The commit timestamp of the snapshot this transaction reads. */
+  timestamp(): Promise<bigint>;
+  get(table: string, id: string): Promise<Document | null>;
+  scan(request: ScanRequest): Promise<IndexEntry[]>;
+  /** Number of documents in the table. */
+  count(table: string): Promise<number>;
+}
+
+export interface WriteTransaction extends ReadTransaction {
+  /** Inserts a document whose `_id` and `_creationTime` the caller chose. */
+  insert(table: string, document: Document): Promise<void>;
+  /** Replaces the document with the same `_id`; returns the previous version. */
+  replace(table: string, document: Document): Promise<Document>;
+  /** Deletes the document; returns it. */
+  delete(table: string, id: string): Promise<Document>;
+  /** Creates a table with its built-in indexes. `number` is for restoring ids from an export. */
+  createTable(name: string, options?: { number?: number }): Promise<TableInfo>;
+  /** Creates an index on `fields` (without the implied `_creationTime`, `_id`) and backfills it. */
+  createIndex(table: string, name: string, fields: readonly string[]): Promise<IndexInfo>;
+  dropIndex(table: string, name: string): Promise<void>;
+}
+
+export interface WriteResult<T> {
+  readonly value: T;
+  readonly commit: Commit;
+}
+
+export type CommitListener = (commit: Commit) => void;
+
+export interface Store {
+  /** Which driver this is, for logs and for the rare test that must know. */
+  readonly driver: 'sqlite' | 'postgres';
+  /** The catalog as of the latest commit this process knows of. */
+  catalog(): Catalog;
+  /** Runs `fn` against one consistent snapshot. */
+  read<T>(fn: (tx: ReadTransaction) => Promise<T>): Promise<T>;
+  /** Runs `fn` in a serializable transaction and commits it when `fn` resolves. */
+  write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<WriteResult<T>>;
+  /** Calls `listener` after each commit of this store, in timestamp order. Returns an unsubscribe. */
+  onCommit(listener: CommitListener): () => void;
+  close(): Promise<void>;
+}

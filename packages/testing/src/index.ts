@@ -1,0 +1,2 @@
+export { startPostgresCluster, type PostgresCluster } from './postgres-cluster.js';
+export { databaseUrl, tempDir } from './fixtures.js';
