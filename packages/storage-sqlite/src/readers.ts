@@ -9,7 +9,7 @@
  *
  *   idle ──acquire──▶ current (ts = head, refs ≥ 0) ──commit──▶ stale ──refs = 0──▶ idle
  */
-import { Connection } from './connection.js';
+import { type Connection } from './connection.js';
 
 export class Reader {
   /** Timestamp of the open read transaction, or null when none is open. */

@@ -3,16 +3,12 @@
  * does its work at once; they return promises only to honour the driver contract.
  */
 import {
-  BY_CREATION_TIME,
   BY_ID,
-  Catalog,
-  checkIndexName,
-  checkTableName,
+  type Catalog,
   collectWrittenKeys,
   deserializeDocument,
   idKey,
   indexKey,
-  indexKeyFields,
   keySuccessor,
   prepareDocument,
   sameBytes,
@@ -131,7 +127,8 @@ export class SqliteTransaction implements WriteTransaction {
       throw error;
     }
     for (const index of indexes) {
-      if (index.name !== BY_ID) this.conn.insertEntry(index.id, toBuffer(indexKey(index, document)), key);
+      if (index.name !== BY_ID)
+        this.conn.insertEntry(index.id, toBuffer(indexKey(index, document)), key);
     }
     collectWrittenKeys(indexes, null, document, this.writes);
   }

@@ -148,8 +148,7 @@ export class Catalog {
     if (this.byName.has(name)) {
       throw new StorageError(StorageErrorCode.Catalog, `Table "${name}" already exists`);
     }
-    const chosen =
-      number ?? Math.max(FIRST_USER_TABLE_NUMBER - 1, ...this.byNumber.keys()) + 1;
+    const chosen = number ?? Math.max(FIRST_USER_TABLE_NUMBER - 1, ...this.byNumber.keys()) + 1;
     if (!Number.isInteger(chosen) || chosen < 1 || chosen > MAX_TABLE_NUMBER) {
       throw new StorageError(StorageErrorCode.Catalog, `Invalid table number ${chosen}`);
     }

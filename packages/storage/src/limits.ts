@@ -81,7 +81,10 @@ function checkFieldName(table: string, name: string, path: string, topLevel: boo
     throw invalid(table, `field name "${path}" starts with "$", which is reserved`);
   }
   if (topLevel && name.startsWith('_') && !SYSTEM_FIELDS.has(name)) {
-    throw invalid(table, `field name "${name}" starts with "_", which is reserved for system fields`);
+    throw invalid(
+      table,
+      `field name "${name}" starts with "_", which is reserved for system fields`,
+    );
   }
 }
 
@@ -98,7 +101,10 @@ function measure(table: string, value: Value, path: string, depth: number): numb
     case 'object':
       break;
     default:
-      throw invalid(table, `${describe(path)} holds a ${typeof value}, which is not a Convex value`);
+      throw invalid(
+        table,
+        `${describe(path)} holds a ${typeof value}, which is not a Convex value`,
+      );
   }
   if (value instanceof ArrayBuffer) return 2 + value.byteLength;
   if (depth + 1 > LIMITS.maxNesting) {

@@ -36,7 +36,10 @@ function findBinDir(): string | null {
     for (const version of versions) candidates.push(join(debianRoot, version, 'bin'));
   }
   for (const dir of (process.env.PATH ?? '').split(':')) if (dir) candidates.push(dir);
-  return candidates.find((dir) => existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl'))) ?? null;
+  return (
+    candidates.find((dir) => existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl'))) ??
+    null
+  );
 }
 
 function freePort(): Promise<number> {
@@ -62,7 +65,9 @@ function runAsUser(): { user: string; uid: number; gid: number } | null {
     const gid = Number(spawnSync('id', ['-g', user], { encoding: 'utf8' }).stdout.trim());
     return { user, uid, gid };
   }
-  throw new Error('Running as root, and neither a "postgres" nor a "nobody" user exists to run PostgreSQL');
+  throw new Error(
+    'Running as root, and neither a "postgres" nor a "nobody" user exists to run PostgreSQL',
+  );
 }
 
 export async function startPostgresCluster(): Promise<PostgresCluster> {
@@ -79,10 +84,21 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
   const port = await freePort();
   const run = (binary: string, args: string[]): void => {
     const command = owner === null ? join(binDir, binary) : 'runuser';
-    const fullArgs = owner === null ? args : ['-u', owner.user, '--', join(binDir, binary), ...args];
+    const fullArgs =
+      owner === null ? args : ['-u', owner.user, '--', join(binDir, binary), ...args];
     execFileSync(command, fullArgs, { stdio: 'pipe', cwd: dir });
   };
-  run('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
+  run('initdb', [
+    '-D',
+    dataDir,
+    '-U',
+    'postgres',
+    '--auth=trust',
+    '--no-sync',
+    '-E',
+    'UTF8',
+    '--locale=C',
+  ]);
   const options = [
     `-p ${port}`,
     `-k ${dir}`,
@@ -93,7 +109,8 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
     '-c max_connections=300',
     '-c shared_buffers=128MB',
   ].join(' ');
-  const start = (): void => run('pg_ctl', ['start', '-w', '-D', dataDir, '-l', join(dir, 'server.log'), '-o', options]);
+  const start = (): void =>
+    run('pg_ctl', ['start', '-w', '-D', dataDir, '-l', join(dir, 'server.log'), '-o', options]);
   start();
   let stopped = false;
   return {

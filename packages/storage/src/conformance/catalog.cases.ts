@@ -16,7 +16,10 @@ export function catalogCases(harness: HarnessFactory): void {
         expect(catalog.table('messages')).toEqual(table);
         expect(catalog.tableByNumber(table.number)).toEqual(table);
         expect(catalog.index('messages', BY_ID)?.fields).toEqual(['_id']);
-        expect(catalog.index('messages', BY_CREATION_TIME)?.fields).toEqual(['_creationTime', '_id']);
+        expect(catalog.index('messages', BY_CREATION_TIME)?.fields).toEqual([
+          '_creationTime',
+          '_id',
+        ]);
       });
     });
 
@@ -41,19 +44,25 @@ export function catalogCases(harness: HarnessFactory): void {
     it('refuses a duplicate table, a bad name, and unknown tables and indexes, by name', async () => {
       await withStore(harness(), async (store) => {
         await store.write((tx) => tx.createTable('t'));
-        await expect(store.write((tx) => tx.createTable('t'))).rejects.toThrow(/"t" already exists/);
+        await expect(store.write((tx) => tx.createTable('t'))).rejects.toThrow(
+          /"t" already exists/,
+        );
         await expect(store.write((tx) => tx.createTable('9lives'))).rejects.toThrow(
           /Invalid table name "9lives"/,
         );
-        await expect(store.read((tx) => tx.get('nope', newDocumentId(FIRST_USER_TABLE_NUMBER)))).rejects.toThrow(
-          /Table "nope" does not exist/,
-        );
+        await expect(
+          store.read((tx) => tx.get('nope', newDocumentId(FIRST_USER_TABLE_NUMBER))),
+        ).rejects.toThrow(/Table "nope" does not exist/);
         await expect(
           store.read((tx) => tx.scan({ table: 't', index: 'by_x', order: 'asc', limit: 10 })),
         ).rejects.toSatisfy(
-          (error) => StorageError.is(error, StorageErrorCode.Catalog) && /"by_x" does not exist on table "t"/.test((error as Error).message),
+          (error) =>
+            StorageError.is(error, StorageErrorCode.Catalog) &&
+            /"by_x" does not exist on table "t"/.test((error as Error).message),
         );
-        await expect(store.write((tx) => tx.createIndex('t', 'by_id', ['x']))).rejects.toThrow(/reserved/);
+        await expect(store.write((tx) => tx.createIndex('t', 'by_id', ['x']))).rejects.toThrow(
+          /reserved/,
+        );
         await expect(store.write((tx) => tx.dropIndex('t', 'by_creation_time'))).rejects.toThrow(
           /built in/,
         );
@@ -75,12 +84,21 @@ export function catalogCases(harness: HarnessFactory): void {
         );
         expect(entries).toHaveLength(docs.length);
         const expected = [...docs]
-          .sort((x, y) => (x.age as number) - (y.age as number) || x._creationTime - y._creationTime)
+          .sort(
+            (x, y) => (x.age as number) - (y.age as number) || x._creationTime - y._creationTime,
+          )
           .map((d) => d._id);
         expect(entries.map((e) => e.document._id)).toEqual(expected);
         const forty = encodeKey([40]);
         const exactly40 = await store.read((tx) =>
-          tx.scan({ table: 'people', index: 'by_age', start: forty, end: prefixEnd(forty), order: 'asc', limit: 1000 }),
+          tx.scan({
+            table: 'people',
+            index: 'by_age',
+            start: forty,
+            end: prefixEnd(forty),
+            order: 'asc',
+            limit: 1000,
+          }),
         );
         expect(exactly40.length).toBe(docs.filter((d) => d.age === 40).length);
         expect(exactly40.every((e) => e.document.age === 40)).toBe(true);
@@ -117,7 +135,9 @@ export function catalogCases(harness: HarnessFactory): void {
         );
         const values = entries.map((e) => {
           const a = e.document.a;
-          return a !== null && typeof a === 'object' && !Array.isArray(a) ? (a as Record<string, unknown>).b : undefined;
+          return a !== null && typeof a === 'object' && !Array.isArray(a)
+            ? (a as Record<string, unknown>).b
+            : undefined;
         });
         expect(values).toEqual([undefined, undefined, 1, 2, { c: 0 }]);
       });

@@ -72,23 +72,35 @@ export function documentCases(harness: HarnessFactory): void {
 
     it('replaces and deletes documents, keeping every index in step', async () => {
       await withStore(harness(), async (store) => {
-        const [a, b] = await seed(store, 't', [{ x: 1, y: 'a' }, { x: 2, y: 'b' }], {
-          by_x: ['x'],
-          by_y_x: ['y', 'x'],
-        });
+        const [a, b] = await seed(
+          store,
+          't',
+          [
+            { x: 1, y: 'a' },
+            { x: 2, y: 'b' },
+          ],
+          {
+            by_x: ['x'],
+            by_y_x: ['y', 'x'],
+          },
+        );
         const { value: old } = await store.write((tx) => tx.replace('t', { ...a!, x: 3, y: 'c' }));
         expect(old.x).toBe(1);
-        const byX = await store.read((tx) => tx.scan({ table: 't', index: 'by_x', order: 'asc', limit: 10 }));
+        const byX = await store.read((tx) =>
+          tx.scan({ table: 't', index: 'by_x', order: 'asc', limit: 10 }),
+        );
         expect(byX.map((e) => [e.document._id, e.document.x])).toEqual([
           [b!._id, 2],
           [a!._id, 3],
         ]);
-        const byY = await store.read((tx) => tx.scan({ table: 't', index: 'by_y_x', order: 'asc', limit: 10 }));
+        const byY = await store.read((tx) =>
+          tx.scan({ table: 't', index: 'by_y_x', order: 'asc', limit: 10 }),
+        );
         expect(byY.map((e) => e.document.y)).toEqual(['b', 'c']);
         // Removing a field takes the document to the undefined end of the index.
         await store.write(async (tx) => {
           const { x: _removed, ...rest } = (await tx.get('t', b!._id))!;
-          await tx.replace('t', rest as Document);
+          await tx.replace('t', rest);
         });
         const afterRemove = await store.read((tx) =>
           tx.scan({ table: 't', index: 'by_x', order: 'asc', limit: 10 }),
@@ -97,8 +109,13 @@ export function documentCases(harness: HarnessFactory): void {
 
         await store.write((tx) => tx.delete('t', a!._id));
         for (const index of [BY_ID, BY_CREATION_TIME, 'by_x', 'by_y_x']) {
-          const entries = await store.read((tx) => tx.scan({ table: 't', index, order: 'asc', limit: 10 }));
-          expect(entries.map((e) => e.document._id), index).toEqual([b!._id]);
+          const entries = await store.read((tx) =>
+            tx.scan({ table: 't', index, order: 'asc', limit: 10 }),
+          );
+          expect(
+            entries.map((e) => e.document._id),
+            index,
+          ).toEqual([b!._id]);
         }
         expect(await store.read((tx) => tx.get('t', a!._id))).toBeNull();
         expect(await store.read((tx) => tx.count('t'))).toBe(1);
@@ -123,7 +140,13 @@ export function documentCases(harness: HarnessFactory): void {
         await seed(store, 'a', [{}, {}, {}]);
         await seed(store, 'b', [{}]);
         await store.write((tx) => tx.createTable('c'));
-        expect(await store.read(async (tx) => [await tx.count('a'), await tx.count('b'), await tx.count('c')])).toEqual([3, 1, 0]);
+        expect(
+          await store.read(async (tx) => [
+            await tx.count('a'),
+            await tx.count('b'),
+            await tx.count('c'),
+          ]),
+        ).toEqual([3, 1, 0]);
       });
     });
 
@@ -153,7 +176,13 @@ export function documentCases(harness: HarnessFactory): void {
         expect(sortKeys(replaced.commit.writes)).toEqual(
           sortKeys([...keysOf(doc), { indexId: byX.id, key: indexKey(byX, moved) }]),
         );
-        expect(replaced.commit.writes.some((w) => w.indexId === catalog.requireIndex('t', BY_ID).id && compareBytes(w.key, idKey(doc._id)) === 0)).toBe(true);
+        expect(
+          replaced.commit.writes.some(
+            (w) =>
+              w.indexId === catalog.requireIndex('t', BY_ID).id &&
+              compareBytes(w.key, idKey(doc._id)) === 0,
+          ),
+        ).toBe(true);
 
         const deleted = await store.write((tx) => tx.delete('t', doc._id));
         expect(sortKeys(deleted.commit.writes)).toEqual(sortKeys(keysOf(moved)));

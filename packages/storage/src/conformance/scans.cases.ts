@@ -35,7 +35,10 @@ export function scanCases(harness: HarnessFactory): void {
   describe('scans', () => {
     it('the samples are in Convex order (checks the fixture itself)', () => {
       for (let i = 1; i < ORDERED_SAMPLES.length; i++) {
-        expect(Math.sign(compareValues(ORDERED_SAMPLES[i - 1], ORDERED_SAMPLES[i])), `sample ${i}`).toBe(-1);
+        expect(
+          Math.sign(compareValues(ORDERED_SAMPLES[i - 1], ORDERED_SAMPLES[i])),
+          `sample ${i}`,
+        ).toBe(-1);
       }
     });
 
@@ -45,7 +48,12 @@ export function scanCases(harness: HarnessFactory): void {
         const scrambled = ORDERED_SAMPLES.map((v, i) => ({ v, i })).sort(
           (a, b) => ((a.i * 37) % 61) - ((b.i * 37) % 61),
         );
-        await seed(store, 't', scrambled.map(({ v }) => rowFor(v)), { by_v: ['v'] });
+        await seed(
+          store,
+          't',
+          scrambled.map(({ v }) => rowFor(v)),
+          { by_v: ['v'] },
+        );
         const asc = await scanAll(store, 't', 'by_v', 'asc');
         expect(asc).toHaveLength(ORDERED_SAMPLES.length);
         asc.forEach((entry, i) => {
@@ -71,27 +79,67 @@ export function scanCases(harness: HarnessFactory): void {
         const cmpB = (d: Document, s: string) => compareValues(d.b, s);
 
         const p2 = encodeKey([2]);
-        const cases: Array<[string, { start?: Uint8Array; end?: Uint8Array }, (d: Document) => boolean]> = [
+        const cases: Array<
+          [string, { start?: Uint8Array; end?: Uint8Array }, (d: Document) => boolean]
+        > = [
           ['a == 2', { start: p2, end: prefixEnd(p2) }, is2],
-          ['a == 2, b > y', { start: prefixEnd(encodeKey([2, 'y'])), end: prefixEnd(p2) }, (d) => is2(d) && cmpB(d, 'y') > 0],
-          ['a == 2, b >= y', { start: encodeKey([2, 'y']), end: prefixEnd(p2) }, (d) => is2(d) && cmpB(d, 'y') >= 0],
-          ['a == 2, b < y', { start: p2, end: encodeKey([2, 'y']) }, (d) => is2(d) && cmpB(d, 'y') < 0],
-          ['a == 2, b <= y', { start: p2, end: prefixEnd(encodeKey([2, 'y'])) }, (d) => is2(d) && cmpB(d, 'y') <= 0],
-          ['a == 2, x < b < z', { start: prefixEnd(encodeKey([2, 'x'])), end: encodeKey([2, 'z']) }, (d) => is2(d) && cmpB(d, 'x') > 0 && cmpB(d, 'z') < 0],
-          ['a == 2, b == y', { start: encodeKey([2, 'y']), end: prefixEnd(encodeKey([2, 'y'])) }, (d) => is2(d) && cmpB(d, 'y') === 0],
+          [
+            'a == 2, b > y',
+            { start: prefixEnd(encodeKey([2, 'y'])), end: prefixEnd(p2) },
+            (d) => is2(d) && cmpB(d, 'y') > 0,
+          ],
+          [
+            'a == 2, b >= y',
+            { start: encodeKey([2, 'y']), end: prefixEnd(p2) },
+            (d) => is2(d) && cmpB(d, 'y') >= 0,
+          ],
+          [
+            'a == 2, b < y',
+            { start: p2, end: encodeKey([2, 'y']) },
+            (d) => is2(d) && cmpB(d, 'y') < 0,
+          ],
+          [
+            'a == 2, b <= y',
+            { start: p2, end: prefixEnd(encodeKey([2, 'y'])) },
+            (d) => is2(d) && cmpB(d, 'y') <= 0,
+          ],
+          [
+            'a == 2, x < b < z',
+            { start: prefixEnd(encodeKey([2, 'x'])), end: encodeKey([2, 'z']) },
+            (d) => is2(d) && cmpB(d, 'x') > 0 && cmpB(d, 'z') < 0,
+          ],
+          [
+            'a == 2, b == y',
+            { start: encodeKey([2, 'y']), end: prefixEnd(encodeKey([2, 'y'])) },
+            (d) => is2(d) && cmpB(d, 'y') === 0,
+          ],
           ['a > 1', { start: prefixEnd(encodeKey([1])) }, (d) => compareValues(d.a, 1) > 0],
           ['a <= 1', { end: prefixEnd(encodeKey([1])) }, (d) => compareValues(d.a, 1) <= 0],
-          ['a > 3 (empty)', { start: prefixEnd(encodeKey([3])), end: encodeKey([3.5]) }, () => false],
-          ['a == 2, b > z (empty)', { start: prefixEnd(encodeKey([2, 'z'])), end: prefixEnd(p2) }, (d) => is2(d) && cmpB(d, 'z') > 0],
+          [
+            'a > 3 (empty)',
+            { start: prefixEnd(encodeKey([3])), end: encodeKey([3.5]) },
+            () => false,
+          ],
+          [
+            'a == 2, b > z (empty)',
+            { start: prefixEnd(encodeKey([2, 'z'])), end: prefixEnd(p2) },
+            (d) => is2(d) && cmpB(d, 'z') > 0,
+          ],
           ['start after end (empty)', { start: encodeKey([3]), end: encodeKey([1]) }, () => false],
           ['start == end (empty)', { start: p2, end: p2 }, () => false],
         ];
         for (const [label, range, pred] of cases) {
           const expected = within(pred);
           const asc = await scanAll(store, 't', 'by_ab', 'asc', range);
-          expect(asc.map((e) => e.document._id), `${label} asc`).toEqual(expected);
+          expect(
+            asc.map((e) => e.document._id),
+            `${label} asc`,
+          ).toEqual(expected);
           const desc = await scanAll(store, 't', 'by_ab', 'desc', range);
-          expect(desc.map((e) => e.document._id), `${label} desc`).toEqual([...expected].reverse());
+          expect(
+            desc.map((e) => e.document._id),
+            `${label} desc`,
+          ).toEqual([...expected].reverse());
         }
       });
     });
@@ -134,7 +182,9 @@ export function scanCases(harness: HarnessFactory): void {
           }
           expect(descending, `${index} desc pages`).toEqual([...full].reverse());
         }
-        const none = await store.read((tx) => tx.scan({ table: 't', index: 'by_n', order: 'asc', limit: 0 }));
+        const none = await store.read((tx) =>
+          tx.scan({ table: 't', index: 'by_n', order: 'asc', limit: 0 }),
+        );
         expect(none).toEqual([]);
       });
     });
@@ -145,7 +195,14 @@ export function scanCases(harness: HarnessFactory): void {
         const entries = await scanAll(store, 't', 'by_v', 'asc');
         for (const entry of entries) {
           const exact = await store.read((tx) =>
-            tx.scan({ table: 't', index: 'by_v', order: 'asc', limit: 10, start: entry.key, end: keySuccessor(entry.key) }),
+            tx.scan({
+              table: 't',
+              index: 'by_v',
+              order: 'asc',
+              limit: 10,
+              start: entry.key,
+              end: keySuccessor(entry.key),
+            }),
           );
           expect(exact.map((e) => e.document._id)).toEqual([entry.document._id]);
         }
@@ -160,18 +217,31 @@ export function scanCases(harness: HarnessFactory): void {
         });
         const number = store.catalog().requireTable('p').number;
         await fc.assert(
-          fc.asyncProperty(fc.array(convexValue, { minLength: 1, maxLength: 25 }), async (values) => {
-            await store.write(async (tx) => {
-              const old = await tx.scan({ table: 'p', index: 'by_id', order: 'asc', limit: 1000 });
-              for (const entry of old) await tx.delete('p', entry.document._id);
-              await insertAll(tx, 'p', number, values.map((v) => ({ v })));
-            });
-            const entries = await scanAll(store, 'p', 'by_v', 'asc');
-            const got = entries.map((e) => e.document.v);
-            const expected = [...values].sort(compareValues);
-            expect(got).toHaveLength(expected.length);
-            got.forEach((v, i) => expect(sameValue(v, expected[i])).toBe(true));
-          }),
+          fc.asyncProperty(
+            fc.array(convexValue, { minLength: 1, maxLength: 25 }),
+            async (values) => {
+              await store.write(async (tx) => {
+                const old = await tx.scan({
+                  table: 'p',
+                  index: 'by_id',
+                  order: 'asc',
+                  limit: 1000,
+                });
+                for (const entry of old) await tx.delete('p', entry.document._id);
+                await insertAll(
+                  tx,
+                  'p',
+                  number,
+                  values.map((v) => ({ v })),
+                );
+              });
+              const entries = await scanAll(store, 'p', 'by_v', 'asc');
+              const got = entries.map((e) => e.document.v);
+              const expected = [...values].sort(compareValues);
+              expect(got).toHaveLength(expected.length);
+              got.forEach((v, i) => expect(sameValue(v, expected[i])).toBe(true));
+            },
+          ),
           { numRuns: 40 },
         );
       });

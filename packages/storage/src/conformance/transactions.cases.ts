@@ -58,7 +58,9 @@ export function transactionCases(harness: HarnessFactory): void {
           expect(await tx.count('t')).toBe(1);
           expect(await tx.timestamp()).toBe(ts);
         });
-        const after = await store.read((tx) => tx.scan({ table: 't', index: 'by_n', order: 'asc', limit: 10 }));
+        const after = await store.read((tx) =>
+          tx.scan({ table: 't', index: 'by_n', order: 'asc', limit: 10 }),
+        );
         expect(after.map((e) => e.document.n)).toEqual([2, 3]);
       });
     });
@@ -116,7 +118,9 @@ export function transactionCases(harness: HarnessFactory): void {
         const [doc] = await seed(store, 't', [{}]);
         await expect(
           store.read((tx) => (tx as unknown as WriteTransaction).delete('t', doc!._id)),
-        ).rejects.toSatisfy((e) => StorageError.is(e, StorageErrorCode.InvalidTransaction) || e instanceof TypeError);
+        ).rejects.toSatisfy(
+          (e) => StorageError.is(e, StorageErrorCode.InvalidTransaction) || e instanceof TypeError,
+        );
         let leaked: WriteTransaction | undefined;
         await store.write((tx) => {
           leaked = tx;
@@ -137,7 +141,7 @@ export function transactionCases(harness: HarnessFactory): void {
         const committed = outcomes.filter((o) => o.status === 'fulfilled');
         const failed = outcomes.filter((o) => o.status === 'rejected');
         for (const failure of failed) {
-          const reason = (failure as PromiseRejectedResult).reason as unknown;
+          const reason = failure.reason as unknown;
           expect(StorageError.is(reason, StorageErrorCode.Conflict), String(reason)).toBe(true);
           expect((reason as StorageError).retryable).toBe(true);
         }
@@ -145,7 +149,9 @@ export function transactionCases(harness: HarnessFactory): void {
         const final = await store.read((tx) => tx.get('counters', counter!._id));
         // No lost update: every committed increment is counted, and nothing else.
         expect(final?.n).toBe(committed.length);
-        const values = committed.map((o) => (o as PromiseFulfilledResult<{ value: number }>).value.value);
+        const values = committed.map(
+          (o) => (o as PromiseFulfilledResult<{ value: number }>).value.value,
+        );
         expect(new Set(values).size).toBe(values.length);
       });
     });
@@ -154,7 +160,9 @@ export function transactionCases(harness: HarnessFactory): void {
       await withStore(harness(), async (store) => {
         const [counter] = await seed(store, 'counters', [{ n: 0 }]);
         await Promise.all(
-          Array.from({ length: 40 }, (_, i) => writeWithRetries(store, (tx) => increment(tx, counter!._id, i % 3))),
+          Array.from({ length: 40 }, (_, i) =>
+            writeWithRetries(store, (tx) => increment(tx, counter!._id, i % 3)),
+          ),
         );
         expect((await store.read((tx) => tx.get('counters', counter!._id)))?.n).toBe(40);
       });
@@ -162,11 +170,20 @@ export function transactionCases(harness: HarnessFactory): void {
 
     it('keeps the total constant under concurrent transfers, with no torn reads', async () => {
       await withStore(harness(), async (store) => {
-        const accounts = await seed(store, 'accounts', Array.from({ length: 10 }, () => ({ balance: 100 })));
+        const accounts = await seed(
+          store,
+          'accounts',
+          Array.from({ length: 10 }, () => ({ balance: 100 })),
+        );
         const ids = accounts.map((a) => a._id);
         const total = async (s: Store) =>
           s.read(async (tx) => {
-            const entries = await tx.scan({ table: 'accounts', index: 'by_creation_time', order: 'asc', limit: 100 });
+            const entries = await tx.scan({
+              table: 'accounts',
+              index: 'by_creation_time',
+              order: 'asc',
+              limit: 100,
+            });
             return entries.reduce((sum, e) => sum + (e.document.balance as number), 0);
           });
         let stop = false;
@@ -207,13 +224,20 @@ export function transactionCases(harness: HarnessFactory): void {
       store = await h.reopen(store);
       try {
         expect(store.catalog().tables()).toEqual(catalogBefore.tables());
-        expect(store.catalog().allIndexes().sort((a, b) => a.id - b.id)).toEqual(
-          catalogBefore.allIndexes().sort((a, b) => a.id - b.id),
-        );
+        expect(
+          store
+            .catalog()
+            .allIndexes()
+            .sort((a, b) => a.id - b.id),
+        ).toEqual(catalogBefore.allIndexes().sort((a, b) => a.id - b.id));
         expect(await store.read((tx) => tx.timestamp())).toBe(tsBefore);
-        const entries = await store.read((tx) => tx.scan({ table: 't', index: 'by_n', order: 'asc', limit: 10 }));
+        const entries = await store.read((tx) =>
+          tx.scan({ table: 't', index: 'by_n', order: 'asc', limit: 10 }),
+        );
         expect(entries.map((e) => e.document._id)).toEqual([docs[1]!._id, docs[0]!._id]);
-        const { commit } = await store.write((tx) => tx.insert('t', makeDocument(catalogBefore.requireTable('t').number, { n: 0 })));
+        const { commit } = await store.write((tx) =>
+          tx.insert('t', makeDocument(catalogBefore.requireTable('t').number, { n: 0 })),
+        );
         expect(commit.ts > tsBefore).toBe(true);
       } finally {
         await store.close();

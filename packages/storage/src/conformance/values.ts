@@ -92,7 +92,7 @@ const leaf: fc.Arbitrary<Value> = fc.oneof(
   fc.boolean(),
   fc.string({ unit: 'binary', maxLength: 8 }),
   fc.string({ unit: 'binary-ascii', maxLength: 4 }),
-  fc.uint8Array({ maxLength: 6 }).map((array) => array.slice().buffer as ArrayBuffer),
+  fc.uint8Array({ maxLength: 6 }).map((array) => array.slice().buffer),
 );
 
 /** Any Convex value, nested a few levels. */

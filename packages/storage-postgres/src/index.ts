@@ -1,0 +1,6 @@
+export {
+  decodeWrites,
+  openPostgresStore,
+  PostgresStore,
+  type PostgresStoreOptions,
+} from './store.js';

@@ -1,0 +1,107 @@
+/**
+ * The PostgreSQL driver's own schema, as numbered migrations, applied under an advisory lock so
+ * that several Sleigh processes starting together migrate once.
+ */
+import type pg from 'pg';
+import { quoteIdentifier } from './sql.js';
+
+interface Migration {
+  readonly version: number;
+  readonly description: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'catalog, documents, index entries, commit log',
+    sql: `
+      CREATE TABLE tables (
+        number integer PRIMARY KEY,
+        name text NOT NULL UNIQUE
+      );
+
+      CREATE TABLE indexes (
+        id integer PRIMARY KEY,
+        table_number integer NOT NULL REFERENCES tables (number),
+        name text NOT NULL,
+        fields jsonb NOT NULL,
+        UNIQUE (table_number, name)
+      );
+
+      -- The document heap, keyed by the by_id key, which also serves by_id scans.
+      CREATE TABLE documents (
+        table_number integer NOT NULL,
+        id_key bytea NOT NULL,
+        value text NOT NULL,
+        PRIMARY KEY (table_number, id_key)
+      );
+
+      -- Every other index (by_creation_time and schema indexes): key -> document.
+      CREATE TABLE index_entries (
+        index_id integer NOT NULL,
+        key bytea NOT NULL,
+        id_key bytea NOT NULL,
+        PRIMARY KEY (index_id, key)
+      );
+
+      -- One row per commit, in timestamp order; ts comes from commit_ts under the commit lock.
+      CREATE SEQUENCE commit_ts;
+      CREATE TABLE commits (
+        ts bigint PRIMARY KEY,
+        committed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        catalog_changed boolean NOT NULL DEFAULT false,
+        writes bytea NOT NULL
+      );
+      INSERT INTO commits (ts, writes) VALUES (0, '\\x');
+    `,
+  },
+];
+
+/** A stable 32-bit key for advisory locks that belong to this schema. */
+export function lockKey(schema: string, purpose: string): number {
+  let hash = 0x811c9dc5;
+  for (const char of `${schema}\u0000${purpose}`) {
+    hash ^= char.codePointAt(0)!;
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash | 0;
+}
+
+export async function migrate(client: pg.ClientBase, schema: string): Promise<void> {
+  const qs = quoteIdentifier(schema);
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [lockKey(schema, 'migrate')]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${qs}`);
+    await client.query(`CREATE TABLE IF NOT EXISTS ${qs}.migrations (
+      version integer PRIMARY KEY,
+      description text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`);
+    const { rows } = await client.query<{ version: number }>(
+      `SELECT version FROM ${qs}.migrations`,
+    );
+    const applied = new Set(rows.map((row) => row.version));
+    const newest = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+    const unknown = [...applied].filter((version) => version > newest);
+    if (unknown.length > 0) {
+      throw new Error(
+        `Schema "${schema}" was written by a newer Sleigh (schema version ${Math.max(...unknown)}; this build knows up to ${newest})`,
+      );
+    }
+    await client.query(`SET LOCAL search_path TO ${qs}`);
+    for (const migration of MIGRATIONS) {
+      if (applied.has(migration.version)) continue;
+      await client.query(migration.sql);
+      await client.query(`INSERT INTO ${qs}.migrations (version, description) VALUES ($1, $2)`, [
+        migration.version,
+        migration.description,
+      ]);
+    }
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK');
+    throw error;
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * SQL helpers: identifier quoting, and the translation of PostgreSQL errors into StorageErrors.
+ */
+import { StorageError, StorageErrorCode } from '@sleigh/storage';
+
+export function quoteIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** SQLSTATEs that mean "another transaction won; run this one again". */
+const CONFLICT_STATES = new Set(['40001', '40P01']);
+
+/** Errors of the connection rather than of the statement: the server or network went away. */
+function isConnectionError(error: { code?: string; message?: string }): boolean {
+  const code = error.code ?? '';
+  return (
+    code.startsWith('08') ||
+    code === '57P01' ||
+    code === '57P02' ||
+    code === '57P03' ||
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    code === 'EPIPE' ||
+    code === 'ETIMEDOUT' ||
+    /Connection terminated|not queryable|connection error/i.test(error.message ?? '')
+  );
+}
+
+/**
+ * A StorageError for a PostgreSQL error. `committing` tells whether COMMIT may have reached the
+ * server, in which case a lost connection leaves the outcome unknown and is not retryable.
+ */
+export function translateError(error: unknown, committing = false): unknown {
+  if (StorageError.is(error)) return error;
+  const pgError = error as { code?: string; message?: string; constraint?: string };
+  if (typeof pgError !== 'object' || pgError === null) return error;
+  if (pgError.code !== undefined && CONFLICT_STATES.has(pgError.code)) {
+    return new StorageError(
+      StorageErrorCode.Conflict,
+      `Transaction conflicted with a concurrent one: ${pgError.message ?? pgError.code}`,
+      { cause: error },
+    );
+  }
+  if (isConnectionError(pgError)) {
+    return new StorageError(
+      StorageErrorCode.Unavailable,
+      committing
+        ? `Lost the connection to PostgreSQL while committing; the outcome is unknown: ${pgError.message}`
+        : `Lost the connection to PostgreSQL; nothing was committed: ${pgError.message}`,
+      { cause: error, retryable: !committing },
+    );
+  }
+  return error;
+}

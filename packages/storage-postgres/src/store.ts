@@ -1,0 +1,297 @@
+/**
+ * The PostgreSQL store: one schema of one database, shared by any number of Sleigh processes.
+ *
+ * Commit order. A write transaction takes a transaction-scoped advisory lock (the commit lock)
+ * just before COMMIT, draws its timestamp, records itself in `commits`, and commits; the lock is
+ * released only once the commit is visible. So timestamps increase in the order commits become
+ * visible, and a snapshot that sees commit t sees every commit before t: a read transaction's
+ * timestamp is simply the newest commit its snapshot contains.
+ *
+ *   BEGIN SERIALIZABLE ─ reads, writes (pipelined) ─ lock ─ ts ─ INSERT commits ─ COMMIT ─ unlock
+ */
+import {
+  Catalog,
+  StorageError,
+  StorageErrorCode,
+  type Commit,
+  type CommitListener,
+  type ReadTransaction,
+  type Store,
+  type WriteResult,
+  type WriteTransaction,
+  type WrittenKey,
+} from '@sleigh/storage';
+import pg from 'pg';
+import { lockKey, migrate } from './migrations.js';
+import { quoteIdentifier, translateError } from './sql.js';
+import * as sql from './statements.js';
+import { PostgresTransaction } from './transaction.js';
+
+export interface PostgresStoreOptions {
+  /** A PostgreSQL connection URL, e.g. postgres://user@host:5432/db. */
+  readonly connectionString: string;
+  /** The schema holding Sleigh's tables (default `sleigh`); one schema is one deployment. */
+  readonly schema?: string;
+  /** Most connections this process opens (default 20). */
+  readonly maxConnections?: number;
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+// bigint columns arrive as strings; counts and ids we cast to integer in SQL.
+function encodeWrites(writes: readonly WrittenKey[]): Buffer {
+  let size = 0;
+  for (const write of writes) size += 8 + write.key.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const write of writes) {
+    out.writeUInt32BE(write.indexId, at);
+    out.writeUInt32BE(write.key.length, at + 4);
+    out.set(write.key, at + 8);
+    at += 8 + write.key.length;
+  }
+  return out;
+}
+
+export function decodeWrites(bytes: Buffer): WrittenKey[] {
+  const writes: WrittenKey[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    const indexId = bytes.readUInt32BE(at);
+    const length = bytes.readUInt32BE(at + 4);
+    writes.push({ indexId, key: bytes.subarray(at + 8, at + 8 + length) });
+    at += 8 + length;
+  }
+  return writes;
+}
+
+export class PostgresStore implements Store {
+  readonly driver = 'postgres' as const;
+  private readonly listeners = new Set<CommitListener>();
+  private readonly commitLock: number;
+  /** Connections still finishing a read transaction's COMMIT after the reader moved on. */
+  private readonly closing = new Set<Promise<void>>();
+  private closed = false;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    readonly schema: string,
+    private currentCatalog: Catalog,
+  ) {
+    this.commitLock = lockKey(schema, 'commit');
+  }
+
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const schema = options.schema ?? 'sleigh';
+    if (!SCHEMA_NAME.test(schema)) {
+      throw new StorageError(
+        StorageErrorCode.Catalog,
+        `Invalid schema name "${schema}": use lower-case letters, digits and underscores`,
+      );
+    }
+    const pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.maxConnections ?? 20,
+      options: `-c search_path=${schema}`,
+      pipeline: true,
+    });
+    // An idle connection that dies (a server restart) is replaced on next use; log, don't crash.
+    pool.on('error', (error) =>
+      console.error(`sleigh: idle PostgreSQL connection failed: ${error.message}`),
+    );
+    try {
+      const client = await pool.connect();
+      try {
+        await migrate(client, schema);
+        const catalog = await loadCatalog(client, schema);
+        client.release();
+        return new PostgresStore(pool, schema, catalog);
+      } catch (error) {
+        client.release(true);
+        throw error;
+      }
+    } catch (error) {
+      await pool.end();
+      throw new StorageError(
+        StorageErrorCode.Unavailable,
+        `Cannot open the PostgreSQL store (schema "${schema}"): ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  }
+
+  catalog(): Catalog {
+    return this.currentCatalog;
+  }
+
+  private async connect(): Promise<pg.PoolClient> {
+    if (this.closed) throw new StorageError(StorageErrorCode.Unavailable, 'The store is closed');
+    try {
+      return await this.pool.connect();
+    } catch (error) {
+      throw translateError(error);
+    }
+  }
+
+  async read<T>(fn: (tx: ReadTransaction) => Promise<T>): Promise<T> {
+    const client = await this.connect();
+    const tx = new PostgresTransaction(client, this.currentCatalog, 'read');
+    let result: T;
+    try {
+      result = await fn(tx);
+    } catch (error) {
+      tx.end();
+      this.finish(client, tx.hasBegun ? 'ROLLBACK' : null);
+      throw error;
+    }
+    tx.end();
+    // The caller has its answer; the connection goes back to the pool once COMMIT is through.
+    this.finish(client, tx.hasBegun ? 'COMMIT' : null);
+    return result;
+  }
+
+  /** Ends a read transaction in the background and returns the connection to the pool. */
+  private finish(client: pg.PoolClient, statement: string | null): void {
+    if (statement === null) {
+      client.release();
+      return;
+    }
+    const done = client.query(statement).then(
+      () => client.release(),
+      (error: unknown) => client.release(error instanceof Error ? error : true),
+    );
+    this.closing.add(done);
+    void done.finally(() => this.closing.delete(done));
+  }
+
+  async write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<WriteResult<T>> {
+    const client = await this.connect();
+    const tx = new PostgresTransaction(client, this.currentCatalog, 'write');
+    let broken = false;
+    try {
+      let value: T;
+      try {
+        value = await fn(tx);
+        tx.end();
+        await tx.settle();
+      } catch (error) {
+        tx.end();
+        if (tx.hasBegun) await client.query('ROLLBACK').catch(() => (broken = true));
+        throw error;
+      }
+      const commit = await this.commit(tx).catch((error: unknown) => {
+        broken = StorageError.is(error, StorageErrorCode.Unavailable);
+        throw error;
+      });
+      if (commit.writes.length > 0 || tx.catalogChanged) {
+        this.currentCatalog = tx.catalog();
+        this.notify(commit);
+      }
+      return { value, commit };
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  private async commit(tx: PostgresTransaction): Promise<Commit> {
+    const client = tx.client;
+    if (!tx.hasBegun) {
+      const { rows } = await client.query<{ ts: string }>(sql.SNAPSHOT_TS([]));
+      return { ts: BigInt(rows[0]!.ts), writes: [] };
+    }
+    if (tx.writes.length === 0 && !tx.catalogChanged) {
+      const ts = await tx.snapshotTimestamp();
+      await client.query('COMMIT').catch((error: unknown) => {
+        throw translateError(error);
+      });
+      return { ts, writes: [] };
+    }
+    const locked = client.query(sql.COMMIT_LOCK([this.commitLock]));
+    const recorded = client.query<{ ts: string }>(
+      sql.INSERT_COMMIT([tx.catalogChanged, encodeWrites(tx.writes)]),
+    );
+    const committed = client.query('COMMIT');
+    let ts: bigint;
+    try {
+      await locked;
+      ts = BigInt((await recorded).rows[0]!.ts);
+    } catch (error) {
+      // COMMIT of an aborted transaction rolls back; let it finish, then report the cause.
+      await committed.catch(() => undefined);
+      throw translateError(error);
+    }
+    try {
+      const result = await committed;
+      // PostgreSQL answers COMMIT with ROLLBACK when the transaction had already failed.
+      if (result.command === 'ROLLBACK') {
+        throw new StorageError(
+          StorageErrorCode.Conflict,
+          'The transaction was rolled back at commit',
+        );
+      }
+    } catch (error) {
+      throw translateError(error, true);
+    }
+    return { ts, writes: tx.writes };
+  }
+
+  private notify(commit: Commit): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(commit);
+      } catch (error) {
+        console.error('sleigh: a commit listener threw', error);
+      }
+    }
+  }
+
+  onCommit(listener: CommitListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.closing);
+    await this.pool.end();
+  }
+
+  /** Drops the whole schema: every table and document of this store. For tests and tools. */
+  static async dropSchema(connectionString: string, schema: string): Promise<void> {
+    const client = new pg.Client({ connectionString });
+    await client.connect();
+    try {
+      await client.query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE`);
+    } finally {
+      await client.end();
+    }
+  }
+}
+
+async function loadCatalog(client: pg.PoolClient, schema: string): Promise<Catalog> {
+  const qs = quoteIdentifier(schema);
+  const tables = await client.query<{ number: number; name: string }>(
+    `SELECT number, name FROM ${qs}.tables`,
+  );
+  const indexes = await client.query<{
+    id: number;
+    table_number: number;
+    name: string;
+    fields: string[];
+  }>(`SELECT id, table_number, name, fields FROM ${qs}.indexes`);
+  const names = new Map(tables.rows.map((t) => [t.number, t.name]));
+  return new Catalog(
+    tables.rows,
+    indexes.rows.map((index) => ({
+      id: index.id,
+      table: names.get(index.table_number)!,
+      name: index.name,
+      fields: index.fields,
+    })),
+  );
+}
+
+export function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
+  return PostgresStore.open(options);
+}

@@ -1,0 +1,347 @@
+/**
+ * Read and write transactions on one pooled connection in pipeline mode.
+ *
+ * Statements go out without waiting for the previous answer, so a transaction costs about one
+ * round trip per awaited read rather than one per statement:
+ *
+ * - BEGIN is sent lazily, together with the transaction's first statement.
+ * - Writes are sent and not awaited; the connection keeps their order, so a later read sees
+ *   them. Their failures are collected and fail the commit (a failed statement aborts the
+ *   PostgreSQL transaction anyway).
+ * - The documents a transaction reads or writes are cached, so replace and delete know the old
+ *   version (for its old index keys) without another round trip.
+ *
+ * Reads run at REPEATABLE READ (one snapshot); writes at SERIALIZABLE, so PostgreSQL itself
+ * detects conflicting transactions and fails one with a retryable conflict.
+ */
+import {
+  BY_ID,
+  collectWrittenKeys,
+  deserializeDocument,
+  idKey,
+  indexKey,
+  keySuccessor,
+  prepareDocument,
+  sameBytes,
+  StorageError,
+  StorageErrorCode,
+  type Catalog,
+  type Document,
+  type IndexEntry,
+  type IndexInfo,
+  type ScanRequest,
+  type TableInfo,
+  type WriteTransaction,
+  type WrittenKey,
+} from '@sleigh/storage';
+import type pg from 'pg';
+import { translateError } from './sql.js';
+import * as sql from './statements.js';
+
+const MIN_KEY = Buffer.alloc(0);
+const MAX_KEY = Buffer.from([0xff]);
+const BACKFILL_PAGE = 1000;
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
+export class PostgresTransaction implements WriteTransaction {
+  private begun = false;
+  private ended = false;
+  private snapshot: Promise<bigint> | null = null;
+  private readonly inFlight: Promise<void>[] = [];
+  private failure: unknown = null;
+  private readonly cache = new Map<string, Document | null>();
+  readonly writes: WrittenKey[] = [];
+  catalogChanged = false;
+
+  constructor(
+    readonly client: pg.PoolClient,
+    private currentCatalog: Catalog,
+    private readonly mode: 'read' | 'write',
+  ) {}
+
+  get hasBegun(): boolean {
+    return this.begun;
+  }
+
+  end(): void {
+    this.ended = true;
+  }
+
+  private check(write: boolean): void {
+    if (this.ended) {
+      throw new StorageError(
+        StorageErrorCode.InvalidTransaction,
+        'This transaction has already ended; keep its use inside the callback',
+      );
+    }
+    if (write && this.mode !== 'write') {
+      throw new StorageError(
+        StorageErrorCode.InvalidTransaction,
+        'Cannot write in a read transaction',
+      );
+    }
+  }
+
+  private begin(): void {
+    if (this.begun) return;
+    this.begun = true;
+    this.send(
+      this.mode === 'read'
+        ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'
+        : 'BEGIN ISOLATION LEVEL SERIALIZABLE',
+    );
+    // In a read transaction, pin the snapshot and learn its timestamp in the same round trip.
+    if (this.mode === 'read') this.snapshot = this.snapshotQuery();
+  }
+
+  private async snapshotQuery(): Promise<bigint> {
+    const { rows } = await this.query<{ ts: string }>(sql.SNAPSHOT_TS([]));
+    return BigInt(rows[0]!.ts);
+  }
+
+  /** Sends a statement nobody waits for now; its failure fails the transaction. */
+  send(statement: string | pg.QueryConfig, onError?: (error: unknown) => unknown): void {
+    this.begin();
+    this.inFlight.push(
+      this.client.query(statement).then(
+        () => undefined,
+        (error: unknown) => {
+          this.failure ??= onError === undefined ? error : onError(error);
+        },
+      ),
+    );
+  }
+
+  private async query<R extends pg.QueryResultRow>(
+    statement: pg.QueryConfig,
+  ): Promise<pg.QueryResult<R>> {
+    this.begin();
+    try {
+      return await this.client.query<R>(statement);
+    } catch (error) {
+      // After an earlier failure PostgreSQL refuses everything with 25P02; report the cause.
+      if (this.failure !== null) throw translateError(this.failure);
+      this.failure = error;
+      throw translateError(error);
+    }
+  }
+
+  /** Waits for every statement sent; throws the first failure. */
+  async settle(): Promise<void> {
+    await Promise.all(this.inFlight);
+    this.inFlight.length = 0;
+    if (this.failure !== null) throw translateError(this.failure);
+  }
+
+  catalog(): Catalog {
+    return this.currentCatalog;
+  }
+
+  async timestamp(): Promise<bigint> {
+    this.check(false);
+    return this.snapshotTimestamp();
+  }
+
+  /** The snapshot's timestamp, also after the callback ended (for the commit record). */
+  snapshotTimestamp(): Promise<bigint> {
+    this.snapshot ??= this.snapshotQuery();
+    return this.snapshot;
+  }
+
+  private cacheKey(table: TableInfo, id: string): string {
+    return `${table.number}:${id}`;
+  }
+
+  async get(table: string, id: string): Promise<Document | null> {
+    this.check(false);
+    const info = this.currentCatalog.requireTable(table);
+    return this.load(info, id);
+  }
+
+  private async load(table: TableInfo, id: string): Promise<Document | null> {
+    const key = this.cacheKey(table, id);
+    const cached = this.cache.get(key);
+    if (cached !== undefined) return cached;
+    const { rows } = await this.query<{ value: string }>(
+      sql.GET_DOCUMENT([table.number, toBuffer(idKey(id))]),
+    );
+    const document = rows.length === 0 ? null : deserializeDocument(rows[0]!.value);
+    if (this.mode === 'write') this.cache.set(key, document);
+    return document;
+  }
+
+  async scan(request: ScanRequest): Promise<IndexEntry[]> {
+    this.check(false);
+    const table = this.currentCatalog.requireTable(request.table);
+    const index = this.currentCatalog.requireIndex(request.table, request.index);
+    if (!Number.isInteger(request.limit) || request.limit < 0) {
+      throw new RangeError(`Scan limit must be a non-negative integer, got ${request.limit}`);
+    }
+    const start = request.start === undefined ? MIN_KEY : toBuffer(request.start);
+    const end = request.end === undefined ? MAX_KEY : toBuffer(request.end);
+    const statement =
+      index.name === BY_ID
+        ? sql.SCAN_DOCUMENTS[request.order]([table.number, start, end, request.limit])
+        : sql.SCAN_ENTRIES[request.order]([table.number, index.id, start, end, request.limit]);
+    const { rows } = await this.query<{ key: Buffer; value: string }>(statement);
+    return rows.map((row) => {
+      const document = deserializeDocument(row.value);
+      if (this.mode === 'write') this.cache.set(this.cacheKey(table, document._id), document);
+      return { key: row.key, document };
+    });
+  }
+
+  async count(table: string): Promise<number> {
+    this.check(false);
+    const info = this.currentCatalog.requireTable(table);
+    const { rows } = await this.query<{ n: number }>(sql.COUNT([info.number]));
+    return rows[0]!.n;
+  }
+
+  async insert(table: string, document: Document): Promise<void> {
+    this.check(true);
+    const info = this.currentCatalog.requireTable(table);
+    const serialized = prepareDocument(table, document);
+    const key = toBuffer(idKey(document._id));
+    const indexes = this.currentCatalog.indexes(table);
+    this.send(sql.INSERT_DOCUMENT([info.number, key, serialized]), (error) =>
+      (error as { code?: string }).code === '23505'
+        ? new StorageError(
+            StorageErrorCode.DuplicateId,
+            `Table "${table}" already has a document with _id ${document._id}`,
+          )
+        : error,
+    );
+    this.insertEntries(
+      indexes.filter((index) => index.name !== BY_ID),
+      document,
+      key,
+    );
+    collectWrittenKeys(indexes, null, document, this.writes);
+    this.cache.set(this.cacheKey(info, document._id), document);
+  }
+
+  private insertEntries(indexes: readonly IndexInfo[], document: Document, key: Buffer): void {
+    if (indexes.length === 0) return;
+    this.send(
+      sql.INSERT_ENTRIES([
+        indexes.map((index) => index.id),
+        indexes.map((index) => toBuffer(indexKey(index, document))),
+        indexes.map(() => key),
+      ]),
+    );
+  }
+
+  private deleteEntries(indexes: readonly IndexInfo[], document: Document): void {
+    if (indexes.length === 0) return;
+    this.send(
+      sql.DELETE_ENTRIES([
+        indexes.map((index) => index.id),
+        indexes.map((index) => toBuffer(indexKey(index, document))),
+      ]),
+    );
+  }
+
+  async replace(table: string, document: Document): Promise<Document> {
+    this.check(true);
+    const info = this.currentCatalog.requireTable(table);
+    const serialized = prepareDocument(table, document);
+    const old = await this.load(info, document._id);
+    if (old === null) {
+      throw new StorageError(
+        StorageErrorCode.NotFound,
+        `Table "${table}" has no document with _id ${document._id} to replace`,
+      );
+    }
+    const key = toBuffer(idKey(document._id));
+    const indexes = this.currentCatalog.indexes(table);
+    this.send(sql.UPDATE_DOCUMENT([info.number, key, serialized]));
+    const moved = indexes.filter(
+      (index) =>
+        index.name !== BY_ID && !sameBytes(indexKey(index, old), indexKey(index, document)),
+    );
+    this.deleteEntries(moved, old);
+    this.insertEntries(moved, document, key);
+    collectWrittenKeys(indexes, old, document, this.writes);
+    this.cache.set(this.cacheKey(info, document._id), document);
+    return old;
+  }
+
+  async delete(table: string, id: string): Promise<Document> {
+    this.check(true);
+    const info = this.currentCatalog.requireTable(table);
+    const old = await this.load(info, id);
+    if (old === null) {
+      throw new StorageError(
+        StorageErrorCode.NotFound,
+        `Table "${table}" has no document with _id ${id} to delete`,
+      );
+    }
+    const indexes = this.currentCatalog.indexes(table);
+    this.send(sql.DELETE_DOCUMENT([info.number, toBuffer(idKey(id))]));
+    this.deleteEntries(
+      indexes.filter((index) => index.name !== BY_ID),
+      old,
+    );
+    collectWrittenKeys(indexes, old, null, this.writes);
+    this.cache.set(this.cacheKey(info, id), null);
+    return old;
+  }
+
+  async createTable(name: string, options?: { number?: number }): Promise<TableInfo> {
+    this.check(true);
+    const { table, indexes } = this.currentCatalog.planTable(name, options?.number);
+    this.send(sql.INSERT_TABLE([table.number, table.name]));
+    for (const index of indexes) {
+      this.send(
+        sql.INSERT_INDEX([index.id, table.number, index.name, JSON.stringify(index.fields)]),
+      );
+    }
+    await this.settle();
+    this.currentCatalog = this.currentCatalog.withTable(table, indexes);
+    this.catalogChanged = true;
+    return table;
+  }
+
+  async createIndex(table: string, name: string, fields: readonly string[]): Promise<IndexInfo> {
+    this.check(true);
+    const info = this.currentCatalog.requireTable(table);
+    const index = this.currentCatalog.planIndex(table, name, fields);
+    this.send(sql.INSERT_INDEX([index.id, info.number, name, JSON.stringify(index.fields)]));
+    let start: Buffer = MIN_KEY;
+    for (;;) {
+      const { rows } = await this.query<{ key: Buffer; value: string }>(
+        sql.SCAN_DOCUMENTS.asc([info.number, start, MAX_KEY, BACKFILL_PAGE]),
+      );
+      if (rows.length > 0) {
+        const documents = rows.map((row) => deserializeDocument(row.value));
+        this.send(
+          sql.INSERT_ENTRIES([
+            rows.map(() => index.id),
+            documents.map((document) => toBuffer(indexKey(index, document))),
+            rows.map((row) => row.key),
+          ]),
+        );
+      }
+      if (rows.length < BACKFILL_PAGE) break;
+      start = toBuffer(keySuccessor(rows[rows.length - 1]!.key));
+    }
+    await this.settle();
+    this.currentCatalog = this.currentCatalog.withIndex(index);
+    this.catalogChanged = true;
+    return index;
+  }
+
+  async dropIndex(table: string, name: string): Promise<void> {
+    this.check(true);
+    const index = this.currentCatalog.planDropIndex(table, name);
+    this.send(sql.DELETE_INDEX_ENTRIES([index.id]));
+    this.send(sql.DELETE_INDEX([index.id]));
+    await this.settle();
+    this.currentCatalog = this.currentCatalog.withoutIndex(index.id);
+    this.catalogChanged = true;
+  }
+}
