@@ -1,4 +1,4 @@
-import { compareValues, type Value } from 'convex/values';
+import { compareValues } from 'convex/values';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { convexValue, ORDERED_SAMPLES } from './conformance/values.js';
@@ -27,7 +27,7 @@ describe('order-preserving key encoding', () => {
     const tuple = fc.array(convexValue, { minLength: 1, maxLength: 3 });
     fc.assert(
       fc.property(tuple, tuple, (a, b) => {
-        const expected = sign(compareValues(a as Value, b as Value));
+        const expected = sign(compareValues(a, b));
         // Arrays compare element-wise like tuples, with a shorter prefix first.
         expect(sign(compareBytes(encodeKey(a), encodeKey(b)))).toBe(expected);
       }),
