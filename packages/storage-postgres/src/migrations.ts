@@ -29,19 +29,21 @@ export const MIGRATIONS: readonly Migration[] = [
         UNIQUE (table_number, name)
       );
 
-      -- The document heap, keyed by the by_id key, which also serves by_id scans.
+      -- The documents. Index entries point at the integer doc column, which makes the join of a
+      -- range scan an integer lookup; the unique (table_number, id_key) index serves gets and by_id.
       CREATE TABLE documents (
+        doc bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         table_number integer NOT NULL,
         id_key bytea NOT NULL,
         value text NOT NULL,
-        PRIMARY KEY (table_number, id_key)
+        UNIQUE (table_number, id_key)
       );
 
       -- Every other index (by_creation_time and schema indexes): key -> document.
       CREATE TABLE index_entries (
         index_id integer NOT NULL,
         key bytea NOT NULL,
-        id_key bytea NOT NULL,
+        doc bigint NOT NULL,
         PRIMARY KEY (index_id, key)
       );
 

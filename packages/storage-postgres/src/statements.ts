@@ -19,7 +19,7 @@ export const GET_DOCUMENT = statement(
 function scanDocuments(order: 'ASC' | 'DESC') {
   return statement(
     `scan_documents_${order}`,
-    `SELECT id_key AS key, value FROM documents
+    `SELECT value FROM documents
      WHERE table_number = $1 AND id_key >= $2 AND id_key < $3
      ORDER BY id_key ${order} LIMIT $4`,
   );
@@ -28,46 +28,62 @@ function scanDocuments(order: 'ASC' | 'DESC') {
 function scanEntries(order: 'ASC' | 'DESC') {
   return statement(
     `scan_entries_${order}`,
-    `SELECT e.key, d.value FROM index_entries e
-     JOIN documents d ON d.table_number = $1 AND d.id_key = e.id_key
-     WHERE e.index_id = $2 AND e.key >= $3 AND e.key < $4
-     ORDER BY e.key ${order} LIMIT $5`,
+    `SELECT d.value FROM index_entries e JOIN documents d ON d.doc = e.doc
+     WHERE e.index_id = $1 AND e.key >= $2 AND e.key < $3
+     ORDER BY e.key ${order} LIMIT $4`,
   );
 }
 
 export const SCAN_DOCUMENTS = { asc: scanDocuments('ASC'), desc: scanDocuments('DESC') };
 export const SCAN_ENTRIES = { asc: scanEntries('ASC'), desc: scanEntries('DESC') };
 
+/** A page of a table's documents, with the id key to continue after (index backfill). */
+export const BACKFILL_PAGE = statement(
+  'backfill_page',
+  `SELECT doc::text AS doc, id_key, value FROM documents
+   WHERE table_number = $1 AND id_key > $2 ORDER BY id_key LIMIT $3`,
+);
+
 export const COUNT = statement(
   'count',
   'SELECT count(*)::integer AS n FROM documents WHERE table_number = $1',
 );
 
+/** Inserts a document and its index entries ($4: index ids, $5: keys) in one statement. */
 export const INSERT_DOCUMENT = statement(
   'insert_document',
-  'INSERT INTO documents (table_number, id_key, value) VALUES ($1, $2, $3)',
+  `WITH d AS (
+     INSERT INTO documents (table_number, id_key, value) VALUES ($1, $2, $3) RETURNING doc
+   )
+   INSERT INTO index_entries (index_id, key, doc)
+   SELECT u.index_id, u.key, d.doc FROM d, unnest($4::integer[], $5::bytea[]) AS u (index_id, key)`,
 );
 
-export const UPDATE_DOCUMENT = statement(
-  'update_document',
-  'UPDATE documents SET value = $3 WHERE table_number = $1 AND id_key = $2',
+/** Replaces a document's value and moves the index entries whose keys changed. */
+export const REPLACE_DOCUMENT = statement(
+  'replace_document',
+  `WITH d AS (
+     UPDATE documents SET value = $3 WHERE table_number = $1 AND id_key = $2 RETURNING doc
+   ), gone AS (
+     DELETE FROM index_entries
+     WHERE (index_id, key) IN (SELECT * FROM unnest($4::integer[], $5::bytea[]))
+   )
+   INSERT INTO index_entries (index_id, key, doc)
+   SELECT u.index_id, u.key, d.doc FROM d, unnest($4::integer[], $6::bytea[]) AS u (index_id, key)`,
 );
 
+/** Deletes a document and its index entries ($3: index ids, $4: keys). */
 export const DELETE_DOCUMENT = statement(
   'delete_document',
-  'DELETE FROM documents WHERE table_number = $1 AND id_key = $2',
+  `WITH d AS (DELETE FROM documents WHERE table_number = $1 AND id_key = $2)
+   DELETE FROM index_entries
+   WHERE (index_id, key) IN (SELECT * FROM unnest($3::integer[], $4::bytea[]))`,
 );
 
 export const INSERT_ENTRIES = statement(
   'insert_entries',
-  `INSERT INTO index_entries (index_id, key, id_key)
-   SELECT * FROM unnest($1::integer[], $2::bytea[], $3::bytea[])`,
-);
-
-export const DELETE_ENTRIES = statement(
-  'delete_entries',
-  `DELETE FROM index_entries WHERE (index_id, key) IN
-   (SELECT * FROM unnest($1::integer[], $2::bytea[]))`,
+  `INSERT INTO index_entries (index_id, key, doc)
+   SELECT * FROM unnest($1::integer[], $2::bytea[], $3::bigint[])`,
 );
 
 export const COMMIT_LOCK = statement('commit_lock', 'SELECT pg_advisory_xact_lock($1)');
@@ -101,3 +117,11 @@ export const DELETE_INDEX_ENTRIES = statement(
 );
 
 export const DELETE_INDEX = statement('delete_index', 'DELETE FROM indexes WHERE id = $1');
+
+/** Deletes commit records older than $1 seconds, never the newest (a snapshot's timestamp). */
+export const TRIM_COMMITS = statement(
+  'trim_commits',
+  `DELETE FROM commits
+   WHERE committed_at < clock_timestamp() - make_interval(secs => $1)
+     AND ts < (SELECT max(ts) FROM commits)`,
+);

@@ -34,7 +34,15 @@ export interface PostgresStoreOptions {
   readonly schema?: string;
   /** Most connections this process opens (default 20). */
   readonly maxConnections?: number;
+  /**
+   * How long commit records (timestamps and write sets, which other processes read to learn what
+   * changed) are kept; older ones are trimmed in the background. Default 10 minutes.
+   */
+  readonly commitRetentionMs?: number;
 }
+
+/** Trim the commit log after this many local commits. */
+const TRIM_EVERY = 1000;
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -72,11 +80,13 @@ export class PostgresStore implements Store {
   /** Connections still finishing a read transaction's COMMIT after the reader moved on. */
   private readonly closing = new Set<Promise<void>>();
   private closed = false;
+  private commitsSinceTrim = 0;
 
   private constructor(
     private readonly pool: pg.Pool,
     readonly schema: string,
     private currentCatalog: Catalog,
+    private readonly retentionMs: number,
   ) {
     this.commitLock = lockKey(schema, 'commit');
   }
@@ -105,7 +115,7 @@ export class PostgresStore implements Store {
         await migrate(client, schema);
         const catalog = await loadCatalog(client, schema);
         client.release();
-        return new PostgresStore(pool, schema, catalog);
+        return new PostgresStore(pool, schema, catalog, options.commitRetentionMs ?? 10 * 60_000);
       } catch (error) {
         client.release(true);
         throw error;
@@ -186,6 +196,7 @@ export class PostgresStore implements Store {
       if (commit.writes.length > 0 || tx.catalogChanged) {
         this.currentCatalog = tx.catalog();
         this.notify(commit);
+        if (++this.commitsSinceTrim >= TRIM_EVERY) this.trimCommits();
       }
       return { value, commit };
     } finally {
@@ -233,6 +244,18 @@ export class PostgresStore implements Store {
       throw translateError(error, true);
     }
     return { ts, writes: tx.writes };
+  }
+
+  /** Deletes old commit records in the background, always keeping the newest. */
+  private trimCommits(): void {
+    this.commitsSinceTrim = 0;
+    const done = this.pool.query(sql.TRIM_COMMITS([this.retentionMs / 1000])).then(
+      () => undefined,
+      (error: unknown) =>
+        console.error(`sleigh: trimming the commit log failed: ${(error as Error).message}`),
+    );
+    this.closing.add(done);
+    void done.finally(() => this.closing.delete(done));
   }
 
   private notify(commit: Commit): void {

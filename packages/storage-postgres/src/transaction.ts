@@ -18,9 +18,9 @@ import {
   BY_ID,
   collectWrittenKeys,
   deserializeDocument,
+  entry,
   idKey,
   indexKey,
-  keySuccessor,
   prepareDocument,
   sameBytes,
   StorageError,
@@ -94,7 +94,11 @@ export class PostgresTransaction implements WriteTransaction {
         : 'BEGIN ISOLATION LEVEL SERIALIZABLE',
     );
     // In a read transaction, pin the snapshot and learn its timestamp in the same round trip.
-    if (this.mode === 'read') this.snapshot = this.snapshotQuery();
+    if (this.mode === 'read') {
+      this.snapshot = this.snapshotQuery();
+      // Nobody may ask for it; a failure also surfaces through the statement that follows.
+      this.snapshot.catch(() => undefined);
+    }
   }
 
   private async snapshotQuery(): Promise<bigint> {
@@ -185,12 +189,12 @@ export class PostgresTransaction implements WriteTransaction {
     const statement =
       index.name === BY_ID
         ? sql.SCAN_DOCUMENTS[request.order]([table.number, start, end, request.limit])
-        : sql.SCAN_ENTRIES[request.order]([table.number, index.id, start, end, request.limit]);
-    const { rows } = await this.query<{ key: Buffer; value: string }>(statement);
+        : sql.SCAN_ENTRIES[request.order]([index.id, start, end, request.limit]);
+    const { rows } = await this.query<{ value: string }>(statement);
     return rows.map((row) => {
       const document = deserializeDocument(row.value);
       if (this.mode === 'write') this.cache.set(this.cacheKey(table, document._id), document);
-      return { key: row.key, document };
+      return entry(index, document);
     });
   }
 
@@ -205,66 +209,68 @@ export class PostgresTransaction implements WriteTransaction {
     this.check(true);
     const info = this.currentCatalog.requireTable(table);
     const serialized = prepareDocument(table, document);
-    const key = toBuffer(idKey(document._id));
     const indexes = this.currentCatalog.indexes(table);
-    this.send(sql.INSERT_DOCUMENT([info.number, key, serialized]), (error) =>
-      (error as { code?: string }).code === '23505'
-        ? new StorageError(
-            StorageErrorCode.DuplicateId,
-            `Table "${table}" already has a document with _id ${document._id}`,
-          )
-        : error,
-    );
-    this.insertEntries(
-      indexes.filter((index) => index.name !== BY_ID),
-      document,
-      key,
+    const entries = indexes.filter((index) => index.name !== BY_ID);
+    this.send(
+      sql.INSERT_DOCUMENT([
+        info.number,
+        toBuffer(idKey(document._id)),
+        serialized,
+        entries.map((index) => index.id),
+        entries.map((index) => toBuffer(indexKey(index, document))),
+      ]),
+      (error) =>
+        (error as { code?: string }).code === '23505'
+          ? new StorageError(
+              StorageErrorCode.DuplicateId,
+              `Table "${table}" already has a document with _id ${document._id}`,
+            )
+          : error,
     );
     collectWrittenKeys(indexes, null, document, this.writes);
     this.cache.set(this.cacheKey(info, document._id), document);
   }
 
-  private insertEntries(indexes: readonly IndexInfo[], document: Document, key: Buffer): void {
-    if (indexes.length === 0) return;
-    this.send(
-      sql.INSERT_ENTRIES([
-        indexes.map((index) => index.id),
-        indexes.map((index) => toBuffer(indexKey(index, document))),
-        indexes.map(() => key),
-      ]),
-    );
-  }
-
-  private deleteEntries(indexes: readonly IndexInfo[], document: Document): void {
-    if (indexes.length === 0) return;
-    this.send(
-      sql.DELETE_ENTRIES([
-        indexes.map((index) => index.id),
-        indexes.map((index) => toBuffer(indexKey(index, document))),
-      ]),
-    );
+  /** The current version of a document that must exist, or NotFound saying what was asked. */
+  private async existing(table: TableInfo, id: string, verb: string): Promise<Document> {
+    const old = await this.load(table, id);
+    if (old === null) {
+      throw new StorageError(
+        StorageErrorCode.NotFound,
+        `Table "${table.name}" has no document with _id ${id} to ${verb}`,
+      );
+    }
+    return old;
   }
 
   async replace(table: string, document: Document): Promise<Document> {
     this.check(true);
     const info = this.currentCatalog.requireTable(table);
     const serialized = prepareDocument(table, document);
-    const old = await this.load(info, document._id);
-    if (old === null) {
-      throw new StorageError(
-        StorageErrorCode.NotFound,
-        `Table "${table}" has no document with _id ${document._id} to replace`,
-      );
-    }
-    const key = toBuffer(idKey(document._id));
+    const old = await this.existing(info, document._id, 'replace');
     const indexes = this.currentCatalog.indexes(table);
-    this.send(sql.UPDATE_DOCUMENT([info.number, key, serialized]));
-    const moved = indexes.filter(
-      (index) =>
-        index.name !== BY_ID && !sameBytes(indexKey(index, old), indexKey(index, document)),
+    const moved: IndexInfo[] = [];
+    const oldKeys: Buffer[] = [];
+    const newKeys: Buffer[] = [];
+    for (const index of indexes) {
+      if (index.name === BY_ID) continue;
+      const oldKey = indexKey(index, old);
+      const newKey = indexKey(index, document);
+      if (sameBytes(oldKey, newKey)) continue;
+      moved.push(index);
+      oldKeys.push(toBuffer(oldKey));
+      newKeys.push(toBuffer(newKey));
+    }
+    this.send(
+      sql.REPLACE_DOCUMENT([
+        info.number,
+        toBuffer(idKey(document._id)),
+        serialized,
+        moved.map((index) => index.id),
+        oldKeys,
+        newKeys,
+      ]),
     );
-    this.deleteEntries(moved, old);
-    this.insertEntries(moved, document, key);
     collectWrittenKeys(indexes, old, document, this.writes);
     this.cache.set(this.cacheKey(info, document._id), document);
     return old;
@@ -273,18 +279,16 @@ export class PostgresTransaction implements WriteTransaction {
   async delete(table: string, id: string): Promise<Document> {
     this.check(true);
     const info = this.currentCatalog.requireTable(table);
-    const old = await this.load(info, id);
-    if (old === null) {
-      throw new StorageError(
-        StorageErrorCode.NotFound,
-        `Table "${table}" has no document with _id ${id} to delete`,
-      );
-    }
+    const old = await this.existing(info, id, 'delete');
     const indexes = this.currentCatalog.indexes(table);
-    this.send(sql.DELETE_DOCUMENT([info.number, toBuffer(idKey(id))]));
-    this.deleteEntries(
-      indexes.filter((index) => index.name !== BY_ID),
-      old,
+    const entries = indexes.filter((index) => index.name !== BY_ID);
+    this.send(
+      sql.DELETE_DOCUMENT([
+        info.number,
+        toBuffer(idKey(id)),
+        entries.map((index) => index.id),
+        entries.map((index) => toBuffer(indexKey(index, old))),
+      ]),
     );
     collectWrittenKeys(indexes, old, null, this.writes);
     this.cache.set(this.cacheKey(info, id), null);
@@ -311,23 +315,22 @@ export class PostgresTransaction implements WriteTransaction {
     const info = this.currentCatalog.requireTable(table);
     const index = this.currentCatalog.planIndex(table, name, fields);
     this.send(sql.INSERT_INDEX([index.id, info.number, name, JSON.stringify(index.fields)]));
-    let start: Buffer = MIN_KEY;
+    let after: Buffer = MIN_KEY;
     for (;;) {
-      const { rows } = await this.query<{ key: Buffer; value: string }>(
-        sql.SCAN_DOCUMENTS.asc([info.number, start, MAX_KEY, BACKFILL_PAGE]),
+      const { rows } = await this.query<{ doc: string; id_key: Buffer; value: string }>(
+        sql.BACKFILL_PAGE([info.number, after, BACKFILL_PAGE]),
       );
       if (rows.length > 0) {
-        const documents = rows.map((row) => deserializeDocument(row.value));
         this.send(
           sql.INSERT_ENTRIES([
             rows.map(() => index.id),
-            documents.map((document) => toBuffer(indexKey(index, document))),
-            rows.map((row) => row.key),
+            rows.map((row) => toBuffer(indexKey(index, deserializeDocument(row.value)))),
+            rows.map((row) => row.doc),
           ]),
         );
       }
       if (rows.length < BACKFILL_PAGE) break;
-      start = toBuffer(keySuccessor(rows[rows.length - 1]!.key));
+      after = rows[rows.length - 1]!.id_key;
     }
     await this.settle();
     this.currentCatalog = this.currentCatalog.withIndex(index);

@@ -4,14 +4,15 @@
  */
 import Database from 'better-sqlite3';
 
+/** A stored document: its row id (what index entries point at) and its serialized value. */
 export interface DocumentRow {
-  id_key: Buffer;
+  doc: number;
   value: string;
 }
 
-export interface EntryRow {
-  key: Buffer;
-  value: string;
+/** A by_id page for backfilling: the row, and the id key to resume after. */
+export interface BackfillRow extends DocumentRow {
+  id_key: Buffer;
 }
 
 export interface ScanParams {
@@ -67,30 +68,37 @@ export class Connection {
     this.prepare<[bigint], unknown>("UPDATE sleigh_meta SET value = ? WHERE key = 'ts'").run(ts);
   }
 
-  getDocument(table: number, idKey: Buffer): string | undefined {
-    return this.prepare<[number, Buffer], string>(
-      'SELECT value FROM sleigh_documents WHERE table_number = ? AND id_key = ?',
-    )
-      .pluck()
-      .get(table, idKey);
+  getDocument(table: number, idKey: Buffer): DocumentRow | undefined {
+    return this.prepare<[number, Buffer], DocumentRow>(
+      'SELECT doc, value FROM sleigh_documents WHERE table_number = ? AND id_key = ?',
+    ).get(table, idKey);
   }
 
-  scanDocuments(order: 'asc' | 'desc', p: ScanParams): DocumentRow[] {
-    return this.prepare<[number, Buffer, Buffer, number], DocumentRow>(
-      `SELECT id_key, value FROM sleigh_documents
+  scanDocuments(order: 'asc' | 'desc', p: ScanParams): string[] {
+    return this.prepare<[number, Buffer, Buffer, number], string>(
+      `SELECT value FROM sleigh_documents
        WHERE table_number = ? AND id_key >= ? AND id_key < ?
        ORDER BY id_key ${order === 'asc' ? 'ASC' : 'DESC'} LIMIT ?`,
-    ).all(p.table, p.start, p.end, p.limit);
+    )
+      .pluck()
+      .all(p.table, p.start, p.end, p.limit);
   }
 
-  scanEntries(order: 'asc' | 'desc', p: ScanParams): EntryRow[] {
-    return this.prepare<[number, number, Buffer, Buffer, number], EntryRow>(
-      `SELECT e.key AS key, d.value AS value
-       FROM sleigh_index_entries e
-       JOIN sleigh_documents d ON d.table_number = ? AND d.id_key = e.id_key
+  scanEntries(order: 'asc' | 'desc', p: ScanParams): string[] {
+    return this.prepare<[number, Buffer, Buffer, number], string>(
+      `SELECT d.value FROM sleigh_index_entries e JOIN sleigh_documents d ON d.doc = e.doc
        WHERE e.index_id = ? AND e.key >= ? AND e.key < ?
        ORDER BY e.key ${order === 'asc' ? 'ASC' : 'DESC'} LIMIT ?`,
-    ).all(p.table, p.index, p.start, p.end, p.limit);
+    )
+      .pluck()
+      .all(p.index, p.start, p.end, p.limit);
+  }
+
+  backfillPage(table: number, after: Buffer, limit: number): BackfillRow[] {
+    return this.prepare<[number, Buffer, number], BackfillRow>(
+      `SELECT doc, id_key, value FROM sleigh_documents
+       WHERE table_number = ? AND id_key > ? ORDER BY id_key LIMIT ?`,
+    ).all(table, after, limit);
   }
 
   count(table: number): number {
@@ -101,28 +109,29 @@ export class Connection {
       .get(table)!;
   }
 
-  insertDocument(table: number, idKey: Buffer, value: string): void {
-    this.prepare<[number, Buffer, string], unknown>(
-      'INSERT INTO sleigh_documents (table_number, id_key, value) VALUES (?, ?, ?)',
-    ).run(table, idKey, value);
+  /** Inserts a document and returns its row id. */
+  insertDocument(table: number, idKey: Buffer, value: string): number {
+    return Number(
+      this.prepare<[number, Buffer, string], unknown>(
+        'INSERT INTO sleigh_documents (table_number, id_key, value) VALUES (?, ?, ?)',
+      ).run(table, idKey, value).lastInsertRowid,
+    );
   }
 
-  updateDocument(table: number, idKey: Buffer, value: string): void {
-    this.prepare<[string, number, Buffer], unknown>(
-      'UPDATE sleigh_documents SET value = ? WHERE table_number = ? AND id_key = ?',
-    ).run(value, table, idKey);
+  updateDocument(doc: number, value: string): void {
+    this.prepare<[string, number], unknown>(
+      'UPDATE sleigh_documents SET value = ? WHERE doc = ?',
+    ).run(value, doc);
   }
 
-  deleteDocument(table: number, idKey: Buffer): void {
-    this.prepare<[number, Buffer], unknown>(
-      'DELETE FROM sleigh_documents WHERE table_number = ? AND id_key = ?',
-    ).run(table, idKey);
+  deleteDocument(doc: number): void {
+    this.prepare<[number], unknown>('DELETE FROM sleigh_documents WHERE doc = ?').run(doc);
   }
 
-  insertEntry(index: number, key: Buffer, idKey: Buffer): void {
-    this.prepare<[number, Buffer, Buffer], unknown>(
-      'INSERT INTO sleigh_index_entries (index_id, key, id_key) VALUES (?, ?, ?)',
-    ).run(index, key, idKey);
+  insertEntry(index: number, key: Buffer, doc: number): void {
+    this.prepare<[number, Buffer, number], unknown>(
+      'INSERT INTO sleigh_index_entries (index_id, key, doc) VALUES (?, ?, ?)',
+    ).run(index, key, doc);
   }
 
   deleteEntry(index: number, key: Buffer): void {

@@ -34,19 +34,21 @@ export const MIGRATIONS: readonly Migration[] = [
         UNIQUE (table_number, name)
       ) STRICT;
 
-      -- The document heap, keyed by the by_id key, which also serves by_id scans.
+      -- The documents. Index entries point at the integer row id, which makes the join of a range
+      -- scan an integer lookup; the unique (table_number, id_key) index serves gets and by_id.
       CREATE TABLE sleigh_documents (
+        doc INTEGER PRIMARY KEY,
         table_number INTEGER NOT NULL,
         id_key BLOB NOT NULL,
         value TEXT NOT NULL,
-        PRIMARY KEY (table_number, id_key)
-      ) STRICT, WITHOUT ROWID;
+        UNIQUE (table_number, id_key)
+      ) STRICT;
 
-      -- Every other index (by_creation_time and schema indexes): key -> document.
+      -- Every other index (by_creation_time and schema indexes): key -> document row.
       CREATE TABLE sleigh_index_entries (
         index_id INTEGER NOT NULL,
         key BLOB NOT NULL,
-        id_key BLOB NOT NULL,
+        doc INTEGER NOT NULL,
         PRIMARY KEY (index_id, key)
       ) STRICT, WITHOUT ROWID;
     `,

@@ -63,6 +63,8 @@ export class ReaderPool {
         reader.begin();
         reader.refs++;
         this.current = reader;
+        // Waiters for the same timestamp can share this snapshot now.
+        this.wakeAll();
         return reader;
       }
       // Every connection holds an older snapshot still in use: wait for one to come free.
@@ -87,7 +89,12 @@ export class ReaderPool {
     reader.end();
     if (reader === this.current) this.current = null;
     this.idle.push(reader);
-    this.waiting.shift()?.();
+    this.wakeAll();
+  }
+
+  /** Every waiter tries again: one may take the freed reader, others may share a snapshot. */
+  private wakeAll(): void {
+    for (const wake of this.waiting.splice(0)) wake();
   }
 
   private openReader(): Reader | null {

@@ -7,9 +7,9 @@ import {
   type Catalog,
   collectWrittenKeys,
   deserializeDocument,
+  entry,
   idKey,
   indexKey,
-  keySuccessor,
   prepareDocument,
   sameBytes,
   StorageError,
@@ -70,12 +70,8 @@ export class SqliteTransaction implements WriteTransaction {
   async get(table: string, id: string): Promise<Document | null> {
     this.check(false);
     const info = this.currentCatalog.requireTable(table);
-    return this.load(info, toBuffer(idKey(id)));
-  }
-
-  private load(table: TableInfo, key: Buffer): Document | null {
-    const value = this.conn.getDocument(table.number, key);
-    return value === undefined ? null : deserializeDocument(value);
+    const row = this.conn.getDocument(info.number, toBuffer(idKey(id)));
+    return row === undefined ? null : deserializeDocument(row.value);
   }
 
   async scan(request: ScanRequest): Promise<IndexEntry[]> {
@@ -92,16 +88,11 @@ export class SqliteTransaction implements WriteTransaction {
       end: request.end === undefined ? MAX_KEY : toBuffer(request.end),
       limit: request.limit,
     };
-    if (index.name === BY_ID) {
-      return this.conn.scanDocuments(request.order, params).map((row) => ({
-        key: row.id_key,
-        document: deserializeDocument(row.value),
-      }));
-    }
-    return this.conn.scanEntries(request.order, params).map((row) => ({
-      key: row.key,
-      document: deserializeDocument(row.value),
-    }));
+    const values =
+      index.name === BY_ID
+        ? this.conn.scanDocuments(request.order, params)
+        : this.conn.scanEntries(request.order, params);
+    return values.map((value) => entry(index, deserializeDocument(value)));
   }
 
   async count(table: string): Promise<number> {
@@ -115,10 +106,11 @@ export class SqliteTransaction implements WriteTransaction {
     const serialized = prepareDocument(table, document);
     const key = toBuffer(idKey(document._id));
     const indexes = this.currentCatalog.indexes(table);
+    let doc: number;
     try {
-      this.conn.insertDocument(info.number, key, serialized);
+      doc = this.conn.insertDocument(info.number, key, serialized);
     } catch (error) {
-      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
         throw new StorageError(
           StorageErrorCode.DuplicateId,
           `Table "${table}" already has a document with _id ${document._id}`,
@@ -128,32 +120,37 @@ export class SqliteTransaction implements WriteTransaction {
     }
     for (const index of indexes) {
       if (index.name !== BY_ID)
-        this.conn.insertEntry(index.id, toBuffer(indexKey(index, document)), key);
+        this.conn.insertEntry(index.id, toBuffer(indexKey(index, document)), doc);
     }
     collectWrittenKeys(indexes, null, document, this.writes);
+  }
+
+  /** The stored row of a document that must exist, or a NotFound error saying what was asked. */
+  private existing(table: TableInfo, id: string, verb: string): { doc: number; old: Document } {
+    const row = this.conn.getDocument(table.number, toBuffer(idKey(id)));
+    if (row === undefined) {
+      throw new StorageError(
+        StorageErrorCode.NotFound,
+        `Table "${table.name}" has no document with _id ${id} to ${verb}`,
+      );
+    }
+    return { doc: row.doc, old: deserializeDocument(row.value) };
   }
 
   async replace(table: string, document: Document): Promise<Document> {
     this.check(true);
     const info = this.currentCatalog.requireTable(table);
     const serialized = prepareDocument(table, document);
-    const key = toBuffer(idKey(document._id));
-    const old = this.load(info, key);
-    if (old === null) {
-      throw new StorageError(
-        StorageErrorCode.NotFound,
-        `Table "${table}" has no document with _id ${document._id} to replace`,
-      );
-    }
+    const { doc, old } = this.existing(info, document._id, 'replace');
     const indexes = this.currentCatalog.indexes(table);
-    this.conn.updateDocument(info.number, key, serialized);
+    this.conn.updateDocument(doc, serialized);
     for (const index of indexes) {
       if (index.name === BY_ID) continue;
       const oldKey = indexKey(index, old);
       const newKey = indexKey(index, document);
       if (sameBytes(oldKey, newKey)) continue;
       this.conn.deleteEntry(index.id, toBuffer(oldKey));
-      this.conn.insertEntry(index.id, toBuffer(newKey), key);
+      this.conn.insertEntry(index.id, toBuffer(newKey), doc);
     }
     collectWrittenKeys(indexes, old, document, this.writes);
     return old;
@@ -162,16 +159,9 @@ export class SqliteTransaction implements WriteTransaction {
   async delete(table: string, id: string): Promise<Document> {
     this.check(true);
     const info = this.currentCatalog.requireTable(table);
-    const key = toBuffer(idKey(id));
-    const old = this.load(info, key);
-    if (old === null) {
-      throw new StorageError(
-        StorageErrorCode.NotFound,
-        `Table "${table}" has no document with _id ${id} to delete`,
-      );
-    }
+    const { doc, old } = this.existing(info, id, 'delete');
     const indexes = this.currentCatalog.indexes(table);
-    this.conn.deleteDocument(info.number, key);
+    this.conn.deleteDocument(doc);
     for (const index of indexes) {
       if (index.name !== BY_ID) this.conn.deleteEntry(index.id, toBuffer(indexKey(index, old)));
     }
@@ -197,21 +187,15 @@ export class SqliteTransaction implements WriteTransaction {
     const index = this.currentCatalog.planIndex(table, name, fields);
     this.conn.insertIndex(index.id, info.number, name, index.fields);
     // Backfill in pages: better-sqlite3 cannot write while a statement is iterating.
-    let start: Buffer = MIN_KEY;
+    let after: Buffer = MIN_KEY;
     for (;;) {
-      const rows = this.conn.scanDocuments('asc', {
-        table: info.number,
-        index: index.id,
-        start,
-        end: MAX_KEY,
-        limit: BACKFILL_PAGE,
-      });
+      const rows = this.conn.backfillPage(info.number, after, BACKFILL_PAGE);
       for (const row of rows) {
         const document = deserializeDocument(row.value);
-        this.conn.insertEntry(index.id, toBuffer(indexKey(index, document)), row.id_key);
+        this.conn.insertEntry(index.id, toBuffer(indexKey(index, document)), row.doc);
       }
       if (rows.length < BACKFILL_PAGE) break;
-      start = toBuffer(keySuccessor(rows[rows.length - 1]!.id_key));
+      after = rows[rows.length - 1]!.id_key;
     }
     this.currentCatalog = this.currentCatalog.withIndex(index);
     this.catalogChanged = true;

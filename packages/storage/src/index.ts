@@ -24,6 +24,7 @@ export {
 export {
   collectWrittenKeys,
   deserializeDocument,
+  entry,
   fieldValue,
   idKey,
   indexKey,
@@ -42,4 +43,4 @@ export {
   keyToHex,
   prefixEnd,
 } from './keys.js';
-export { checkDocument, LIMITS } from './limits.js';
+export { checkDocument, LIMITS, type DocumentFacts } from './limits.js';

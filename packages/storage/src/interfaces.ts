@@ -41,6 +41,7 @@ export interface ScanRequest {
 }
 
 export interface IndexEntry {
+  /** The entry's key. Drivers may compute it on first access from the document (see entry()). */
   readonly key: Uint8Array;
   readonly document: Document;
 }

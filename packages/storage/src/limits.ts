@@ -41,11 +41,27 @@ function utf8Length(s: string): number {
   return Buffer.byteLength(s, 'utf8');
 }
 
+export interface DocumentFacts {
+  /** Size in bytes, as Convex counts it. */
+  readonly size: number;
+  /**
+   * True when the document holds only values that JSON represents exactly (no int64, bytes, NaN,
+   * infinities or -0), so plain JSON.stringify / JSON.parse round-trip it.
+   */
+  readonly plainJson: boolean;
+}
+
+interface Walk {
+  readonly table: string;
+  plainJson: boolean;
+}
+
 /**
- * Checks a document against Convex's limits and value rules. Returns its size in bytes.
+ * Checks a document against Convex's limits and value rules, and measures it.
  * `table` only names the table in error messages.
  */
-export function checkDocument(table: string, document: Record<string, Value>): number {
+export function checkDocument(table: string, document: Record<string, Value>): DocumentFacts {
+  const walk: Walk = { table, plainJson: true };
   let size = 2;
   const entries = Object.keys(document);
   if (entries.length > LIMITS.maxObjectEntries + SYSTEM_FIELDS.size) {
@@ -58,7 +74,7 @@ export function checkDocument(table: string, document: Record<string, Value>): n
     const value = document[name];
     if (value === undefined) continue;
     checkFieldName(table, name, name, true);
-    size += utf8Length(name) + 1 + measure(table, value, name, 0);
+    size += utf8Length(name) + 1 + measure(walk, value, name, 0);
   }
   if (size > LIMITS.maxDocumentBytes) {
     throw limitError(
@@ -66,7 +82,7 @@ export function checkDocument(table: string, document: Record<string, Value>): n
       `the document is ${size} bytes, over the limit of ${LIMITS.maxDocumentBytes} bytes (1 MiB)`,
     );
   }
-  return size;
+  return { size, plainJson: walk.plainJson };
 }
 
 function checkFieldName(table: string, name: string, path: string, topLevel: boolean): void {
@@ -88,13 +104,17 @@ function checkFieldName(table: string, name: string, path: string, topLevel: boo
   }
 }
 
-function measure(table: string, value: Value, path: string, depth: number): number {
+function measure(walk: Walk, value: Value, path: string, depth: number): number {
+  const table = walk.table;
   if (value === null) return 1;
   switch (typeof value) {
     case 'boolean':
       return 1;
     case 'number':
+      if (!Number.isFinite(value) || Object.is(value, -0)) walk.plainJson = false;
+      return 9;
     case 'bigint':
+      walk.plainJson = false;
       return 9;
     case 'string':
       return 2 + utf8Length(value);
@@ -106,7 +126,10 @@ function measure(table: string, value: Value, path: string, depth: number): numb
         `${describe(path)} holds a ${typeof value}, which is not a Convex value`,
       );
   }
-  if (value instanceof ArrayBuffer) return 2 + value.byteLength;
+  if (value instanceof ArrayBuffer) {
+    walk.plainJson = false;
+    return 2 + value.byteLength;
+  }
   if (depth + 1 > LIMITS.maxNesting) {
     throw limitError(
       table,
@@ -126,7 +149,7 @@ function measure(table: string, value: Value, path: string, depth: number): numb
       if (item === undefined) {
         throw invalid(table, `${describe(`${path}[${i}]`)} is undefined, which arrays cannot hold`);
       }
-      size += measure(table, item, `${path}[${i}]`, depth + 1);
+      size += measure(walk, item, `${path}[${i}]`, depth + 1);
     }
     return size;
   }
@@ -146,7 +169,7 @@ function measure(table: string, value: Value, path: string, depth: number): numb
     if (field === undefined) continue;
     const fieldPath = `${path}.${name}`;
     checkFieldName(table, name, fieldPath, false);
-    size += utf8Length(name) + 1 + measure(table, field, fieldPath, depth + 1);
+    size += utf8Length(name) + 1 + measure(walk, field, fieldPath, depth + 1);
   }
   return size;
 }

@@ -1,0 +1,38 @@
+/**
+ * `npm run bench`: every benchmark, side by side with its baseline, in one run.
+ *
+ * PostgreSQL: DATABASE_URL when set, otherwise a throwaway cluster from the system's binaries
+ * (started with fsync off, which flatters the write figures of both sides alike).
+ * BENCH_MS sets the measuring time per figure (default 2000 ms).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startPostgresCluster, type PostgresCluster } from '@sleigh/testing/postgres-cluster';
+import { printTable } from './measure.js';
+import { benchStorage } from './storage.js';
+
+async function main(): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), 'sleigh-bench-'));
+  let cluster: PostgresCluster | null = null;
+  try {
+    let postgresUrl = process.env.DATABASE_URL ?? '';
+    if (postgresUrl === '') {
+      cluster = await startPostgresCluster();
+      postgresUrl = cluster.url;
+      console.log(`PostgreSQL: throwaway cluster on port ${cluster.port} (fsync off)`);
+    } else {
+      console.log('PostgreSQL: DATABASE_URL');
+    }
+    console.log(`Node ${process.version}, ${process.platform}/${process.arch}`);
+    printTable(
+      'Storage layer vs raw driver (ratio = sleigh / raw; aim ≥ 0.5)',
+      await benchStorage({ tmp, postgresUrl }),
+    );
+  } finally {
+    cluster?.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,106 @@
+import { randomBytes } from 'node:crypto';
+import { StorageError, StorageErrorCode } from '@sleigh/storage';
+import { makeDocument, seed, writeWithRetries } from '@sleigh/storage/conformance';
+import { databaseUrl } from '@sleigh/testing';
+import pg from 'pg';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { decodeWrites, openPostgresStore, PostgresStore } from './store.js';
+
+function freshSchema(): string {
+  const schema = `test_${randomBytes(6).toString('hex')}`;
+  onTestFinished(async (context) => {
+    if (context.task.result?.state !== 'fail')
+      await PostgresStore.dropSchema(databaseUrl(), schema);
+  });
+  return schema;
+}
+
+describe('postgres store', () => {
+  it('serializes transactions of two processes on one schema, ordering their commits', async () => {
+    const schema = freshSchema();
+    const a = await openPostgresStore({ connectionString: databaseUrl(), schema });
+    const b = await openPostgresStore({ connectionString: databaseUrl(), schema });
+    try {
+      const [counter] = await seed(a, 'counters', [{ n: 0 }]);
+      // b learns of the table the way a second server will: by reopening its catalog.
+      await b.close();
+      const b2 = await openPostgresStore({ connectionString: databaseUrl(), schema });
+      const stamps: bigint[] = [];
+      await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          writeWithRetries(i % 2 === 0 ? a : b2, async (tx) => {
+            const doc = (await tx.get('counters', counter!._id))!;
+            await tx.replace('counters', { ...doc, n: (doc.n as number) + 1 });
+            return tx;
+          }).then(async () =>
+            stamps.push(await (i % 2 === 0 ? a : b2).read((tx) => tx.timestamp())),
+          ),
+        ),
+      );
+      expect((await b2.read((tx) => tx.get('counters', counter!._id)))?.n).toBe(30);
+      expect((await a.read((tx) => tx.get('counters', counter!._id)))?.n).toBe(30);
+      expect(new Set(stamps).size).toBeGreaterThan(1);
+      await b2.close();
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('records each commit with its write set, and trims old records but never the newest', async () => {
+    const schema = freshSchema();
+    const store = await openPostgresStore({
+      connectionString: databaseUrl(),
+      schema,
+      commitRetentionMs: 0,
+    });
+    try {
+      await store.write((tx) => tx.createTable('t'));
+      const number = store.catalog().requireTable('t').number;
+      const doc = makeDocument(number, { n: 1 });
+      const { commit } = await store.write((tx) => tx.insert('t', doc));
+      const client = new pg.Client({ connectionString: databaseUrl() });
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ writes: Buffer }>(
+          `SELECT writes FROM ${schema}.commits WHERE ts = $1`,
+          [commit.ts.toString()],
+        );
+        const recorded = decodeWrites(rows[0]!.writes);
+        expect(recorded.map((w) => [w.indexId, Buffer.from(w.key).toString('hex')])).toEqual(
+          commit.writes.map((w) => [w.indexId, Buffer.from(w.key).toString('hex')]),
+        );
+        for (let i = 0; i < 1000; i++)
+          await store.write((tx) => tx.insert('t', makeDocument(number, { i })));
+        await store.close();
+        const left = await client.query<{ n: number; newest: string }>(
+          `SELECT count(*)::int AS n, max(ts)::text AS newest FROM ${schema}.commits`,
+        );
+        expect(left.rows[0]!.n).toBeLessThan(10);
+        const reopened = await openPostgresStore({ connectionString: databaseUrl(), schema });
+        expect((await reopened.read((tx) => tx.timestamp())).toString()).toBe(left.rows[0]!.newest);
+        expect(await reopened.read((tx) => tx.count('t'))).toBe(1001);
+        await reopened.close();
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('says clearly when the database cannot be reached', async () => {
+    const url = new URL(databaseUrl());
+    url.port = '1';
+    const attempt = openPostgresStore({ connectionString: url.toString(), schema: 'nowhere' });
+    await expect(attempt).rejects.toSatisfy((e) =>
+      StorageError.is(e, StorageErrorCode.Unavailable),
+    );
+    await expect(attempt).rejects.toThrow(/Cannot open the PostgreSQL store \(schema "nowhere"\)/);
+  });
+
+  it('refuses an unsafe schema name', async () => {
+    await expect(
+      openPostgresStore({ connectionString: databaseUrl(), schema: 'x; drop' }),
+    ).rejects.toThrow(/Invalid schema name "x; drop"/);
+  });
+});
