@@ -208,14 +208,14 @@ export class PostgresStore implements Store {
     const client = tx.client;
     if (!tx.hasBegun) {
       const { rows } = await client.query<{ ts: string }>(sql.SNAPSHOT_TS([]));
-      return { ts: BigInt(rows[0]!.ts), writes: [] };
+      return { ts: BigInt(rows[0]!.ts), writes: [], catalogChanged: false };
     }
     if (tx.writes.length === 0 && !tx.catalogChanged) {
       const ts = await tx.snapshotTimestamp();
       await client.query('COMMIT').catch((error: unknown) => {
         throw translateError(error);
       });
-      return { ts, writes: [] };
+      return { ts, writes: [], catalogChanged: false };
     }
     const locked = client.query(sql.COMMIT_LOCK([this.commitLock]));
     const recorded = client.query<{ ts: string }>(
@@ -243,7 +243,7 @@ export class PostgresStore implements Store {
     } catch (error) {
       throw translateError(error, true);
     }
-    return { ts, writes: tx.writes };
+    return { ts, writes: tx.writes, catalogChanged: tx.catalogChanged };
   }
 
   /** Deletes old commit records in the background, always keeping the newest. */

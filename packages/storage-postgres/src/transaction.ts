@@ -16,13 +16,12 @@
  */
 import {
   BY_ID,
-  collectWrittenKeys,
+  diffIndexes,
   deserializeDocument,
   entry,
   idKey,
   indexKey,
   prepareDocument,
-  sameBytes,
   StorageError,
   StorageErrorCode,
   type Catalog,
@@ -55,6 +54,7 @@ export class PostgresTransaction implements WriteTransaction {
   private readonly cache = new Map<string, Document | null>();
   readonly writes: WrittenKey[] = [];
   catalogChanged = false;
+  private savepoints = 0;
 
   constructor(
     readonly client: pg.PoolClient,
@@ -209,15 +209,14 @@ export class PostgresTransaction implements WriteTransaction {
     this.check(true);
     const info = this.currentCatalog.requireTable(table);
     const serialized = prepareDocument(table, document);
-    const indexes = this.currentCatalog.indexes(table);
-    const entries = indexes.filter((index) => index.name !== BY_ID);
+    const { added } = diffIndexes(this.currentCatalog.indexes(table), null, document, this.writes);
     this.send(
       sql.INSERT_DOCUMENT([
         info.number,
         toBuffer(idKey(document._id)),
         serialized,
-        entries.map((index) => index.id),
-        entries.map((index) => toBuffer(indexKey(index, document))),
+        added.map((entry) => entry.index.id),
+        added.map((entry) => toBuffer(entry.key)),
       ]),
       (error) =>
         (error as { code?: string }).code === '23505'
@@ -227,7 +226,6 @@ export class PostgresTransaction implements WriteTransaction {
             )
           : error,
     );
-    collectWrittenKeys(indexes, null, document, this.writes);
     this.cache.set(this.cacheKey(info, document._id), document);
   }
 
@@ -248,30 +246,23 @@ export class PostgresTransaction implements WriteTransaction {
     const info = this.currentCatalog.requireTable(table);
     const serialized = prepareDocument(table, document);
     const old = await this.existing(info, document._id, 'replace');
-    const indexes = this.currentCatalog.indexes(table);
-    const moved: IndexInfo[] = [];
-    const oldKeys: Buffer[] = [];
-    const newKeys: Buffer[] = [];
-    for (const index of indexes) {
-      if (index.name === BY_ID) continue;
-      const oldKey = indexKey(index, old);
-      const newKey = indexKey(index, document);
-      if (sameBytes(oldKey, newKey)) continue;
-      moved.push(index);
-      oldKeys.push(toBuffer(oldKey));
-      newKeys.push(toBuffer(newKey));
-    }
+    const { removed, added } = diffIndexes(
+      this.currentCatalog.indexes(table),
+      old,
+      document,
+      this.writes,
+    );
+    // Entries move in pairs: an index whose key changed loses the old key and gains the new one.
     this.send(
       sql.REPLACE_DOCUMENT([
         info.number,
         toBuffer(idKey(document._id)),
         serialized,
-        moved.map((index) => index.id),
-        oldKeys,
-        newKeys,
+        removed.map((entry) => entry.index.id),
+        removed.map((entry) => toBuffer(entry.key)),
+        added.map((entry) => toBuffer(entry.key)),
       ]),
     );
-    collectWrittenKeys(indexes, old, document, this.writes);
     this.cache.set(this.cacheKey(info, document._id), document);
     return old;
   }
@@ -280,17 +271,15 @@ export class PostgresTransaction implements WriteTransaction {
     this.check(true);
     const info = this.currentCatalog.requireTable(table);
     const old = await this.existing(info, id, 'delete');
-    const indexes = this.currentCatalog.indexes(table);
-    const entries = indexes.filter((index) => index.name !== BY_ID);
+    const { removed } = diffIndexes(this.currentCatalog.indexes(table), old, null, this.writes);
     this.send(
       sql.DELETE_DOCUMENT([
         info.number,
         toBuffer(idKey(id)),
-        entries.map((index) => index.id),
-        entries.map((index) => toBuffer(indexKey(index, old))),
+        removed.map((entry) => entry.index.id),
+        removed.map((entry) => toBuffer(entry.key)),
       ]),
     );
-    collectWrittenKeys(indexes, old, null, this.writes);
     this.cache.set(this.cacheKey(info, id), null);
     return old;
   }
@@ -346,5 +335,42 @@ export class PostgresTransaction implements WriteTransaction {
     await this.settle();
     this.currentCatalog = this.currentCatalog.withoutIndex(index.id);
     this.catalogChanged = true;
+  }
+
+  async subtransaction<T>(fn: () => Promise<T>): Promise<T> {
+    this.check(true);
+    const name = `sleigh_${++this.savepoints}`;
+    const before = {
+      writes: this.writes.length,
+      catalog: this.currentCatalog,
+      catalogChanged: this.catalogChanged,
+      cache: new Map(this.cache),
+      failure: this.failure,
+    };
+    this.send(`SAVEPOINT ${name}`);
+    try {
+      const value = await fn();
+      // A write of the nested transaction may still fail; that fails the nested transaction.
+      await this.settle();
+      this.send(`RELEASE SAVEPOINT ${name}`);
+      return value;
+    } catch (error) {
+      await Promise.all(this.inFlight);
+      this.inFlight.length = 0;
+      const cause = this.failure === null ? null : translateError(this.failure);
+      // A conflict dooms the whole transaction; anything else is undone to the savepoint.
+      if (StorageError.is(cause, StorageErrorCode.Conflict)) throw cause;
+      this.failure = before.failure;
+      this.send(`ROLLBACK TO SAVEPOINT ${name}`);
+      this.send(`RELEASE SAVEPOINT ${name}`);
+      this.writes.length = before.writes;
+      this.currentCatalog = before.catalog;
+      this.catalogChanged = before.catalogChanged;
+      this.cache.clear();
+      for (const [key, value] of before.cache) this.cache.set(key, value);
+      throw error;
+    } finally {
+      this.savepoints--;
+    }
   }
 }

@@ -129,7 +129,7 @@ export class SqliteStore implements Store {
       tx.end();
       if (tx.writes.length === 0 && !tx.catalogChanged) {
         db.exec('COMMIT');
-        return { value, commit: { ts: this.head, writes: [] } };
+        return { value, commit: { ts: this.head, writes: [], catalogChanged: false } };
       }
       const ts = nextTimestamp(this.head);
       try {
@@ -146,7 +146,7 @@ export class SqliteStore implements Store {
       this.head = ts;
       this.currentCatalog = tx.catalog();
       this.readers.committed();
-      const commit: Commit = { ts, writes: tx.writes };
+      const commit: Commit = { ts, writes: tx.writes, catalogChanged: tx.catalogChanged };
       this.notify(commit);
       return { value, commit };
     });

@@ -5,13 +5,12 @@
 import {
   BY_ID,
   type Catalog,
-  collectWrittenKeys,
+  diffIndexes,
   deserializeDocument,
   entry,
   idKey,
   indexKey,
   prepareDocument,
-  sameBytes,
   StorageError,
   StorageErrorCode,
   type Document,
@@ -31,6 +30,7 @@ export class SqliteTransaction implements WriteTransaction {
   /** Old and new index keys of every write, in order: the commit's write set. */
   readonly writes: WrittenKey[] = [];
   catalogChanged = false;
+  private savepoints = 0;
 
   constructor(
     private readonly conn: Connection,
@@ -118,11 +118,10 @@ export class SqliteTransaction implements WriteTransaction {
       }
       throw error;
     }
-    for (const index of indexes) {
-      if (index.name !== BY_ID)
-        this.conn.insertEntry(index.id, toBuffer(indexKey(index, document)), doc);
+    for (const { index, key: entryKey } of diffIndexes(indexes, null, document, this.writes)
+      .added) {
+      this.conn.insertEntry(index.id, toBuffer(entryKey), doc);
     }
-    collectWrittenKeys(indexes, null, document, this.writes);
   }
 
   /** The stored row of a document that must exist, or a NotFound error saying what was asked. */
@@ -144,15 +143,9 @@ export class SqliteTransaction implements WriteTransaction {
     const { doc, old } = this.existing(info, document._id, 'replace');
     const indexes = this.currentCatalog.indexes(table);
     this.conn.updateDocument(doc, serialized);
-    for (const index of indexes) {
-      if (index.name === BY_ID) continue;
-      const oldKey = indexKey(index, old);
-      const newKey = indexKey(index, document);
-      if (sameBytes(oldKey, newKey)) continue;
-      this.conn.deleteEntry(index.id, toBuffer(oldKey));
-      this.conn.insertEntry(index.id, toBuffer(newKey), doc);
-    }
-    collectWrittenKeys(indexes, old, document, this.writes);
+    const { removed, added } = diffIndexes(indexes, old, document, this.writes);
+    for (const { index, key } of removed) this.conn.deleteEntry(index.id, toBuffer(key));
+    for (const { index, key } of added) this.conn.insertEntry(index.id, toBuffer(key), doc);
     return old;
   }
 
@@ -162,10 +155,9 @@ export class SqliteTransaction implements WriteTransaction {
     const { doc, old } = this.existing(info, id, 'delete');
     const indexes = this.currentCatalog.indexes(table);
     this.conn.deleteDocument(doc);
-    for (const index of indexes) {
-      if (index.name !== BY_ID) this.conn.deleteEntry(index.id, toBuffer(indexKey(index, old)));
+    for (const { index, key } of diffIndexes(indexes, old, null, this.writes).removed) {
+      this.conn.deleteEntry(index.id, toBuffer(key));
     }
-    collectWrittenKeys(indexes, old, null, this.writes);
     return old;
   }
 
@@ -208,5 +200,31 @@ export class SqliteTransaction implements WriteTransaction {
     this.conn.deleteIndex(index.id);
     this.currentCatalog = this.currentCatalog.withoutIndex(index.id);
     this.catalogChanged = true;
+  }
+
+  async subtransaction<T>(fn: () => Promise<T>): Promise<T> {
+    this.check(true);
+    const name = `sleigh_${++this.savepoints}`;
+    const db = this.conn.db;
+    const before = {
+      writes: this.writes.length,
+      catalog: this.currentCatalog,
+      catalogChanged: this.catalogChanged,
+    };
+    db.exec(`SAVEPOINT ${name}`);
+    try {
+      const value = await fn();
+      db.exec(`RELEASE ${name}`);
+      return value;
+    } catch (error) {
+      db.exec(`ROLLBACK TO ${name}`);
+      db.exec(`RELEASE ${name}`);
+      this.writes.length = before.writes;
+      this.currentCatalog = before.catalog;
+      this.catalogChanged = before.catalogChanged;
+      throw error;
+    } finally {
+      this.savepoints--;
+    }
   }
 }

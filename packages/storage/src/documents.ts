@@ -2,7 +2,7 @@
  * What every driver does with a document: serialise it, compute its index keys, check it.
  */
 import { convexToJson, jsonToConvex, type Value } from 'convex/values';
-import type { IndexInfo } from './catalog.js';
+import { BY_ID, type IndexInfo } from './catalog.js';
 import { StorageError, StorageErrorCode } from './errors.js';
 import type { Document, IndexEntry, WrittenKey } from './interfaces.js';
 import { encodeKey, encodeValue } from './keys.js';
@@ -76,21 +76,36 @@ export function prepareDocument(table: string, document: Document): string {
   }
 }
 
-/** Appends to `out` the keys a write changes: the old document's keys and the new one's. */
-export function collectWrittenKeys(
+/** The index entries a write removes and adds (by_id aside: the document row is its entry). */
+export interface EntryChanges {
+  readonly removed: Array<{ readonly index: IndexInfo; readonly key: Uint8Array }>;
+  readonly added: Array<{ readonly index: IndexInfo; readonly key: Uint8Array }>;
+}
+
+/**
+ * Computes, once per index, the keys of the old and the new version of a document: the entries
+ * to remove and add (unchanged keys stay), and appends the commit's write set to `writes` (the
+ * old key and, when different, the new one: a subscription on that key must hear of the change
+ * even when the key itself stayed).
+ */
+export function diffIndexes(
   indexes: readonly IndexInfo[],
   oldDocument: Document | null,
   newDocument: Document | null,
-  out: WrittenKey[],
-): void {
+  writes: WrittenKey[],
+): EntryChanges {
+  const changes: EntryChanges = { removed: [], added: [] };
   for (const index of indexes) {
     const oldKey = oldDocument === null ? null : indexKey(index, oldDocument);
     const newKey = newDocument === null ? null : indexKey(index, newDocument);
-    if (oldKey !== null) out.push({ indexId: index.id, key: oldKey });
-    if (newKey !== null && (oldKey === null || !sameBytes(oldKey, newKey))) {
-      out.push({ indexId: index.id, key: newKey });
-    }
+    const same = oldKey !== null && newKey !== null && sameBytes(oldKey, newKey);
+    if (oldKey !== null) writes.push({ indexId: index.id, key: oldKey });
+    if (newKey !== null && !same) writes.push({ indexId: index.id, key: newKey });
+    if (same || index.name === BY_ID) continue;
+    if (oldKey !== null) changes.removed.push({ index, key: oldKey });
+    if (newKey !== null) changes.added.push({ index, key: newKey });
   }
+  return changes;
 }
 
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -22,8 +22,9 @@ export {
   type TableInfo,
 } from './catalog.js';
 export {
-  collectWrittenKeys,
+  diffIndexes,
   deserializeDocument,
+  type EntryChanges,
   entry,
   fieldValue,
   idKey,

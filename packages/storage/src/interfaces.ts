@@ -57,6 +57,8 @@ export interface Commit {
   readonly ts: bigint;
   /** Old and new keys of every index entry the commit touched, in write order. */
   readonly writes: readonly WrittenKey[];
+  /** True when the commit created or dropped tables or indexes. */
+  readonly catalogChanged: boolean;
 }
 
 export interface ReadTransaction {
@@ -82,6 +84,13 @@ export interface WriteTransaction extends ReadTransaction {
   /** Creates an index on `fields` (without the implied `_creationTime`, `_id`) and backfills it. */
   createIndex(table: string, name: string, fields: readonly string[]): Promise<IndexInfo>;
   dropIndex(table: string, name: string): Promise<void>;
+  /**
+   * Runs `fn` as a nested transaction: when it throws, its writes (documents, catalog changes,
+   * write set) are undone and the error is rethrown, and the outer transaction goes on. A
+   * conflict is not undone: it dooms the whole transaction. Nested transactions of one
+   * transaction must not overlap in time.
+   */
+  subtransaction<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 export interface WriteResult<T> {

@@ -8,7 +8,7 @@ import { documentCases } from './documents.cases.js';
 import type { HarnessFactory } from './harness.js';
 import { limitCases } from './limits.cases.js';
 import { scanCases } from './scans.cases.js';
-import { transactionCases } from './transactions.cases.js';
+import { subtransactionCases, transactionCases } from './transactions.cases.js';
 
 export type { HarnessFactory, StoreHarness } from './harness.js';
 export { makeDocument, seed, withStore, writeWithRetries } from './harness.js';
@@ -20,6 +20,7 @@ export function storeConformance(driver: string, harness: HarnessFactory): void 
     documentCases(harness);
     scanCases(harness);
     transactionCases(harness);
+    subtransactionCases(harness);
     limitCases(harness);
   });
 }

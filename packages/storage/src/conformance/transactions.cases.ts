@@ -32,7 +32,11 @@ export function transactionCases(harness: HarnessFactory): void {
         expect(await store.read((tx) => tx.timestamp())).toBe(stamps[stamps.length - 1]);
         const empty = await store.write(async (tx) => tx.count('t'));
         expect(empty.value).toBe(5);
-        expect(empty.commit).toEqual({ ts: stamps[stamps.length - 1], writes: [] });
+        expect(empty.commit).toEqual({
+          ts: stamps[stamps.length - 1],
+          writes: [],
+          catalogChanged: false,
+        });
         expect(seen.map((c) => c.ts)).toEqual(stamps);
         unsubscribe();
         await store.write((tx) => tx.insert('t', makeDocument(number, {})));
@@ -242,6 +246,84 @@ export function transactionCases(harness: HarnessFactory): void {
       } finally {
         await store.close();
       }
+    });
+  });
+}
+
+export function subtransactionCases(harness: HarnessFactory): void {
+  describe('subtransactions', () => {
+    it('keep the writes of a nested transaction that succeeds, and undo one that throws', async () => {
+      await withStore(harness(), async (store) => {
+        const [doc] = await seed(store, 't', [{ n: 1 }], { by_n: ['n'] });
+        const number = store.catalog().requireTable('t').number;
+        const kept = makeDocument(number, { n: 2 });
+        const undone = makeDocument(number, { n: 3 });
+        const { commit } = await store.write(async (tx) => {
+          await tx.subtransaction(async () => {
+            await tx.insert('t', kept);
+          });
+          await expect(
+            tx.subtransaction(async () => {
+              await tx.insert('t', undone);
+              await tx.replace('t', { ...doc!, n: 100 });
+              await tx.createTable('ghost');
+              expect((await tx.get('t', undone._id))?.n).toBe(3);
+              throw new Error('nested failure');
+            }),
+          ).rejects.toThrow('nested failure');
+          // The outer transaction sees the state from before the failed nested one.
+          expect(await tx.get('t', undone._id)).toBeNull();
+          expect((await tx.get('t', doc!._id))?.n).toBe(1);
+          expect(tx.catalog().table('ghost')).toBeUndefined();
+          const entries = await tx.scan({ table: 't', index: 'by_n', order: 'asc', limit: 10 });
+          expect(entries.map((e) => e.document.n)).toEqual([1, 2]);
+        });
+        expect(commit.catalogChanged).toBe(false);
+        // Only the kept insert is in the write set: by_id, by_creation_time and by_n keys.
+        expect(commit.writes).toHaveLength(3);
+        await store.read(async (tx) => {
+          expect(await tx.get('t', kept._id)).not.toBeNull();
+          expect(await tx.get('t', undone._id)).toBeNull();
+          expect(await tx.count('t')).toBe(2);
+        });
+      });
+    });
+
+    it('nest, and a refused document inside one leaves the outer transaction able to commit', async () => {
+      await withStore(harness(), async (store) => {
+        const [doc] = await seed(store, 't', [{ n: 1 }]);
+        const number = store.catalog().requireTable('t').number;
+        const inner = makeDocument(number, { n: 'inner' });
+        await store.write(async (tx) => {
+          await tx.subtransaction(async () => {
+            await tx.insert('t', makeDocument(number, { n: 'outer-nested' }));
+            await expect(
+              tx.subtransaction(async () => {
+                await tx.insert('t', inner);
+                await tx.insert('t', { ...doc! });
+              }),
+            ).rejects.toSatisfy((e) => StorageError.is(e, StorageErrorCode.DuplicateId));
+          });
+          await tx.replace('t', { ...doc!, n: 2 });
+        });
+        await store.read(async (tx) => {
+          expect(await tx.count('t')).toBe(2);
+          expect(await tx.get('t', inner._id)).toBeNull();
+          expect((await tx.get('t', doc!._id))?.n).toBe(2);
+        });
+      });
+    });
+
+    it('report catalog changes on the commit', async () => {
+      await withStore(harness(), async (store) => {
+        const { commit } = await store.write((tx) => tx.createTable('t'));
+        expect(commit.catalogChanged).toBe(true);
+        const number = store.catalog().requireTable('t').number;
+        const { commit: plain } = await store.write((tx) =>
+          tx.insert('t', makeDocument(number, {})),
+        );
+        expect(plain.catalogChanged).toBe(false);
+      });
     });
   });
 }
