@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPostgresCluster, type PostgresCluster } from '@sleigh/testing/postgres-cluster';
 import { printTable } from './measure.js';
+import { benchEngine } from './engine.js';
 import { benchStorage } from './storage.js';
 
 async function main(): Promise<void> {
@@ -28,6 +29,10 @@ async function main(): Promise<void> {
     printTable(
       'Storage layer vs raw driver (ratio = sleigh / raw; aim ≥ 0.5)',
       await benchStorage({ tmp, postgresUrl }),
+    );
+    printTable(
+      'Functions vs storage layer, in process (ratio = function / storage)',
+      await benchEngine({ tmp, postgresUrl }),
     );
   } finally {
     cluster?.stop();

@@ -15,11 +15,11 @@ import { openSqliteStore } from '@sleigh/storage-sqlite';
 import { openPostgresStore, PostgresStore } from '@sleigh/storage-postgres';
 import { throughput, type Row } from './measure.js';
 
-const ROWS = 10_000;
-const PAYLOAD = 'x'.repeat(100);
+export const ROWS = 10_000;
+export const PAYLOAD = 'x'.repeat(100);
 
 /** Each operation returns a promise or a plain value; `throughput` awaits either. */
-interface Operations {
+export interface Operations {
   readonly pointRead: (i: number) => unknown;
   readonly rangeScan: (i: number) => unknown;
   readonly insert: (i: number) => unknown;
@@ -30,10 +30,12 @@ function makeDocument(tableNumber: number, k: number): Document {
   return { _id: newDocumentId(tableNumber), _creationTime: clock++, k, body: PAYLOAD };
 }
 
-async function seedStore(store: Store): Promise<{ ids: string[]; table: number }> {
+export async function seedStore(store: Store): Promise<{ ids: string[]; table: number }> {
+  // The engine's schema may have made the table already.
   await store.write(async (tx) => {
-    await tx.createTable('items');
-    await tx.createIndex('items', 'by_k', ['k']);
+    if (tx.catalog().table('items') === undefined) await tx.createTable('items');
+    if (tx.catalog().index('items', 'by_k') === undefined)
+      await tx.createIndex('items', 'by_k', ['k']);
   });
   const table = store.catalog().requireTable('items').number;
   const documents = Array.from({ length: ROWS }, (_, i) => makeDocument(table, i));
@@ -43,7 +45,7 @@ async function seedStore(store: Store): Promise<{ ids: string[]; table: number }
   return { ids: documents.map((d) => d._id), table };
 }
 
-function sleighOperations(store: Store, ids: string[], table: number): Operations {
+export function sleighOperations(store: Store, ids: string[], table: number): Operations {
   return {
     pointRead: (i) => store.read((tx) => tx.get('items', ids[(i * 7919) % ids.length]!)),
     rangeScan: (i) =>

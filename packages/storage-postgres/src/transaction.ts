@@ -18,7 +18,8 @@ import {
   BY_ID,
   diffIndexes,
   deserializeDocument,
-  entry,
+  documentEntry,
+  storedEntry,
   idKey,
   indexKey,
   prepareDocument,
@@ -191,10 +192,12 @@ export class PostgresTransaction implements WriteTransaction {
         ? sql.SCAN_DOCUMENTS[request.order]([table.number, start, end, request.limit])
         : sql.SCAN_ENTRIES[request.order]([index.id, start, end, request.limit]);
     const { rows } = await this.query<{ value: string }>(statement);
+    if (this.mode === 'read') return rows.map((row) => storedEntry(index, row.value));
+    // A write transaction caches what it read, for later replaces and deletes.
     return rows.map((row) => {
       const document = deserializeDocument(row.value);
-      if (this.mode === 'write') this.cache.set(this.cacheKey(table, document._id), document);
-      return entry(index, document);
+      this.cache.set(this.cacheKey(table, document._id), document);
+      return documentEntry(index, document);
     });
   }
 

@@ -7,7 +7,7 @@ import {
   type Catalog,
   diffIndexes,
   deserializeDocument,
-  entry,
+  storedEntry,
   idKey,
   indexKey,
   prepareDocument,
@@ -92,7 +92,7 @@ export class SqliteTransaction implements WriteTransaction {
       index.name === BY_ID
         ? this.conn.scanDocuments(request.order, params)
         : this.conn.scanEntries(request.order, params);
-    return values.map((value) => entry(index, deserializeDocument(value)));
+    return values.map((value) => storedEntry(index, value));
   }
 
   async count(table: string): Promise<number> {

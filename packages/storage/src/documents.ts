@@ -45,9 +45,24 @@ export function serializeDocument(document: Document, plainJson = false): string
   return ENCODED_PREFIX + JSON.stringify(convexToJson(document));
 }
 
+/** The stored JSON text of documents read as plain JSON, so it can be passed on unparsed. */
+const plainText = new WeakMap<Document, string>();
+
 export function deserializeDocument(text: string): Document {
-  if (text.charCodeAt(0) !== 0x24) return JSON.parse(text) as Document;
+  if (text.charCodeAt(0) !== 0x24) {
+    const document = JSON.parse(text) as Document;
+    plainText.set(document, text);
+    return document;
+  }
   return jsonToConvex(JSON.parse(text.slice(1)) as Parameters<typeof jsonToConvex>[0]) as Document;
+}
+
+/**
+ * A document as Convex-encoded JSON text. For a document read from storage as plain JSON this
+ * is the stored text itself: no walk, no re-serialisation.
+ */
+export function documentJson(document: Document): string {
+  return plainText.get(document) ?? JSON.stringify(convexToJson(document));
 }
 
 /**
@@ -115,23 +130,45 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * An index entry whose key is computed from the document when first asked for. Scans return many
- * entries and callers need the key of few (the last one, to resume or to bound a read set);
- * encoding it from the document is cheaper than shipping every key from the database.
+ * A scanned entry backed by the stored text: the document is parsed, and the key encoded from
+ * it, only when asked for; `json()` hands the text on as it is.
  */
-class LazyIndexEntry implements IndexEntry {
-  private computed: Uint8Array | undefined;
+class StoredEntry implements IndexEntry {
+  private parsed: Document | undefined;
+  private computedKey: Uint8Array | undefined;
 
   constructor(
     private readonly index: IndexInfo,
-    readonly document: Document,
+    private readonly text: string,
   ) {}
 
+  get document(): Document {
+    return (this.parsed ??= deserializeDocument(this.text));
+  }
+
   get key(): Uint8Array {
-    return (this.computed ??= indexKey(this.index, this.document));
+    return (this.computedKey ??= indexKey(this.index, this.document));
+  }
+
+  json(): string {
+    // Stored text is plain JSON, or "$" and Convex's encoded JSON: either way, the encoded form.
+    return this.text.charCodeAt(0) === 0x24 ? this.text.slice(1) : this.text;
   }
 }
 
-export function entry(index: IndexInfo, document: Document): IndexEntry {
-  return new LazyIndexEntry(index, document);
+/** An entry of `index` from a document's stored text (as `serializeDocument` wrote it). */
+export function storedEntry(index: IndexInfo, text: string): IndexEntry {
+  return new StoredEntry(index, text);
+}
+
+/** An entry of `index` for a document already in memory. */
+export function documentEntry(index: IndexInfo, document: Document): IndexEntry {
+  let computedKey: Uint8Array | undefined;
+  return {
+    document,
+    get key() {
+      return (computedKey ??= indexKey(index, document));
+    },
+    json: () => documentJson(document),
+  };
 }

@@ -24,8 +24,10 @@ export {
 export {
   diffIndexes,
   deserializeDocument,
+  documentJson,
   type EntryChanges,
-  entry,
+  documentEntry,
+  storedEntry,
   fieldValue,
   idKey,
   indexKey,

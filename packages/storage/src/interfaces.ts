@@ -40,10 +40,16 @@ export interface ScanRequest {
   readonly limit: number;
 }
 
+/**
+ * An entry of a scan. Drivers may produce the key and the parsed document lazily (see
+ * `storedEntry`): most callers need the key of only the last entry, and a caller passing
+ * documents on as JSON (`json()`) need never parse them.
+ */
 export interface IndexEntry {
-  /** The entry's key. Drivers may compute it on first access from the document (see entry()). */
   readonly key: Uint8Array;
   readonly document: Document;
+  /** The document as Convex-encoded JSON text. */
+  json(): string;
 }
 
 /** One index key a commit removed or added. */

@@ -1,0 +1,487 @@
+import { convexToJson, jsonToConvex, type JSONValue, type Value } from 'convex/values';
+import type { Commit } from '@sleigh/storage';
+import { describe, expect, it } from 'vitest';
+import type { Engine, MutationOutcome, QueryOutcome } from './engine.js';
+import { FunctionErrorCode } from './errors.js';
+import { DRIVERS, startApp } from './test-harness.js';
+
+const enc = (value: Value) => convexToJson(value);
+
+async function ok(
+  outcome: Promise<QueryOutcome | MutationOutcome | { ok: boolean; logLines: string[] }>,
+): Promise<Value> {
+  const result = (await outcome) as { ok: boolean; value?: JSONValue; error?: Error };
+  if (!result.ok) throw result.error ?? new Error('failed without an error');
+  return jsonToConvex(result.value!);
+}
+
+async function seedMessages(engine: Engine): Promise<string[]> {
+  const rows = [
+    { channel: 'a', author: 'carol', body: 'one' },
+    { channel: 'b', author: 'alice', body: 'two' },
+    { channel: 'a', author: 'alice', body: 'three' },
+    { channel: 'b', author: 'bob', body: 'four' },
+    { channel: 'a', author: 'bob', body: 'five' },
+    { channel: 'c', author: 'dave', body: 'pinned' },
+  ];
+  const ids: string[] = [];
+  for (const row of rows)
+    ids.push((await ok(engine.mutation('messages:send', enc(row)))) as string);
+  return ids;
+}
+
+const bodies = (value: Value) => (value as Array<{ body: string }>).map((m) => m.body);
+
+describe.each(DRIVERS)('engine on $name', (driver) => {
+  describe('queries', () => {
+    it('scans a whole table in creation order', async () => {
+      const engine = await startApp('basic', driver);
+      await seedMessages(engine);
+      expect(bodies(await ok(engine.query('messages:list', {})))).toEqual([
+        'one',
+        'two',
+        'three',
+        'four',
+        'five',
+        'pinned',
+      ]);
+      expect(bodies(await ok(engine.query('messages:latest', { n: 2 })))).toEqual([
+        'pinned',
+        'five',
+      ]);
+    });
+
+    it('reads index ranges with eq, gt, gte, lt, lte and both orders', async () => {
+      const engine = await startApp('basic', driver);
+      await seedMessages(engine);
+      expect(bodies(await ok(engine.query('messages:byChannel', { channel: 'a' })))).toEqual([
+        'one',
+        'three',
+        'five',
+      ]);
+      expect(
+        bodies(await ok(engine.query('messages:byChannel', { channel: 'a', order: 'desc' }))),
+      ).toEqual(['five', 'three', 'one']);
+      const range = (args: Record<string, Value>) =>
+        ok(engine.query('messages:byAuthorRange', enc(args)));
+      // Channel a, sorted by author: alice(three), bob(five), carol(one).
+      expect(bodies(await range({ channel: 'a', after: 'alice', inclusive: false }))).toEqual([
+        'five',
+        'one',
+      ]);
+      expect(bodies(await range({ channel: 'a', after: 'bob', inclusive: true }))).toEqual([
+        'five',
+        'one',
+      ]);
+      expect(bodies(await range({ channel: 'a', before: 'bob', inclusive: false }))).toEqual([
+        'three',
+      ]);
+      expect(bodies(await range({ channel: 'a', before: 'bob', inclusive: true }))).toEqual([
+        'three',
+        'five',
+      ]);
+      expect(
+        bodies(await range({ channel: 'a', after: 'alice', before: 'carol', inclusive: false })),
+      ).toEqual(['five']);
+      expect(bodies(await range({ channel: 'a', after: 'zed', inclusive: true }))).toEqual([]);
+      expect(bodies(await range({ channel: 'nope', inclusive: true }))).toEqual([]);
+    });
+
+    it('filters with comparisons, and/or/not, arithmetic and missing fields', async () => {
+      const engine = await startApp('basic', driver);
+      const ids = await seedMessages(engine);
+      await ok(engine.mutation('messages:like', { id: ids[0]! }));
+      await ok(engine.mutation('messages:like', { id: ids[0]! }));
+      await ok(engine.mutation('messages:like', { id: ids[1]! }));
+      expect(bodies(await ok(engine.query('messages:filtered', { minLikes: 1 })))).toEqual([
+        'one',
+        'two',
+        'pinned',
+      ]);
+      expect(bodies(await ok(engine.query('messages:filtered', { minLikes: 2 })))).toEqual([
+        'one',
+        'pinned',
+      ]);
+      // likes + 1 is even: likes 1 (two); missing likes make the arithmetic fail for other rows.
+      const arithmetic = await engine.query('messages:arithmetic', {});
+      expect(arithmetic.ok).toBe(false);
+      expect(bodies(await ok(engine.query('messages:missingLikes', {})))).toEqual([
+        'three',
+        'four',
+        'five',
+        'pinned',
+      ]);
+    });
+
+    it('first, unique (and its error), take after filter, and async iteration that stops early', async () => {
+      const engine = await startApp('basic', driver);
+      await seedMessages(engine);
+      expect(
+        ((await ok(engine.query('messages:firstInChannel', { channel: 'b' }))) as { body: string })
+          .body,
+      ).toBe('two');
+      expect(await ok(engine.query('messages:firstInChannel', { channel: 'zzz' }))).toBeNull();
+      expect(
+        ((await ok(engine.query('messages:uniqueInChannel', { channel: 'c' }))) as { body: string })
+          .body,
+      ).toBe('pinned');
+      const notUnique = await engine.query('messages:uniqueInChannel', { channel: 'a' });
+      expect(notUnique.ok).toBe(false);
+      if (!notUnique.ok)
+        expect(notUnique.error.message).toMatch(
+          /unique\(\) query returned more than one result from table messages/,
+        );
+      expect(bodies(await ok(engine.query('messages:filterThenLimit', {})))).toEqual([
+        'two',
+        'four',
+      ]);
+      expect(await ok(engine.query('messages:iterate', { stopAfter: 2 }))).toEqual(['one', 'two']);
+      expect(await ok(engine.query('messages:count', {}))).toBe(6);
+    });
+
+    it('paginates with stable cursors, also across inserts, in both directions', async () => {
+      const engine = await startApp('basic', driver);
+      for (let i = 0; i < 23; i++) {
+        await ok(
+          engine.mutation('messages:send', {
+            channel: i % 2 === 0 ? 'even' : 'odd',
+            author: 'x',
+            body: `m${i}`,
+          }),
+        );
+      }
+      type Page = { page: Array<{ body: string }>; isDone: boolean; continueCursor: string };
+      const pageOf = async (cursor: string | null, numItems: number, channel?: string) =>
+        (await ok(
+          engine.query(
+            'messages:page',
+            enc({
+              paginationOpts: { numItems, cursor },
+              ...(channel === undefined ? {} : { channel }),
+            }),
+          ),
+        )) as unknown as Page;
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      for (;;) {
+        const result = await pageOf(cursor, 5);
+        seen.push(...result.page.map((m) => m.body));
+        pages++;
+        // A document inserted after the first page lands after the cursor and is still seen.
+        if (pages === 1)
+          await ok(
+            engine.mutation('messages:send', { channel: 'late', author: 'x', body: 'late' }),
+          );
+        if (result.isDone) break;
+        cursor = result.continueCursor;
+      }
+      expect(seen).toEqual([...Array.from({ length: 23 }, (_, i) => `m${i}`), 'late']);
+      expect(pages).toBe(5);
+      const done = await pageOf(cursor, 5);
+      expect(done.isDone).toBe(true);
+      // Descending, on an index.
+      const first = await pageOf(null, 4, 'odd');
+      expect(first.page.map((m) => m.body)).toEqual(['m21', 'm19', 'm17', 'm15']);
+      const second = await pageOf(first.continueCursor, 4, 'odd');
+      expect(second.page.map((m) => m.body)).toEqual(['m13', 'm11', 'm9', 'm7']);
+      const mixed = await engine.query(
+        'messages:page',
+        enc({ paginationOpts: { numItems: 4, cursor: first.continueCursor } }),
+      );
+      expect(mixed.ok).toBe(false);
+      if (!mixed.ok) expect(mixed.error.message).toMatch(/Invalid pagination cursor/);
+    });
+
+    it('records what a query read, precisely: a commit elsewhere in the table invalidates nothing', async () => {
+      const engine = await startApp('basic', driver);
+      await seedMessages(engine);
+      const first = await engine.query('messages:firstInChannel', { channel: 'a' });
+      const channelA = await engine.query('messages:byChannel', { channel: 'a' });
+      const channelC = await engine.query('messages:byChannel', { channel: 'c' });
+      const listed = await engine.query('messages:list', {});
+      const counted = await engine.query('messages:count', {});
+      const commits: Commit[] = [];
+      engine.store.onCommit((commit) => commits.push(commit));
+      // A new message in channel b: the full scan and the count read it; the channel queries not.
+      await ok(
+        engine.mutation('messages:send', { channel: 'b', author: 'eve', body: 'elsewhere' }),
+      );
+      const [insertB] = commits;
+      expect(listed.readSet.invalidatedBy(insertB!)).toBe(true);
+      expect(counted.readSet.invalidatedBy(insertB!)).toBe(true);
+      expect(first.readSet.invalidatedBy(insertB!)).toBe(false);
+      expect(channelA.readSet.invalidatedBy(insertB!)).toBe(false);
+      expect(channelC.readSet.invalidatedBy(insertB!)).toBe(false);
+      // A new message in channel a: the channel-a collect sees it; first() read only the first key.
+      await ok(engine.mutation('messages:send', { channel: 'a', author: 'zed', body: 'late' }));
+      const insertA = commits[1]!;
+      expect(channelA.readSet.invalidatedBy(insertA)).toBe(true);
+      expect(first.readSet.invalidatedBy(insertA)).toBe(false);
+      expect(channelC.readSet.invalidatedBy(insertA)).toBe(false);
+      // Changing the first message of channel a reaches first() too.
+      const firstId = (
+        (await ok(engine.query('messages:firstInChannel', { channel: 'a' }))) as { _id: string }
+      )._id;
+      await ok(engine.mutation('messages:like', { id: firstId }));
+      expect(first.readSet.invalidatedBy(commits[2]!)).toBe(true);
+      expect(channelC.readSet.invalidatedBy(commits[2]!)).toBe(false);
+    });
+  });
+
+  describe('values', () => {
+    it('round-trips int64, bytes, NaN, -0, infinities and nested values through args, documents and results', async () => {
+      const engine = await startApp('basic', driver);
+      const bytes = new Uint8Array([0, 1, 2, 255]).buffer;
+      const nested = { list: [1n, -0, NaN, 'x', { deep: [Infinity, -Infinity] }], b: bytes };
+      const id = (await ok(
+        engine.mutation(
+          'values:store',
+          enc({ label: 'edge', big: -(2n ** 63n), blob: bytes, float: NaN, nested }),
+        ),
+      )) as string;
+      const stored = (await ok(engine.query('values:get', { id }))) as Record<string, Value>;
+      expect(stored.big).toBe(-(2n ** 63n));
+      expect(new Uint8Array(stored.blob as ArrayBuffer)).toEqual(new Uint8Array([0, 1, 2, 255]));
+      expect(Number.isNaN(stored.float)).toBe(true);
+      const back = stored.nested as { list: Value[] };
+      expect(back.list[0]).toBe(1n);
+      expect(Object.is(back.list[1], -0)).toBe(true);
+      expect(Number.isNaN(back.list[2] as number)).toBe(true);
+      const echoed = (await ok(
+        engine.query('values:echo', enc({ value: [2n ** 63n - 1n, -0, bytes] })),
+      )) as Value[];
+      expect(echoed[0]).toBe(2n ** 63n - 1n);
+      expect(Object.is(echoed[1], -0)).toBe(true);
+      await ok(engine.mutation('values:store', enc({ label: 'small', big: 5n })));
+      await ok(engine.mutation('values:store', enc({ label: 'max', big: 2n ** 63n - 1n })));
+      const ranged = (await ok(engine.query('values:byBig', enc({ min: 0n })))) as Array<{
+        label: string;
+      }>;
+      expect(ranged.map((v) => v.label)).toEqual(['small', 'max']);
+    });
+  });
+
+  describe('mutations', () => {
+    it('patch (including removing a field), replace and delete', async () => {
+      const engine = await startApp('basic', driver);
+      const [id] = await seedMessages(engine);
+      expect(await ok(engine.mutation('messages:like', { id: id! }))).toBe(1);
+      await ok(engine.mutation('messages:unlikeAll', { id: id! }));
+      const afterUnlike = (await ok(
+        engine.query('messages:firstInChannel', { channel: 'a' }),
+      )) as Record<string, Value>;
+      expect('likes' in afterUnlike).toBe(false);
+      await ok(engine.mutation('messages:rewrite', { id: id!, body: 'rewritten' }));
+      expect(
+        ((await ok(engine.query('messages:firstInChannel', { channel: 'a' }))) as { body: string })
+          .body,
+      ).toBe('rewritten');
+      await ok(engine.mutation('messages:remove', { id: id! }));
+      expect(bodies(await ok(engine.query('messages:byChannel', { channel: 'a' })))).toEqual([
+        'three',
+        'five',
+      ]);
+    });
+
+    it('leaves no trace of a mutation that throws', async () => {
+      const engine = await startApp('basic', driver);
+      const failed = await engine.mutation('messages:sendThenFail', { channel: 'ghosts' });
+      expect(failed.ok).toBe(false);
+      if (!failed.ok) {
+        expect(failed.error.code).toBe(FunctionErrorCode.Thrown);
+        expect(failed.error.message).toMatch(/messages:sendThenFail: rolled back on purpose/);
+      }
+      expect(await ok(engine.query('messages:byChannel', { channel: 'ghosts' }))).toEqual([]);
+    });
+
+    it('200 concurrent increments of one counter end at exactly 200', async () => {
+      const engine = await startApp('basic', driver);
+      const results = await Promise.all(
+        Array.from({ length: 200 }, () => engine.mutation('bank:increment', { name: 'hits' })),
+      );
+      expect(results.every((r) => r.ok)).toBe(true);
+      expect(await ok(engine.query('bank:counter', { name: 'hits' }))).toBe(200);
+      const values = results.map((r) => (r.ok ? jsonToConvex(r.value) : null));
+      expect(new Set(values).size).toBe(200);
+    });
+
+    it('keeps the total constant under concurrent transfers between 20 accounts', async () => {
+      const engine = await startApp('basic', driver);
+      const accounts: string[] = [];
+      for (let i = 0; i < 20; i++)
+        accounts.push(
+          (await ok(engine.mutation('bank:open', { owner: `o${i}`, balance: 100 }))) as string,
+        );
+      const transfers = Array.from({ length: 150 }, (_, i) =>
+        engine.mutation('bank:transfer', {
+          from: accounts[i % 20]!,
+          to: accounts[(i * 7 + 3) % 20]!,
+          amount: (i % 13) + 1,
+        }),
+      );
+      const totals: Promise<QueryOutcome>[] = [];
+      for (let i = 0; i < 10; i++) totals.push(engine.query('bank:total', {}));
+      const outcomes = await Promise.all(transfers);
+      expect(outcomes.every((o) => o.ok)).toBe(true);
+      for (const total of await Promise.all(totals))
+        expect(total.ok && jsonToConvex(total.value)).toBe(2000);
+      expect(await ok(engine.query('bank:total', {}))).toBe(2000);
+    });
+
+    it('runs nested queries and mutations in the same transaction, undoing a nested failure', async () => {
+      const engine = await startApp('basic', driver);
+      const result = (await ok(
+        engine.mutation('messages:sendAndCount', { channel: 'nested' }),
+      )) as {
+        count: number;
+        nestedError: Value;
+      };
+      expect(result.count).toBe(1);
+      expect(result.nestedError).toBe('nested failure');
+      expect(bodies(await ok(engine.query('messages:byChannel', { channel: 'nested' })))).toEqual([
+        'via runMutation',
+      ]);
+    });
+  });
+
+  describe('actions', () => {
+    it('call queries, mutations and actions, with real timers', async () => {
+      const engine = await startApp('basic', driver);
+      const result = (await ok(engine.action('rules:roundTrip', { channel: 'act' }))) as {
+        id: string;
+        count: number;
+        echoed: Value;
+      };
+      expect(result.count).toBe(1);
+      expect(result.echoed).toBe(14n);
+    });
+  });
+
+  describe('rules and errors', () => {
+    it('makes queries deterministic: the same query gives the same random numbers and a fixed clock', async () => {
+      const engine = await startApp('basic', driver);
+      const one = (await ok(engine.query('rules:random', { salt: 'x' }))) as {
+        draws: number[];
+        now: number;
+        date: number;
+      };
+      const two = (await ok(engine.query('rules:random', { salt: 'x' }))) as {
+        draws: number[];
+        now: number;
+        date: number;
+      };
+      const other = (await ok(engine.query('rules:random', { salt: 'y' }))) as { draws: number[] };
+      expect(one.draws).toEqual(two.draws);
+      expect(one.draws).not.toEqual(other.draws);
+      expect(new Set(one.draws).size).toBe(3);
+      expect(one.date).toBe(one.now);
+    });
+
+    it('refuses writes in queries, fetch in mutations and timers in queries, with clear errors', async () => {
+      const engine = await startApp('basic', driver);
+      const write = await engine.query('rules:writeInQuery', {});
+      expect(!write.ok && write.error.message).toMatch(
+        /insert is not allowed in a query|insert is not a function/,
+      );
+      const fetched = await engine.mutation('rules:fetchInMutation', {});
+      expect(!fetched.ok && fetched.error.message).toMatch(
+        /fetch\(\) is not allowed in a mutation \(rules:fetchInMutation\)/,
+      );
+      const timer = await engine.query('rules:timerInQuery', {});
+      expect(!timer.ok && timer.error.message).toMatch(/setTimeout is not allowed in a query/);
+    });
+
+    it('validates arguments and return values, naming the function, the field and the type', async () => {
+      const engine = await startApp('basic', driver);
+      const bad = await engine.mutation('messages:send', { channel: 'a', author: 'x', body: 7 });
+      expect(bad.ok).toBe(false);
+      if (!bad.ok) {
+        expect(bad.error.code).toBe(FunctionErrorCode.InvalidArguments);
+        expect(bad.error.message).toMatch(/messages:send: `body`: expected string, got float64 7/);
+      }
+      const missing = await engine.mutation('messages:send', { channel: 'a', author: 'x' });
+      expect(!missing.ok && missing.error.message).toMatch(/required field "body" is missing/);
+      const extra = await engine.mutation('messages:send', {
+        channel: 'a',
+        author: 'x',
+        body: 'y',
+        spam: 1,
+      });
+      expect(!extra.ok && extra.error.message).toMatch(/"spam" is not in the validator/);
+      const wrongId = await engine.mutation('messages:like', { id: 'not-an-id' });
+      expect(!wrongId.ok && wrongId.error.message).toMatch(
+        /`id`: expected an id of table "messages"/,
+      );
+      const badReturn = await engine.query('values:badReturn', {});
+      expect(!badReturn.ok && badReturn.error.code).toBe(FunctionErrorCode.InvalidReturnValue);
+    });
+
+    it('validates writes against the schema, refuses unknown tables and oversized documents', async () => {
+      const engine = await startApp('basic', driver);
+      const schema = await engine.mutation('rules:schemaViolation', {});
+      expect(!schema.ok && schema.error.message).toMatch(
+        /failed schema validation: `body`: expected string, got float64 42/,
+      );
+      const table = await engine.mutation('rules:unknownTable', {});
+      expect(!table.ok && table.error.message).toMatch(/table "nowhere" is not in the schema/);
+      const big = await engine.mutation('rules:tooBig', {});
+      expect(!big.ok && big.error.message).toMatch(/over the limit of 1048576 bytes/);
+    });
+
+    it('keeps ConvexError data, hides internal functions from clients, reports unknown functions', async () => {
+      const engine = await startApp('basic', driver);
+      const thrown = await engine.mutation('messages:send', {
+        channel: 'q',
+        author: 'x',
+        body: '',
+      });
+      expect(thrown.ok).toBe(false);
+      if (!thrown.ok)
+        expect(jsonToConvex(thrown.error.data!)).toEqual({ code: 'EMPTY', channel: 'q' });
+      const hidden = await engine.query('messages:secretCount', { channel: 'a' });
+      expect(!hidden.ok && hidden.error.message).toMatch(
+        /Could not find public query "messages:secretCount"/,
+      );
+      const admin = await engine.query(
+        'messages:secretCount',
+        { channel: 'a' },
+        { caller: 'admin' },
+      );
+      expect(admin.ok).toBe(true);
+      const unknown = await engine.query('nope:nothing', {});
+      expect(!unknown.ok && unknown.error.code).toBe(FunctionErrorCode.NotFound);
+      const wrongKind = await engine.mutation('messages:list', {});
+      expect(!wrongKind.ok && wrongKind.error.message).toMatch(
+        /"messages:list" is a query, not a mutation/,
+      );
+    });
+
+    it('captures console output as log lines', async () => {
+      const engine = await startApp('basic', driver);
+      const outcome = await engine.query('rules:logs', {});
+      expect(outcome.logLines).toEqual([
+        "[LOG] hello { from: 'a query' }",
+        '[WARN] careful',
+        '[ERROR] oops 42',
+      ]);
+    });
+
+    it('answers metadata and identity', async () => {
+      const engine = await startApp('basic', driver);
+      expect(await ok(engine.query('rules:metadata', {}))).toEqual({
+        name: 'rules:metadata',
+        type: 'query',
+        visibility: 'public',
+        identity: null,
+      });
+    });
+
+    it('runs 2023-style functions written as plain handlers, and default exports', async () => {
+      const engine = await startApp('basic', driver);
+      await ok(engine.mutation('legacy:addMessage', { body: 'old style' }));
+      expect(await ok(engine.query('legacy', {}))).toEqual(['old style']);
+      expect(await ok(engine.query('legacy.js:default', {}))).toEqual(['old style']);
+    });
+  });
+});

@@ -1,0 +1,590 @@
+/**
+ * The engine: loads a functions folder and runs its queries, mutations and actions against a
+ * store.
+ *
+ * - A query runs in a read transaction (one snapshot) and returns its value, the snapshot's
+ *   timestamp and its read set.
+ * - A mutation runs in a write transaction and commits; when it loses a race (a conflict) it
+ *   runs again from scratch, so each mutation takes effect exactly once. A mutation that throws
+ *   writes nothing.
+ * - An action runs outside any transaction and calls queries, mutations and actions, each a run
+ *   of its own.
+ *
+ * Calls between functions inside a transaction (ctx.runQuery, ctx.runMutation) share it; a
+ * nested mutation is a subtransaction, undone on its own if it throws.
+ *
+ *   run(path, args) ─▶ lookup (visibility) ─▶ validate args ─▶ transaction ─▶ handler (syscalls)
+ *                                                             ◀─ retry on conflict (mutations)
+ *                  ◀─ outcome { value | error, logLines, ts, readSet } ◀─ validate return value
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  StorageError,
+  tableNumberOfId,
+  type Catalog,
+  type ReadTransaction,
+  type Store,
+  type WriteTransaction,
+} from '@sleigh/storage';
+import { jsonToConvex, type JSONValue, type ValidatorJSON } from 'convex/values';
+import { FunctionError, FunctionErrorCode } from './errors.js';
+import { bundleFunctions, LoadError } from './loader/bundle.js';
+import { generateCode } from './loader/codegen.js';
+import { Registry, type FunctionInfo } from './loader/registry.js';
+import { applySchema, parseSchema, type ApplyReport, type Schema } from './loader/schema.js';
+import { installConsoleCapture } from './runtime/console.js';
+import {
+  executions,
+  newTransactionState,
+  seededRandom,
+  type Caller,
+  type Execution,
+  type FunctionKind,
+  type TransactionState,
+  type UserIdentity,
+} from './runtime/context.js';
+import { installDeterminism } from './runtime/determinism.js';
+import { CalledFunctionError, type Host } from './runtime/host.js';
+import { ReadSet } from './runtime/readset.js';
+import { installSyscalls } from './runtime/syscalls.js';
+import { checkValue } from './runtime/validator.js';
+
+export interface EngineOptions {
+  readonly store: Store;
+  /** The functions folder (Convex's `convex/`). */
+  readonly functionsDir: string;
+  /** Where bundles go; default `.sleigh/build` beside the functions folder. */
+  readonly buildDir?: string;
+  /** Write `_generated/` into the functions folder (default true). */
+  readonly codegen?: boolean;
+  readonly deploymentName?: string;
+  /** Called with warnings about the app (unsupported features it uses). */
+  readonly onWarning?: (message: string) => void;
+}
+
+export interface CallOptions {
+  /** Who is calling: clients reach only public functions. Default `client`. */
+  readonly caller?: Caller;
+  readonly identity?: UserIdentity | null;
+  readonly requestId?: string;
+}
+
+/**
+ * A function's result: its value as Convex-encoded JSON text (`json`, what goes on the wire),
+ * parsed on demand (`value`), or the error it failed with.
+ */
+export type Result = Success | { readonly ok: false; readonly error: FunctionError };
+
+export interface Success {
+  readonly ok: true;
+  readonly json: string;
+  readonly value: JSONValue;
+}
+
+function success<Extra extends object>(json: string, extra: Extra): Success & Extra {
+  let parsed: JSONValue | undefined;
+  const result = Object.defineProperty({ ok: true as const, json }, 'value', {
+    get: () => (parsed ??= JSON.parse(json) as JSONValue),
+    enumerable: true,
+  }) as Success;
+  return Object.assign(result, extra);
+}
+
+let requestCounter = 0;
+const requestPrefix = randomBytes(4).toString('hex');
+
+export type QueryOutcome = Result & {
+  readonly logLines: string[];
+  /** The snapshot the query read. */
+  readonly ts: bigint;
+  readonly readSet: ReadSet;
+};
+
+export type MutationOutcome = (
+  | (Success & {
+      /** The commit's timestamp (the snapshot's, for a mutation that wrote nothing). */
+      readonly ts: bigint;
+    })
+  | { readonly ok: false; readonly error: FunctionError }
+) & { readonly logLines: string[] };
+
+export type ActionOutcome = Result & { readonly logLines: string[] };
+
+/** Retries of a mutation that keeps conflicting; each waits a little longer. */
+const MAX_ATTEMPTS = 100;
+
+function hashSeed(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+/** `_creationTime` values: wall-clock milliseconds, strictly increasing within the process. */
+let lastCreationTime = 0;
+function nextCreationTime(): number {
+  const now = Date.now();
+  lastCreationTime = now > lastCreationTime ? now : lastCreationTime + 0.001;
+  return lastCreationTime;
+}
+
+/** Turns whatever a handler threw into a FunctionError that names the function. */
+function asFunctionError(path: string, error: unknown): FunctionError {
+  if (FunctionError.is(error)) return error;
+  const thrown = error as {
+    message?: unknown;
+    data?: unknown;
+    name?: unknown;
+    stack?: unknown;
+  } | null;
+  if (thrown !== null && typeof thrown === 'object' && Symbol.for('ConvexError') in thrown) {
+    // convex/server serialised the data to a JSON string of its Convex-encoded value.
+    const data = typeof thrown.data === 'string' ? (JSON.parse(thrown.data) as JSONValue) : null;
+    return new FunctionError(
+      FunctionErrorCode.Thrown,
+      `Uncaught ConvexError in ${path}: ${String(thrown.message)}`,
+      {
+        data,
+      },
+    );
+  }
+  if (error instanceof CalledFunctionError) {
+    return new FunctionError(FunctionErrorCode.Thrown, error.message, { data: error.data });
+  }
+  if (error instanceof Error) {
+    return new FunctionError(
+      FunctionErrorCode.Thrown,
+      `Uncaught ${error.name} in ${path}: ${error.message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  return new FunctionError(FunctionErrorCode.Thrown, `Uncaught value in ${path}: ${String(error)}`);
+}
+
+function idChecker(catalog: Catalog): (id: string, table: string) => boolean {
+  return (id, table) => {
+    const number = tableNumberOfId(id);
+    return number !== null && catalog.table(table)?.number === number;
+  };
+}
+
+export class Engine implements Host {
+  readonly store: Store;
+  readonly functionsDir: string;
+  readonly deploymentName: string;
+  private readonly buildDir: string;
+  private readonly codegen: boolean;
+  private readonly onWarning: (message: string) => void;
+  private registry = new Registry(new Map());
+  private schema: Schema | null = null;
+  /** Retries run one at a time in this process, so a hot document stops bouncing them. */
+  private retryLane: Promise<unknown> = Promise.resolve();
+
+  private constructor(options: EngineOptions) {
+    this.store = options.store;
+    this.functionsDir = resolve(options.functionsDir);
+    this.buildDir = options.buildDir ?? join(dirname(this.functionsDir), '.sleigh', 'build');
+    this.codegen = options.codegen ?? true;
+    this.deploymentName = options.deploymentName ?? 'sleigh';
+    this.onWarning = options.onWarning ?? ((message) => console.warn(`sleigh: ${message}`));
+  }
+
+  /** Builds and loads the functions folder and applies its schema. */
+  static async start(options: EngineOptions): Promise<Engine> {
+    installSyscalls();
+    installDeterminism();
+    installConsoleCapture();
+    process.setSourceMapsEnabled(true);
+    const engine = new Engine(options);
+    await engine.reload();
+    return engine;
+  }
+
+  /**
+   * Rebuilds the functions folder and swaps it in: running functions finish on the code they
+   * started with. Throws a LoadError (and keeps the previous code) when the folder does not
+   * build, a module fails to load, or the schema cannot be applied.
+   */
+  async reload(): Promise<ApplyReport> {
+    if (this.codegen) generateCode(this.functionsDir);
+    const bundle = await bundleFunctions(this.functionsDir, this.buildDir);
+    let schema: Schema | null = null;
+    if (bundle.schema !== null) {
+      const parsed = parseSchema(bundle.schema);
+      parsed.warnings.forEach((warning) => this.onWarning(warning));
+      schema = parsed.schema;
+    }
+    const registry = new Registry(bundle.modules);
+    let report: ApplyReport;
+    try {
+      report = await applySchema(this.store, schema, nextCreationTime);
+    } catch (error) {
+      if (error instanceof LoadError) throw error;
+      throw new LoadError(`Applying the schema failed: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    this.registry = registry;
+    this.schema = schema;
+    return report;
+  }
+
+  functions(): FunctionInfo[] {
+    return this.registry.all();
+  }
+
+  // Host: what syscalls ask of the engine.
+
+  documentValidator(table: string): ValidatorJSON | null {
+    if (this.schema === null || !this.schema.schemaValidation) return null;
+    return this.schema.tables.get(table)?.documentType ?? null;
+  }
+
+  strictTables(): boolean {
+    return this.schema !== null && this.schema.schemaValidation;
+  }
+
+  nextCreationTime(): number {
+    return nextCreationTime();
+  }
+
+  // Running functions.
+
+  private checkArgs(info: FunctionInfo, args: JSONValue, catalog: Catalog): void {
+    let value;
+    try {
+      value = jsonToConvex(args);
+    } catch (error) {
+      throw new FunctionError(
+        FunctionErrorCode.InvalidArguments,
+        `Invalid arguments for ${info.path}: ${(error as Error).message}`,
+      );
+    }
+    if (
+      typeof value !== 'object' ||
+      value === null ||
+      Array.isArray(value) ||
+      value instanceof ArrayBuffer
+    ) {
+      throw new FunctionError(
+        FunctionErrorCode.InvalidArguments,
+        `Invalid arguments for ${info.path}: arguments must be an object`,
+      );
+    }
+    const mismatch = checkValue(info.args, value, idChecker(catalog));
+    if (mismatch !== null) {
+      throw new FunctionError(
+        FunctionErrorCode.InvalidArguments,
+        `Invalid arguments for ${info.path}: ${mismatch.path === '' ? 'the arguments' : `\`${mismatch.path.slice(1)}\``}: ${mismatch.message}`,
+      );
+    }
+  }
+
+  /** Checks a handler's result against its `returns` validator; passes the JSON text on. */
+  private checkReturn(info: FunctionInfo, result: string, catalog: Catalog): string {
+    if (info.returns === null) return result;
+    const mismatch = checkValue(
+      info.returns,
+      jsonToConvex(JSON.parse(result) as JSONValue),
+      idChecker(catalog),
+    );
+    if (mismatch !== null) {
+      throw new FunctionError(
+        FunctionErrorCode.InvalidReturnValue,
+        `Invalid return value of ${info.path}: ${mismatch.path === '' ? 'the value' : `\`${mismatch.path.slice(1)}\``}: ${mismatch.message}`,
+      );
+    }
+    return result;
+  }
+
+  /** Calls the handler inside its execution context; returns its JSON result string. */
+  private invoke(execution: Execution, info: FunctionInfo, args: JSONValue): Promise<string> {
+    const argsString = JSON.stringify([args]);
+    return executions.run(execution, () => {
+      switch (info.kind) {
+        case 'query':
+          return info.fn.invokeQuery!(argsString);
+        case 'mutation':
+          return info.fn.invokeMutation!(argsString);
+        case 'action':
+          return info.fn.invokeAction!(execution.requestId, argsString);
+      }
+    });
+  }
+
+  /**
+   * A new execution. Math.random in a query is seeded from its path and arguments (a re-run
+   * draws the same numbers); in a mutation from a seed drawn per call, kept across retries.
+   */
+  private execution(
+    info: FunctionInfo,
+    transaction: TransactionState | null,
+    args: JSONValue,
+    options: CallOptions,
+    logLines: string[],
+    seed: number = info.kind === 'query'
+      ? hashSeed(`${info.path}\u0000${JSON.stringify(args)}`)
+      : randomInt(2 ** 31),
+  ): Execution {
+    return {
+      host: this,
+      kind: info.kind,
+      path: info.path,
+      visibility: info.visibility,
+      transaction,
+      logLines,
+      identity: options.identity ?? null,
+      requestId: options.requestId ?? `${requestPrefix}-${(++requestCounter).toString(36)}`,
+      now: Date.now(),
+      random: seededRandom(seed),
+    };
+  }
+
+  /** Ends the streams a handler left open, so that what they read is in the read set. */
+  private static closeStreams(state: TransactionState): void {
+    for (const stream of state.streams.values()) stream.close();
+    state.streams.clear();
+  }
+
+  async query(path: string, args: JSONValue, options: CallOptions = {}): Promise<QueryOutcome> {
+    const logLines: string[] = [];
+    const readSet = new ReadSet();
+    let info: FunctionInfo;
+    try {
+      info = this.registry.lookup(path, 'query', options.caller ?? 'client');
+      this.checkArgs(info, args, this.store.catalog());
+    } catch (error) {
+      const ts = await this.store.read((tx) => tx.timestamp());
+      return { ok: false, error: asFunctionError(path, error), logLines, ts, readSet };
+    }
+    try {
+      return await this.store.read(async (tx) => {
+        const state = newTransactionState(tx, false, readSet);
+        const snapshot = this.trackSnapshot(tx, state);
+        const execution = this.execution(info, state, args, options, logLines);
+        let json: string | null = null;
+        let failure: FunctionError | null = null;
+        try {
+          json = this.checkReturn(info, await this.invoke(execution, info, args), tx.catalog());
+        } catch (error) {
+          if (state.doomed !== null) throw state.doomed;
+          failure = asFunctionError(info.path, error);
+        }
+        Engine.closeStreams(state);
+        const extra = { logLines, ts: await snapshot, readSet };
+        return json !== null
+          ? success(json, extra)
+          : { ok: false as const, error: failure!, ...extra };
+      });
+    } catch (error) {
+      // The store failed (a lost database connection): nothing to report but the failure.
+      const failure = new FunctionError(
+        FunctionErrorCode.Internal,
+        `${info.path} could not read the database: ${(error as Error).message}`,
+        { cause: error },
+      );
+      return { ok: false, error: failure, logLines, ts: 0n, readSet };
+    }
+  }
+
+  /** Learns the snapshot timestamp in the background, for getSnapshotTs and the outcome. */
+  private trackSnapshot(tx: ReadTransaction, state: TransactionState): Promise<bigint> {
+    const snapshot = tx.timestamp().then((ts) => {
+      state.snapshotTs = ts;
+      return ts;
+    });
+    snapshot.catch(() => undefined);
+    return snapshot;
+  }
+
+  async mutation(
+    path: string,
+    args: JSONValue,
+    options: CallOptions = {},
+  ): Promise<MutationOutcome> {
+    let info: FunctionInfo;
+    try {
+      info = this.registry.lookup(path, 'mutation', options.caller ?? 'client');
+      this.checkArgs(info, args, this.store.catalog());
+    } catch (error) {
+      return { ok: false, error: asFunctionError(path, error), logLines: [] };
+    }
+    const seed = randomInt(2 ** 31);
+    for (let attempt = 1; ; attempt++) {
+      const logLines: string[] = [];
+      const run = () => this.attemptMutation(info, args, options, seed, logLines);
+      try {
+        // The first attempt runs at once; retries queue in the retry lane, one at a time.
+        if (attempt === 1) return await run();
+        const turn = this.retryLane.then(run, run);
+        this.retryLane = turn.catch(() => undefined);
+        return await turn;
+      } catch (error) {
+        if (StorageError.is(error) && error.retryable && attempt < MAX_ATTEMPTS) {
+          await sleep(Math.min(50, attempt) * Math.random());
+          continue;
+        }
+        const failure = StorageError.is(error, 'conflict')
+          ? new FunctionError(
+              FunctionErrorCode.Conflict,
+              `${info.path} kept conflicting with concurrent mutations and gave up after ${attempt} attempts`,
+              { cause: error },
+            )
+          : new FunctionError(
+              FunctionErrorCode.Internal,
+              `${info.path} failed: ${(error as Error).message}`,
+              {
+                cause: error,
+              },
+            );
+        return { ok: false, error: failure, logLines };
+      }
+    }
+  }
+
+  /**
+   * One attempt at a mutation. Resolves with the outcome when the mutation committed or its
+   * handler failed (which rolls everything back); rejects with a retryable StorageError when
+   * the transaction lost a race and should run again.
+   */
+  private async attemptMutation(
+    info: FunctionInfo,
+    args: JSONValue,
+    options: CallOptions,
+    seed: number,
+    logLines: string[],
+  ): Promise<MutationOutcome> {
+    let failure: FunctionError | null = null;
+    try {
+      const { value, commit } = await this.store.write(async (tx) => {
+        const state = newTransactionState(tx, true, new ReadSet());
+        void this.trackSnapshot(tx, state);
+        const execution = this.execution(info, state, args, options, logLines, seed);
+        try {
+          const result = this.checkReturn(
+            info,
+            await this.invoke(execution, info, args),
+            tx.catalog(),
+          );
+          if (state.doomed !== null) throw state.doomed;
+          Engine.closeStreams(state);
+          return result;
+        } catch (error) {
+          if (state.doomed !== null) throw state.doomed;
+          if (StorageError.is(error) && error.retryable) throw error;
+          // Throwing rolls the transaction back: a failed mutation writes nothing.
+          failure = asFunctionError(info.path, error);
+          throw failure;
+        }
+      });
+      return success(value, { ts: commit.ts, logLines });
+    } catch (error) {
+      if (failure !== null && error === failure) return { ok: false, error: failure, logLines };
+      throw error;
+    }
+  }
+
+  async action(path: string, args: JSONValue, options: CallOptions = {}): Promise<ActionOutcome> {
+    const logLines: string[] = [];
+    let info: FunctionInfo;
+    try {
+      info = this.registry.lookup(path, 'action', options.caller ?? 'client');
+      this.checkArgs(info, args, this.store.catalog());
+    } catch (error) {
+      return { ok: false, error: asFunctionError(path, error), logLines };
+    }
+    const execution = this.execution(info, null, args, options, logLines);
+    try {
+      const json = this.checkReturn(
+        info,
+        await this.invoke(execution, info, args),
+        this.store.catalog(),
+      );
+      return success(json, { logLines });
+    } catch (error) {
+      return { ok: false, error: asFunctionError(info.path, error), logLines };
+    }
+  }
+
+  /** Runs any function by path: the kind comes from the function itself (admin tools, CLI). */
+  async run(
+    path: string,
+    args: JSONValue,
+    options: CallOptions = {},
+  ): Promise<Result & { logLines: string[] }> {
+    let info: FunctionInfo;
+    try {
+      info = this.registry.lookup(path, null, options.caller ?? 'client');
+    } catch (error) {
+      return { ok: false, error: asFunctionError(path, error), logLines: [] };
+    }
+    switch (info.kind) {
+      case 'query':
+        return this.query(path, args, options);
+      case 'mutation':
+        return this.mutation(path, args, options);
+      case 'action':
+        return this.action(path, args, options);
+    }
+  }
+
+  // Calls between functions.
+
+  async runNested(
+    parent: Execution,
+    kind: 'query' | 'mutation',
+    path: string,
+    args: JSONValue,
+  ): Promise<string> {
+    const state = parent.transaction!;
+    const info = this.registry.lookup(path, kind, 'function');
+    this.checkArgs(info, args, state.tx.catalog());
+    const child: Execution = {
+      ...parent,
+      kind,
+      path: info.path,
+      visibility: info.visibility,
+    };
+    const call = async (): Promise<string> => {
+      try {
+        return this.checkReturn(info, await this.invoke(child, info, args), state.tx.catalog());
+      } catch (error) {
+        if (state.doomed !== null) throw state.doomed;
+        const failure = asFunctionError(info.path, error);
+        throw new CalledFunctionError(failure.message, failure.data);
+      }
+    };
+    if (kind === 'query') return call();
+    const tx = state.tx as WriteTransaction;
+    const turn = state.nested.then(() => tx.subtransaction(call));
+    state.nested = turn.catch(() => undefined);
+    return turn;
+  }
+
+  async runFromAction(
+    parent: Execution,
+    kind: FunctionKind,
+    path: string,
+    args: JSONValue,
+  ): Promise<string> {
+    const options: CallOptions = {
+      caller: 'function',
+      identity: parent.identity,
+      requestId: parent.requestId,
+    };
+    const outcome =
+      kind === 'query'
+        ? await this.query(path, args, options)
+        : kind === 'mutation'
+          ? await this.mutation(path, args, options)
+          : await this.action(path, args, options);
+    if (outcome.ok) return outcome.json;
+    throw new CalledFunctionError(outcome.error.message, outcome.error.data);
+  }
+}

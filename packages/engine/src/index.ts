@@ -1,0 +1,17 @@
+export {
+  Engine,
+  type ActionOutcome,
+  type CallOptions,
+  type EngineOptions,
+  type MutationOutcome,
+  type QueryOutcome,
+  type Result,
+} from './engine.js';
+export { FunctionError, FunctionErrorCode } from './errors.js';
+export { LoadError, listModules } from './loader/bundle.js';
+export { generateCode } from './loader/codegen.js';
+export type { FunctionInfo } from './loader/registry.js';
+export { canonicalFunctionPath, parseFunctionPath } from './paths.js';
+export type { Caller, FunctionKind, UserIdentity } from './runtime/context.js';
+export { setLogSink, type LogSink } from './runtime/console.js';
+export { ReadSet, type KeyInterval } from './runtime/readset.js';

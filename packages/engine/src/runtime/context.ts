@@ -1,0 +1,107 @@
+/**
+ * The execution context of a running function, carried by AsyncLocalStorage: every syscall
+ * the `convex` package makes on behalf of a handler finds the context of the function that
+ * issued it, so any number of functions can run at once in one process.
+ *
+ *   execution (one function run)  ──shares──▶  transaction state (queries and mutations)
+ *        │ kind, path, logs, clock, random            tx, read set, query streams
+ *        └─ nested call (ctx.runQuery/runMutation) ─▶ a child execution on the same transaction
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { ReadTransaction, WriteTransaction } from '@sleigh/storage';
+import type { ReadSet } from './readset.js';
+import type { QueryStream } from './query-stream.js';
+import type { Host } from './host.js';
+
+export type FunctionKind = 'query' | 'mutation' | 'action';
+
+/** Who is calling, which decides whether internal functions are reachable. */
+export type Caller = 'client' | 'admin' | 'function';
+
+export interface UserIdentity {
+  readonly tokenIdentifier: string;
+  readonly subject: string;
+  readonly issuer: string;
+  readonly [claim: string]: unknown;
+}
+
+/** State shared by every function running inside one transaction. */
+export interface TransactionState {
+  readonly tx: ReadTransaction | WriteTransaction;
+  readonly writable: boolean;
+  readonly readSet: ReadSet;
+  readonly streams: Map<number, QueryStream>;
+  nextStreamId: number;
+  /** The snapshot's commit timestamp, once the store has said it. */
+  snapshotTs: bigint | null;
+  /** Nested mutations run one at a time (their savepoints must not interleave). */
+  nested: Promise<unknown>;
+  /** A retryable storage failure seen by a syscall: the transaction must run again. */
+  doomed: Error | null;
+  readonly metrics: TransactionMetrics;
+}
+
+export interface TransactionMetrics {
+  documentsRead: number;
+  documentsWritten: number;
+  databaseQueries: number;
+}
+
+export function newTransactionState(
+  tx: ReadTransaction | WriteTransaction,
+  writable: boolean,
+  readSet: ReadSet,
+): TransactionState {
+  return {
+    tx,
+    writable,
+    readSet,
+    streams: new Map(),
+    nextStreamId: 1,
+    snapshotTs: null,
+    nested: Promise.resolve(),
+    doomed: null,
+    metrics: { documentsRead: 0, documentsWritten: 0, databaseQueries: 0 },
+  };
+}
+
+export interface Execution {
+  /** The engine running this function: the syscalls' way back to it. */
+  readonly host: Host;
+  readonly kind: FunctionKind;
+  readonly path: string;
+  readonly visibility: 'public' | 'internal';
+  readonly transaction: TransactionState | null;
+  /** Log lines of the top-level call; nested calls add to the same list. */
+  readonly logLines: string[];
+  readonly identity: UserIdentity | null;
+  readonly requestId: string;
+  /** Date.now() inside a query or mutation: fixed for the whole run. */
+  readonly now: number;
+  /** Math.random() inside a query or mutation: seeded, so a re-run draws the same numbers. */
+  readonly random: () => number;
+}
+
+export const executions = new AsyncLocalStorage<Execution>();
+
+export function currentExecution(): Execution | undefined {
+  return executions.getStore();
+}
+
+/** Whether the current code runs inside a query or a mutation (deterministic code). */
+export function inDeterministicFunction(): Execution | undefined {
+  const execution = executions.getStore();
+  return execution !== undefined && execution.kind !== 'action' ? execution : undefined;
+}
+
+/** A small, fast seeded generator (mulberry32) for Math.random in queries and mutations. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

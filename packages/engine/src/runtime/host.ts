@@ -1,0 +1,40 @@
+/**
+ * What the syscalls need from the engine that runs them.
+ */
+import type { JSONValue } from 'convex/values';
+import type { Execution, FunctionKind } from './context.js';
+import type { DatabaseHost } from './database.js';
+
+export interface Host extends DatabaseHost {
+  /** `ctx.runQuery` / `ctx.runMutation` inside a query or mutation: the same transaction.
+   * Resolves with the called function's result as Convex-encoded JSON text (so do the others). */
+  runNested(
+    parent: Execution,
+    kind: 'query' | 'mutation',
+    path: string,
+    args: JSONValue,
+  ): Promise<string>;
+  /** `ctx.runQuery` / `runMutation` / `runAction` inside an action: a new run of its own. */
+  runFromAction(
+    parent: Execution,
+    kind: FunctionKind,
+    path: string,
+    args: JSONValue,
+  ): Promise<string>;
+  /** The deployment's name, for `ctx.meta.getDeploymentMetadata()`. */
+  readonly deploymentName: string;
+}
+
+/**
+ * The error a syscall throws when a called function failed: `performAsyncSyscall` in the
+ * `convex` package rethrows it as a ConvexError when it has `data` (Convex-encoded JSON).
+ */
+export class CalledFunctionError extends Error {
+  constructor(
+    message: string,
+    readonly data: JSONValue | undefined,
+  ) {
+    super(message);
+    this.name = 'CalledFunctionError';
+  }
+}

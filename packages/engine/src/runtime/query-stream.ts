@@ -1,0 +1,346 @@
+/**
+ * Evaluating serialized queries (`ctx.db.query(...)...`) against the store.
+ *
+ * A query is a source (a full table scan, or a range of an index) and a pipeline of operators
+ * (filters and limits, in the order the user chained them). Documents are fetched from the store
+ * in pages that grow as the caller keeps pulling, and handed out one at a time
+ * (`queryStreamNext`). The read set records exactly the keys the query pulled from its source:
+ * a `first()` on a large table reads one key, not a page.
+ *
+ *   created ──next()──▶ streaming ──source exhausted / a limit reached / closed──▶ done
+ *                                   (read set recorded once, on the way to done)
+ */
+import {
+  BY_CREATION_TIME,
+  keySuccessor,
+  prefixEnd,
+  type Document,
+  type IndexEntry,
+  type IndexInfo,
+  type ReadTransaction,
+} from '@sleigh/storage';
+import type { JSONValue } from 'convex/values';
+import type { TransactionState } from './context.js';
+import { compileFilter } from './filters.js';
+import { indexRange, type RangeExpression } from './ranges.js';
+
+export type SerializedQuery = {
+  source:
+    | { type: 'FullTableScan'; tableName: string; order: 'asc' | 'desc' | null }
+    | {
+        type: 'IndexRange';
+        indexName: string;
+        range: RangeExpression[];
+        order: 'asc' | 'desc' | null;
+      }
+    | { type: 'Search'; indexName: string; filters: unknown[] };
+  operators: Array<{ filter: JSONValue } | { limit: number }>;
+};
+
+type Stage =
+  { kind: 'filter'; test: (document: Document) => boolean } | { kind: 'limit'; remaining: number };
+
+/** Where a query reads: one index, an interval of it, a direction. */
+export interface ResolvedSource {
+  readonly table: string;
+  /** Null when the table does not exist: the query is empty (and depends on the catalog). */
+  readonly index: IndexInfo | null;
+  readonly start: Uint8Array;
+  readonly end: Uint8Array;
+  readonly order: 'asc' | 'desc';
+}
+
+const FULL_START = new Uint8Array(0);
+const FULL_END = prefixEnd(new Uint8Array(0));
+
+export function resolveSource(state: TransactionState, query: SerializedQuery): ResolvedSource {
+  const source = query.source;
+  const catalog = state.tx.catalog();
+  if (source.type === 'Search') {
+    throw new Error(
+      `Search indexes are not supported by Sleigh yet (query on "${source.indexName}")`,
+    );
+  }
+  const order = source.order ?? 'asc';
+  if (source.type === 'FullTableScan') {
+    const index = catalog.index(source.tableName, BY_CREATION_TIME) ?? null;
+    return { table: source.tableName, index, start: FULL_START, end: FULL_END, order };
+  }
+  const dot = source.indexName.indexOf('.');
+  const table = source.indexName.slice(0, dot);
+  const indexName = source.indexName.slice(dot + 1);
+  if (catalog.table(table) === undefined) {
+    return { table, index: null, start: FULL_START, end: FULL_END, order };
+  }
+  const index = catalog.index(table, indexName);
+  if (index === undefined) {
+    throw new Error(
+      `Index "${indexName}" not found on table "${table}"; is it declared in schema.ts?`,
+    );
+  }
+  const { start, end } = indexRange(index, source.range);
+  return { table, index, start, end, order };
+}
+
+function compileStages(query: SerializedQuery): Stage[] {
+  return query.operators.map((operator) =>
+    'filter' in operator
+      ? { kind: 'filter', test: compileFilter(operator.filter) }
+      : { kind: 'limit', remaining: operator.limit },
+  );
+}
+
+/** Pulls documents of a source in order, in growing pages, remembering the last one pulled. */
+class SourceCursor {
+  private buffer: IndexEntry[] = [];
+  private position = 0;
+  private exhausted: boolean;
+  private pageSize: number;
+  private nextStart: Uint8Array;
+  private nextEnd: Uint8Array;
+  private last: IndexEntry | null = null;
+  pulled = 0;
+
+  constructor(
+    private readonly tx: ReadTransaction,
+    readonly source: ResolvedSource,
+    firstPage: number,
+  ) {
+    this.exhausted = source.index === null;
+    this.pageSize = Math.max(1, Math.min(firstPage, 128));
+    this.nextStart = source.start;
+    this.nextEnd = source.end;
+  }
+
+  get done(): boolean {
+    return this.exhausted && this.position >= this.buffer.length;
+  }
+
+  /** The key of the last document handed out, or null before the first. */
+  get lastKey(): Uint8Array | null {
+    return this.last === null ? null : this.last.key;
+  }
+
+  async next(): Promise<IndexEntry | null> {
+    if (this.position >= this.buffer.length) {
+      if (this.exhausted) return null;
+      await this.fetch();
+      if (this.position >= this.buffer.length) return null;
+    }
+    this.last = this.buffer[this.position++]!;
+    this.pulled++;
+    return this.last;
+  }
+
+  private async fetch(): Promise<void> {
+    const index = this.source.index!;
+    const entries = await this.tx.scan({
+      table: this.source.table,
+      index: index.name,
+      start: this.nextStart,
+      end: this.nextEnd,
+      order: this.source.order,
+      limit: this.pageSize,
+    });
+    this.buffer = entries;
+    this.position = 0;
+    if (entries.length < this.pageSize) {
+      this.exhausted = true;
+    } else {
+      const last = entries[entries.length - 1]!.key;
+      if (this.source.order === 'asc') this.nextStart = keySuccessor(last);
+      else this.nextEnd = last;
+    }
+    this.pageSize = Math.min(this.pageSize * 2, 1024);
+  }
+
+  /** The interval this cursor has read: to its last key, or all of it once exhausted. */
+  readInterval(): { start: Uint8Array; end: Uint8Array } | null {
+    const { start, end, order } = this.source;
+    if (this.done) return { start, end };
+    const lastKey = this.lastKey;
+    if (lastKey === null) return null;
+    return order === 'asc' ? { start, end: keySuccessor(lastKey) } : { start: lastKey, end };
+  }
+}
+
+function recordRead(state: TransactionState, cursor: SourceCursor): void {
+  const index = cursor.source.index;
+  if (index === null) {
+    state.readSet.catalogDependent = true;
+    return;
+  }
+  const interval = cursor.readInterval();
+  if (interval !== null) state.readSet.addInterval(index.id, interval.start, interval.end);
+}
+
+export class QueryStream {
+  private readonly cursor: SourceCursor;
+  private readonly stages: Stage[];
+  private finished = false;
+
+  constructor(
+    private readonly state: TransactionState,
+    query: SerializedQuery,
+  ) {
+    const source = resolveSource(state, query);
+    this.stages = compileStages(query);
+    const first = this.stages[0];
+    this.cursor = new SourceCursor(
+      state.tx,
+      source,
+      first?.kind === 'limit' ? first.remaining : 32,
+    );
+  }
+
+  async next(): Promise<IndexEntry | null> {
+    for (;;) {
+      if (this.finished) return null;
+      // A limit that is used up ends the stream before another document is read.
+      if (this.stages.some((stage) => stage.kind === 'limit' && stage.remaining <= 0)) {
+        this.close();
+        return null;
+      }
+      const entry = await this.cursor.next();
+      if (entry === null) {
+        this.close();
+        return null;
+      }
+      if (this.passes(entry)) return entry;
+    }
+  }
+
+  private passes(entry: IndexEntry): boolean {
+    for (const stage of this.stages) {
+      if (stage.kind === 'filter') {
+        if (!stage.test(entry.document)) return false;
+      } else {
+        stage.remaining--;
+      }
+    }
+    return true;
+  }
+
+  /** Ends the stream and records what it read. Safe to call more than once. */
+  close(): void {
+    if (this.finished) return;
+    this.finished = true;
+    recordRead(this.state, this.cursor);
+  }
+}
+
+/**
+ * Pagination cursors: where a page ends, as `<index id>.<order>.<position>`, the position being
+ * the base64url key of the last document considered, or `start` or `end`. Opaque to users.
+ */
+type Position = { kind: 'start' } | { kind: 'end' } | { kind: 'key'; key: Uint8Array };
+
+function encodeCursor(index: IndexInfo, order: 'asc' | 'desc', position: Position): string {
+  const text =
+    position.kind === 'key' ? Buffer.from(position.key).toString('base64url') : position.kind;
+  return `${index.id}.${order}.${text}`;
+}
+
+function decodeCursor(cursor: string, index: IndexInfo, order: 'asc' | 'desc'): Position {
+  const [id, direction, position, extra] = cursor.split('.');
+  if (
+    id !== String(index.id) ||
+    direction !== order ||
+    position === undefined ||
+    extra !== undefined
+  ) {
+    throw new Error(
+      `Invalid pagination cursor "${cursor.slice(0, 40)}": it belongs to a different query (index or order changed)`,
+    );
+  }
+  if (position === 'start' || position === 'end') return { kind: position };
+  return { kind: 'key', key: new Uint8Array(Buffer.from(position, 'base64url')) };
+}
+
+export interface PageRequest {
+  readonly query: SerializedQuery;
+  readonly cursor: string | null;
+  readonly endCursor: string | null;
+  readonly pageSize: number;
+  readonly maximumRowsRead: number | null;
+}
+
+export interface Page {
+  readonly page: IndexEntry[];
+  readonly isDone: boolean;
+  readonly continueCursor: string;
+}
+
+/**
+ * One page of a paginated query. The page covers the keys from its cursor to its continue
+ * cursor, and that is what it records as read, so a page's result stays put (and its
+ * subscription quiet) while documents change on other pages. With an end cursor (how clients pin
+ * a loaded page) the page runs exactly to it, whatever its size.
+ */
+export async function queryPage(state: TransactionState, request: PageRequest): Promise<Page> {
+  if (request.query.operators.some((operator) => 'limit' in operator)) {
+    throw new Error('paginate() cannot be combined with take() or limit()');
+  }
+  const source = resolveSource(state, request.query);
+  const index = source.index;
+  if (index === null) {
+    state.readSet.catalogDependent = true;
+    return { page: [], isDone: true, continueCursor: request.cursor ?? '' };
+  }
+  const { order } = source;
+  let { start, end } = source;
+  const from: Position =
+    request.cursor === null || request.cursor === ''
+      ? { kind: 'start' }
+      : decodeCursor(request.cursor, index, order);
+  if (from.kind === 'end') {
+    return { page: [], isDone: true, continueCursor: encodeCursor(index, order, from) };
+  }
+  if (from.kind === 'key') {
+    if (order === 'asc') start = keySuccessor(from.key);
+    else end = from.key;
+  }
+  const until: Position | null =
+    request.endCursor === null || request.endCursor === ''
+      ? null
+      : decodeCursor(request.endCursor, index, order);
+  if (until?.kind === 'key') {
+    if (order === 'asc') end = keySuccessor(until.key);
+    else start = until.key;
+  }
+  const filters = compileStages(request.query).flatMap((stage) =>
+    stage.kind === 'filter' ? [stage.test] : [],
+  );
+  const cursor = new SourceCursor(
+    state.tx,
+    { ...source, start, end },
+    until === null ? request.pageSize + 1 : 128,
+  );
+  const page: IndexEntry[] = [];
+  for (;;) {
+    if (until === null) {
+      if (page.length >= request.pageSize) break;
+      if (request.maximumRowsRead !== null && cursor.pulled >= request.maximumRowsRead) break;
+    }
+    const entry = await cursor.next();
+    if (entry === null) break;
+    if (filters.every((test) => test(entry.document))) page.push(entry);
+  }
+  recordRead(state, cursor);
+  if (until !== null) {
+    // A pinned page ends where it was pinned; it is the last page only if pinned to the end.
+    return { page, isDone: until.kind === 'end', continueCursor: request.endCursor! };
+  }
+  if (cursor.done)
+    return { page, isDone: true, continueCursor: encodeCursor(index, order, { kind: 'end' }) };
+  const lastKey = cursor.lastKey;
+  return {
+    page,
+    isDone: false,
+    continueCursor: encodeCursor(
+      index,
+      order,
+      lastKey === null ? from : { kind: 'key', key: lastKey },
+    ),
+  };
+}

@@ -1,0 +1,71 @@
+/**
+ * Test helpers: a fresh store on each driver, and an engine over one of the apps in
+ * `test/apps`. Builds go to `test/.build` inside the repository, so bundled app code resolves
+ * `convex` from the repository's node_modules, as an app's own build would.
+ */
+import { randomBytes } from 'node:crypto';
+import { cpSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Store } from '@sleigh/storage';
+import { openPostgresStore, PostgresStore } from '@sleigh/storage-postgres';
+import { openSqliteStore } from '@sleigh/storage-sqlite';
+import { databaseUrl, tempDir } from '@sleigh/testing';
+import { onTestFinished } from 'vitest';
+import { Engine } from './engine.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const APPS = join(here, '..', 'test', 'apps');
+const BUILDS = join(here, '..', 'test', '.build');
+
+export interface Driver {
+  readonly name: 'sqlite' | 'postgres';
+  open(): Promise<Store>;
+}
+
+export const DRIVERS: readonly Driver[] = [
+  {
+    name: 'sqlite',
+    open: () => openSqliteStore({ path: join(tempDir(), 'sleigh.sqlite') }),
+  },
+  {
+    name: 'postgres',
+    open: async () => {
+      const schema = `test_${randomBytes(6).toString('hex')}`;
+      const url = databaseUrl();
+      onTestFinished(async (context) => {
+        if (context.task.result?.state !== 'fail') await PostgresStore.dropSchema(url, schema);
+      });
+      return openPostgresStore({ connectionString: url, schema });
+    },
+  },
+];
+
+function scratch(): string {
+  const dir = join(BUILDS, randomBytes(6).toString('hex'));
+  mkdirSync(dir, { recursive: true });
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** An engine over `test/apps/<app>/convex`, closed (with its store) when the test ends. */
+export async function startApp(
+  app: string,
+  driver: Driver,
+  options: { copy?: boolean } = {},
+): Promise<Engine> {
+  const store = await driver.open();
+  onTestFinished(() => store.close());
+  let functionsDir = join(APPS, app, 'convex');
+  const dir = scratch();
+  if (options.copy === true) {
+    cpSync(join(APPS, app), join(dir, app), { recursive: true });
+    functionsDir = join(dir, app, 'convex');
+  }
+  return Engine.start({
+    store,
+    functionsDir,
+    buildDir: join(dir, 'build'),
+    onWarning: () => undefined,
+  });
+}

@@ -1,0 +1,103 @@
+import { v } from 'convex/values';
+import { action, mutation, query } from './_generated/server';
+import { api, internal } from './_generated/api';
+
+export const random = query({
+  args: { salt: v.string() },
+  handler: async () => ({
+    draws: [Math.random(), Math.random(), Math.random()],
+    now: Date.now(),
+    date: new Date().getTime(),
+  }),
+});
+
+export const writeInQuery = query({
+  args: {},
+  handler: async (ctx) => {
+    // @ts-expect-error queries have no insert; call it anyway to see the error
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-call -- the call is the point of the test
+    await ctx.db.insert('messages', { channel: 'x', author: 'x', body: 'x' });
+  },
+});
+
+export const fetchInMutation = mutation({
+  args: {},
+  handler: async () => {
+    await fetch('http://127.0.0.1:1/');
+  },
+});
+
+export const timerInQuery = query({
+  args: {},
+  handler: async () => {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  },
+});
+
+export const logs = query({
+  args: {},
+  handler: async () => {
+    console.log('hello', { from: 'a query' });
+    console.warn('careful');
+    console.error('oops', 42);
+    return null;
+  },
+});
+
+export const schemaViolation = mutation({
+  args: {},
+  handler: async (ctx) => {
+    await ctx.db.insert('messages', { channel: 'x', author: 'x', body: 42 as unknown as string });
+  },
+});
+
+export const unknownTable = mutation({
+  args: {},
+  handler: async (ctx) => {
+    // @ts-expect-error not in the schema
+    await ctx.db.insert('nowhere', { a: 1 });
+  },
+});
+
+export const tooBig = mutation({
+  args: {},
+  handler: async (ctx) => {
+    await ctx.db.insert('values', { label: 'x', nested: 'y'.repeat(1024 * 1024 + 10) });
+  },
+});
+
+export const roundTrip = action({
+  args: { channel: v.string() },
+  handler: async (ctx, { channel }): Promise<{ id: string; count: number; echoed: unknown }> => {
+    const id: string = await ctx.runMutation(api.messages.send, {
+      channel,
+      author: 'action',
+      body: 'from an action',
+    });
+    const count: number = await ctx.runQuery(internal.messages.secretCount, { channel });
+    const echoed: unknown = await ctx.runAction(api.rules.echoAction, { value: 7n });
+    const started = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    if (Date.now() - started < 4) throw new Error('timers in actions should be real');
+    return { id, count, echoed };
+  },
+});
+
+export const echoAction = action({
+  args: { value: v.int64() },
+  handler: async (_ctx, { value }) => value * 2n,
+});
+
+export const metadata = query({
+  args: {},
+  handler: async (ctx) => {
+    await ctx.db.query('messages').first();
+    const fn = await ctx.meta.getFunctionMetadata();
+    return {
+      name: fn.name,
+      type: fn.type,
+      visibility: fn.visibility,
+      identity: await ctx.auth.getUserIdentity(),
+    };
+  },
+});
