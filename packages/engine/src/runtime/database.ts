@@ -14,7 +14,7 @@ import {
   type TableInfo,
   type WriteTransaction,
 } from '@sleigh/storage';
-import { convexToJson, type JSONValue, type ValidatorJSON, type Value } from 'convex/values';
+import { type JSONValue, type ValidatorJSON, type Value } from 'convex/values';
 import { FunctionErrorCode, SyscallError } from '../errors.js';
 import type { Execution, TransactionState } from './context.js';
 import { checkValue } from './validator.js';
