@@ -46,6 +46,7 @@ import {
   type UserIdentity,
 } from './runtime/context.js';
 import { installDeterminism } from './runtime/determinism.js';
+import { findLogged, recordOutcome, sweep as sweepMutationLog } from './mutation-log.js';
 import { CalledFunctionError, type Host } from './runtime/host.js';
 import { ReadSet } from './runtime/readset.js';
 import { installSyscalls } from './runtime/syscalls.js';
@@ -69,6 +70,13 @@ export interface CallOptions {
   readonly caller?: Caller;
   readonly identity?: UserIdentity | null;
   readonly requestId?: string;
+  /**
+   * Makes a mutation idempotent: its outcome is recorded with it under this key, and a second
+   * call with the same key returns that outcome without running again (a client's resend).
+   */
+  readonly idempotencyKey?: string;
+  /** With an idempotency key: the caller knows this is the first attempt, so skip the lookup. */
+  readonly firstAttempt?: boolean;
 }
 
 /**
@@ -353,44 +361,81 @@ export class Engine implements Host {
   }
 
   async query(path: string, args: JSONValue, options: CallOptions = {}): Promise<QueryOutcome> {
+    try {
+      return await this.store.read((tx) => this.queryIn(tx, path, args, options));
+    } catch (error) {
+      return Engine.storeFailure(path, error);
+    }
+  }
+
+  /**
+   * Runs several queries on one snapshot (how subscriptions stay consistent: every result of a
+   * Transition comes from the same snapshot). Outcomes are in the order of `calls`.
+   */
+  async queryBatch(
+    calls: ReadonlyArray<{
+      readonly path: string;
+      readonly args: JSONValue;
+      readonly options?: CallOptions;
+    }>,
+  ): Promise<{ ts: bigint; outcomes: QueryOutcome[] }> {
+    return this.store.read(async (tx) => {
+      const outcomes = await Promise.all(
+        calls.map((call) =>
+          this.queryIn(tx, call.path, call.args, call.options ?? {}).catch((error: unknown) =>
+            Engine.storeFailure(call.path, error),
+          ),
+        ),
+      );
+      return { ts: await tx.timestamp(), outcomes };
+    });
+  }
+
+  /** The outcome of a query the store could not serve (a lost database connection). */
+  private static storeFailure(path: string, error: unknown): QueryOutcome {
+    const failure = new FunctionError(
+      FunctionErrorCode.Internal,
+      `${path} could not read the database: ${(error as Error).message}`,
+      { cause: error },
+    );
+    return { ok: false, error: failure, logLines: [], ts: 0n, readSet: new ReadSet() };
+  }
+
+  private async queryIn(
+    tx: ReadTransaction,
+    path: string,
+    args: JSONValue,
+    options: CallOptions,
+  ): Promise<QueryOutcome> {
     const logLines: string[] = [];
     const readSet = new ReadSet();
+    const state = newTransactionState(tx, false, readSet);
+    const snapshot = this.trackSnapshot(tx, state);
     let info: FunctionInfo;
     try {
       info = this.registry.lookup(path, 'query', options.caller ?? 'client');
-      this.checkArgs(info, args, this.store.catalog());
+      this.checkArgs(info, args, tx.catalog());
     } catch (error) {
-      const ts = await this.store.read((tx) => tx.timestamp());
-      return { ok: false, error: asFunctionError(path, error), logLines, ts, readSet };
+      return {
+        ok: false,
+        error: asFunctionError(path, error),
+        logLines,
+        ts: await snapshot,
+        readSet,
+      };
     }
+    const execution = this.execution(info, state, args, options, logLines);
+    let json: string | null = null;
+    let failure: FunctionError | null = null;
     try {
-      return await this.store.read(async (tx) => {
-        const state = newTransactionState(tx, false, readSet);
-        const snapshot = this.trackSnapshot(tx, state);
-        const execution = this.execution(info, state, args, options, logLines);
-        let json: string | null = null;
-        let failure: FunctionError | null = null;
-        try {
-          json = this.checkReturn(info, await this.invoke(execution, info, args), tx.catalog());
-        } catch (error) {
-          if (state.doomed !== null) throw state.doomed;
-          failure = asFunctionError(info.path, error);
-        }
-        Engine.closeStreams(state);
-        const extra = { logLines, ts: await snapshot, readSet };
-        return json !== null
-          ? success(json, extra)
-          : { ok: false as const, error: failure!, ...extra };
-      });
+      json = this.checkReturn(info, await this.invoke(execution, info, args), tx.catalog());
     } catch (error) {
-      // The store failed (a lost database connection): nothing to report but the failure.
-      const failure = new FunctionError(
-        FunctionErrorCode.Internal,
-        `${info.path} could not read the database: ${(error as Error).message}`,
-        { cause: error },
-      );
-      return { ok: false, error: failure, logLines, ts: 0n, readSet };
+      if (state.doomed !== null) throw state.doomed;
+      failure = asFunctionError(info.path, error);
     }
+    Engine.closeStreams(state);
+    const extra = { logLines, ts: await snapshot, readSet };
+    return json !== null ? success(json, extra) : { ok: false as const, error: failure!, ...extra };
   }
 
   /** Learns the snapshot timestamp in the background, for getSnapshotTs and the outcome. */
@@ -462,7 +507,12 @@ export class Engine implements Host {
   ): Promise<MutationOutcome> {
     let failure: FunctionError | null = null;
     try {
+      const key = options.idempotencyKey;
       const { value, commit } = await this.store.write(async (tx) => {
+        if (key !== undefined && options.firstAttempt !== true) {
+          const logged = await findLogged(tx, key);
+          if (logged !== null) return { json: logged.json, replayedLogs: logged.logLines };
+        }
         const state = newTransactionState(tx, true, new ReadSet());
         void this.trackSnapshot(tx, state);
         const execution = this.execution(info, state, args, options, logLines, seed);
@@ -474,7 +524,8 @@ export class Engine implements Host {
           );
           if (state.doomed !== null) throw state.doomed;
           Engine.closeStreams(state);
-          return result;
+          if (key !== undefined) await recordOutcome(tx, key, result, logLines, nextCreationTime());
+          return { json: result, replayedLogs: null };
         } catch (error) {
           if (state.doomed !== null) throw state.doomed;
           if (StorageError.is(error) && error.retryable) throw error;
@@ -483,11 +534,23 @@ export class Engine implements Host {
           throw failure;
         }
       });
-      return success(value, { ts: commit.ts, logLines });
+      if (value.json === null) {
+        const tooBig = new FunctionError(
+          FunctionErrorCode.Internal,
+          `${info.path} was applied, but its result was too large to keep for a resend`,
+        );
+        return { ok: false, error: tooBig, logLines: value.replayedLogs ?? logLines };
+      }
+      return success(value.json, { ts: commit.ts, logLines: value.replayedLogs ?? logLines });
     } catch (error) {
       if (failure !== null && error === failure) return { ok: false, error: failure, logLines };
       throw error;
     }
+  }
+
+  /** Deletes mutation-log records older than `ageMs` (resends come within minutes). */
+  sweepMutationLog(ageMs: number): Promise<number> {
+    return sweepMutationLog(this.store, Date.now() - ageMs);
   }
 
   async action(path: string, args: JSONValue, options: CallOptions = {}): Promise<ActionOutcome> {

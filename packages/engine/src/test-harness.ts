@@ -1,7 +1,7 @@
 /**
- * Test helpers: a fresh store on each driver, and an engine over one of the apps in
- * `test/apps`. Builds go to `test/.build` inside the repository, so bundled app code resolves
- * `convex` from the repository's node_modules, as an app's own build would.
+ * Test helpers: a fresh store on each driver, and an engine over one of the test apps
+ * (`@sleigh/testing`'s `apps/`). Builds go to `.build` inside the repository, so bundled app code
+ * resolves `convex` from the repository's node_modules, as an app's own build would.
  */
 import { randomBytes } from 'node:crypto';
 import { cpSync, mkdirSync, rmSync } from 'node:fs';
@@ -10,13 +10,13 @@ import { fileURLToPath } from 'node:url';
 import type { Store } from '@sleigh/storage';
 import { openPostgresStore, PostgresStore } from '@sleigh/storage-postgres';
 import { openSqliteStore } from '@sleigh/storage-sqlite';
-import { databaseUrl, tempDir } from '@sleigh/testing';
+import { databaseUrl, TEST_APPS, tempDir } from '@sleigh/testing';
 import { onTestFinished } from 'vitest';
 import { Engine } from './engine.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const APPS = join(here, '..', 'test', 'apps');
-const BUILDS = join(here, '..', 'test', '.build');
+export const APPS = TEST_APPS;
+const BUILDS = join(here, '..', '.build');
 
 export interface Driver {
   readonly name: 'sqlite' | 'postgres';

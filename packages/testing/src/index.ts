@@ -1,2 +1,3 @@
 export { startPostgresCluster, type PostgresCluster } from './postgres-cluster.js';
 export { databaseUrl, tempDir } from './fixtures.js';
+export { TEST_APPS } from './apps.js';

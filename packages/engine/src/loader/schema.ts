@@ -32,10 +32,13 @@ export interface Schema {
   readonly schemaValidation: boolean;
 }
 
-/** System tables the engine keeps, with the numbers their ids carry. */
+/** System tables the engine keeps: the numbers their ids carry, and their indexes. */
 export const SYSTEM_TABLES = {
-  _schemas: 1,
-} as const;
+  /** The schema last applied (one document). */
+  _schemas: { number: 1, indexes: {} },
+  /** Outcomes of mutations sent with an idempotency key, so a resent one is not run again. */
+  _mutation_log: { number: 2, indexes: { by_key: ['key'] } },
+} as const satisfies Record<string, { number: number; indexes: Record<string, readonly string[]> }>;
 
 interface ExportedTable {
   tableName: string;
@@ -117,8 +120,11 @@ function isIdOf(tx: WriteTransaction): (id: string, table: string) => boolean {
 }
 
 async function ensureSystemTables(tx: WriteTransaction): Promise<void> {
-  for (const [name, number] of Object.entries(SYSTEM_TABLES)) {
+  for (const [name, { number, indexes }] of Object.entries(SYSTEM_TABLES)) {
     if (tx.catalog().table(name) === undefined) await tx.createTable(name, { number });
+    for (const [index, fields] of Object.entries(indexes)) {
+      if (tx.catalog().index(name, index) === undefined) await tx.createIndex(name, index, fields);
+    }
   }
 }
 
@@ -238,7 +244,7 @@ export async function applySchema(
     }
     if (previous.document !== null) await tx.delete('_schemas', previous.document._id);
     await tx.insert('_schemas', {
-      _id: newDocumentId(SYSTEM_TABLES._schemas),
+      _id: newDocumentId(SYSTEM_TABLES._schemas.number),
       _creationTime: now(),
       tables,
       schemaValidation: schema.schemaValidation,

@@ -36,3 +36,8 @@ export const badReturn = query({
   returns: v.number(),
   handler: async () => 'not a number' as unknown as number,
 });
+
+export const all = query({
+  args: {},
+  handler: async (ctx) => await ctx.db.query('values').collect(),
+});

@@ -1,0 +1,353 @@
+/**
+ * The HTTP API (PROTOCOL.md §3): running functions over plain requests, as ConvexHttpClient
+ * and `curl` do, plus health routes.
+ *
+ *   POST /api/query | /api/mutation | /api/action   {path, args, format}
+ *   GET  /api/query?path=&args=&format=
+ *   POST /api/run/<dir>/<module>/<function>          {args, format}
+ *   POST /api/function                                {path, args, format}  (any kind)
+ *   POST /api/query_ts → {ts};  POST /api/query_at_ts {path, args, ts};  POST /api/query_batch {queries}
+ *   GET  /instance_info, /version, /instance_name
+ *
+ * A function's own failure is HTTP 560 with `{status: "error", errorMessage, errorData?}`;
+ * a malformed request is 400 with `{code, message}`; a bad key is 401.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CallOptions, Engine, FunctionKind } from '@sleigh/engine';
+import { jsonToConvex, type JSONValue, type Value } from 'convex/values';
+import { sameKey } from './admin-key.js';
+import type { Subscriptions } from './sync/subscriptions.js';
+
+export interface HttpHost {
+  readonly engine: Engine;
+  readonly subscriptions: Subscriptions;
+  readonly adminKey: string;
+  readonly startedAt: number;
+  readonly version: string;
+  readonly deploymentName: string;
+}
+
+/** Function failures: the JS client accepts this status as "the function threw". */
+const STATUS_FUNCTION_FAILED = 560;
+const MAX_BODY = 20 * 1024 * 1024;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function send(res: ServerResponse, status: number, body: string, type = 'application/json'): void {
+  res.writeHead(status, {
+    'Content-Type': `${type}; charset=utf-8`,
+    'Content-Length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+function sendError(res: ServerResponse, error: HttpError): void {
+  send(res, error.status, JSON.stringify({ code: error.code, message: error.message }));
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY)
+      throw new HttpError(
+        413,
+        'PayloadTooLarge',
+        `Request bodies are limited to ${MAX_BODY} bytes`,
+      );
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const text = await readBody(req);
+  if (text.trim() === '') return {};
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'BadJsonBody', 'The request body is not valid JSON');
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new HttpError(400, 'BadJsonBody', 'The request body must be a JSON object');
+  }
+  return body as Record<string, unknown>;
+}
+
+type Format = 'convex_encoded_json' | 'json';
+
+function formatOf(value: unknown): Format {
+  if (value === undefined || value === null || value === 'convex_encoded_json')
+    return 'convex_encoded_json';
+  if (value === 'json') return 'json';
+  throw new HttpError(
+    400,
+    'BadFormat',
+    `format must be "convex_encoded_json" or "json", got ${JSON.stringify(value)}`,
+  );
+}
+
+/** `args` as an object, or an array holding one object (the JS client sends both). */
+function argsOf(value: unknown): JSONValue {
+  const args = Array.isArray(value)
+    ? value.length === 1
+      ? (value[0] as unknown)
+      : undefined
+    : (value ?? {});
+  if (typeof args !== 'object' || args === null || Array.isArray(args)) {
+    throw new HttpError(400, 'BadArgs', 'args must be an object (or an array holding one object)');
+  }
+  return args as JSONValue;
+}
+
+function pathOf(value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new HttpError(400, 'BadPath', 'path must be a function path such as "messages:list"');
+  }
+  return value;
+}
+
+/** A Convex value as plain JSON, for `format: "json"`. */
+function plainJson(value: Value): unknown {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return value;
+  if (typeof value === 'number')
+    return Number.isFinite(value) ? (Object.is(value, -0) ? 0 : value) : String(value);
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof ArrayBuffer) return Buffer.from(value).toString('base64');
+  if (Array.isArray(value)) return value.map(plainJson);
+  return Object.fromEntries(
+    Object.entries(value as Record<string, Value>).map(([k, v]) => [k, plainJson(v)]),
+  );
+}
+
+function callOptions(req: IncomingMessage, host: HttpHost): CallOptions {
+  const header = req.headers.authorization;
+  if (header === undefined || header === '') return { caller: 'client' };
+  if (header.startsWith('Convex ')) {
+    if (!sameKey(host.adminKey, header.slice('Convex '.length).trim())) {
+      throw new HttpError(401, 'BadAdminKey', 'The admin key is not valid for this deployment');
+    }
+    return { caller: 'admin' };
+  }
+  if (header.startsWith('Bearer ')) {
+    throw new HttpError(
+      401,
+      'Unauthenticated',
+      'User authentication (JWT) is not supported by Sleigh yet',
+    );
+  }
+  throw new HttpError(
+    401,
+    'BadAuthorization',
+    'Authorization must be "Convex <admin key>" or "Bearer <token>"',
+  );
+}
+
+type Outcome =
+  | { ok: true; json: string; logLines: string[] }
+  | { ok: false; error: { message: string; data?: JSONValue | undefined }; logLines: string[] };
+
+function resultBody(outcome: Outcome, format: Format): { status: number; body: string } {
+  const logLines = JSON.stringify(outcome.logLines);
+  if (outcome.ok) {
+    const value =
+      format === 'json'
+        ? JSON.stringify(plainJson(jsonToConvex(JSON.parse(outcome.json) as JSONValue)))
+        : outcome.json;
+    return { status: 200, body: `{"status":"success","value":${value},"logLines":${logLines}}` };
+  }
+  return {
+    status: STATUS_FUNCTION_FAILED,
+    body: JSON.stringify({
+      status: 'error',
+      errorMessage: outcome.error.message,
+      ...(outcome.error.data === undefined ? {} : { errorData: outcome.error.data }),
+      logLines: outcome.logLines,
+    }),
+  };
+}
+
+async function runKind(
+  host: HttpHost,
+  kind: FunctionKind | null,
+  path: string,
+  args: JSONValue,
+  options: CallOptions,
+): Promise<Outcome> {
+  switch (kind) {
+    case 'query':
+      return host.engine.query(path, args, options);
+    case 'mutation':
+      return host.engine.mutation(path, args, options);
+    case 'action':
+      return host.engine.action(path, args, options);
+    case null:
+      return host.engine.run(path, args, options);
+  }
+}
+
+async function route(host: HttpHost, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const path = url.pathname;
+  const method = req.method ?? 'GET';
+  if (method === 'GET' && (path === '/instance_info' || path === '/api/instance_info')) {
+    return send(
+      res,
+      200,
+      JSON.stringify({
+        name: host.deploymentName,
+        version: host.version,
+        uptimeSeconds: Math.round((Date.now() - host.startedAt) / 1000),
+        subscriptions: host.subscriptions.size,
+        driver: host.engine.store.driver,
+      }),
+    );
+  }
+  if (method === 'GET' && path === '/version') return send(res, 200, host.version, 'text/plain');
+  if (method === 'GET' && path === '/instance_name')
+    return send(res, 200, host.deploymentName, 'text/plain');
+
+  if (method === 'GET' && path === '/api/query') {
+    const options = callOptions(req, host);
+    let args: unknown = {};
+    const raw = url.searchParams.get('args');
+    if (raw !== null) {
+      try {
+        args = JSON.parse(raw);
+      } catch {
+        throw new HttpError(400, 'BadArgs', 'args must be a JSON object');
+      }
+    }
+    const format = formatOf(url.searchParams.get('format') ?? undefined);
+    const outcome = await host.engine.query(
+      pathOf(url.searchParams.get('path')),
+      argsOf(args),
+      options,
+    );
+    const { status, body } = resultBody(outcome, format);
+    return send(res, status, body);
+  }
+  if (method !== 'POST') throw new HttpError(404, 'NotFound', `No route for ${method} ${path}`);
+
+  const kinds: Record<string, FunctionKind | null> = {
+    '/api/query': 'query',
+    '/api/mutation': 'mutation',
+    '/api/action': 'action',
+    '/api/function': null,
+  };
+  if (path in kinds) {
+    const options = callOptions(req, host);
+    const body = await readJson(req);
+    const format = formatOf(body.format);
+    const outcome = await runKind(
+      host,
+      kinds[path]!,
+      pathOf(body.path),
+      argsOf(body.args),
+      options,
+    );
+    const { status, body: text } = resultBody(outcome, format);
+    return send(res, status, text);
+  }
+  if (path.startsWith('/api/run/')) {
+    const options = callOptions(req, host);
+    const segments = path
+      .slice('/api/run/'.length)
+      .split('/')
+      .filter(Boolean)
+      .map(decodeURIComponent);
+    if (segments.length < 2)
+      throw new HttpError(400, 'BadPath', 'Use /api/run/<module path>/<function>');
+    const functionPath = `${segments.slice(0, -1).join('/')}:${segments[segments.length - 1]}`;
+    const body = await readJson(req);
+    const format = formatOf(body.format);
+    const outcome = await runKind(host, null, functionPath, argsOf(body.args), options);
+    const { status, body: text } = resultBody(outcome, format);
+    return send(res, status, text);
+  }
+  if (path === '/api/query_ts') {
+    await readBody(req);
+    const ts = await host.engine.store.read((tx) => tx.timestamp());
+    return send(res, 200, JSON.stringify({ ts: ts.toString() }));
+  }
+  if (path === '/api/query_at_ts') {
+    const options = callOptions(req, host);
+    const body = await readJson(req);
+    const format = formatOf(body.format);
+    let ts: bigint;
+    try {
+      ts = BigInt(body.ts as string);
+    } catch {
+      throw new HttpError(400, 'BadTimestamp', 'ts must be a timestamp from /api/query_ts');
+    }
+    const outcome = await host.engine.query(pathOf(body.path), argsOf(body.args), options);
+    // Queries read the latest snapshot; the result holds at `ts` only if nothing it read changed since.
+    if (outcome.ok && outcome.ts > ts && host.subscriptions.changedSince(outcome, ts) !== false) {
+      const { status, body: text } = resultBody(
+        {
+          ok: false,
+          error: {
+            message: `The data this query reads changed after timestamp ${ts}; read again at a newer timestamp`,
+          },
+          logLines: outcome.logLines,
+        },
+        format,
+      );
+      return send(res, status, text);
+    }
+    const { status, body: text } = resultBody(outcome, format);
+    return send(res, status, text);
+  }
+  if (path === '/api/query_batch') {
+    const options = callOptions(req, host);
+    const body = await readJson(req);
+    if (!Array.isArray(body.queries))
+      throw new HttpError(400, 'BadBatch', 'queries must be an array');
+    const queries = (body.queries as Array<Record<string, unknown>>).map((query) => ({
+      path: pathOf(query?.path),
+      args: argsOf(query?.args),
+      format: formatOf(query?.format),
+      options,
+    }));
+    const { outcomes } = await host.engine.queryBatch(queries);
+    const results = outcomes.map((outcome, i) => resultBody(outcome, queries[i]!.format).body);
+    return send(res, 200, `{"results":[${results.join(',')}]}`);
+  }
+  throw new HttpError(404, 'NotFound', `No route for ${method} ${path}`);
+}
+
+export async function handleHttp(
+  host: HttpHost,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  // Browsers call the API from other origins (a Vite dev server, a static site).
+  res.setHeader('Access-Control-Allow-Origin', req.headers.origin ?? '*');
+  res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Authorization, Convex-Client');
+  res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204);
+    res.end();
+    return;
+  }
+  try {
+    await route(host, req, res);
+  } catch (error) {
+    if (error instanceof HttpError) return sendError(res, error);
+    console.error('sleigh: HTTP request failed', error);
+    sendError(
+      res,
+      new HttpError(500, 'InternalServerError', 'The server failed to handle this request'),
+    );
+  }
+}

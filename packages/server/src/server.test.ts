@@ -1,0 +1,257 @@
+import { makeFunctionReference } from 'convex/server';
+import { ConvexError, type Value } from 'convex/values';
+import { describe, expect, it } from 'vitest';
+import {
+  ADMIN_KEY,
+  connect,
+  DRIVERS,
+  httpClient,
+  nextValue,
+  startServer,
+  waitFor,
+} from './test-server.js';
+
+type Message = { _id: string; channel: string; author: string; body: string; likes?: number };
+
+const api = {
+  list: makeFunctionReference<'query', Record<string, never>, Message[]>('messages:list'),
+  byChannel: makeFunctionReference<'query', { channel: string }, Message[]>('messages:byChannel'),
+  send: makeFunctionReference<
+    'mutation',
+    { channel: string; author: string; body: string },
+    string
+  >('messages:send'),
+  secretCount: makeFunctionReference<'query', { channel: string }, number>('messages:secretCount'),
+  increment: makeFunctionReference<'mutation', { name: string }, number>('bank:increment'),
+  counter: makeFunctionReference<'query', { name: string }, number>('bank:counter'),
+  roundTrip: makeFunctionReference<
+    'action',
+    { channel: string },
+    { count: number; echoed: bigint }
+  >('rules:roundTrip'),
+  storeValue: makeFunctionReference<'mutation', Record<string, Value>, string>('values:store'),
+  allValues: makeFunctionReference<
+    'query',
+    Record<string, never>,
+    Array<{ label: string; nested?: string }>
+  >('values:all'),
+};
+
+describe.each(DRIVERS)('server on $name', (driver) => {
+  it('pushes a subscribed query the changes another client makes', async () => {
+    const server = await startServer(driver);
+    const watcher = connect(server);
+    const writer = connect(server);
+    const first = await nextValue<Message[]>(
+      (cb) => watcher.onUpdate(api.list, {}, cb),
+      () => true,
+    );
+    expect(first).toEqual([]);
+    const updated = nextValue<Message[]>(
+      (cb) => watcher.onUpdate(api.list, {}, cb),
+      (v) => v.length === 1,
+    );
+    await writer.mutation(api.send, { channel: 'general', author: 'ann', body: 'hello' });
+    expect((await updated).map((m) => m.body)).toEqual(['hello']);
+  });
+
+  it('reads its own writes: when a mutation resolves, the subscription already shows it', async () => {
+    const server = await startServer(driver);
+    const client = connect(server);
+    const values: Message[][] = [];
+    const unsubscribe = client.onUpdate(api.byChannel, { channel: 'ryw' }, (v) => values.push(v));
+    await nextValue<Message[]>(
+      (cb) => client.onUpdate(api.byChannel, { channel: 'ryw' }, cb),
+      () => true,
+    );
+    for (let i = 0; i < 5; i++) {
+      await client.mutation(api.send, { channel: 'ryw', author: 'me', body: `m${i}` });
+      const current = client.client.localQueryResult('messages:byChannel', {
+        channel: 'ryw',
+      }) as Message[];
+      expect(current.map((m) => m.body)).toEqual(Array.from({ length: i + 1 }, (_, j) => `m${j}`));
+    }
+    unsubscribe();
+    expect(values.length).toBeGreaterThan(0);
+  });
+
+  it('applies a mutation exactly once when the socket drops before its response', async () => {
+    let dropped = 0;
+    const server = await startServer(driver, {
+      faults: {
+        beforeMutationResponse: () => {
+          // Cut the first two responses: the client reconnects and resends each time.
+          if (dropped < 2) {
+            dropped++;
+            return 'drop';
+          }
+          return undefined;
+        },
+      },
+    });
+    const client = connect(server);
+    const result = await client.mutation(api.increment, { name: 'once' });
+    expect(dropped).toBe(2);
+    expect(result).toBe(1);
+    const http = httpClient(server);
+    expect(await http.query(api.counter, { name: 'once' })).toBe(1);
+    // And the client goes on working on its new socket.
+    expect(await client.mutation(api.increment, { name: 'once' })).toBe(2);
+  });
+
+  it('wakes only the subscriptions a write touches: 20 clients, one re-run', async () => {
+    const server = await startServer(driver);
+    const clients = Array.from({ length: 20 }, () => connect(server));
+    const updates = new Array<number>(20).fill(0);
+    const latest: Message[][] = [];
+    const unsubscribes = clients.map((client, i) =>
+      client.onUpdate(api.byChannel, { channel: `c${i}` }, (value) => {
+        updates[i]!++;
+        latest[i] = value;
+      }),
+    );
+    await waitFor(() => updates.every((count) => count > 0));
+    await server.subscriptions.settled();
+    const runsBefore = server.subscriptions.runs;
+    const before = [...updates];
+    await clients[3]!.mutation(api.send, { channel: 'c7', author: 'x', body: 'only c7' });
+    await waitFor(() => latest[7]?.length === 1);
+    await server.subscriptions.settled();
+    expect(server.subscriptions.runs - runsBefore).toBe(1);
+    updates.forEach((count, i) => {
+      if (i === 7) expect(count).toBe(before[i]! + 1);
+      else expect(count, `client ${i}`).toBe(before[i]);
+    });
+    unsubscribes.forEach((u) => u());
+  });
+
+  it('shares one query run among identical subscriptions', async () => {
+    const server = await startServer(driver);
+    const clients = Array.from({ length: 5 }, () => connect(server));
+    const latest: Message[][] = [];
+    const keep = clients.map((c, i) => c.onUpdate(api.list, {}, (value) => (latest[i] = value)));
+    await waitFor(() => latest.filter(Boolean).length === 5);
+    await server.subscriptions.settled();
+    const runs = server.subscriptions.runs;
+    await clients[0]!.mutation(api.send, { channel: 'x', author: 'y', body: 'z' });
+    await waitFor(() => latest.every((value) => value.length === 1));
+    await server.subscriptions.settled();
+    expect(server.subscriptions.runs - runs).toBe(1);
+    keep.forEach((u) => u());
+  });
+
+  it('carries ConvexError data to the client, and refuses internal functions without the admin key', async () => {
+    const server = await startServer(driver);
+    const client = connect(server);
+    const error = await client
+      .mutation(api.send, { channel: 'c', author: 'a', body: '' })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConvexError);
+    expect((error as ConvexError<Value>).data).toEqual({ code: 'EMPTY', channel: 'c' });
+    await expect(client.query(api.secretCount, { channel: 'c' })).rejects.toThrow(
+      /Could not find public query "messages:secretCount"/,
+    );
+    const admin = connect(server);
+    (admin as unknown as { setAdminAuth(key: string): void }).setAdminAuth(ADMIN_KEY);
+    expect(await admin.query(api.secretCount, { channel: 'c' })).toBe(0);
+    const http = httpClient(server);
+    await expect(http.query(api.secretCount, { channel: 'c' })).rejects.toThrow(
+      /Could not find public query/,
+    );
+    (http as unknown as { setAdminAuth(key: string): void }).setAdminAuth(ADMIN_KEY);
+    expect(await http.query(api.secretCount, { channel: 'c' })).toBe(0);
+  });
+
+  it('runs actions that call queries and mutations', async () => {
+    const server = await startServer(driver);
+    const client = connect(server);
+    const result = await client.action(api.roundTrip, { channel: 'act' });
+    expect(result.count).toBe(1);
+    expect(result.echoed).toBe(14n);
+  });
+
+  it('splits a Transition over 5 MB into chunks the client reassembles', async () => {
+    const server = await startServer(driver);
+    const client = connect(server);
+    const big = 'x'.repeat(900_000);
+    for (let i = 0; i < 7; i++)
+      await client.mutation(api.storeValue, { label: `big${i}`, nested: big });
+    const values = await nextValue<Array<{ label: string; nested?: string }>>(
+      (cb) => client.onUpdate(api.allValues, {}, cb),
+      (v) => v.length === 7,
+    );
+    expect(values.map((v) => v.nested?.length)).toEqual(new Array(7).fill(900_000));
+  });
+
+  it('serves the HTTP API in both formats, with errors as the clients expect', async () => {
+    const server = await startServer(driver);
+    const http = httpClient(server);
+    const id = await http.mutation(api.send, { channel: 'h', author: 'a', body: 'via http' });
+    expect(typeof id).toBe('string');
+    expect((await http.query(api.byChannel, { channel: 'h' })).map((m) => m.body)).toEqual([
+      'via http',
+    ]);
+    expect((await http.action(api.roundTrip, { channel: 'h2' })).echoed).toBe(14n);
+    const error = await http
+      .mutation(api.send, { channel: 'h', author: 'a', body: '' })
+      .catch((e: unknown) => e);
+    expect((error as ConvexError<Value>).data).toEqual({ code: 'EMPTY', channel: 'h' });
+
+    const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+      fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', ...headers },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+    const plain = await post('/api/query', {
+      path: 'values:echo',
+      args: { value: 5 },
+      format: 'json',
+    });
+    expect(await plain.json()).toEqual({ status: 'success', value: 5, logLines: [] });
+    const run = await post('/api/run/messages/byChannel', { args: { channel: 'h' } });
+    expect(((await run.json()) as { value: Message[] }).value[0]!.body).toBe('via http');
+    const viaFunction = await post('/api/function', {
+      path: 'bank:increment',
+      args: { name: 'f' },
+    });
+    expect(await viaFunction.json()).toEqual({ status: 'success', value: 1, logLines: [] });
+    const batch = await post('/api/query_batch', {
+      queries: [
+        { path: 'bank:counter', args: { name: 'f' } },
+        { path: 'nope:nothing', args: {} },
+      ],
+    });
+    const results = ((await batch.json()) as { results: Array<{ status: string }> }).results;
+    expect(results.map((r) => r.status)).toEqual(['success', 'error']);
+    const ts = ((await (await post('/api/query_ts', {})).json()) as { ts: string }).ts;
+    const atTs = await post('/api/query_at_ts', { path: 'bank:counter', args: { name: 'f' }, ts });
+    expect(await atTs.json()).toMatchObject({ status: 'success', value: 1 });
+    const get = await fetch(
+      `${server.url}/api/query?path=bank:counter&args=${encodeURIComponent('{"name":"f"}')}`,
+    );
+    expect(await get.json()).toMatchObject({ status: 'success', value: 1 });
+
+    const failed = await post('/api/query', { path: 'bank:counter', args: { name: 7 } });
+    expect(failed.status).toBe(560);
+    expect(((await failed.json()) as { errorMessage: string }).errorMessage).toMatch(
+      /`name`: expected string/,
+    );
+    const malformed = await post('/api/query', '{not json');
+    expect(malformed.status).toBe(400);
+    expect(await malformed.json()).toMatchObject({ code: 'BadJsonBody' });
+    const badKey = await post(
+      '/api/query',
+      { path: 'bank:counter', args: { name: 'f' } },
+      { Authorization: 'Convex wrong' },
+    );
+    expect(badKey.status).toBe(401);
+    const info = (await (await fetch(`${server.url}/instance_info`)).json()) as Record<
+      string,
+      unknown
+    >;
+    expect(info).toMatchObject({ version: '0.1.0', driver: driver.name });
+    expect(typeof info.uptimeSeconds).toBe('number');
+    expect((await fetch(`${server.url}/nowhere`)).status).toBe(404);
+  });
+});

@@ -1,0 +1,201 @@
+/**
+ * A Sleigh server: one HTTP server carrying the HTTP API and the WebSocket sync protocol, over
+ * one engine and one store. Every commit of the store feeds the subscriptions, which keep every
+ * connected client's queries up to date.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Engine, type EngineOptions } from '@sleigh/engine';
+import type { Store } from '@sleigh/storage';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { sameKey } from './admin-key.js';
+import { handleHttp, type HttpHost } from './http-api.js';
+import { SyncSession, type SessionHost } from './sync/session.js';
+import { Subscriptions } from './sync/subscriptions.js';
+
+export const SLEIGH_VERSION = '0.1.0';
+
+export interface ServerOptions {
+  readonly store: Store;
+  readonly functionsDir: string;
+  readonly adminKey: string;
+  /** Default 3210; 0 picks a free port. */
+  readonly port?: number;
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  readonly buildDir?: string;
+  readonly codegen?: boolean;
+  readonly deploymentName?: string;
+  /** Largest WebSocket frame accepted (default 20 MiB); bigger ones close the socket (1009). */
+  readonly maxFrameBytes?: number;
+  /** Idle sockets get a Ping after this long (default 15 s; clients give up after 60 s). */
+  readonly pingAfterMs?: number;
+  /** Fault injection for tests: return 'drop' to cut a socket instead of answering a mutation. */
+  readonly faults?: SessionHost['faults'];
+  /** Where the server reports its own troubles (default: console.error). */
+  readonly log?: (message: string) => void;
+  readonly onWarning?: EngineOptions['onWarning'];
+}
+
+/** Mutation-log records older than this are swept: resends come within minutes of a drop. */
+const MUTATION_LOG_AGE_MS = 60 * 60_000;
+
+const SYNC_PATH = /^\/api(\/[^/]+)?\/sync$/;
+
+export class SleighServer implements SessionHost, HttpHost {
+  readonly startedAt = Date.now();
+  readonly version = SLEIGH_VERSION;
+  readonly deploymentName: string;
+  readonly adminKey: string;
+  private readonly sessions = new Set<SyncSession>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly unsubscribeCommits: () => void;
+  private closing: Promise<void> | null = null;
+  readonly faults: SessionHost['faults'];
+
+  private constructor(
+    readonly engine: Engine,
+    readonly subscriptions: Subscriptions,
+    private readonly http: Server,
+    private readonly wss: WebSocketServer,
+    readonly port: number,
+    readonly hostname: string,
+    options: ServerOptions,
+  ) {
+    this.adminKey = options.adminKey;
+    this.faults = options.faults;
+    const pingAfter = options.pingAfterMs ?? 15_000;
+    this.deploymentName = options.deploymentName ?? 'sleigh';
+    const log = options.log ?? ((message: string) => console.error(`sleigh: ${message}`));
+    this.unsubscribeCommits = engine.store.onCommit((commit) => subscriptions.onCommit(commit));
+    http.on('request', (req, res) => void handleHttp(this, req, res));
+    http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      if (!SYNC_PATH.test(path)) {
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, log));
+    });
+    this.timers.push(
+      setInterval(
+        () => {
+          const now = Date.now();
+          for (const session of this.sessions)
+            if (now - session.lastSentAt >= pingAfter) session.ping();
+        },
+        Math.min(5000, pingAfter),
+      ),
+      setInterval(() => {
+        this.engine
+          .sweepMutationLog(MUTATION_LOG_AGE_MS)
+          .catch((error: unknown) => log(`sweeping the mutation log failed: ${String(error)}`));
+      }, 10 * 60_000),
+    );
+    for (const timer of this.timers) timer.unref();
+  }
+
+  static async start(options: ServerOptions): Promise<SleighServer> {
+    const log = options.log ?? ((message: string) => console.error(`sleigh: ${message}`));
+    const engine = await Engine.start({
+      store: options.store,
+      functionsDir: options.functionsDir,
+      ...(options.buildDir === undefined ? {} : { buildDir: options.buildDir }),
+      ...(options.codegen === undefined ? {} : { codegen: options.codegen }),
+      ...(options.deploymentName === undefined ? {} : { deploymentName: options.deploymentName }),
+      ...(options.onWarning === undefined ? {} : { onWarning: options.onWarning }),
+    });
+    const head = await options.store.read((tx) => tx.timestamp());
+    const subscriptions = new Subscriptions(engine, head, (error) =>
+      log(`updating subscriptions failed: ${(error as Error).message}`),
+    );
+    const http = createServer();
+    const wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.maxFrameBytes ?? 20 * 1024 * 1024,
+    });
+    const hostname = options.host ?? '127.0.0.1';
+    const port = await new Promise<number>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(options.port ?? 3210, hostname, () => {
+        http.off('error', reject);
+        const address = http.address();
+        resolve(typeof address === 'object' && address !== null ? address.port : 0);
+      });
+    });
+    return new SleighServer(engine, subscriptions, http, wss, port, hostname, options);
+  }
+
+  get url(): string {
+    return `http://${this.hostname}:${this.port}`;
+  }
+
+  get connections(): number {
+    return this.sessions.size;
+  }
+
+  private accept(ws: WebSocket, log: (message: string) => void): void {
+    const session = new SyncSession(this, {
+      send: (text) => {
+        if (ws.readyState === ws.OPEN) ws.send(text);
+      },
+      close: (code, reason) => ws.close(code, reason),
+      terminate: () => ws.terminate(),
+    });
+    this.sessions.add(session);
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) {
+        session.fail('Binary frames are not part of the sync protocol; send JSON text frames');
+        return;
+      }
+      const bytes = Array.isArray(data)
+        ? Buffer.concat(data)
+        : Buffer.isBuffer(data)
+          ? data
+          : Buffer.from(data);
+      session.receive(bytes.toString('utf8'));
+    });
+    ws.on('close', () => {
+      session.shutdown();
+      this.sessions.delete(session);
+    });
+    ws.on('error', (error) => {
+      // An oversized or broken frame: ws closes the socket (1009 / 1002); only this client is affected.
+      log(`WebSocket error from a client: ${error.message}`);
+    });
+  }
+
+  checkAdminKey(key: string): boolean {
+    return sameKey(this.adminKey, key);
+  }
+
+  async catchUp(ts: bigint): Promise<boolean> {
+    for (let waited = 0; waited <= 3000; waited += 100) {
+      if (this.subscriptions.ts >= ts) return true;
+      const head = await this.engine.store.read((tx) => tx.timestamp());
+      if (head >= ts) return true;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return false;
+  }
+
+  /** Reloads the functions folder; every subscription re-runs on the new code. */
+  async reload(): Promise<void> {
+    await this.engine.reload();
+    this.subscriptions.invalidateAll();
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const timer of this.timers) clearInterval(timer);
+      this.unsubscribeCommits();
+      this.subscriptions.close();
+      for (const client of this.wss.clients) client.close(1001, 'Server shutting down');
+      for (const session of this.sessions) session.shutdown();
+      this.wss.close();
+      this.http.closeAllConnections();
+      await new Promise<void>((resolve) => this.http.close(() => resolve()));
+    })();
+    return this.closing;
+  }
+}
