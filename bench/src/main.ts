@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { startPostgresCluster, type PostgresCluster } from '@sleigh/testing/postgres-cluster';
 import { printTable } from './measure.js';
 import { benchEngine } from './engine.js';
+import { benchServer } from './server.js';
 import { benchStorage } from './storage.js';
 
 async function main(): Promise<void> {
@@ -33,6 +34,10 @@ async function main(): Promise<void> {
     printTable(
       'Functions vs storage layer, in process (ratio = function / storage)',
       await benchEngine({ tmp, postgresUrl }),
+    );
+    printTable(
+      'Server over WebSocket, official clients (aim: fan-out p99 < 100 ms)',
+      await benchServer({ tmp, postgresUrl }),
     );
   } finally {
     cluster?.stop();

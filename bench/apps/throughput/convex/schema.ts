@@ -3,4 +3,5 @@ import { v } from 'convex/values';
 
 export default defineSchema({
   items: defineTable({ k: v.number(), body: v.string() }).index('by_k', ['k']),
+  counters: defineTable({ value: v.number() }),
 });

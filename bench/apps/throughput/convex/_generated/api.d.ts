@@ -4,9 +4,11 @@
  */
 
 import type { ApiFromModules, FilterApi, FunctionReference } from "convex/server";
+import type * as fanout from "../fanout.js";
 import type * as items from "../items.js";
 
 declare const fullApi: ApiFromModules<{
+  "fanout": typeof fanout;
   "items": typeof items;
 }>;
 

@@ -1,0 +1,268 @@
+/**
+ * The sleigh command, as a user runs it: real processes for `dev` and `serve`, the official
+ * clients against them, and export/import round trips on both drivers.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  appendFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PostgresStore } from '@sleigh/storage-postgres';
+import { databaseUrl, TEST_APPS } from '@sleigh/testing';
+import { ConvexHttpClient } from 'convex/browser';
+import { makeFunctionReference } from 'convex/server';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import type { Output } from './context.js';
+import { main } from './main.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const BIN = join(here, '..', 'bin', 'sleigh.js');
+
+const send = makeFunctionReference<
+  'mutation',
+  { channel: string; author: string; body: string },
+  string
+>('messages:send');
+const list = makeFunctionReference<
+  'query',
+  Record<string, never>,
+  Array<{ _id: string; _creationTime: number; body: string }>
+>('messages:list');
+
+/** A copy of a test app inside the repository (so its bundle resolves `convex`). */
+function project(app = 'basic'): string {
+  const dir = join(here, '..', '.build', randomBytes(6).toString('hex'));
+  mkdirSync(dir, { recursive: true });
+  cpSync(join(TEST_APPS, app), dir, { recursive: true });
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function capture(): Output & { lines: string[] } {
+  const lines: string[] = [];
+  return { lines, out: (line) => lines.push(line), err: (line) => lines.push(line), tty: false };
+}
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly url: string;
+  output(): string;
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+async function sleigh(args: string[], cwd: string): Promise<Running> {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const waitFor = async (pattern: RegExp, timeoutMs = 20_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const match = output.match(pattern);
+      if (match !== null) return match;
+      if (child.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`Expected ${pattern} from sleigh ${args.join(' ')}; got:\n${output}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child.exitCode === null) child.kill(signal);
+    return exited;
+  };
+  onTestFinished(async () => {
+    await stop('SIGKILL');
+  });
+  const ready =
+    args[0] === 'dev' || args[0] === 'serve'
+      ? await waitFor(/Sleigh ready at (http:\/\/\S+)/).catch(() => null)
+      : null;
+  return { child, url: ready?.[1] ?? '', output: () => output, waitFor, stop };
+}
+
+async function exitCode(
+  args: string[],
+  cwd: string,
+): Promise<{ code: number | null; output: string }> {
+  const running = await sleigh(args, cwd);
+  const code = await new Promise<number | null>((resolve) => {
+    if (running.child.exitCode !== null) resolve(running.child.exitCode);
+    else running.child.on('exit', (c) => resolve(c));
+  });
+  return { code, output: running.output() };
+}
+
+describe('sleigh serve and dev', () => {
+  it('serves a folder, prints where and the admin key, runs functions, and stops cleanly on SIGTERM', async () => {
+    const dir = project();
+    const server = await sleigh(['serve', 'convex', '--port', '0'], dir);
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const key = (await server.waitFor(/Admin key: (\S+)/))[1]!;
+    expect(readFileSync(join(dir, '.sleigh', 'admin_key'), 'utf8').trim()).toBe(key);
+    const client = new ConvexHttpClient(server.url);
+    await client.mutation(send, { channel: 'cli', author: 'me', body: 'served' });
+    expect((await client.query(list, {})).map((m) => m.body)).toEqual(['served']);
+    // `sleigh run` reaches internal functions with the project's admin key.
+    const output = capture();
+    expect(
+      await main(
+        [
+          'run',
+          'messages:secretCount',
+          '{"channel":"cli"}',
+          '--url',
+          server.url,
+          '--functions',
+          join(dir, 'convex'),
+        ],
+        output,
+      ),
+    ).toBe(0);
+    expect(output.lines).toEqual(['1']);
+    const failing = capture();
+    expect(
+      await main(
+        [
+          'run',
+          'messages:send',
+          '{"channel":"x"}',
+          '--url',
+          server.url,
+          '--functions',
+          join(dir, 'convex'),
+        ],
+        failing,
+      ),
+    ).toBe(1);
+    expect(failing.lines.join('\n')).toMatch(/the required field "author" is missing/);
+    expect(await server.stop('SIGTERM')).toBe(0);
+    expect(existsSync(join(dir, '.sleigh', 'server.pid'))).toBe(false);
+  });
+
+  it('dev regenerates _generated, reloads on change and keeps the data', async () => {
+    const dir = project();
+    rmSync(join(dir, 'convex', '_generated'), { recursive: true, force: true });
+    const server = await sleigh(['dev', 'convex', '--port', '0'], dir);
+    expect(readdirSync(join(dir, 'convex', '_generated')).sort()).toEqual([
+      'api.d.ts',
+      'api.js',
+      'dataModel.d.ts',
+      'server.d.ts',
+      'server.js',
+    ]);
+    const client = new ConvexHttpClient(server.url);
+    await client.mutation(send, { channel: 'dev', author: 'me', body: 'before reload' });
+    writeFileSync(
+      join(dir, 'convex', 'extra.ts'),
+      "import { query } from './_generated/server';\nexport const shout = query({ args: {}, handler: async (ctx) => (await ctx.db.query('messages').collect()).map((m) => m.body.toUpperCase()) });\n",
+    );
+    await server.waitFor(/Reloaded \d+ functions/);
+    expect(readFileSync(join(dir, 'convex', '_generated', 'api.d.ts'), 'utf8')).toContain(
+      'typeof extra',
+    );
+    const shout = makeFunctionReference<'query', Record<string, never>, string[]>('extra:shout');
+    expect(await client.query(shout, {})).toEqual(['BEFORE RELOAD']);
+    // A broken edit keeps the previous code serving and says what is wrong.
+    appendFileSync(join(dir, 'convex', 'extra.ts'), 'export const broken = ;\n');
+    await server.waitFor(/reload failed, still serving the previous code/);
+    expect(await client.query(shout, {})).toEqual(['BEFORE RELOAD']);
+    expect(await server.stop('SIGINT')).toBe(0);
+  });
+
+  it('exits non-zero with a clear message on a bad folder, a schema error, or an unreachable database', async () => {
+    const dir = project();
+    const missing = await exitCode(['serve', 'nowhere', '--port', '0'], dir);
+    expect(missing.code).not.toBe(0);
+    expect(missing.output).toMatch(/Functions folder .*nowhere does not exist/);
+    writeFileSync(
+      join(dir, 'convex', 'schema.ts'),
+      "import { defineSchema, defineTable } from 'convex/server';\nimport { v } from 'convex/values';\nexport default defineSchema({ things: defineTable({ a: v.string() }).index('by_id', ['a']) });\n",
+    );
+    const schema = await exitCode(['serve', 'convex', '--port', '0'], dir);
+    expect(schema.code).not.toBe(0);
+    expect(schema.output).toMatch(/index "by_id" on table "things": the name is reserved/);
+    const db = await exitCode(
+      ['serve', 'convex', '--port', '0', '--db', 'postgres://nobody@127.0.0.1:1/none'],
+      dir,
+    );
+    expect(db.code).not.toBe(0);
+    expect(db.output).toMatch(/Cannot open the database \(PostgreSQL 127\.0\.0\.1:1\/none/);
+  });
+
+  it('refuses a second server on one SQLite data directory', async () => {
+    const dir = project();
+    const first = await sleigh(['serve', 'convex', '--port', '0'], dir);
+    expect(first.url).not.toBe('');
+    const second = await exitCode(['serve', 'convex', '--port', '0'], dir);
+    expect(second.code).not.toBe(0);
+    expect(second.output).toMatch(/Another Sleigh process \(pid \d+\) is using/);
+  });
+});
+
+describe('sleigh export and import', () => {
+  it('round-trips every document, id and _creationTime, SQLite to SQLite and to PostgreSQL', async () => {
+    const dir = project();
+    const server = await sleigh(['serve', 'convex', '--port', '0'], dir);
+    const client = new ConvexHttpClient(server.url);
+    for (let i = 0; i < 1200; i++) {
+      await client.mutation(send, { channel: `c${i % 7}`, author: 'a', body: `message ${i}` });
+    }
+    const values = makeFunctionReference<
+      'mutation',
+      { label: string; big: bigint; blob: ArrayBuffer },
+      string
+    >('values:store');
+    await client.mutation(values, {
+      label: 'edge',
+      big: -(2n ** 63n),
+      blob: new Uint8Array([0, 255]).buffer,
+    });
+    const original = await client.query(list, {});
+    expect(await server.stop()).toBe(0);
+
+    const exported = capture();
+    const snapshot = join(dir, 'snapshot');
+    expect(await main(['export', join(dir, 'convex'), '--path', snapshot], exported)).toBe(0);
+    expect(exported.lines.at(-1)).toMatch(/Exported 1201 documents from 4 tables/);
+
+    // Into a fresh SQLite data directory.
+    const fresh = join(dir, 'fresh');
+    const imported = capture();
+    expect(await main(['import', snapshot, '--data-dir', fresh], imported)).toBe(0);
+    expect(imported.lines.at(-1)).toBe(`Imported 1201 documents from ${snapshot}`);
+    const again = await sleigh(['serve', 'convex', '--port', '0', '--data-dir', fresh], dir);
+    const restored = await new ConvexHttpClient(again.url).query(list, {});
+    expect(restored).toEqual(original);
+    await again.stop();
+    // A second import into a store that has data is refused.
+    const refused = capture();
+    expect(await main(['import', snapshot, '--data-dir', fresh], refused)).toBe(1);
+    expect(refused.lines.join('\n')).toMatch(
+      /Table "messages" already has documents; import needs an empty store/,
+    );
+
+    // Into PostgreSQL.
+    const schema = `test_${randomBytes(6).toString('hex')}`;
+    onTestFinished(() => PostgresStore.dropSchema(databaseUrl(), schema));
+    expect(
+      await main(['import', snapshot, '--db', databaseUrl(), '--schema', schema], capture()),
+    ).toBe(0);
+    const onPostgres = await sleigh(
+      ['serve', 'convex', '--port', '0', '--db', databaseUrl(), '--schema', schema],
+      dir,
+    );
+    expect(await new ConvexHttpClient(onPostgres.url).query(list, {})).toEqual(original);
+    await onPostgres.stop();
+  });
+});
