@@ -110,8 +110,12 @@ export async function serveUntilSignalled(options: ServeOptions, output: Output)
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    // Started by another program with an IPC channel: shut down when that program goes away.
+    if (process.connected) process.once('disconnect', stop);
   });
   output.err('Shutting down');
   await running.stop();
+  // An open IPC channel would keep this process alive after a clean stop.
+  if (process.connected) process.disconnect();
   return 0;
 }
