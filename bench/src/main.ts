@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { startPostgresCluster, type PostgresCluster } from '@sleigh/testing/postgres-cluster';
 import { printTable } from './measure.js';
 import { benchEngine } from './engine.js';
+import { benchSanta } from './santa.js';
 import { benchServer } from './server.js';
 import { benchStorage } from './storage.js';
 
@@ -38,6 +39,10 @@ async function main(): Promise<void> {
     printTable(
       'Server over WebSocket, official clients (aim: fan-out p99 < 100 ms)',
       await benchServer({ tmp, postgresUrl }),
+    );
+    printTable(
+      'Santa workshop at zero delay, 20 actor processes (checker green)',
+      await benchSanta({ tmp, postgresUrl }),
     );
   } finally {
     cluster?.stop();
