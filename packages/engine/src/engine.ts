@@ -48,6 +48,15 @@ import {
 import { installDeterminism } from './runtime/determinism.js';
 import { findLogged, recordOutcome, sweep as sweepMutationLog } from './mutation-log.js';
 import { CalledFunctionError, type Host } from './runtime/host.js';
+import { jobArgs, JobRunner, type JobHost, type JobRunnerOptions } from './jobs/runner.js';
+import {
+  cancelScheduled,
+  getScheduled,
+  insertScheduled,
+  MAX_SCHEDULED_PER_CALL,
+  settle,
+  type ScheduledFunction,
+} from './jobs/scheduled.js';
 import { ReadSet } from './runtime/readset.js';
 import { installSyscalls } from './runtime/syscalls.js';
 import { checkValue } from './runtime/validator.js';
@@ -77,7 +86,15 @@ export interface CallOptions {
   readonly idempotencyKey?: string;
   /** With an idempotency key: the caller knows this is the first attempt, so skip the lookup. */
   readonly firstAttempt?: boolean;
+  /**
+   * This run is the scheduled function with this id. For a mutation, its transaction also
+   * checks that the job is still pending and marks it done, so it runs exactly once.
+   */
+  readonly scheduledFunctionId?: string;
 }
+
+/** Thrown inside a scheduled mutation's transaction when the job is no longer pending. */
+class NotPending extends Error {}
 
 /**
  * A function's result: its value as Convex-encoded JSON text (`json`, what goes on the wire),
@@ -182,7 +199,7 @@ function idChecker(catalog: Catalog): (id: string, table: string) => boolean {
   };
 }
 
-export class Engine implements Host {
+export class Engine implements Host, JobHost {
   readonly store: Store;
   readonly functionsDir: string;
   readonly deploymentName: string;
@@ -193,6 +210,7 @@ export class Engine implements Host {
   private schema: Schema | null = null;
   /** Retries run one at a time in this process, so a hot document stops bouncing them. */
   private retryLane: Promise<unknown> = Promise.resolve();
+  private runner: JobRunner | null = null;
 
   private constructor(options: EngineOptions) {
     this.store = options.store;
@@ -260,6 +278,94 @@ export class Engine implements Host {
 
   nextCreationTime(): number {
     return nextCreationTime();
+  }
+
+  // Scheduling: the syscalls' side (Host) and the runner's (JobHost).
+
+  async schedule(
+    execution: Execution,
+    path: string,
+    args: JSONValue,
+    scheduledTime: number,
+  ): Promise<string> {
+    const info = this.registry.lookup(path, null, 'function');
+    if (info.kind === 'query') {
+      throw new FunctionError(
+        FunctionErrorCode.InvalidArguments,
+        `ctx.scheduler runs mutations and actions; ${info.path} is a query`,
+      );
+    }
+    const state = execution.transaction;
+    const count =
+      state !== null ? ++state.metrics.functionsScheduled : ++execution.scheduledByAction;
+    if (count > MAX_SCHEDULED_PER_CALL) {
+      throw new FunctionError(
+        FunctionErrorCode.InvalidWrite,
+        `${execution.path} scheduled more than ${MAX_SCHEDULED_PER_CALL} functions in one call`,
+      );
+    }
+    if (state !== null) {
+      return insertScheduled(
+        state.tx as WriteTransaction,
+        info.path,
+        args,
+        scheduledTime,
+        nextCreationTime(),
+      );
+    }
+    const { value } = await this.store.write((tx) =>
+      insertScheduled(tx, info.path, args, scheduledTime, nextCreationTime()),
+    );
+    return value;
+  }
+
+  async cancelScheduled(execution: Execution, id: string): Promise<void> {
+    const state = execution.transaction;
+    if (state !== null) return cancelScheduled(state.tx as WriteTransaction, id, execution.now);
+    await this.store.write((tx) => cancelScheduled(tx, id, Date.now()));
+  }
+
+  kindOf(path: string): FunctionKind | null {
+    try {
+      return this.registry.lookup(path, null, 'function').kind;
+    } catch {
+      return null;
+    }
+  }
+
+  async runScheduledMutation(
+    job: ScheduledFunction,
+  ): Promise<{ ok: boolean; error?: string; skipped?: boolean }> {
+    const outcome = await this.mutation(job.name, jobArgs(job), {
+      caller: 'function',
+      scheduledFunctionId: job._id,
+    });
+    if (outcome.ok) return { ok: true };
+    return {
+      ok: false,
+      error: outcome.error.message,
+      skipped: outcome.error.code === FunctionErrorCode.Canceled,
+    };
+  }
+
+  async runScheduledAction(job: ScheduledFunction): Promise<{ ok: boolean; error?: string }> {
+    const outcome = await this.action(job.name, jobArgs(job), {
+      caller: 'function',
+      scheduledFunctionId: job._id,
+    });
+    return outcome.ok ? { ok: true } : { ok: false, error: outcome.error.message };
+  }
+
+  /** Starts running scheduled functions in this process (a server does; tests may not). */
+  startJobs(options: JobRunnerOptions = {}): JobRunner {
+    this.runner ??= new JobRunner(this, { exclusive: this.store.driver === 'sqlite', ...options });
+    this.runner.start();
+    return this.runner;
+  }
+
+  /** Stops running scheduled functions: see JobRunner.stop. */
+  async stopJobs(graceMs?: number): Promise<void> {
+    await this.runner?.stop(graceMs);
   }
 
   // Running functions.
@@ -349,6 +455,8 @@ export class Engine implements Host {
       logLines,
       identity: options.identity ?? null,
       requestId: options.requestId ?? `${requestPrefix}-${(++requestCounter).toString(36)}`,
+      scheduledFunctionId: options.scheduledFunctionId ?? null,
+      scheduledByAction: 0,
       now: Date.now(),
       random: seededRandom(seed),
     };
@@ -513,6 +621,11 @@ export class Engine implements Host {
           const logged = await findLogged(tx, key);
           if (logged !== null) return { json: logged.json, replayedLogs: logged.logLines };
         }
+        let job: ScheduledFunction | null = null;
+        if (options.scheduledFunctionId !== undefined) {
+          job = await getScheduled(tx, options.scheduledFunctionId);
+          if (job?.state.kind !== 'pending') throw new NotPending();
+        }
         const state = newTransactionState(tx, true, new ReadSet());
         void this.trackSnapshot(tx, state);
         const execution = this.execution(info, state, args, options, logLines, seed);
@@ -525,6 +638,7 @@ export class Engine implements Host {
           if (state.doomed !== null) throw state.doomed;
           Engine.closeStreams(state);
           if (key !== undefined) await recordOutcome(tx, key, result, logLines, nextCreationTime());
+          if (job !== null) await settle(tx, job, { kind: 'success' }, Date.now());
           return { json: result, replayedLogs: null };
         } catch (error) {
           if (state.doomed !== null) throw state.doomed;
@@ -544,6 +658,13 @@ export class Engine implements Host {
       return success(value.json, { ts: commit.ts, logLines: value.replayedLogs ?? logLines });
     } catch (error) {
       if (failure !== null && error === failure) return { ok: false, error: failure, logLines };
+      if (error instanceof NotPending) {
+        const canceled = new FunctionError(
+          FunctionErrorCode.Canceled,
+          `${info.path} was not run: the scheduled function is no longer pending`,
+        );
+        return { ok: false, error: canceled, logLines };
+      }
       throw error;
     }
   }

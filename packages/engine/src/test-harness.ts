@@ -13,6 +13,7 @@ import { openSqliteStore } from '@sleigh/storage-sqlite';
 import { databaseUrl, TEST_APPS, tempDir } from '@sleigh/testing';
 import { onTestFinished } from 'vitest';
 import { Engine } from './engine.js';
+import type { JobRunnerOptions } from './jobs/runner.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const APPS = TEST_APPS;
@@ -20,25 +21,29 @@ const BUILDS = join(here, '..', '.build');
 
 export interface Driver {
   readonly name: 'sqlite' | 'postgres';
+  /** A fresh, empty store. */
   open(): Promise<Store>;
+  /** A fresh place for a store, which can be opened again and again (restarts, two processes). */
+  place(): { open(): Promise<Store> };
+}
+
+function sqlitePlace(): { open(): Promise<Store> } {
+  const path = join(tempDir(), 'sleigh.sqlite');
+  return { open: () => openSqliteStore({ path }) };
+}
+
+function postgresPlace(): { open(): Promise<Store> } {
+  const schema = `test_${randomBytes(6).toString('hex')}`;
+  const url = databaseUrl();
+  onTestFinished(async (context) => {
+    if (context.task.result?.state !== 'fail') await PostgresStore.dropSchema(url, schema);
+  });
+  return { open: () => openPostgresStore({ connectionString: url, schema }) };
 }
 
 export const DRIVERS: readonly Driver[] = [
-  {
-    name: 'sqlite',
-    open: () => openSqliteStore({ path: join(tempDir(), 'sleigh.sqlite') }),
-  },
-  {
-    name: 'postgres',
-    open: async () => {
-      const schema = `test_${randomBytes(6).toString('hex')}`;
-      const url = databaseUrl();
-      onTestFinished(async (context) => {
-        if (context.task.result?.state !== 'fail') await PostgresStore.dropSchema(url, schema);
-      });
-      return openPostgresStore({ connectionString: url, schema });
-    },
-  },
+  { name: 'sqlite', open: () => sqlitePlace().open(), place: sqlitePlace },
+  { name: 'postgres', open: () => postgresPlace().open(), place: postgresPlace },
 ];
 
 function scratch(): string {
@@ -52,20 +57,26 @@ function scratch(): string {
 export async function startApp(
   app: string,
   driver: Driver,
-  options: { copy?: boolean } = {},
+  options: { copy?: boolean; store?: Store; jobs?: JobRunnerOptions } = {},
 ): Promise<Engine> {
-  const store = await driver.open();
-  onTestFinished(() => store.close());
+  const store = options.store ?? (await driver.open());
+  let engine: Engine | null = null;
+  onTestFinished(async () => {
+    await engine?.stopJobs(0);
+    await store.close();
+  });
   let functionsDir = join(APPS, app, 'convex');
   const dir = scratch();
   if (options.copy === true) {
     cpSync(join(APPS, app), join(dir, app), { recursive: true });
     functionsDir = join(dir, app, 'convex');
   }
-  return Engine.start({
+  engine = await Engine.start({
     store,
     functionsDir,
     buildDir: join(dir, 'build'),
     onWarning: () => undefined,
   });
+  if (options.jobs !== undefined) engine.startJobs(options.jobs);
+  return engine;
 }

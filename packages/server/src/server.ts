@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Engine, type EngineOptions } from '@sleigh/engine';
+import { Engine, type EngineOptions, type JobRunnerOptions } from '@sleigh/engine';
 import type { Store } from '@sleigh/storage';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { sameKey } from './admin-key.js';
@@ -35,6 +35,10 @@ export interface ServerOptions {
   /** Where the server reports its own troubles (default: console.error). */
   readonly log?: (message: string) => void;
   readonly onWarning?: EngineOptions['onWarning'];
+  /** Run scheduled functions in this server (default true). */
+  readonly jobs?: boolean | JobRunnerOptions;
+  /** On close, how long running scheduled functions may take to finish (default 10 s). */
+  readonly shutdownGraceMs?: number;
 }
 
 /** Mutation-log records older than this are swept: resends come within minutes of a drop. */
@@ -51,6 +55,7 @@ export class SleighServer implements SessionHost, HttpHost {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unsubscribeCommits: () => void;
   private closing: Promise<void> | null = null;
+  private readonly shutdownGraceMs: number;
   readonly faults: SessionHost['faults'];
 
   private constructor(
@@ -64,6 +69,7 @@ export class SleighServer implements SessionHost, HttpHost {
   ) {
     this.adminKey = options.adminKey;
     this.faults = options.faults;
+    this.shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
     const pingAfter = options.pingAfterMs ?? 15_000;
     this.deploymentName = options.deploymentName ?? 'sleigh';
     const log = options.log ?? ((message: string) => console.error(`sleigh: ${message}`));
@@ -123,6 +129,9 @@ export class SleighServer implements SessionHost, HttpHost {
         resolve(typeof address === 'object' && address !== null ? address.port : 0);
       });
     });
+    if (options.jobs !== false) {
+      engine.startJobs({ log, ...(typeof options.jobs === 'object' ? options.jobs : {}) });
+    }
     return new SleighServer(engine, subscriptions, http, wss, port, hostname, options);
   }
 
@@ -187,6 +196,8 @@ export class SleighServer implements SessionHost, HttpHost {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      // Running jobs finish (or are handed back) while clients can still watch them.
+      await this.engine.stopJobs(this.shutdownGraceMs);
       for (const timer of this.timers) clearInterval(timer);
       this.unsubscribeCommits();
       this.subscriptions.close();

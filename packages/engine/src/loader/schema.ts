@@ -33,12 +33,25 @@ export interface Schema {
 }
 
 /** System tables the engine keeps: the numbers their ids carry, and their indexes. */
+interface SystemTable {
+  readonly number: number;
+  readonly indexes: Readonly<Record<string, readonly string[]>>;
+}
+
 export const SYSTEM_TABLES = {
   /** The schema last applied (one document). */
   _schemas: { number: 1, indexes: {} },
   /** Outcomes of mutations sent with an idempotency key, so a resent one is not run again. */
   _mutation_log: { number: 2, indexes: { by_key: ['key'] } },
-} as const satisfies Record<string, { number: number; indexes: Record<string, readonly string[]> }>;
+  /** Scheduled functions (jobs/scheduled.ts): what is due is a range of `by_state_time`. */
+  _scheduled_functions: { number: 3, indexes: { by_state_time: ['state.kind', 'scheduledTime'] } },
+  /** The crons of crons.ts (jobs/crons.ts): the next one due is the start of `by_next_run`. */
+  _cron_jobs: { number: 4, indexes: { by_name: ['name'], by_next_run: ['nextRun'] } },
+  /** Workpools and their options as last enqueued with (jobs/pools.ts). */
+  _pools: { number: 5, indexes: { by_name: ['name'] } },
+  /** Pool jobs: a pool's due work, expired leases and expired results are ranges of `by_due`. */
+  _pool_jobs: { number: 6, indexes: { by_due: ['pool', 'state', 'due'] } },
+} as const satisfies Record<string, SystemTable>;
 
 interface ExportedTable {
   tableName: string;
@@ -120,7 +133,9 @@ function isIdOf(tx: WriteTransaction): (id: string, table: string) => boolean {
 }
 
 async function ensureSystemTables(tx: WriteTransaction): Promise<void> {
-  for (const [name, { number, indexes }] of Object.entries(SYSTEM_TABLES)) {
+  for (const [name, { number, indexes }] of Object.entries(SYSTEM_TABLES) as Array<
+    [string, SystemTable]
+  >) {
     if (tx.catalog().table(name) === undefined) await tx.createTable(name, { number });
     for (const [index, fields] of Object.entries(indexes)) {
       if (tx.catalog().index(name, index) === undefined) await tx.createIndex(name, index, fields);

@@ -45,6 +45,7 @@ export interface TransactionMetrics {
   documentsRead: number;
   documentsWritten: number;
   databaseQueries: number;
+  functionsScheduled: number;
 }
 
 export function newTransactionState(
@@ -61,7 +62,7 @@ export function newTransactionState(
     snapshotTs: null,
     nested: Promise.resolve(),
     doomed: null,
-    metrics: { documentsRead: 0, documentsWritten: 0, databaseQueries: 0 },
+    metrics: { documentsRead: 0, documentsWritten: 0, databaseQueries: 0, functionsScheduled: 0 },
   };
 }
 
@@ -76,6 +77,10 @@ export interface Execution {
   readonly logLines: string[];
   readonly identity: UserIdentity | null;
   readonly requestId: string;
+  /** The `_scheduled_functions` job this run is, if it is one. */
+  readonly scheduledFunctionId: string | null;
+  /** Actions: how many functions this run has scheduled (Convex's per-call limit). */
+  scheduledByAction: number;
   /** Date.now() inside a query or mutation: fixed for the whole run. */
   readonly now: number;
   /** Math.random() inside a query or mutation: seeded, so a re-run draws the same numbers. */

@@ -21,6 +21,18 @@ export interface Host extends DatabaseHost {
     path: string,
     args: JSONValue,
   ): Promise<string>;
+  /**
+   * `ctx.scheduler.runAfter/runAt`: in a mutation, part of its transaction; in an action, a
+   * transaction of its own. `args` is Convex-encoded JSON. Resolves with the job's id.
+   */
+  schedule(
+    execution: Execution,
+    path: string,
+    args: JSONValue,
+    scheduledTime: number,
+  ): Promise<string>;
+  /** `ctx.scheduler.cancel`. */
+  cancelScheduled(execution: Execution, id: string): Promise<void>;
   /** The deployment's name, for `ctx.meta.getDeploymentMetadata()`. */
   readonly deploymentName: string;
 }

@@ -155,7 +155,7 @@ const ASYNC: Record<string, AsyncHandler> = {
     ip: null,
     userAgent: null,
     requestId: execution.requestId,
-    scheduledFunctionId: null,
+    scheduledFunctionId: execution.scheduledFunctionId,
     authToken: null,
   }),
   '1.0/getTransactionMetrics': async (execution) => {
@@ -170,7 +170,7 @@ const ASYNC: Record<string, AsyncHandler> = {
       databaseQueries: metric(metrics.databaseQueries, 4096),
       documentsRead: metric(metrics.documentsRead, 32_000),
       documentsWritten: metric(metrics.documentsWritten, 16_000),
-      functionsScheduled: metric(0, 1000),
+      functionsScheduled: metric(metrics.functionsScheduled, 1000),
       scheduledFunctionArgsBytes: metric(0, 16 * 1024 * 1024),
       filesWritten: metric(0, 0),
       fileWriteBytes: metric(0, 0),
@@ -178,22 +178,10 @@ const ASYNC: Record<string, AsyncHandler> = {
       fileReadBytes: metric(0, 0),
     };
   },
-  '1.0/schedule': notSupported(
-    'ctx.scheduler',
-    'durable scheduling lands with the scheduling issue',
-  ),
-  '1.0/cancel_job': notSupported(
-    'ctx.scheduler.cancel',
-    'durable scheduling lands with the scheduling issue',
-  ),
-  '1.0/actions/schedule': notSupported(
-    'ctx.scheduler',
-    'durable scheduling lands with the scheduling issue',
-  ),
-  '1.0/actions/cancel_job': notSupported(
-    'ctx.scheduler.cancel',
-    'durable scheduling lands with the scheduling issue',
-  ),
+  '1.0/schedule': (execution, args) => schedule(execution, args),
+  '1.0/actions/schedule': (execution, args) => schedule(execution, args),
+  '1.0/cancel_job': (execution, args) => cancel(execution, args),
+  '1.0/actions/cancel_job': (execution, args) => cancel(execution, args),
   '1.0/signJwt': notSupported('ctx.auth.signJwt'),
   '1.0/createFunctionHandle': notSupported('createFunctionHandle'),
   '1.0/actions/vectorSearch': notSupported('Vector search'),
@@ -204,6 +192,42 @@ const ASYNC: Record<string, AsyncHandler> = {
   '1.0/storageStore': notSupported('File storage'),
   '1.0/storageGet': notSupported('File storage'),
 };
+
+async function schedule(execution: Execution, args: Args): Promise<JSONValue> {
+  if (execution.kind === 'query') {
+    throw new SyscallError(
+      FunctionErrorCode.Forbidden,
+      `ctx.scheduler is not available in a query (${execution.path}): schedule from a mutation or an action`,
+    );
+  }
+  const path = calledPath(args);
+  const ts = args.ts;
+  if (typeof ts !== 'number' || !Number.isFinite(ts)) {
+    throw new SyscallError(
+      FunctionErrorCode.InvalidArguments,
+      `ctx.scheduler: the time to run ${path} must be a finite number`,
+    );
+  }
+  return execution.host.schedule(execution, path, (args.args ?? {}) as JSONValue, ts * 1000);
+}
+
+async function cancel(execution: Execution, args: Args): Promise<JSONValue> {
+  if (execution.kind === 'query') {
+    throw new SyscallError(
+      FunctionErrorCode.Forbidden,
+      `ctx.scheduler.cancel is not available in a query (${execution.path})`,
+    );
+  }
+  const id = args.id;
+  if (typeof id !== 'string') {
+    throw new SyscallError(
+      FunctionErrorCode.InvalidArguments,
+      'ctx.scheduler.cancel: the id must be a string',
+    );
+  }
+  await execution.host.cancelScheduled(execution, id);
+  return null;
+}
 
 async function fromAction(execution: Execution, kind: FunctionKind, args: Args): Promise<RawJson> {
   if (execution.kind !== 'action') {
