@@ -48,6 +48,7 @@ import {
 import { installDeterminism } from './runtime/determinism.js';
 import { findLogged, recordOutcome, sweep as sweepMutationLog } from './mutation-log.js';
 import { CalledFunctionError, type Host } from './runtime/host.js';
+import { CronRunner, cronsOf, syncCrons } from './jobs/crons.js';
 import { jobArgs, JobRunner, type JobHost, type JobRunnerOptions } from './jobs/runner.js';
 import {
   cancelScheduled,
@@ -211,6 +212,7 @@ export class Engine implements Host, JobHost {
   /** Retries run one at a time in this process, so a hot document stops bouncing them. */
   private retryLane: Promise<unknown> = Promise.resolve();
   private runner: JobRunner | null = null;
+  private cronRunner: CronRunner | null = null;
 
   private constructor(options: EngineOptions) {
     this.store = options.store;
@@ -256,6 +258,17 @@ export class Engine implements Host, JobHost {
         cause: error,
       });
     }
+    const crons = cronsOf(bundle.modules.get('crons'));
+    const kindOf = (path: string): FunctionKind | null => {
+      try {
+        return registry.lookup(path, null, 'function').kind;
+      } catch {
+        return null;
+      }
+    };
+    await this.store.write((tx) =>
+      syncCrons(tx, crons, kindOf, Date.now(), nextCreationTime),
+    );
     this.registry = registry;
     this.schema = schema;
     return report;
@@ -360,11 +373,20 @@ export class Engine implements Host, JobHost {
   startJobs(options: JobRunnerOptions = {}): JobRunner {
     this.runner ??= new JobRunner(this, { exclusive: this.store.driver === 'sqlite', ...options });
     this.runner.start();
+    if (options.crons !== false) {
+      this.cronRunner ??= new CronRunner(
+        this.store,
+        nextCreationTime,
+        options.log ?? ((message) => console.error(`sleigh: ${message}`)),
+      );
+      this.cronRunner.start();
+    }
     return this.runner;
   }
 
   /** Stops running scheduled functions: see JobRunner.stop. */
   async stopJobs(graceMs?: number): Promise<void> {
+    this.cronRunner?.stop();
     await this.runner?.stop(graceMs);
   }
 

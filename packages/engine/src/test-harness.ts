@@ -4,7 +4,7 @@
  * resolves `convex` from the repository's node_modules, as an app's own build would.
  */
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdirSync, rmSync } from 'node:fs';
+import { cpSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Store } from '@sleigh/storage';
@@ -57,7 +57,13 @@ function scratch(): string {
 export async function startApp(
   app: string,
   driver: Driver,
-  options: { copy?: boolean; store?: Store; jobs?: JobRunnerOptions } = {},
+  options: {
+    copy?: boolean;
+    /** Files to write into the copied functions folder before it loads (implies `copy`). */
+    files?: Record<string, string>;
+    store?: Store;
+    jobs?: JobRunnerOptions;
+  } = {},
 ): Promise<Engine> {
   const store = options.store ?? (await driver.open());
   let engine: Engine | null = null;
@@ -67,9 +73,12 @@ export async function startApp(
   });
   let functionsDir = join(APPS, app, 'convex');
   const dir = scratch();
-  if (options.copy === true) {
+  if (options.copy === true || options.files !== undefined) {
     cpSync(join(APPS, app), join(dir, app), { recursive: true });
     functionsDir = join(dir, app, 'convex');
+    for (const [name, text] of Object.entries(options.files ?? {})) {
+      writeFileSync(join(functionsDir, name), text);
+    }
   }
   engine = await Engine.start({
     store,

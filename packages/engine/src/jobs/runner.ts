@@ -52,6 +52,8 @@ export interface JobRunnerOptions {
   readonly leaseMs?: number;
   /** This process is the store's only user: take back jobs another runner left running. */
   readonly exclusive?: boolean;
+  /** Run the crons of crons.ts here too (default true). */
+  readonly crons?: boolean;
   readonly log?: (message: string) => void;
 }
 

@@ -137,3 +137,13 @@ export const scheduledOne = query({
   args: { id: v.id('_scheduled_functions') },
   handler: async (ctx, { id }) => await ctx.db.system.get(id),
 });
+
+/**
+ * Sleigh's `_cron_jobs` table. Convex's types know only its own system tables, so the name is
+ * cast; the documents are Sleigh's (name, function, args, schedule, lastRun, nextRun).
+ */
+export const crons = query({
+  args: {},
+  handler: async (ctx) =>
+    await ctx.db.system.query('_cron_jobs' as '_scheduled_functions').collect(),
+});

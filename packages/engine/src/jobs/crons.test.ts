@@ -1,0 +1,175 @@
+/**
+ * Crons on both drivers: schedules in UTC, the `_cron_jobs` table, runs that happen once per
+ * tick across restarts and runners, the catch-up policy for missed ticks, and bad crons.ts.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { jsonToConvex, type JSONValue, type Value } from 'convex/values';
+import { describe, expect, it } from 'vitest';
+import type { Engine } from '../engine.js';
+import { DRIVERS, startApp } from '../test-harness.js';
+import { nextRunAfter } from './crons.js';
+
+async function call(
+  promise: Promise<{ ok: boolean; value?: JSONValue; error?: Error }>,
+): Promise<Value> {
+  const result = await promise;
+  if (!result.ok) throw result.error ?? new Error('failed');
+  return jsonToConvex(result.value!);
+}
+
+const runs = async (engine: Engine, label: string): Promise<number[]> =>
+  ((await call(engine.query('scheduling:runs', { label }))) as Array<{ at: number }>).map(
+    (run) => run.at,
+  );
+
+const cronsFile = (body: string): string =>
+  `import { cronJobs } from 'convex/server';\nimport { internal } from './_generated/api';\nconst crons = cronJobs();\n${body}\nexport default crons;\n`;
+
+function writeCrons(engine: Engine, body: string): void {
+  writeFileSync(join(engine.functionsDir, 'crons.ts'), cronsFile(body));
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('cron schedules (UTC)', () => {
+  const at = (iso: string) => Date.parse(iso);
+  it('computes the next tick of each kind of schedule', () => {
+    const now = at('2026-03-10T10:17:30Z'); // a Tuesday
+    const next = (schedule: Parameters<typeof nextRunAfter>[0]) =>
+      new Date(nextRunAfter(schedule, now)).toISOString();
+    expect(next({ type: 'interval', seconds: 90 })).toBe('2026-03-10T10:19:00.000Z');
+    expect(next({ type: 'interval', hours: 2 })).toBe('2026-03-10T12:17:30.000Z');
+    expect(next({ type: 'hourly', minuteUTC: 5 })).toBe('2026-03-10T11:05:00.000Z');
+    expect(next({ type: 'daily', hourUTC: 9, minuteUTC: 0 })).toBe('2026-03-11T09:00:00.000Z');
+    expect(next({ type: 'weekly', dayOfWeek: 'monday', hourUTC: 8 })).toBe(
+      '2026-03-16T08:00:00.000Z',
+    );
+    expect(next({ type: 'monthly', day: 1, hourUTC: 0, minuteUTC: 30 })).toBe(
+      '2026-04-01T00:30:00.000Z',
+    );
+    expect(next({ type: 'cron', cron: '*/15 * * * *' })).toBe('2026-03-10T10:30:00.000Z');
+    // A tick exactly now is not "after now".
+    expect(nextRunAfter({ type: 'cron', cron: '30 10 * * *' }, at('2026-03-10T10:30:00Z'))).toBe(
+      at('2026-03-11T10:30:00Z'),
+    );
+  });
+});
+
+describe.each(DRIVERS)('crons on $name', (driver) => {
+  it('runs an interval cron every tick and shows its last and next run', async () => {
+    const engine = await startApp('jobs', driver, { copy: true, jobs: {} });
+    writeCrons(
+      engine,
+      "crons.interval('tick', { seconds: 1 }, internal.scheduling.record, { label: 'tick' });",
+    );
+    const loadedAt = Date.now();
+    await engine.reload();
+    const [cron] = (await call(engine.query('scheduling:crons', {}))) as Array<{
+      name: string;
+      function: string;
+      nextRun: number;
+      lastRun?: number;
+    }>;
+    expect(cron).toMatchObject({ name: 'tick', function: 'scheduling:record' });
+    expect(cron!.lastRun).toBeUndefined();
+    expect(cron!.nextRun).toBeGreaterThanOrEqual(loadedAt + 1000);
+    await expect.poll(() => runs(engine, 'tick'), { timeout: 10_000 }).toHaveLength(2);
+    const [first, second] = await runs(engine, 'tick');
+    expect(first).toBeGreaterThanOrEqual(cron!.nextRun);
+    expect(second! - first!).toBeGreaterThanOrEqual(950);
+    const [after] = (await call(engine.query('scheduling:crons', {}))) as Array<{
+      nextRun: number;
+      lastRun: number;
+    }>;
+    expect(after!.lastRun).toBeGreaterThanOrEqual(first!);
+    expect(after!.nextRun).toBeGreaterThan(after!.lastRun);
+  });
+
+  it('keeps a cron on reload, drops a removed one, and refuses bad crons with clear errors', async () => {
+    const engine = await startApp('jobs', driver, { copy: true });
+    writeCrons(
+      engine,
+      "crons.daily('nightly', { hourUTC: 3, minuteUTC: 0 }, internal.scheduling.record, { label: 'n' });",
+    );
+    await engine.reload();
+    const before = (await call(engine.query('scheduling:crons', {}))) as Array<{
+      _id: string;
+      nextRun: number;
+    }>;
+    await engine.reload();
+    expect(await call(engine.query('scheduling:crons', {}))).toEqual(before);
+
+    writeCrons(
+      engine,
+      "crons.hourly('q', { minuteUTC: 1 }, internal.scheduling.count, { label: 'x' });",
+    );
+    await expect(engine.reload()).rejects.toThrow(
+      /cron "q" runs scheduling:count, which is a query/,
+    );
+    writeCrons(
+      engine,
+      "crons.cron('bad', '61 * * * *', internal.scheduling.record, { label: 'b' });",
+    );
+    await expect(engine.reload()).rejects.toThrow(
+      /cron "bad" has an invalid schedule "61 \* \* \* \*"/,
+    );
+    // The failed loads changed nothing.
+    expect(await call(engine.query('scheduling:crons', {}))).toEqual(before);
+
+    writeCrons(engine, '');
+    await engine.reload();
+    expect(await call(engine.query('scheduling:crons', {}))).toEqual([]);
+  });
+
+  it('runs a missed cron once when the server is back, then on its schedule', async () => {
+    const place = driver.place();
+    const files = {
+      'crons.ts': cronsFile(
+        "crons.interval('catch-up', { seconds: 1 }, internal.scheduling.record, { label: 'missed' });",
+      ),
+    };
+    const first = await startApp('jobs', driver, { files, store: await place.open() });
+    // Stopped (no runner) over three ticks.
+    await sleep(3500);
+    await first.store.close();
+    const restartedAt = Date.now();
+    const second = await startApp('jobs', driver, { files, store: await place.open(), jobs: {} });
+    await expect.poll(() => runs(second, 'missed'), { timeout: 5000 }).toHaveLength(1);
+    const [catchUp] = await runs(second, 'missed');
+    expect(catchUp! - restartedAt).toBeLessThan(900);
+    await expect.poll(() => runs(second, 'missed'), { timeout: 5000 }).toHaveLength(2);
+    const [, next] = await runs(second, 'missed');
+    expect(next! - catchUp!).toBeGreaterThanOrEqual(950);
+    await sleep(300);
+    expect(await runs(second, 'missed')).toHaveLength(2);
+  });
+
+  it.runIf(driver.name === 'postgres')(
+    'runs each tick once when two servers share the database',
+    async () => {
+      const place = driver.place();
+      const a = await startApp('jobs', driver, { copy: true, store: await place.open() });
+      writeCrons(
+        a,
+        "crons.interval('shared', { seconds: 1 }, internal.scheduling.record, { label: 's' });",
+      );
+      await a.reload();
+      const b = await startApp('jobs', driver, { copy: true, store: await place.open() });
+      writeCrons(
+        b,
+        "crons.interval('shared', { seconds: 1 }, internal.scheduling.record, { label: 's' });",
+      );
+      await b.reload();
+      a.startJobs({ exclusive: false });
+      b.startJobs({ exclusive: false });
+      await sleep(4200);
+      const times = await runs(a, 's');
+      expect(times.length).toBeGreaterThanOrEqual(3);
+      expect(times.length).toBeLessThanOrEqual(5);
+      for (let i = 1; i < times.length; i++) {
+        expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(950);
+      }
+    },
+  );
+});
