@@ -28,8 +28,8 @@ import {
   type Store,
   type WriteTransaction,
 } from '@sleigh/storage';
-import { jsonToConvex, type JSONValue, type ValidatorJSON } from 'convex/values';
-import { FunctionError, FunctionErrorCode } from './errors.js';
+import { convexToJson, jsonToConvex, type JSONValue, type ValidatorJSON } from 'convex/values';
+import { FunctionError, FunctionErrorCode, SkipRun } from './errors.js';
 import { bundleFunctions, LoadError } from './loader/bundle.js';
 import { generateCode } from './loader/codegen.js';
 import { Registry, type FunctionInfo } from './loader/registry.js';
@@ -49,6 +49,16 @@ import { installDeterminism } from './runtime/determinism.js';
 import { findLogged, recordOutcome, sweep as sweepMutationLog } from './mutation-log.js';
 import { CalledFunctionError, type Host } from './runtime/host.js';
 import { CronRunner, cronsOf, syncCrons } from './jobs/crons.js';
+import { type PoolJob } from './jobs/pool-jobs.js';
+import {
+  isNonRetryable,
+  PoolRunner,
+  type AttemptOutcome,
+  type PoolHost,
+  type TransactionHooks,
+} from './jobs/pool-runner.js';
+import { PoolService } from './jobs/pool-service.js';
+import { writeWithRetry } from './jobs/write-retry.js';
 import { jobArgs, JobRunner, type JobHost, type JobRunnerOptions } from './jobs/runner.js';
 import {
   cancelScheduled,
@@ -92,10 +102,9 @@ export interface CallOptions {
    * checks that the job is still pending and marks it done, so it runs exactly once.
    */
   readonly scheduledFunctionId?: string;
+  /** Code to run in a mutation's transaction, before and after its handler (pool jobs). */
+  readonly hooks?: TransactionHooks;
 }
-
-/** Thrown inside a scheduled mutation's transaction when the job is no longer pending. */
-class NotPending extends Error {}
 
 /**
  * A function's result: its value as Convex-encoded JSON text (`json`, what goes on the wire),
@@ -200,7 +209,7 @@ function idChecker(catalog: Catalog): (id: string, table: string) => boolean {
   };
 }
 
-export class Engine implements Host, JobHost {
+export class Engine implements Host, JobHost, PoolHost {
   readonly store: Store;
   readonly functionsDir: string;
   readonly deploymentName: string;
@@ -213,6 +222,9 @@ export class Engine implements Host, JobHost {
   private retryLane: Promise<unknown> = Promise.resolve();
   private runner: JobRunner | null = null;
   private cronRunner: CronRunner | null = null;
+  private poolRunner: PoolRunner | null = null;
+  /** Workpools as functions use them (the `sleigh/pool/*` syscalls). */
+  readonly pools: PoolService;
 
   private constructor(options: EngineOptions) {
     this.store = options.store;
@@ -221,6 +233,24 @@ export class Engine implements Host, JobHost {
     this.codegen = options.codegen ?? true;
     this.deploymentName = options.deploymentName ?? 'sleigh';
     this.onWarning = options.onWarning ?? ((message) => console.warn(`sleigh: ${message}`));
+    this.pools = new PoolService(
+      this.store,
+      {
+        resolve: (path, kind) => {
+          const info = this.registry.lookup(path, null, 'function');
+          if (kind !== null && info.kind !== kind) {
+            throw new FunctionError(
+              FunctionErrorCode.InvalidArguments,
+              `${info.path} is a ${info.kind}, not a ${kind}`,
+            );
+          }
+          return { path: info.path, kind: info.kind };
+        },
+        checkArgs: (path, args, catalog) =>
+          this.checkArgs(this.registry.lookup(path, null, 'function'), args, catalog),
+      },
+      nextCreationTime,
+    );
   }
 
   /** Builds and loads the functions folder and applies its schema. */
@@ -266,9 +296,7 @@ export class Engine implements Host, JobHost {
         return null;
       }
     };
-    await this.store.write((tx) =>
-      syncCrons(tx, crons, kindOf, Date.now(), nextCreationTime),
-    );
+    await this.store.write((tx) => syncCrons(tx, crons, kindOf, Date.now(), nextCreationTime));
     this.registry = registry;
     this.schema = schema;
     return report;
@@ -326,16 +354,15 @@ export class Engine implements Host, JobHost {
         nextCreationTime(),
       );
     }
-    const { value } = await this.store.write((tx) =>
+    return writeWithRetry(this.store, (tx) =>
       insertScheduled(tx, info.path, args, scheduledTime, nextCreationTime()),
     );
-    return value;
   }
 
   async cancelScheduled(execution: Execution, id: string): Promise<void> {
     const state = execution.transaction;
     if (state !== null) return cancelScheduled(state.tx as WriteTransaction, id, execution.now);
-    await this.store.write((tx) => cancelScheduled(tx, id, Date.now()));
+    await writeWithRetry(this.store, (tx) => cancelScheduled(tx, id, Date.now()));
   }
 
   kindOf(path: string): FunctionKind | null {
@@ -369,10 +396,44 @@ export class Engine implements Host, JobHost {
     return outcome.ok ? { ok: true } : { ok: false, error: outcome.error.message };
   }
 
+  async runPoolJob(job: PoolJob, hooks: TransactionHooks): Promise<AttemptOutcome> {
+    const args = convexToJson(job.args);
+    const options: CallOptions = { caller: 'function', hooks };
+    const outcome =
+      job.kind === 'query'
+        ? await this.query(job.fn, args, options)
+        : job.kind === 'mutation'
+          ? await this.mutation(job.fn, args, options)
+          : await this.action(job.fn, args, options);
+    if (outcome.ok) return { ok: true, value: jsonToConvex(outcome.value) };
+    if (outcome.error.code === FunctionErrorCode.Canceled) return { skipped: true };
+    return {
+      ok: false,
+      error: outcome.error.message,
+      retryable: !isNonRetryable(outcome.error),
+    };
+  }
+
+  async runOnComplete(
+    job: PoolJob,
+    args: JSONValue,
+    hooks: TransactionHooks,
+  ): Promise<AttemptOutcome> {
+    const outcome = await this.mutation(job.onComplete!.fn, args, { caller: 'function', hooks });
+    if (outcome.ok) return { ok: true, value: null };
+    if (outcome.error.code === FunctionErrorCode.Canceled) return { skipped: true };
+    return { ok: false, error: outcome.error.message, retryable: false };
+  }
+
   /** Starts running scheduled functions in this process (a server does; tests may not). */
   startJobs(options: JobRunnerOptions = {}): JobRunner {
     this.runner ??= new JobRunner(this, { exclusive: this.store.driver === 'sqlite', ...options });
     this.runner.start();
+    this.poolRunner ??= new PoolRunner(this, {
+      exclusive: this.store.driver === 'sqlite',
+      ...options,
+    });
+    this.poolRunner.start();
     if (options.crons !== false) {
       this.cronRunner ??= new CronRunner(
         this.store,
@@ -387,7 +448,7 @@ export class Engine implements Host, JobHost {
   /** Stops running scheduled functions: see JobRunner.stop. */
   async stopJobs(graceMs?: number): Promise<void> {
     this.cronRunner?.stop();
-    await this.runner?.stop(graceMs);
+    await Promise.all([this.runner?.stop(graceMs), this.poolRunner?.stop(graceMs)]);
   }
 
   // Running functions.
@@ -646,8 +707,9 @@ export class Engine implements Host, JobHost {
         let job: ScheduledFunction | null = null;
         if (options.scheduledFunctionId !== undefined) {
           job = await getScheduled(tx, options.scheduledFunctionId);
-          if (job?.state.kind !== 'pending') throw new NotPending();
+          if (job?.state.kind !== 'pending') throw new SkipRun();
         }
+        await options.hooks?.before?.(tx);
         const state = newTransactionState(tx, true, new ReadSet());
         void this.trackSnapshot(tx, state);
         const execution = this.execution(info, state, args, options, logLines, seed);
@@ -661,6 +723,7 @@ export class Engine implements Host, JobHost {
           Engine.closeStreams(state);
           if (key !== undefined) await recordOutcome(tx, key, result, logLines, nextCreationTime());
           if (job !== null) await settle(tx, job, { kind: 'success' }, Date.now());
+          await options.hooks?.after?.(tx, result);
           return { json: result, replayedLogs: null };
         } catch (error) {
           if (state.doomed !== null) throw state.doomed;
@@ -680,10 +743,10 @@ export class Engine implements Host, JobHost {
       return success(value.json, { ts: commit.ts, logLines: value.replayedLogs ?? logLines });
     } catch (error) {
       if (failure !== null && error === failure) return { ok: false, error: failure, logLines };
-      if (error instanceof NotPending) {
+      if (error instanceof SkipRun) {
         const canceled = new FunctionError(
           FunctionErrorCode.Canceled,
-          `${info.path} was not run: the scheduled function is no longer pending`,
+          `${info.path} was not run: its job is no longer pending`,
         );
         return { ok: false, error: canceled, logLines };
       }

@@ -71,3 +71,14 @@ export class SyscallError extends Error {
     this.name = 'SyscallError';
   }
 }
+
+/**
+ * Thrown by a transaction hook before a job's mutation runs, when the job is no longer this
+ * runner's to run (canceled, finished, or taken back): the mutation is skipped, not failed.
+ */
+export class SkipRun extends Error {
+  constructor() {
+    super("The job is no longer this runner's to run");
+    this.name = 'SkipRun';
+  }
+}

@@ -3,6 +3,7 @@
  */
 import type { JSONValue } from 'convex/values';
 import type { Execution, FunctionKind } from './context.js';
+import type { PoolService } from '../jobs/pool-service.js';
 import type { DatabaseHost } from './database.js';
 
 export interface Host extends DatabaseHost {
@@ -33,6 +34,8 @@ export interface Host extends DatabaseHost {
   ): Promise<string>;
   /** `ctx.scheduler.cancel`. */
   cancelScheduled(execution: Execution, id: string): Promise<void>;
+  /** Workpools: what the `sleigh/pool/*` syscalls ask for. */
+  readonly pools: PoolService;
   /** The deployment's name, for `ctx.meta.getDeploymentMetadata()`. */
   readonly deploymentName: string;
 }

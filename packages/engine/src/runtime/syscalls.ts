@@ -182,6 +182,17 @@ const ASYNC: Record<string, AsyncHandler> = {
   '1.0/actions/schedule': (execution, args) => schedule(execution, args),
   '1.0/cancel_job': (execution, args) => cancel(execution, args),
   '1.0/actions/cancel_job': (execution, args) => cancel(execution, args),
+  // Workpools (@sleigh/workpool): see jobs/pool-service.ts.
+  'sleigh/pool/enqueue': (execution, args) =>
+    execution.host.pools.enqueue(execution, args.pool, args.options, args.items),
+  'sleigh/pool/status': async (execution, args) =>
+    await execution.host.pools.status(execution, args.ids),
+  'sleigh/pool/result': (execution, args) => execution.host.pools.result(execution, args.id),
+  'sleigh/pool/cancel': (execution, args) => execution.host.pools.cancel(execution, args.ids),
+  'sleigh/pool/cancelAll': (execution, args) =>
+    execution.host.pools.cancelAll(execution, args.pool, args.limit),
+  'sleigh/pool/wait': (execution, args) =>
+    execution.host.pools.wait(execution, args.id, args.timeoutMs),
   '1.0/signJwt': notSupported('ctx.auth.signJwt'),
   '1.0/createFunctionHandle': notSupported('createFunctionHandle'),
   '1.0/actions/vectorSearch': notSupported('Vector search'),

@@ -1,0 +1,217 @@
+/**
+ * Workpool jobs in the `_pool_jobs` system table, and pools' options in `_pools`.
+ *
+ * One index does all the runner's finding: `by_due` = (pool, state, due), where `due` means
+ * "when something must happen to this job next": for a pending job, when it may start; for a
+ * running one, when its lease runs out; for a finished one, when its result expires. So a
+ * pool's due work, its expired leases and its expired results are each one range.
+ *
+ *   enqueue ─▶ pending ──(claimed: a slot of the pool is free)──▶ running ──(success)───┐
+ *                ▲  │                                              │  │                  │
+ *                │  │            ╭──(failed, attempts left: backoff)╯  ╰─(failed for good)┤
+ *                ╰──┼────────────╯        (lease lost: its process died, counts as a try) │
+ *                   ╰──(cancel)──────────────────────────────────────────────────────────┤
+ *                                                          ╭─ with onComplete ─ completing ┤
+ *                                                          │        (onComplete runs, in  │
+ *                                                          ▼         the same transaction)│
+ *                                                      finished ◀─────────────────────────╯
+ *                                                          │
+ *                                                          ╰──(its ttl passes)──▶ deleted
+ */
+import {
+  encodeKey,
+  newDocumentId,
+  prefixEnd,
+  tableNumberOfId,
+  type Document,
+  type ReadTransaction,
+  type WriteTransaction,
+} from '@sleigh/storage';
+import type { Value } from 'convex/values';
+import { FunctionErrorCode, SyscallError } from '../errors.js';
+import { SYSTEM_TABLES } from '../loader/schema.js';
+
+export const POOL_JOBS = '_pool_jobs';
+export const POOLS = '_pools';
+export const BY_DUE = 'by_due';
+
+export type PoolJobState = 'pending' | 'running' | 'completing' | 'finished';
+
+export type RetryBehavior = {
+  /** Attempts in all, the first included. */
+  readonly maxAttempts: number;
+  readonly initialBackoffMs: number;
+  /** Each retry waits `base` times longer than the one before (with jitter). */
+  readonly base: number;
+};
+
+export type RunResult =
+  | { kind: 'success'; returnValue: Value }
+  | { kind: 'failed'; error: string }
+  | { kind: 'canceled' };
+
+export type Attempt = {
+  startedAt: number;
+  endedAt: number;
+  error: string;
+};
+
+export interface PoolJob extends Document {
+  pool: string;
+  /** The function to run (`module:export`) and its kind. */
+  fn: string;
+  kind: 'query' | 'mutation' | 'action';
+  args: Value;
+  /** A label of the caller's choosing (defaults to the function). */
+  name: string;
+  state: PoolJobState;
+  due: number;
+  enqueuedAt: number;
+  /** Attempts started so far. */
+  attempt: number;
+  retry: RetryBehavior | null;
+  timeoutMs: number | null;
+  ttlMs: number;
+  onComplete: { fn: string; context: Value } | null;
+  /** Failed attempts, oldest first. */
+  failures: Attempt[];
+  startedAt?: number;
+  owner?: string;
+  result?: RunResult;
+  finishedAt?: number;
+  /** Why onComplete failed, when it did (the job is finished all the same). */
+  onCompleteError?: string;
+}
+
+export type PoolOptions = {
+  readonly maxParallelism: number;
+  readonly actionTimeoutMs: number | null;
+  readonly ttlMs: number;
+  readonly retryActionsByDefault: boolean;
+  readonly defaultRetryBehavior: RetryBehavior;
+};
+
+export interface PoolDocument extends Document, PoolOptions {
+  name: string;
+}
+
+export const DEFAULT_RETRY: RetryBehavior = { maxAttempts: 5, initialBackoffMs: 250, base: 2 };
+export const DEFAULT_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** What `pool.status(id)` says, as the Convex workpool says it. */
+export type Status =
+  | { state: 'pending'; previousAttempts: number }
+  | { state: 'running'; previousAttempts: number }
+  | { state: 'finished' };
+
+export function statusOf(job: PoolJob | null): Status {
+  if (job === null || job.state === 'finished' || job.state === 'completing') {
+    return { state: 'finished' };
+  }
+  const previousAttempts = job.state === 'running' ? job.attempt - 1 : job.attempt;
+  return { state: job.state, previousAttempts };
+}
+
+/** The `by_due` keys of a pool's jobs in `state`, due at or before `until` when given. */
+export function dueRange(
+  pool: string,
+  state: PoolJobState,
+  until?: number,
+): { start: Uint8Array; end: Uint8Array } {
+  const start = encodeKey([pool, state]);
+  return {
+    start,
+    end: until === undefined ? prefixEnd(start) : prefixEnd(encodeKey([pool, state, until])),
+  };
+}
+
+export function isPoolJobId(id: string): boolean {
+  return tableNumberOfId(id) === SYSTEM_TABLES._pool_jobs.number;
+}
+
+export function newPoolJobId(): string {
+  return newDocumentId(SYSTEM_TABLES._pool_jobs.number);
+}
+
+export function newPoolId(): string {
+  return newDocumentId(SYSTEM_TABLES._pools.number);
+}
+
+export async function getPoolJob(tx: ReadTransaction, id: string): Promise<PoolJob | null> {
+  if (!isPoolJobId(id)) return null;
+  return (await tx.get(POOL_JOBS, id)) as PoolJob | null;
+}
+
+/** How long to wait before attempt `attempt + 1` (1-based `attempt` just failed), with jitter. */
+export function backoffMs(retry: RetryBehavior, attempt: number): number {
+  const base = retry.initialBackoffMs * Math.pow(retry.base, attempt - 1);
+  // Full jitter between half and the whole delay: spreads a burst of failures out.
+  return Math.round(base * (0.5 + Math.random() * 0.5));
+}
+
+/**
+ * The job after an attempt ended with `result` at `now`: retried (pending after its backoff)
+ * when it failed and tries are left and the error allows it, otherwise done.
+ */
+export function afterAttempt(
+  job: PoolJob,
+  result: RunResult,
+  now: number,
+  options: { retryable: boolean },
+): PoolJob {
+  const { owner: _owner, startedAt, ...rest } = job;
+  if (
+    result.kind === 'failed' &&
+    options.retryable &&
+    job.retry !== null &&
+    job.attempt < job.retry.maxAttempts
+  ) {
+    return {
+      ...rest,
+      state: 'pending',
+      due: now + backoffMs(job.retry, job.attempt),
+      failures: [
+        ...job.failures,
+        { startedAt: startedAt ?? now, endedAt: now, error: result.error },
+      ],
+    };
+  }
+  return finish(
+    {
+      ...rest,
+      failures:
+        result.kind === 'failed'
+          ? [...job.failures, { startedAt: startedAt ?? now, endedAt: now, error: result.error }]
+          : job.failures,
+    },
+    result,
+    now,
+  );
+}
+
+/** The job done with `result`: completing when an onComplete must still run, else finished. */
+export function finish(job: PoolJob, result: RunResult, now: number): PoolJob {
+  const { owner: _owner, ...rest } = job;
+  return {
+    ...rest,
+    state: job.onComplete === null ? 'finished' : 'completing',
+    due: job.onComplete === null ? now + job.ttlMs : now,
+    result,
+    finishedAt: now,
+  };
+}
+
+/** Cancels a job that has not finished; resolves with whether it did. */
+export async function cancelJob(tx: WriteTransaction, id: string, now: number): Promise<boolean> {
+  const job = await getPoolJob(tx, id);
+  if (job === null) {
+    if (isPoolJobId(id)) return false;
+    throw new SyscallError(
+      FunctionErrorCode.InvalidArguments,
+      `Workpool cancel: "${id}" is not the id of a pool job`,
+    );
+  }
+  if (job.state !== 'pending' && job.state !== 'running') return false;
+  await tx.replace(POOL_JOBS, finish(job, { kind: 'canceled' }, now));
+  return true;
+}

@@ -1,0 +1,590 @@
+/**
+ * The pool runner: runs workpool jobs in this process, each pool on its own.
+ *
+ * - A cycle is one transaction per pool that records the attempts that ended since the last
+ *   one (batched completion) and claims due jobs for the slots that frees (batched claims). The
+ *   pool's running jobs are counted in the database in that same transaction, so
+ *   `maxParallelism` holds across every process on the database (two claimers conflict and one
+ *   retries), not only in this one.
+ * - Waking: a commit that writes a pool's pending (or completing) keys starts a cycle at once; a
+ *   timer per pool waits for its next pending job that is not due yet; a finished attempt asks
+ *   for a cycle on the next turn of the event loop, so attempts that end together commit
+ *   together.
+ * - Isolation: pools never share slots, timers or cycles, so a flooded pool delays no other.
+ * - Mutation jobs run exactly once: the mutation's transaction checks the job is still this
+ *   runner's and records its result itself. Actions run at least once: a job whose lease ran out
+ *   (its process died) counts as a failed attempt and is retried per its policy.
+ * - onComplete runs as its own mutation that also moves the job from `completing` to
+ *   `finished`, so it runs exactly once too, even across a crash.
+ * - Stopping: no more claims; running jobs get `graceMs`; those still running are handed back.
+ *
+ *   commit / timer / attempt ended ─▶ cycle(pool): [complete ended] + [count running, claim due] ─▶ run
+ *                                          ▲                                                      │
+ *                                          ╰──────────────── attempt ended ◀──────────────────────╯
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  encodeKey,
+  keySuccessor,
+  StorageError,
+  type Commit,
+  type Store,
+  type WriteTransaction,
+} from '@sleigh/storage';
+import { convexToJson, jsonToConvex, type JSONValue, type Value } from 'convex/values';
+import { SkipRun } from '../errors.js';
+import {
+  afterAttempt,
+  BY_DUE,
+  dueRange,
+  getPoolJob,
+  POOL_JOBS,
+  POOLS,
+  type PoolDocument,
+  type PoolJob,
+  type PoolOptions,
+  type RunResult,
+} from './pool-jobs.js';
+import { writeWithRetry } from './write-retry.js';
+
+/** Code run inside a mutation's own transaction: before its handler, and after it succeeded. */
+export interface TransactionHooks {
+  before?(tx: WriteTransaction): Promise<void>;
+  after?(tx: WriteTransaction, resultJson: string): Promise<void>;
+}
+
+export type AttemptOutcome =
+  { ok: true; value: Value } | { ok: false; error: string; retryable: boolean } | { skipped: true };
+
+/** What the runner needs from the engine. */
+export interface PoolHost {
+  readonly store: Store;
+  /** Runs a job's function; a mutation runs with `hooks` in its transaction. */
+  runPoolJob(job: PoolJob, hooks: TransactionHooks): Promise<AttemptOutcome>;
+  /** Runs `onComplete` of a job with `hooks` in its transaction. */
+  runOnComplete(job: PoolJob, args: JSONValue, hooks: TransactionHooks): Promise<AttemptOutcome>;
+}
+
+export interface PoolRunnerOptions {
+  /** How long a claimed job stays this runner's without renewal (default 30 s). */
+  readonly leaseMs?: number;
+  /** This process is the store's only user: take back jobs another runner left running. */
+  readonly exclusive?: boolean;
+  readonly log?: (message: string) => void;
+}
+
+interface Ended {
+  readonly job: PoolJob;
+  readonly result: RunResult;
+  readonly retryable: boolean;
+}
+
+interface PoolState {
+  readonly name: string;
+  options: PoolOptions;
+  readonly pendingPrefix: Uint8Array;
+  readonly completingPrefix: Uint8Array;
+  /** This runner's jobs of the pool that hold a slot, by id. */
+  readonly running: Map<string, Promise<void>>;
+  /** Attempts that ended and wait for the next cycle to be recorded. */
+  ended: Ended[];
+  /** onComplete runs in flight here. */
+  readonly completing: Set<string>;
+  lookForCompleting: boolean;
+  cycling: boolean;
+  again: boolean;
+  cycleAsked: boolean;
+  timer: NodeJS.Timeout | null;
+  timerAt: number;
+}
+
+function startsWith(key: Uint8Array, prefix: Uint8Array): boolean {
+  if (key.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
+  return true;
+}
+
+function isNonRetryable(error: unknown): boolean {
+  for (let e = error as { name?: unknown; cause?: unknown } | undefined; e;) {
+    if (e.name === 'NonRetryableError') return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}
+export { isNonRetryable };
+
+export class PoolRunner {
+  readonly id = `pool-runner-${randomBytes(6).toString('hex')}`;
+  private readonly leaseMs: number;
+  private readonly exclusive: boolean;
+  private readonly log: (message: string) => void;
+  private readonly pools = new Map<string, PoolState>();
+  private started = false;
+  private stopping = false;
+  /** Stopped for good: the store may be gone, so nothing more runs. */
+  private stopped = false;
+  private unsubscribe: (() => void) | null = null;
+  private maintenance: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly host: PoolHost,
+    options: PoolRunnerOptions = {},
+  ) {
+    this.leaseMs = options.leaseMs ?? 30_000;
+    this.exclusive = options.exclusive ?? false;
+    this.log = options.log ?? ((message) => console.error(`sleigh: ${message}`));
+  }
+
+  private get active(): boolean {
+    return this.started && !this.stopping;
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.unsubscribe = this.host.store.onCommit((commit) => this.onCommit(commit));
+    this.maintenance = setInterval(() => void this.maintain(false), this.leaseMs / 3);
+    this.maintenance.unref();
+    void this.loadPools()
+      .then(() => this.maintain(this.exclusive))
+      .then(() => {
+        for (const pool of this.pools.values()) this.cycle(pool);
+      })
+      .catch((error: unknown) => this.log(`workpools could not start: ${String(error)}`));
+  }
+
+  async stop(graceMs = 10_000): Promise<void> {
+    if (!this.started || this.stopping) return;
+    this.stopping = true;
+    this.unsubscribe?.();
+    if (this.maintenance !== null) clearInterval(this.maintenance);
+    for (const pool of this.pools.values()) if (pool.timer !== null) clearTimeout(pool.timer);
+    const everything = [...this.pools.values()].flatMap((pool) => [...pool.running.values()]);
+    await Promise.race([Promise.allSettled(everything), sleep(graceMs, undefined, { ref: false })]);
+    // Record what ended, and hand back what still runs (pending again, not a failed attempt).
+    await this.store
+      .write(async (tx) => {
+        const now = Date.now();
+        for (const pool of this.pools.values()) {
+          await this.recordEnded(tx, pool.ended.splice(0), now);
+          for (const id of pool.running.keys()) {
+            const job = await getPoolJob(tx, id);
+            if (job?.state !== 'running' || job.owner !== this.id) continue;
+            const { owner: _owner, startedAt: _started, ...rest } = job;
+            await tx.replace(POOL_JOBS, {
+              ...rest,
+              state: 'pending',
+              due: now,
+              attempt: job.attempt - 1,
+            });
+          }
+        }
+      })
+      .catch((error: unknown) =>
+        this.log(`could not hand back running pool jobs: ${String(error)}`),
+      );
+    this.stopped = true;
+  }
+
+  private get store(): Store {
+    return this.host.store;
+  }
+
+  private onCommit(commit: Commit): void {
+    if (!this.active) return;
+    const catalog = this.store.catalog();
+    const poolsIndex = catalog.index(POOLS, 'by_name');
+    const dueIndex = catalog.index(POOL_JOBS, BY_DUE);
+    for (const write of commit.writes) {
+      if (write.indexId === poolsIndex?.id) {
+        void this.loadPools().then(
+          () => this.pools.forEach((pool) => this.cycle(pool)),
+          (error: unknown) => this.log(`reading workpools failed: ${String(error)}`),
+        );
+        return;
+      }
+    }
+    if (dueIndex === undefined) return;
+    for (const pool of this.pools.values()) {
+      let wake = false;
+      for (const write of commit.writes) {
+        if (write.indexId !== dueIndex.id) continue;
+        if (startsWith(write.key, pool.pendingPrefix)) wake = true;
+        else if (startsWith(write.key, pool.completingPrefix)) {
+          pool.lookForCompleting = true;
+          wake = true;
+        }
+      }
+      if (wake) this.cycle(pool);
+    }
+  }
+
+  private async loadPools(): Promise<void> {
+    const docs = await this.store.read(async (tx) => {
+      if (tx.catalog().table(POOLS) === undefined) return [];
+      const entries = await tx.scan({
+        table: POOLS,
+        index: 'by_name',
+        order: 'asc',
+        limit: 10_000,
+      });
+      return entries.map((entry) => entry.document as PoolDocument);
+    });
+    for (const doc of docs) {
+      const { _id, _creationTime, name, ...options } = doc;
+      const existing = this.pools.get(name);
+      if (existing !== undefined) {
+        existing.options = options;
+        continue;
+      }
+      this.pools.set(name, {
+        name,
+        options,
+        pendingPrefix: encodeKey([name, 'pending']),
+        completingPrefix: encodeKey([name, 'completing']),
+        running: new Map(),
+        ended: [],
+        completing: new Set(),
+        lookForCompleting: true,
+        cycling: false,
+        again: false,
+        cycleAsked: false,
+        timer: null,
+        timerAt: Infinity,
+      });
+    }
+  }
+
+  /** Asks for a cycle on the next turn, so attempts that end together are recorded together. */
+  private askCycle(pool: PoolState): void {
+    if (pool.cycleAsked) return;
+    pool.cycleAsked = true;
+    setImmediate(() => {
+      pool.cycleAsked = false;
+      this.cycle(pool);
+    });
+  }
+
+  private cycle(pool: PoolState): void {
+    if (!this.started || this.stopped) return;
+    if (pool.cycling) {
+      pool.again = true;
+      return;
+    }
+    pool.cycling = true;
+    void (async () => {
+      try {
+        do {
+          pool.again = false;
+          await this.cycleOnce(pool);
+        } while (pool.again);
+      } catch (error) {
+        const conflict = StorageError.is(error, 'conflict');
+        if (!conflict)
+          this.log(`workpool "${pool.name}": ${(error as Error).message}; trying again`);
+        this.armTimer(pool, Date.now() + (conflict ? Math.random() * 20 : 1000));
+      } finally {
+        pool.cycling = false;
+      }
+    })();
+  }
+
+  private armTimer(pool: PoolState, at: number | null): void {
+    if (at === null || !this.active) return;
+    if (pool.timer !== null && at >= pool.timerAt) return;
+    if (pool.timer !== null) clearTimeout(pool.timer);
+    pool.timerAt = at;
+    pool.timer = setTimeout(
+      () => {
+        pool.timer = null;
+        pool.timerAt = Infinity;
+        this.cycle(pool);
+      },
+      Math.max(0, at - Date.now()),
+    );
+    pool.timer.unref();
+  }
+
+  private async recordEnded(
+    tx: WriteTransaction,
+    ended: readonly Ended[],
+    now: number,
+  ): Promise<boolean> {
+    let completing = false;
+    for (const { job, result, retryable } of ended) {
+      const current = await getPoolJob(tx, job._id);
+      // Canceled meanwhile, or taken back after a lost lease: not ours to record.
+      if (current?.state !== 'running' || current.owner !== this.id) continue;
+      const next = afterAttempt(current, result, now, { retryable });
+      completing ||= next.state === 'completing';
+      await tx.replace(POOL_JOBS, next);
+    }
+    return completing;
+  }
+
+  private async cycleOnce(pool: PoolState): Promise<void> {
+    const ended = pool.ended;
+    pool.ended = [];
+    const max = pool.options.maxParallelism;
+    const wanted = this.active ? max - (pool.running.size - ended.length) : 0;
+    const lookForCompleting = pool.lookForCompleting && this.active;
+    if (ended.length === 0 && wanted <= 0 && !lookForCompleting) return;
+    pool.lookForCompleting = false;
+    let result: { claimed: PoolJob[]; next: number | null; completing: PoolJob[] };
+    try {
+      ({ value: result } = await this.store.write(async (tx) => {
+        const now = Date.now();
+        const madeCompleting = await this.recordEnded(tx, ended, now);
+        const claimed: PoolJob[] = [];
+        let next: number | null = null;
+        if (wanted > 0) {
+          const running = dueRange(pool.name, 'running');
+          const busy = (
+            await tx.scan({ table: POOL_JOBS, index: BY_DUE, ...running, order: 'asc', limit: max })
+          ).length;
+          const free = Math.min(wanted, max - busy);
+          if (free > 0) {
+            const due = dueRange(pool.name, 'pending', now);
+            const entries = await tx.scan({
+              table: POOL_JOBS,
+              index: BY_DUE,
+              ...due,
+              order: 'asc',
+              limit: free,
+            });
+            for (const entry of entries) {
+              const job = entry.document as PoolJob;
+              const claim: PoolJob = {
+                ...job,
+                state: 'running',
+                attempt: job.attempt + 1,
+                owner: this.id,
+                startedAt: now,
+                due: now + this.leaseMs,
+              };
+              await tx.replace(POOL_JOBS, claim);
+              claimed.push(claim);
+            }
+            // Nothing more is due now: wait for the first job that will be. (When slots ran
+            // out instead, the next attempt to end starts a cycle.)
+            if (claimed.length < free) {
+              const [later] = await tx.scan({
+                table: POOL_JOBS,
+                index: BY_DUE,
+                start: due.end,
+                end: dueRange(pool.name, 'pending').end,
+                order: 'asc',
+                limit: 1,
+              });
+              next = later === undefined ? null : (later.document as PoolJob).due;
+            }
+          }
+        }
+        let completing: PoolJob[] = [];
+        if (lookForCompleting || madeCompleting) {
+          const range = dueRange(pool.name, 'completing');
+          completing = (
+            await tx.scan({ table: POOL_JOBS, index: BY_DUE, ...range, order: 'asc', limit: 50 })
+          )
+            .map((entry) => entry.document as PoolJob)
+            .filter((job) => !pool.completing.has(job._id));
+        }
+        return { claimed, next, completing };
+      }));
+    } catch (error) {
+      pool.ended.unshift(...ended);
+      pool.lookForCompleting ||= lookForCompleting;
+      throw error;
+    }
+    for (const { job } of ended) pool.running.delete(job._id);
+    for (const job of result.claimed) this.launch(pool, job);
+    for (const job of result.completing) this.complete(pool, job);
+    this.armTimer(pool, result.next);
+    if (pool.ended.length > 0) pool.again = true;
+  }
+
+  private launch(pool: PoolState, job: PoolJob): void {
+    const run = this.attempt(job).then(
+      (outcome) => {
+        if ('skipped' in outcome) {
+          pool.running.delete(job._id);
+          this.askCycle(pool);
+          return;
+        }
+        if (outcome.ok && job.kind === 'mutation') {
+          // Recorded by the mutation's own transaction.
+          pool.running.delete(job._id);
+          if (job.onComplete !== null) pool.lookForCompleting = true;
+          this.askCycle(pool);
+          return;
+        }
+        const result: RunResult = outcome.ok
+          ? { kind: 'success', returnValue: outcome.value }
+          : { kind: 'failed', error: outcome.error };
+        pool.ended.push({ job, result, retryable: outcome.ok || outcome.retryable });
+        this.askCycle(pool);
+      },
+      (error: unknown) => {
+        pool.ended.push({
+          job,
+          result: { kind: 'failed', error: `Sleigh could not run it: ${String(error)}` },
+          retryable: true,
+        });
+        this.askCycle(pool);
+      },
+    );
+    pool.running.set(job._id, run);
+  }
+
+  private async attempt(job: PoolJob): Promise<AttemptOutcome> {
+    const hooks: TransactionHooks =
+      job.kind === 'mutation'
+        ? {
+            before: async (tx) => {
+              const current = await getPoolJob(tx, job._id);
+              if (current?.state !== 'running' || current.owner !== this.id) throw new SkipRun();
+            },
+            after: async (tx, resultJson) => {
+              const current = (await getPoolJob(tx, job._id))!;
+              const returnValue = JSON.parse(resultJson) as JSONValue;
+              await tx.replace(
+                POOL_JOBS,
+                afterAttempt(
+                  current,
+                  { kind: 'success', returnValue: jsonToConvex(returnValue) },
+                  Date.now(),
+                  {
+                    retryable: false,
+                  },
+                ),
+              );
+            },
+          }
+        : {};
+    const running = this.host.runPoolJob(job, hooks);
+    if (job.timeoutMs === null) return running;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<AttemptOutcome>((resolve) => {
+      timer = setTimeout(
+        () => resolve({ ok: false, error: `timed out after ${job.timeoutMs} ms`, retryable: true }),
+        job.timeoutMs!,
+      );
+    });
+    try {
+      return await Promise.race([running, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Runs a job's onComplete; the same transaction moves it to finished. */
+  private complete(pool: PoolState, job: PoolJob): void {
+    pool.completing.add(job._id);
+    const finished = (current: PoolJob): PoolJob => ({
+      ...current,
+      state: 'finished',
+      due: Date.now() + current.ttlMs,
+    });
+    const hooks: TransactionHooks = {
+      before: async (tx) => {
+        const current = await getPoolJob(tx, job._id);
+        if (current?.state !== 'completing') throw new SkipRun();
+      },
+      after: async (tx) => {
+        await tx.replace(POOL_JOBS, finished((await getPoolJob(tx, job._id))!));
+      },
+    };
+    const args = convexToJson({
+      workId: job._id,
+      context: job.onComplete!.context,
+      result: job.result as unknown as Value,
+    });
+    void this.host
+      .runOnComplete(job, args, hooks)
+      .then(async (outcome) => {
+        if ('skipped' in outcome || outcome.ok) return;
+        this.log(
+          `onComplete of pool job ${job._id} (${job.onComplete!.fn}) failed: ${outcome.error}`,
+        );
+        await this.store.write(async (tx) => {
+          const current = await getPoolJob(tx, job._id);
+          if (current?.state === 'completing') {
+            await tx.replace(POOL_JOBS, { ...finished(current), onCompleteError: outcome.error });
+          }
+        });
+      })
+      .catch((error: unknown) => this.log(`onComplete of pool job ${job._id}: ${String(error)}`))
+      .finally(() => pool.completing.delete(job._id));
+  }
+
+  /**
+   * Renews the leases of this runner's jobs, takes back jobs whose runner is gone (all others'
+   * on an exclusive store at start), and deletes results whose ttl passed.
+   */
+  private async maintain(takeBackAll: boolean): Promise<void> {
+    if (!this.active) return;
+    for (const pool of this.pools.values()) {
+      try {
+        await writeWithRetry(this.store, async (tx) => {
+          const now = Date.now();
+          const running = dueRange(pool.name, 'running');
+          let start = running.start;
+          for (;;) {
+            const entries = await tx.scan({
+              table: POOL_JOBS,
+              index: BY_DUE,
+              start,
+              end: running.end,
+              order: 'asc',
+              limit: 500,
+            });
+            for (const entry of entries) {
+              const job = entry.document as PoolJob;
+              if (job.owner === this.id) {
+                if (pool.running.has(job._id))
+                  await tx.replace(POOL_JOBS, { ...job, due: now + this.leaseMs });
+              } else if (takeBackAll || job.due < now) {
+                await tx.replace(POOL_JOBS, this.takenBack(job, now));
+              }
+            }
+            if (entries.length < 500) break;
+            start = keySuccessor(entries[entries.length - 1]!.key);
+          }
+          const expired = dueRange(pool.name, 'finished', now);
+          for (const entry of await tx.scan({
+            table: POOL_JOBS,
+            index: BY_DUE,
+            ...expired,
+            order: 'asc',
+            limit: 500,
+          })) {
+            await tx.delete(POOL_JOBS, (entry.document as PoolJob)._id);
+          }
+        });
+        pool.lookForCompleting = true;
+        this.cycle(pool);
+      } catch (error) {
+        this.log(`workpool "${pool.name}" upkeep failed: ${String(error)}`);
+      }
+    }
+  }
+
+  /** A job whose runner is gone: a mutation or query never committed, so it simply runs again;
+   * an action may have done its work, so the lost attempt counts against its retries. */
+  private takenBack(job: PoolJob, now: number): PoolJob {
+    if (job.kind !== 'action') {
+      const { owner: _owner, startedAt: _started, ...rest } = job;
+      return { ...rest, state: 'pending', due: now, attempt: job.attempt - 1 };
+    }
+    return afterAttempt(
+      job,
+      {
+        kind: 'failed',
+        error: 'the process running it stopped before it finished (its lease ran out)',
+      },
+      now,
+      { retryable: true },
+    );
+  }
+}

@@ -1,0 +1,401 @@
+/**
+ * What functions ask of workpools (through the `sleigh/pool/*` syscalls that @sleigh/workpool
+ * makes): enqueue, status, result, cancel, and waiting for a result. Inside a mutation each is
+ * part of its transaction (an enqueue commits or rolls back with the mutation); inside an
+ * action each is a transaction of its own; inside a query only reads are allowed, and they are
+ * recorded in the query's read set, so a client subscribed to a job's status is pushed changes.
+ */
+import {
+  BY_ID,
+  encodeKey,
+  idKey,
+  prefixEnd,
+  type Catalog,
+  type ReadTransaction,
+  type Store,
+  type WriteTransaction,
+} from '@sleigh/storage';
+import { convexToJson, jsonToConvex, type JSONValue } from 'convex/values';
+import { FunctionErrorCode, SyscallError } from '../errors.js';
+import type { Execution, FunctionKind, TransactionState } from '../runtime/context.js';
+import {
+  cancelJob,
+  DEFAULT_RETRY,
+  DEFAULT_TTL_MS,
+  dueRange,
+  getPoolJob,
+  isPoolJobId,
+  newPoolId,
+  newPoolJobId,
+  POOL_JOBS,
+  POOLS,
+  BY_DUE,
+  statusOf,
+  type PoolDocument,
+  type PoolJob,
+  type PoolOptions,
+  type RetryBehavior,
+  type Status,
+} from './pool-jobs.js';
+import { writeWithRetry } from './write-retry.js';
+
+/** How the engine resolves and checks a function for a job. */
+export interface PoolFunctions {
+  /** The kind of the function at `path`; throws a FunctionError naming what is wrong. */
+  resolve(path: string, kind: FunctionKind | null): { path: string; kind: FunctionKind };
+  checkArgs(path: string, args: JSONValue, catalog: Catalog): void;
+}
+
+export interface EnqueueItem {
+  fn: string;
+  /** `auto` takes the function's own kind (pool.ctx's scheduler). */
+  kind: FunctionKind | 'auto';
+  args: JSONValue;
+  name?: string;
+  runAt?: number;
+  retry?: boolean | RetryBehavior;
+  onComplete?: { fn: string; context?: JSONValue };
+}
+
+/** Most jobs one call may enqueue. */
+export const MAX_ENQUEUE_PER_CALL = 10_000;
+
+function invalid(message: string): SyscallError {
+  return new SyscallError(FunctionErrorCode.InvalidArguments, message);
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+function positiveNumber(value: unknown, what: string, integer = false): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw invalid(`${what} must be a number ≥ 0, not ${JSON.stringify(value)}`);
+  }
+  if (integer && !Number.isInteger(value))
+    throw invalid(`${what} must be a whole number, not ${value}`);
+  return value;
+}
+
+function parseRetry(value: unknown, what: string): RetryBehavior {
+  if (!isRecord(value)) throw invalid(`${what} must be { maxAttempts, initialBackoffMs, base }`);
+  const maxAttempts = positiveNumber(value.maxAttempts, `${what}.maxAttempts`, true);
+  if (maxAttempts < 1) throw invalid(`${what}.maxAttempts must be at least 1`);
+  const initialBackoffMs = positiveNumber(value.initialBackoffMs, `${what}.initialBackoffMs`);
+  const base = positiveNumber(value.base, `${what}.base`);
+  if (base < 1) throw invalid(`${what}.base must be at least 1`);
+  return { maxAttempts, initialBackoffMs, base };
+}
+
+/** A pool's name and options as the Workpool constructor gave them, checked. */
+export function parsePool(name: unknown, options: unknown): { name: string; options: PoolOptions } {
+  if (typeof name !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) {
+    throw invalid(
+      `A workpool's name must be 1 to 64 letters, digits or _ . : -, not ${JSON.stringify(name)}`,
+    );
+  }
+  const o = isRecord(options) ? options : {};
+  const maxParallelism =
+    o.maxParallelism === undefined
+      ? 10
+      : positiveNumber(o.maxParallelism, `Workpool "${name}": maxParallelism`, true);
+  if (maxParallelism < 1 || maxParallelism > 1000) {
+    throw invalid(`Workpool "${name}": maxParallelism must be between 1 and 1000`);
+  }
+  return {
+    name,
+    options: {
+      maxParallelism,
+      actionTimeoutMs:
+        o.actionTimeoutMs === undefined || o.actionTimeoutMs === null
+          ? null
+          : positiveNumber(o.actionTimeoutMs, `Workpool "${name}": actionTimeoutMs`),
+      ttlMs:
+        o.ttl === undefined ? DEFAULT_TTL_MS : positiveNumber(o.ttl, `Workpool "${name}": ttl`),
+      retryActionsByDefault: o.retryActionsByDefault === true,
+      defaultRetryBehavior:
+        o.defaultRetryBehavior === undefined
+          ? DEFAULT_RETRY
+          : parseRetry(o.defaultRetryBehavior, `Workpool "${name}": defaultRetryBehavior`),
+    },
+  };
+}
+
+export class PoolService {
+  /** Pools whose stored options this process knows to match, by name: no read needed. */
+  private readonly known = new Map<string, string>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly functions: PoolFunctions,
+    private readonly creationTime: () => number,
+  ) {}
+
+  private inTransaction<T>(
+    execution: Execution,
+    what: string,
+    run: (tx: WriteTransaction) => Promise<T>,
+  ): Promise<T> {
+    if (execution.kind === 'query') {
+      throw new SyscallError(
+        FunctionErrorCode.Forbidden,
+        `Workpool ${what} is not available in a query (${execution.path}): call it from a mutation or an action`,
+      );
+    }
+    const state = execution.transaction;
+    if (state !== null) return run(state.tx as WriteTransaction);
+    return writeWithRetry(this.store, run);
+  }
+
+  /** Keeps the pool's options in `_pools` up to date; the runner reads them from there. */
+  private async ensurePool(
+    tx: WriteTransaction,
+    name: string,
+    options: PoolOptions,
+  ): Promise<void> {
+    const text = JSON.stringify(options);
+    if (this.known.get(name) === text) return;
+    const [entry] = await tx.scan({
+      table: POOLS,
+      index: 'by_name',
+      start: encodeName(name),
+      end: encodeNameEnd(name),
+      order: 'asc',
+      limit: 1,
+    });
+    const existing = entry?.document as PoolDocument | undefined;
+    if (existing !== undefined) {
+      const { _id, _creationTime, name: _name, ...stored } = existing;
+      if (JSON.stringify(stored) === text) {
+        this.known.set(name, text);
+        return;
+      }
+      await tx.replace(POOLS, { _id, _creationTime, name, ...options });
+    } else {
+      await tx.insert(POOLS, {
+        _id: newPoolId(),
+        _creationTime: this.creationTime(),
+        name,
+        ...options,
+      });
+    }
+  }
+
+  async enqueue(
+    execution: Execution,
+    poolName: unknown,
+    poolOptions: unknown,
+    items: unknown,
+  ): Promise<string[]> {
+    const { name: pool, options } = parsePool(poolName, poolOptions);
+    if (!Array.isArray(items)) throw invalid('Workpool enqueue: expected a list of jobs');
+    if (items.length > MAX_ENQUEUE_PER_CALL) {
+      throw invalid(
+        `Workpool "${pool}": ${items.length} jobs in one call is more than ${MAX_ENQUEUE_PER_CALL}; split the batch`,
+      );
+    }
+    const now = Date.now();
+    const jobs = (items as EnqueueItem[]).map((item) => this.prepare(pool, options, item, now));
+    return this.inTransaction(execution, 'enqueue', async (tx) => {
+      await this.ensurePool(tx, pool, options);
+      for (const job of jobs)
+        await tx.insert(POOL_JOBS, { ...job, _creationTime: this.creationTime() });
+      return jobs.map((job) => job._id);
+    });
+  }
+
+  private prepare(pool: string, options: PoolOptions, item: EnqueueItem, now: number): PoolJob {
+    if (!isRecord(item) || typeof item.fn !== 'string') {
+      throw invalid(`Workpool "${pool}": each job needs a function reference`);
+    }
+    const { path, kind } = this.functions.resolve(item.fn, item.kind === 'auto' ? null : item.kind);
+    if (item.kind === 'auto' && kind === 'query') {
+      throw invalid(
+        `Workpool "${pool}": the pool's scheduler runs mutations and actions; ${path} is a query`,
+      );
+    }
+    this.functions.checkArgs(path, item.args, this.store.catalog());
+    let retry: RetryBehavior | null = null;
+    if (item.retry === true) retry = options.defaultRetryBehavior;
+    else if (isRecord(item.retry)) retry = parseRetry(item.retry, `Workpool "${pool}": retry`);
+    else if (item.retry === undefined && kind === 'action' && options.retryActionsByDefault) {
+      retry = options.defaultRetryBehavior;
+    }
+    let onComplete: PoolJob['onComplete'] = null;
+    if (item.onComplete !== undefined) {
+      const target = this.functions.resolve(item.onComplete.fn, 'mutation');
+      onComplete = {
+        fn: target.path,
+        context:
+          item.onComplete.context === undefined ? null : jsonToConvex(item.onComplete.context),
+      };
+    }
+    const runAt =
+      item.runAt === undefined ? now : positiveNumber(item.runAt, `Workpool "${pool}": runAt`);
+    return {
+      _id: newPoolJobId(),
+      _creationTime: 0,
+      pool,
+      fn: path,
+      kind,
+      args: jsonToConvex(item.args),
+      name: typeof item.name === 'string' && item.name !== '' ? item.name : path,
+      state: 'pending',
+      due: runAt,
+      enqueuedAt: now,
+      attempt: 0,
+      retry,
+      timeoutMs: kind === 'action' ? options.actionTimeoutMs : null,
+      ttlMs: options.ttlMs,
+      onComplete,
+      failures: [],
+    };
+  }
+
+  /** Reads a job for a function: in its transaction (recorded in the read set) or a fresh one. */
+  private async read<T>(
+    execution: Execution,
+    run: (tx: ReadTransaction, state: TransactionState | null) => Promise<T>,
+  ): Promise<T> {
+    const state = execution.transaction;
+    if (state !== null) return run(state.tx, state);
+    return this.store.read((tx) => run(tx, null));
+  }
+
+  private async job(
+    tx: ReadTransaction,
+    state: TransactionState | null,
+    id: unknown,
+  ): Promise<PoolJob | null> {
+    if (typeof id !== 'string' || !isPoolJobId(id)) {
+      throw invalid(`Workpool: ${JSON.stringify(id)} is not the id of a pool job`);
+    }
+    if (state !== null) {
+      const byId = tx.catalog().index(POOL_JOBS, BY_ID);
+      if (byId !== undefined) state.readSet.addPoint(byId.id, idKey(id));
+      state.metrics.documentsRead += 1;
+    }
+    return getPoolJob(tx, id);
+  }
+
+  async status(execution: Execution, ids: unknown): Promise<Status[]> {
+    if (!Array.isArray(ids)) throw invalid('Workpool status: expected a list of ids');
+    return this.read(execution, async (tx, state) => {
+      const out: Status[] = [];
+      for (const id of ids) out.push(statusOf(await this.job(tx, state, id)));
+      return out;
+    });
+  }
+
+  /** The job's result once it finished (also while its onComplete runs), else null. */
+  async result(execution: Execution, id: unknown): Promise<JSONValue> {
+    return this.read(execution, async (tx, state) => resultJson(await this.job(tx, state, id)));
+  }
+
+  async cancel(execution: Execution, ids: unknown): Promise<JSONValue> {
+    if (!Array.isArray(ids)) throw invalid('Workpool cancel: expected a list of ids');
+    const now = Date.now();
+    return this.inTransaction(execution, 'cancel', async (tx) => {
+      let canceled = 0;
+      for (const id of ids) {
+        if (typeof id !== 'string')
+          throw invalid(`Workpool cancel: ${JSON.stringify(id)} is not an id`);
+        if (await cancelJob(tx, id, now)) canceled++;
+      }
+      return canceled;
+    });
+  }
+
+  /** Cancels up to `limit` unfinished jobs of a pool; resolves with how many. */
+  async cancelAll(execution: Execution, poolName: unknown, limit: unknown): Promise<number> {
+    const { name: pool } = parsePool(poolName, {});
+    const most = limit === undefined ? 10_000 : positiveNumber(limit, 'cancelAll: limit', true);
+    const now = Date.now();
+    return this.inTransaction(execution, 'cancelAll', async (tx) => {
+      let canceled = 0;
+      for (const state of ['pending', 'running'] as const) {
+        const range = dueRange(pool, state);
+        const entries = await tx.scan({
+          table: POOL_JOBS,
+          index: BY_DUE,
+          start: range.start,
+          end: range.end,
+          order: 'asc',
+          limit: most - canceled,
+        });
+        for (const entry of entries) {
+          if (await cancelJob(tx, (entry.document as PoolJob)._id, now)) canceled++;
+        }
+        if (canceled >= most) break;
+      }
+      return canceled;
+    });
+  }
+
+  /**
+   * Waits (in an action) until the job finished and resolves with its result: woken by commits
+   * that write the job, with a slow check as a backstop.
+   */
+  async wait(execution: Execution, id: unknown, timeoutMs: unknown): Promise<JSONValue> {
+    if (execution.kind !== 'action') {
+      throw new SyscallError(
+        FunctionErrorCode.Forbidden,
+        `Workpool pollResult waits, so it is only available in actions (${execution.path}); in a query, read pool.result() and subscribe to it`,
+      );
+    }
+    if (typeof id !== 'string' || !isPoolJobId(id)) {
+      throw invalid(`Workpool: ${JSON.stringify(id)} is not the id of a pool job`);
+    }
+    const deadline =
+      timeoutMs === undefined || timeoutMs === null
+        ? Infinity
+        : Date.now() + positiveNumber(timeoutMs, 'pollResult: timeoutMs');
+    const key = idKey(id);
+    for (;;) {
+      let wake: () => void = () => undefined;
+      const woken = new Promise<void>((resolve) => (wake = resolve));
+      const unsubscribe = this.store.onCommit((commit) => {
+        const byId = this.store.catalog().index(POOL_JOBS, BY_ID);
+        if (commit.writes.some((w) => w.indexId === byId?.id && sameBytes(w.key, key))) wake();
+      });
+      try {
+        const result = await this.store.read(async (tx) => resultJson(await getPoolJob(tx, id)));
+        if (result !== null) return result;
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          throw new SyscallError(
+            FunctionErrorCode.Thrown,
+            `Workpool pollResult: job ${id} did not finish within ${String(timeoutMs)} ms`,
+          );
+        }
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          woken,
+          new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(left, 1000)))),
+        ]);
+        clearTimeout(timer);
+      } finally {
+        unsubscribe();
+      }
+    }
+  }
+}
+
+function resultJson(job: PoolJob | null): JSONValue {
+  if (job === null) return { kind: 'failed', error: 'the job is unknown, or its result expired' };
+  if (job.result === undefined) return null;
+  return convexToJson(job.result);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function encodeName(name: string): Uint8Array {
+  return encodeKey([name]);
+}
+
+function encodeNameEnd(name: string): Uint8Array {
+  return prefixEnd(encodeKey([name]));
+}

@@ -1,0 +1,333 @@
+/**
+ * Workpools on both drivers, through @sleigh/workpool inside real functions: exact
+ * parallelism, atomic enqueue, retries with backoff, non-retryable errors, timeouts, onComplete,
+ * exactly-once mutation jobs, cancellation, isolation between pools, pool.ctx, results, bad
+ * input, expired results, and jobs taken back from a runner that died.
+ */
+import { jsonToConvex, type JSONValue, type Value } from 'convex/values';
+import { describe, expect, it } from 'vitest';
+import type { Engine } from '../engine.js';
+import { DRIVERS, startApp } from '../test-harness.js';
+
+async function call(
+  promise: Promise<{ ok: boolean; value?: JSONValue; error?: Error }>,
+): Promise<Value> {
+  const result = await promise;
+  if (!result.ok) throw result.error ?? new Error('failed');
+  return jsonToConvex(result.value!);
+}
+
+interface Event {
+  label: string;
+  at: number;
+  peak?: number;
+}
+type Status = { state: string; previousAttempts?: number };
+type Result = { kind: string; returnValue?: Value; error?: string } | null;
+
+const enqueue = async (engine: Engine, args: Record<string, JSONValue>) =>
+  (await call(engine.mutation('pools:enqueueWork', args))) as string[];
+const events = async (engine: Engine, label: string) =>
+  (await call(engine.query('pools:events', { label }))) as unknown as Event[];
+const statuses = async (engine: Engine, pool: string, ids: string[]) =>
+  (await call(engine.query('pools:status', { pool, ids }))) as unknown as Status[];
+const result = async (engine: Engine, pool: string, id: string) =>
+  (await call(engine.query('pools:result', { pool, id }))) as unknown as Result;
+const allFinished = async (engine: Engine, pool: string, ids: string[]) =>
+  (await statuses(engine, pool, ids)).every((status) => status.state === 'finished');
+const peak = async (engine: Engine, label: string) =>
+  Math.max(0, ...(await events(engine, `${label}:peak`)).map((event) => event.peak ?? 0));
+
+describe.each(DRIVERS)('workpools on $name', (driver) => {
+  it('runs actions with exactly maxParallelism at once, and keeps their results', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const ids = await enqueue(engine, { pool: 'narrow', label: 'p', ms: 60, count: 12 });
+    expect(ids).toHaveLength(12);
+    await expect.poll(() => allFinished(engine, 'narrow', ids), { timeout: 10_000 }).toBe(true);
+    expect(await peak(engine, 'p')).toBe(3);
+    expect(await events(engine, 'p')).toHaveLength(12);
+    expect(await result(engine, 'narrow', ids[0]!)).toEqual({
+      kind: 'success',
+      returnValue: 'p done',
+    });
+  });
+
+  it('enqueues nothing when the mutation that enqueued fails', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const outcome = await engine.mutation('pools:enqueueWork', {
+      pool: 'narrow',
+      label: 'never',
+      ms: 1,
+      count: 5,
+      thenThrow: true,
+    });
+    expect(outcome.ok).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await call(engine.query('pools:jobs', {}))).toEqual([]);
+    expect(await events(engine, 'never')).toEqual([]);
+  });
+
+  it('retries failed actions with growing backoff, and stops at a non-retryable error', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const [flaky] = await enqueue(engine, {
+      pool: 'retrying',
+      label: 'flaky',
+      ms: 1,
+      failTimes: 2,
+    });
+    const [hopeless] = await enqueue(engine, {
+      pool: 'retrying',
+      label: 'hopeless',
+      ms: 1,
+      nonRetryable: true,
+    });
+    const [doomed] = await enqueue(engine, {
+      pool: 'retrying',
+      label: 'doomed',
+      ms: 1,
+      failTimes: 9,
+    });
+    await expect
+      .poll(() => allFinished(engine, 'retrying', [flaky!, hopeless!, doomed!]), {
+        timeout: 10_000,
+      })
+      .toBe(true);
+
+    expect(await result(engine, 'retrying', flaky!)).toEqual({
+      kind: 'success',
+      returnValue: 'flaky done',
+    });
+    const times = (await events(engine, 'flaky')).map((event) => event.at);
+    expect(times).toHaveLength(3);
+    // Backoff 50 ms then 100 ms, with jitter down to half.
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(25);
+    expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(50);
+
+    expect(await events(engine, 'hopeless')).toHaveLength(1);
+    expect((await result(engine, 'retrying', hopeless!))?.error).toMatch(/this cannot work/);
+    expect(await events(engine, 'doomed')).toHaveLength(3);
+    expect((await result(engine, 'retrying', doomed!))?.error).toMatch(/attempt 3 failed/);
+  });
+
+  it('reports previous attempts while a job waits to be retried', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const [id] = await enqueue(engine, { pool: 'narrow', label: 'slow', ms: 300, retry: true });
+    await expect
+      .poll(() => statuses(engine, 'narrow', [id!]))
+      .toEqual([{ state: 'running', previousAttempts: 0 }]);
+    await expect
+      .poll(() => statuses(engine, 'narrow', [id!]), { timeout: 5000 })
+      .toEqual([{ state: 'finished' }]);
+  });
+
+  it('fails an action that outlives actionTimeoutMs', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const [id] = await enqueue(engine, { pool: 'timeouts', label: 'late', ms: 600 });
+    await expect
+      .poll(() => result(engine, 'timeouts', id!), { timeout: 5000 })
+      .toEqual({
+        kind: 'failed',
+        error: 'timed out after 150 ms',
+      });
+  });
+
+  it('calls onComplete once per job with its result and context, also when canceled', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const [ok] = await enqueue(engine, { pool: 'narrow', label: 'c1', ms: 1, onComplete: true });
+    const [bad] = await enqueue(engine, {
+      pool: 'narrow',
+      label: 'c2',
+      ms: 1,
+      nonRetryable: true,
+      onComplete: true,
+    });
+    const [later] = await enqueue(engine, {
+      pool: 'narrow',
+      label: 'c3',
+      ms: 1,
+      runAfter: 60_000,
+      onComplete: true,
+    });
+    await call(engine.mutation('pools:cancel', { pool: 'narrow', id: later! }));
+    const done = async () =>
+      (await call(engine.query('pools:completions', {}))) as unknown as Array<{
+        workId: string;
+        context: { label: string };
+        result: Result;
+      }>;
+    await expect.poll(async () => (await done()).length, { timeout: 5000 }).toBe(3);
+    const byId = new Map((await done()).map((row) => [row.workId, row]));
+    expect(byId.get(ok!)).toMatchObject({
+      context: { label: 'c1' },
+      result: { kind: 'success', returnValue: 'c1 done' },
+    });
+    expect(byId.get(bad!)?.result).toMatchObject({ kind: 'failed' });
+    expect(byId.get(later!)).toMatchObject({
+      context: { label: 'c3' },
+      result: { kind: 'canceled' },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await done()).toHaveLength(3);
+    expect(await events(engine, 'c3')).toEqual([]);
+  });
+
+  it('runs mutation jobs exactly once, without conflicts in a pool of one', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const ids = (await call(
+      engine.mutation('pools:enqueueBumps', { pool: 'counter', name: 'n', count: 40 }),
+    )) as string[];
+    await expect.poll(() => allFinished(engine, 'counter', ids), { timeout: 10_000 }).toBe(true);
+    expect(await call(engine.query('pools:counter', { name: 'n' }))).toBe(40);
+    const values = await Promise.all(ids.map((id) => result(engine, 'counter', id)));
+    expect(values.map((value) => value?.returnValue).sort((a, b) => Number(a) - Number(b))).toEqual(
+      Array.from({ length: 40 }, (_, i) => i + 1),
+    );
+    // A failing mutation job writes nothing and reports its error.
+    const [failing] = (await call(
+      engine.mutation('pools:enqueueBumps', { pool: 'counter', name: 'n', count: 1, fail: true }),
+    )) as string[];
+    await expect
+      .poll(() => result(engine, 'counter', failing!), { timeout: 5000 })
+      .toMatchObject({
+        kind: 'failed',
+        error: expect.stringMatching(/bump n refused/) as unknown as string,
+      });
+    expect(await call(engine.query('pools:counter', { name: 'n' }))).toBe(40);
+  });
+
+  it('runs query jobs and returns their value', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    await call(engine.mutation('pools:enqueueBumps', { pool: 'counter', name: 'q', count: 2 }));
+    await expect.poll(() => call(engine.query('pools:counter', { name: 'q' }))).toBe(2);
+    const id = (await call(engine.mutation('pools:enqueueRead', { name: 'q' }))) as string;
+    await expect
+      .poll(() => result(engine, 'narrow', id), { timeout: 5000 })
+      .toEqual({
+        kind: 'success',
+        returnValue: 2,
+      });
+  });
+
+  it('cancels pending jobs one by one and all at once', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const ids = await enqueue(engine, { pool: 'flood', label: 'x', ms: 200, count: 10 });
+    await call(engine.mutation('pools:cancel', { pool: 'flood', id: ids[9]! }));
+    expect(await result(engine, 'flood', ids[9]!)).toEqual({ kind: 'canceled' });
+    const canceled = (await call(engine.mutation('pools:cancelAll', { pool: 'flood' }))) as number;
+    expect(canceled).toBe(9);
+    await expect.poll(() => allFinished(engine, 'flood', ids), { timeout: 5000 }).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    // At most the two that had started ran; none of the others.
+    expect((await events(engine, 'x')).length).toBeLessThanOrEqual(2);
+  });
+
+  it('never lets a flooded pool delay another', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    await enqueue(engine, { pool: 'flood', label: 'flood', ms: 100, count: 40 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const before = Date.now();
+    const [id] = await enqueue(engine, { pool: 'other', label: 'urgent', ms: 1 });
+    await expect
+      .poll(() => result(engine, 'other', id!), { timeout: 5000 })
+      .toMatchObject({
+        kind: 'success',
+      });
+    const [started] = await events(engine, 'urgent');
+    expect(started!.at - before).toBeLessThan(300);
+    // Meanwhile the flood is still far from done.
+    expect((await events(engine, 'flood')).length).toBeLessThan(20);
+  });
+
+  it("routes pool.ctx's runMutation and scheduler through the pool, and waits for results", async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const values = (await call(
+      engine.action('pools:countThroughPool', { name: 'ctx', times: 10 }),
+    )) as number[];
+    expect([...values].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    await expect.poll(() => call(engine.query('pools:counter', { name: 'ctx' }))).toBe(11);
+    const [id] = await enqueue(engine, { pool: 'narrow', label: 'w', ms: 100 });
+    expect(await call(engine.action('pools:wait', { pool: 'narrow', id: id! }))).toEqual({
+      kind: 'success',
+      returnValue: 'w done',
+    });
+  });
+
+  it('refuses bad enqueues with clear errors', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const error = async (what: string) => {
+      const outcome = await engine.mutation('pools:enqueueBad', { what });
+      return outcome.ok ? null : outcome.error.message;
+    };
+    expect(await error('wrong kind')).toMatch(/pools:bump is a mutation, not a action/);
+    expect(await error('bad args')).toMatch(/Invalid arguments for pools:work/);
+    expect(await error('bad pool')).toMatch(/name must be 1 to 64 letters/);
+    expect(await error('bad parallelism')).toMatch(/maxParallelism must be between 1 and 1000/);
+    const fromQuery = await engine.query('pools:enqueueFromQuery', {});
+    expect(fromQuery.ok).toBe(false);
+    if (!fromQuery.ok) expect(fromQuery.error.message).toMatch(/not available in a query/);
+    expect(await call(engine.query('pools:jobs', {}))).toEqual([]);
+  });
+
+  it('deletes results once their ttl has passed', async () => {
+    const engine = await startApp('pools', driver, { jobs: { leaseMs: 300 } });
+    const [id] = await enqueue(engine, { pool: 'brief', label: 'b', ms: 1 });
+    await expect.poll(() => result(engine, 'brief', id!)).toMatchObject({ kind: 'success' });
+    await expect
+      .poll(async () => ((await call(engine.query('pools:jobs', {}))) as unknown[]).length, {
+        timeout: 5000,
+      })
+      .toBe(0);
+    expect(await statuses(engine, 'brief', [id!])).toEqual([{ state: 'finished' }]);
+  });
+
+  it('retries an action whose runner died, once its lease runs out', async () => {
+    const place = driver.place();
+    const doomed = await startApp('pools', driver, {
+      store: await place.open(),
+      jobs: { leaseMs: 300, exclusive: false, log: () => undefined },
+    });
+    const [id] = await enqueue(doomed, { pool: 'retrying', label: 'orphan', ms: 800 });
+    await expect
+      .poll(() => statuses(doomed, 'retrying', [id!]))
+      .toEqual([{ state: 'running', previousAttempts: 0 }]);
+    // Its process "dies": the store goes away under the running action.
+    await doomed.store.close();
+    const rescuer = await startApp('pools', driver, {
+      store: await place.open(),
+      jobs: { leaseMs: 300, exclusive: false },
+    });
+    await expect
+      .poll(() => result(rescuer, 'retrying', id!), { timeout: 10_000 })
+      .toEqual({
+        kind: 'success',
+        returnValue: 'orphan done',
+      });
+    expect((await events(rescuer, 'orphan')).length).toBe(2);
+  });
+
+  it.runIf(driver.name === 'postgres')(
+    'holds maxParallelism across two runners on one database',
+    async () => {
+      const place = driver.place();
+      const a = await startApp('pools', driver, { store: await place.open() });
+      const b = await startApp('pools', driver, { store: await place.open() });
+      const ids = await enqueue(a, { pool: 'narrow', label: 'two', ms: 50, count: 30 });
+      a.startJobs({ exclusive: false });
+      b.startJobs({ exclusive: false });
+      await expect.poll(() => allFinished(a, 'narrow', ids), { timeout: 20_000 }).toBe(true);
+      // Starts and ends of every attempt, from both processes: never more than 3 between them.
+      const starts = (await events(a, 'two')).map((event) => ({ at: event.at, delta: 1 }));
+      const ends = (await events(a, 'two:peak')).map((event) => ({ at: event.at, delta: -1 }));
+      expect(starts).toHaveLength(30);
+      let now = 0;
+      let most = 0;
+      for (const { delta } of [...starts, ...ends].sort(
+        (x, y) => x.at - y.at || x.delta - y.delta,
+      )) {
+        now += delta;
+        most = Math.max(most, now);
+      }
+      expect(most).toBeLessThanOrEqual(3);
+    },
+  );
+});

@@ -1,0 +1,280 @@
+/**
+ * Workpools under test: parallelism, retries, timeouts, results, onComplete, cancellation,
+ * pool.ctx, and isolation between pools.
+ */
+import { NonRetryableError, vOnCompleteArgs, Workpool, type WorkId } from '@sleigh/workpool';
+import { v } from 'convex/values';
+import { internal } from './_generated/api';
+import {
+  action,
+  internalAction,
+  internalMutation,
+  internalQuery,
+  mutation,
+  query,
+} from './_generated/server';
+
+const pools = {
+  narrow: new Workpool('narrow', { maxParallelism: 3 }),
+  flood: new Workpool('flood', { maxParallelism: 2 }),
+  other: new Workpool('other', { maxParallelism: 2 }),
+  retrying: new Workpool('retrying', {
+    maxParallelism: 5,
+    retryActionsByDefault: true,
+    defaultRetryBehavior: { maxAttempts: 3, initialBackoffMs: 50, base: 2 },
+  }),
+  counter: new Workpool('counter', { maxParallelism: 1 }),
+  timeouts: new Workpool('timeouts', { maxParallelism: 5, actionTimeoutMs: 150 }),
+  brief: new Workpool('brief', { maxParallelism: 5, ttl: 300 }),
+  wide: new Workpool('wide', { maxParallelism: 10 }),
+};
+type PoolName = keyof typeof pools;
+const vPool = v.union(...Object.keys(pools).map((name) => v.literal(name as PoolName)));
+
+/** Actions running right now in this process, by label: how many, and the most at once. */
+const active = new Map<string, { now: number; peak: number }>();
+
+export const work = internalAction({
+  args: {
+    label: v.string(),
+    ms: v.number(),
+    failTimes: v.optional(v.number()),
+    nonRetryable: v.optional(v.boolean()),
+  },
+  handler: async (ctx, { label, ms, failTimes, nonRetryable }): Promise<string> => {
+    const seen = active.get(label) ?? { now: 0, peak: 0 };
+    active.set(label, seen);
+    seen.now++;
+    seen.peak = Math.max(seen.peak, seen.now);
+    try {
+      const attempt: number = await ctx.runMutation(internal.pools.record, { label });
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      if (nonRetryable === true) throw new NonRetryableError(`${label}: this cannot work`);
+      if (attempt <= (failTimes ?? 0)) throw new Error(`${label}: attempt ${attempt} failed`);
+      return `${label} done`;
+    } finally {
+      seen.now--;
+      await ctx.runMutation(internal.pools.recordPeak, { label, peak: seen.peak });
+    }
+  },
+});
+
+/** Records an attempt; resolves with how many attempts the label has had. */
+export const record = internalMutation({
+  args: { label: v.string() },
+  handler: async (ctx, { label }): Promise<number> => {
+    await ctx.db.insert('events', { label, at: Date.now() });
+    return (
+      await ctx.db
+        .query('events')
+        .withIndex('by_label', (q) => q.eq('label', label))
+        .collect()
+    ).filter((event) => event.peak === undefined).length;
+  },
+});
+
+export const recordPeak = internalMutation({
+  args: { label: v.string(), peak: v.number() },
+  handler: async (ctx, { label, peak }) => {
+    await ctx.db.insert('events', { label: `${label}:peak`, at: Date.now(), peak });
+  },
+});
+
+/** A read-modify-write of one counter: conflicts when run in parallel, not in a pool of 1. */
+export const bump = internalMutation({
+  args: { name: v.string(), fail: v.optional(v.boolean()) },
+  handler: async (ctx, { name, fail }): Promise<number> => {
+    const counter = await ctx.db
+      .query('counters')
+      .withIndex('by_name', (q) => q.eq('name', name))
+      .unique();
+    const value = (counter?.value ?? 0) + 1;
+    if (counter === null) await ctx.db.insert('counters', { name, value });
+    else await ctx.db.patch(counter._id, { value });
+    if (fail === true) throw new Error(`bump ${name} refused`);
+    return value;
+  },
+});
+
+export const readCounter = internalQuery({
+  args: { name: v.string() },
+  handler: async (ctx, { name }): Promise<number> =>
+    (
+      await ctx.db
+        .query('counters')
+        .withIndex('by_name', (q) => q.eq('name', name))
+        .unique()
+    )?.value ?? 0,
+});
+
+export const onDone = internalMutation({
+  args: vOnCompleteArgs(),
+  handler: async (ctx, args) => {
+    await ctx.db.insert('completions', args);
+  },
+});
+
+export const enqueueWork = mutation({
+  args: {
+    pool: vPool,
+    label: v.string(),
+    ms: v.number(),
+    count: v.optional(v.number()),
+    failTimes: v.optional(v.number()),
+    nonRetryable: v.optional(v.boolean()),
+    retry: v.optional(v.boolean()),
+    onComplete: v.optional(v.boolean()),
+    runAfter: v.optional(v.number()),
+    thenThrow: v.optional(v.boolean()),
+  },
+  handler: async (ctx, args): Promise<WorkId[]> => {
+    const { pool, count, retry, onComplete, runAfter, thenThrow, ...work } = args;
+    const options = {
+      ...(retry === undefined ? {} : { retry }),
+      ...(runAfter === undefined ? {} : { runAfter }),
+      ...(onComplete === true
+        ? { onComplete: internal.pools.onDone, context: { label: work.label } }
+        : {}),
+    };
+    const ids =
+      count === undefined
+        ? [await pools[pool].enqueueAction(ctx, internal.pools.work, work, options)]
+        : await pools[pool].enqueueActionBatch(
+            internal.pools.work,
+            Array.from({ length: count }, () => work),
+            options,
+          );
+    if (thenThrow === true) throw new Error('changed my mind');
+    return ids;
+  },
+});
+
+export const enqueueBumps = mutation({
+  args: {
+    pool: vPool,
+    name: v.string(),
+    count: v.number(),
+    fail: v.optional(v.boolean()),
+    onComplete: v.optional(v.boolean()),
+  },
+  handler: async (ctx, { pool, name, count, fail, onComplete }): Promise<WorkId[]> =>
+    await pools[pool].enqueueMutationBatch(
+      internal.pools.bump,
+      Array.from({ length: count }, () => ({ name, ...(fail === true ? { fail } : {}) })),
+      onComplete === true ? { onComplete: internal.pools.onDone, context: name } : {},
+    ),
+});
+
+export const enqueueRead = mutation({
+  args: { name: v.string() },
+  handler: async (ctx, { name }): Promise<WorkId> =>
+    await pools.narrow.enqueueQuery(internal.pools.readCounter, { name }),
+});
+
+/** Bad calls, each refused with a clear error. */
+export const enqueueBad = mutation({
+  args: { what: v.string() },
+  handler: async (ctx, { what }): Promise<WorkId> => {
+    switch (what) {
+      case 'wrong kind':
+        // @ts-expect-error: a mutation enqueued as an action.
+        return await pools.narrow.enqueueAction(internal.pools.bump, { name: 'x' });
+      case 'bad args':
+        // @ts-expect-error: ms must be a number.
+        return await pools.narrow.enqueueAction(internal.pools.work, { label: 'x', ms: 'soon' });
+      case 'bad pool':
+        return await new Workpool('no spaces allowed').enqueueAction(internal.pools.work, {
+          label: 'x',
+          ms: 1,
+        });
+      case 'bad parallelism':
+        return await new Workpool('zero', { maxParallelism: 0 }).enqueueAction(
+          internal.pools.work,
+          {
+            label: 'x',
+            ms: 1,
+          },
+        );
+      default:
+        throw new Error(`unknown case ${what}`);
+    }
+  },
+});
+
+export const enqueueFromQuery = query({
+  args: {},
+  handler: async (): Promise<WorkId> =>
+    await pools.narrow.enqueueAction(internal.pools.work, { label: 'q', ms: 1 }),
+});
+
+export const cancel = mutation({
+  args: { pool: vPool, id: v.string() },
+  handler: async (ctx, { pool, id }) => {
+    await pools[pool].cancel(ctx, id as WorkId);
+  },
+});
+
+export const cancelAll = mutation({
+  args: { pool: vPool },
+  handler: async (ctx, { pool }): Promise<number> => await pools[pool].cancelAll(ctx),
+});
+
+export const status = query({
+  args: { pool: vPool, ids: v.array(v.string()) },
+  handler: async (ctx, { pool, ids }) => await pools[pool].statusBatch(ctx, ids as WorkId[]),
+});
+
+export const result = query({
+  args: { pool: vPool, id: v.string() },
+  handler: async (ctx, { pool, id }) => await pools[pool].result(ctx, id as WorkId),
+});
+
+export const wait = action({
+  args: { pool: vPool, id: v.string() },
+  handler: async (ctx, { pool, id }) => await pools[pool].pollResult(ctx, id as WorkId),
+});
+
+/** Increments through the pool of one from an action: no conflicts, every value once. */
+export const countThroughPool = action({
+  args: { name: v.string(), times: v.number() },
+  handler: async (ctx, { name, times }): Promise<number[]> => {
+    const poolCtx = pools.counter.ctx(ctx);
+    const values = await Promise.all(
+      Array.from({ length: times }, () => poolCtx.runMutation(internal.pools.bump, { name })),
+    );
+    await poolCtx.scheduler.runAfter(50, internal.pools.bump, { name });
+    return values;
+  },
+});
+
+export const events = query({
+  args: { label: v.string() },
+  handler: async (ctx, { label }) =>
+    await ctx.db
+      .query('events')
+      .withIndex('by_label', (q) => q.eq('label', label))
+      .collect(),
+});
+
+export const completions = query({
+  args: {},
+  handler: async (ctx) => await ctx.db.query('completions').collect(),
+});
+
+export const counter = query({
+  args: { name: v.string() },
+  handler: async (ctx, { name }): Promise<number> =>
+    (
+      await ctx.db
+        .query('counters')
+        .withIndex('by_name', (q) => q.eq('name', name))
+        .unique()
+    )?.value ?? 0,
+});
+
+/** Sleigh's `_pool_jobs` table (Convex's types know only their own system tables). */
+export const jobs = query({
+  args: {},
+  handler: async (ctx) =>
+    await ctx.db.system.query('_pool_jobs' as '_scheduled_functions').collect(),
+});

@@ -1,0 +1,14 @@
+import { defineSchema, defineTable } from 'convex/server';
+import { v } from 'convex/values';
+
+export default defineSchema({
+  /** What pool jobs did: one row per attempt of `work`, and per `bump`. */
+  events: defineTable({
+    label: v.string(),
+    at: v.number(),
+    peak: v.optional(v.number()),
+  }).index('by_label', ['label']),
+  counters: defineTable({ name: v.string(), value: v.number() }).index('by_name', ['name']),
+  /** One row per onComplete call. */
+  completions: defineTable({ workId: v.string(), context: v.any(), result: v.any() }),
+});

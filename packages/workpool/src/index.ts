@@ -1,0 +1,383 @@
+/**
+ * Workpools for Sleigh functions, in the interface of the Convex Workpool component: named
+ * pools with their own parallelism, retries with backoff, results, onComplete, cancellation and
+ * a pool-bound ctx. Jobs are kept and run by the Sleigh engine (its `_pool_jobs` table and pool
+ * runner); this class only speaks to it through Sleigh's `sleigh/pool/*` syscalls, inside the
+ * function that calls it — so an enqueue in a mutation commits or rolls back with the mutation.
+ *
+ * The `ctx` argument is optional: Sleigh finds the calling function by itself, so both
+ * `pool.enqueueAction(ctx, fn, args)` (the Convex component's form) and
+ * `pool.enqueueAction(fn, args)` work.
+ */
+import { getFunctionName, type FunctionReference, type FunctionReturnType } from 'convex/server';
+import { convexToJson, jsonToConvex, v, type JSONValue, type Value } from 'convex/values';
+
+/** A job's id (a document of Sleigh's `_pool_jobs` table). */
+export type WorkId = string & { __isWorkId: true };
+
+export interface RetryBehavior {
+  /** Attempts in all, the first included. */
+  maxAttempts: number;
+  /** Wait before the first retry. */
+  initialBackoffMs: number;
+  /** Each retry waits `base` times longer than the one before (with jitter). */
+  base: number;
+}
+
+export interface WorkpoolOptions {
+  /** Jobs of this pool running at once, across all servers (default 10, at most 1000). */
+  maxParallelism?: number;
+  /** An action running longer counts as a failed attempt (default: no limit). */
+  actionTimeoutMs?: number;
+  /** How long results are kept after a job finished, in ms (default one day). */
+  ttl?: number;
+  /** Retry failed actions with `defaultRetryBehavior` unless a call says otherwise. */
+  retryActionsByDefault?: boolean;
+  defaultRetryBehavior?: RetryBehavior;
+}
+
+export type RunResult<T = Value> =
+  { kind: 'success'; returnValue: T } | { kind: 'failed'; error: string } | { kind: 'canceled' };
+
+export type Status =
+  | { state: 'pending'; previousAttempts: number }
+  | { state: 'running'; previousAttempts: number }
+  | { state: 'finished' };
+
+/** What an onComplete mutation receives. */
+export interface OnCompleteArgs<Context = Value> {
+  workId: WorkId;
+  context: Context;
+  result: RunResult;
+}
+
+export const vResultValidator = v.union(
+  v.object({ kind: v.literal('success'), returnValue: v.any() }),
+  v.object({ kind: v.literal('failed'), error: v.string() }),
+  v.object({ kind: v.literal('canceled') }),
+);
+
+/** The `args` of an onComplete mutation: `{ workId, context, result }`. */
+export function vOnCompleteArgs<C extends Parameters<typeof v.object>[0][string]>(context?: C) {
+  return {
+    workId: v.string(),
+    context: (context ?? v.any()) as C extends undefined ? ReturnType<typeof v.any> : C,
+    result: vResultValidator,
+  };
+}
+
+export interface EnqueueOptions {
+  /** A mutation run once the job is done for good, with `{ workId, context, result }`. */
+  onComplete?: FunctionReference<'mutation', 'public' | 'internal'> | null;
+  context?: Value;
+  /** `true`: the pool's default retry behavior; `false`: no retries; or a behavior. */
+  retry?: boolean | RetryBehavior;
+  /** Start no earlier than this time (ms since the epoch)... */
+  runAt?: number;
+  /** ...or after this delay (ms). */
+  runAfter?: number;
+  /** A label for the job (shown in status lists and the dashboard); defaults to the function. */
+  name?: string;
+}
+
+/**
+ * An error that stops retries: throw it from a job's function when trying again cannot help
+ * (bad input, a permanent refusal).
+ */
+export class NonRetryableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NonRetryableError';
+  }
+}
+
+interface ConvexGlobal {
+  asyncSyscall(op: string, args: string): Promise<string>;
+}
+
+async function syscall(
+  op: string,
+  args: Record<string, JSONValue | undefined>,
+): Promise<JSONValue> {
+  const convex = (globalThis as { Convex?: ConvexGlobal }).Convex;
+  if (convex === undefined) {
+    throw new Error('Workpool calls work only inside a function run by Sleigh');
+  }
+  return JSON.parse(
+    await convex.asyncSyscall(`sleigh/pool/${op}`, JSON.stringify(args)),
+  ) as JSONValue;
+}
+
+type AnyRef = FunctionReference<'query' | 'mutation' | 'action', 'public' | 'internal'>;
+type Kind = 'query' | 'mutation' | 'action' | 'auto';
+
+/** A function's ctx: anything with `runQuery` (queries, mutations and actions all have it). */
+interface AnyCtx {
+  runQuery: (...args: never[]) => unknown;
+}
+
+function isCtx(value: unknown): value is AnyCtx {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { runQuery?: unknown }).runQuery === 'function'
+  );
+}
+
+/** Drops a leading ctx, if there is one. */
+function withoutCtx<T extends unknown[]>(args: unknown[]): T {
+  return (isCtx(args[0]) ? args.slice(1) : args) as T;
+}
+
+type Args<F extends AnyRef> = F['_args'];
+
+export class Workpool {
+  private readonly settings: JSONValue;
+
+  constructor(
+    readonly name: string,
+    options: WorkpoolOptions = {},
+  ) {
+    this.settings = JSON.parse(JSON.stringify(options)) as JSONValue;
+  }
+
+  private async enqueue(
+    kind: Kind,
+    fn: AnyRef,
+    argsList: Array<Record<string, Value>>,
+    options: EnqueueOptions = {},
+  ): Promise<WorkId[]> {
+    const runAt =
+      options.runAt ?? (options.runAfter === undefined ? undefined : Date.now() + options.runAfter);
+    const items = argsList.map((args) => ({
+      fn: getFunctionName(fn),
+      kind,
+      args: convexToJson(args ?? {}),
+      ...(options.name === undefined ? {} : { name: options.name }),
+      ...(runAt === undefined ? {} : { runAt }),
+      ...(options.retry === undefined ? {} : { retry: options.retry as JSONValue }),
+      ...(options.onComplete === undefined || options.onComplete === null
+        ? {}
+        : {
+            onComplete: {
+              fn: getFunctionName(options.onComplete),
+              context: convexToJson(options.context ?? null),
+            },
+          }),
+    }));
+    return (await syscall('enqueue', {
+      pool: this.name,
+      options: this.settings,
+      items,
+    })) as WorkId[];
+  }
+
+  enqueueAction<F extends FunctionReference<'action', 'public' | 'internal'>>(
+    ctx: AnyCtx,
+    fn: F,
+    args: Args<F>,
+    options?: EnqueueOptions,
+  ): Promise<WorkId>;
+  enqueueAction<F extends FunctionReference<'action', 'public' | 'internal'>>(
+    fn: F,
+    args: Args<F>,
+    options?: EnqueueOptions,
+  ): Promise<WorkId>;
+  async enqueueAction(...all: unknown[]): Promise<WorkId> {
+    const [fn, args, options] = withoutCtx<[AnyRef, Record<string, Value>, EnqueueOptions?]>(all);
+    return (await this.enqueue('action', fn, [args], options))[0]!;
+  }
+
+  enqueueMutation<F extends FunctionReference<'mutation', 'public' | 'internal'>>(
+    ctx: AnyCtx,
+    fn: F,
+    args: Args<F>,
+    options?: EnqueueOptions,
+  ): Promise<WorkId>;
+  enqueueMutation<F extends FunctionReference<'mutation', 'public' | 'internal'>>(
+    fn: F,
+    args: Args<F>,
+    options?: EnqueueOptions,
+  ): Promise<WorkId>;
+  async enqueueMutation(...all: unknown[]): Promise<WorkId> {
+    const [fn, args, options] = withoutCtx<[AnyRef, Record<string, Value>, EnqueueOptions?]>(all);
+    return (await this.enqueue('mutation', fn, [args], options))[0]!;
+  }
+
+  enqueueQuery<F extends FunctionReference<'query', 'public' | 'internal'>>(
+    ctx: AnyCtx,
+    fn: F,
+    args: Args<F>,
+    options?: EnqueueOptions,
+  ): Promise<WorkId>;
+  enqueueQuery<F extends FunctionReference<'query', 'public' | 'internal'>>(
+    fn: F,
+    args: Args<F>,
+    options?: EnqueueOptions,
+  ): Promise<WorkId>;
+  async enqueueQuery(...all: unknown[]): Promise<WorkId> {
+    const [fn, args, options] = withoutCtx<[AnyRef, Record<string, Value>, EnqueueOptions?]>(all);
+    return (await this.enqueue('query', fn, [args], options))[0]!;
+  }
+
+  /** Enqueues one job per arguments object, in one transaction; resolves with their ids. */
+  enqueueActionBatch<F extends FunctionReference<'action', 'public' | 'internal'>>(
+    ctx: AnyCtx,
+    fn: F,
+    argsList: Array<Args<F>>,
+    options?: EnqueueOptions,
+  ): Promise<WorkId[]>;
+  enqueueActionBatch<F extends FunctionReference<'action', 'public' | 'internal'>>(
+    fn: F,
+    argsList: Array<Args<F>>,
+    options?: EnqueueOptions,
+  ): Promise<WorkId[]>;
+  enqueueActionBatch(...all: unknown[]): Promise<WorkId[]> {
+    const [fn, list, options] =
+      withoutCtx<[AnyRef, Array<Record<string, Value>>, EnqueueOptions?]>(all);
+    return this.enqueue('action', fn, list, options);
+  }
+
+  enqueueMutationBatch<F extends FunctionReference<'mutation', 'public' | 'internal'>>(
+    ctx: AnyCtx,
+    fn: F,
+    argsList: Array<Args<F>>,
+    options?: EnqueueOptions,
+  ): Promise<WorkId[]>;
+  enqueueMutationBatch<F extends FunctionReference<'mutation', 'public' | 'internal'>>(
+    fn: F,
+    argsList: Array<Args<F>>,
+    options?: EnqueueOptions,
+  ): Promise<WorkId[]>;
+  enqueueMutationBatch(...all: unknown[]): Promise<WorkId[]> {
+    const [fn, list, options] =
+      withoutCtx<[AnyRef, Array<Record<string, Value>>, EnqueueOptions?]>(all);
+    return this.enqueue('mutation', fn, list, options);
+  }
+
+  enqueueQueryBatch<F extends FunctionReference<'query', 'public' | 'internal'>>(
+    ctx: AnyCtx,
+    fn: F,
+    argsList: Array<Args<F>>,
+    options?: EnqueueOptions,
+  ): Promise<WorkId[]>;
+  enqueueQueryBatch<F extends FunctionReference<'query', 'public' | 'internal'>>(
+    fn: F,
+    argsList: Array<Args<F>>,
+    options?: EnqueueOptions,
+  ): Promise<WorkId[]>;
+  enqueueQueryBatch(...all: unknown[]): Promise<WorkId[]> {
+    const [fn, list, options] =
+      withoutCtx<[AnyRef, Array<Record<string, Value>>, EnqueueOptions?]>(all);
+    return this.enqueue('query', fn, list, options);
+  }
+
+  /** Where a job is: pending or running (with its failed attempts so far), or finished. */
+  status(ctx: AnyCtx, id: WorkId): Promise<Status>;
+  status(id: WorkId): Promise<Status>;
+  async status(...all: unknown[]): Promise<Status> {
+    const [id] = withoutCtx<[WorkId]>(all);
+    return (await this.statusBatch(id))[0]!;
+  }
+
+  statusBatch(...all: unknown[]): Promise<Status[]> {
+    const ids = withoutCtx<WorkId[]>(all).flat();
+    return syscall('status', { ids }) as Promise<Status[]>;
+  }
+
+  /**
+   * The job's result once it finished, else null. In a query this is reactive: a client
+   * subscribed to the query is pushed the result when the job finishes.
+   */
+  result(ctx: AnyCtx, id: WorkId): Promise<RunResult | null>;
+  result(id: WorkId): Promise<RunResult | null>;
+  async result(...all: unknown[]): Promise<RunResult | null> {
+    const [id] = withoutCtx<[WorkId]>(all);
+    const json = await syscall('result', { id });
+    return json === null ? null : (jsonToConvex(json) as RunResult);
+  }
+
+  /** Waits until the job finished and resolves with its result (in actions). */
+  pollResult(ctx: AnyCtx, id: WorkId, options?: { timeoutMs?: number }): Promise<RunResult>;
+  pollResult(id: WorkId, options?: { timeoutMs?: number }): Promise<RunResult>;
+  async pollResult(...all: unknown[]): Promise<RunResult> {
+    const [id, options] = withoutCtx<[WorkId, { timeoutMs?: number }?]>(all);
+    return jsonToConvex(
+      await syscall('wait', { id, timeoutMs: options?.timeoutMs ?? null }),
+    ) as RunResult;
+  }
+
+  /** Cancels a job that has not finished: it will not start, or its outcome is dropped. */
+  cancel(ctx: AnyCtx, id: WorkId): Promise<void>;
+  cancel(id: WorkId): Promise<void>;
+  async cancel(...all: unknown[]): Promise<void> {
+    const [id] = withoutCtx<[WorkId]>(all);
+    await syscall('cancel', { ids: [id] });
+  }
+
+  /** Cancels every unfinished job of the pool (up to `limit`); resolves with how many. */
+  cancelAll(ctx: AnyCtx, options?: { limit?: number }): Promise<number>;
+  cancelAll(options?: { limit?: number }): Promise<number>;
+  async cancelAll(...all: unknown[]): Promise<number> {
+    const [options] = withoutCtx<[{ limit?: number }?]>(all);
+    return (await syscall('cancelAll', { pool: this.name, limit: options?.limit })) as number;
+  }
+
+  /**
+   * A ctx whose `runMutation`, `runAction` and `scheduler` go through this pool (in actions):
+   * calls wait for their job and return its value or throw its error.
+   */
+  ctx<Ctx extends AnyCtx>(ctx: Ctx): Ctx & PoolCtx {
+    const run = async (kind: 'mutation' | 'action', fn: AnyRef, args?: Record<string, Value>) => {
+      const [id] = await this.enqueue(kind, fn, [args ?? {}]);
+      const result = await this.pollResult(id!);
+      if (result.kind === 'success') return result.returnValue;
+      throw new Error(
+        result.kind === 'canceled'
+          ? `${getFunctionName(fn)} was canceled in pool "${this.name}"`
+          : `${getFunctionName(fn)} failed in pool "${this.name}": ${result.error}`,
+      );
+    };
+    const pool: PoolCtx = {
+      runMutation: (fn: AnyRef, args?: Record<string, Value>) => run('mutation', fn, args),
+      runAction: (fn: AnyRef, args?: Record<string, Value>) => run('action', fn, args),
+      scheduler: {
+        runAfter: async (delayMs: number, fn: AnyRef, args?: Record<string, Value>) =>
+          (await this.enqueue('auto', fn, [args ?? {}], { runAfter: delayMs }))[0]!,
+        runAt: async (time: number | Date, fn: AnyRef, args?: Record<string, Value>) =>
+          (
+            await this.enqueue('auto', fn, [args ?? {}], {
+              runAt: typeof time === 'number' ? time : time.getTime(),
+            })
+          )[0]!,
+        cancel: (id: WorkId) => this.cancel(id),
+      } as PoolCtx['scheduler'],
+    };
+    return { ...ctx, ...pool };
+  }
+}
+
+/** The parts of an action ctx that `pool.ctx(ctx)` routes through the pool. */
+export interface PoolCtx {
+  runMutation<F extends FunctionReference<'mutation', 'public' | 'internal'>>(
+    fn: F,
+    args?: Args<F>,
+  ): Promise<FunctionReturnType<F>>;
+  runAction<F extends FunctionReference<'action', 'public' | 'internal'>>(
+    fn: F,
+    args?: Args<F>,
+  ): Promise<FunctionReturnType<F>>;
+  scheduler: {
+    runAfter<F extends FunctionReference<'mutation' | 'action', 'public' | 'internal'>>(
+      delayMs: number,
+      fn: F,
+      args?: Args<F>,
+    ): Promise<WorkId>;
+    runAt<F extends FunctionReference<'mutation' | 'action', 'public' | 'internal'>>(
+      time: number | Date,
+      fn: F,
+      args?: Args<F>,
+    ): Promise<WorkId>;
+    cancel(id: WorkId): Promise<void>;
+  };
+}
