@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { startPostgresCluster, type PostgresCluster } from '@sleigh/testing/postgres-cluster';
 import { printTable } from './measure.js';
 import { benchEngine } from './engine.js';
+import { benchJobs } from './jobs.js';
 import { benchSanta } from './santa.js';
 import { benchServer } from './server.js';
 import { benchStorage } from './storage.js';
@@ -39,6 +40,10 @@ async function main(): Promise<void> {
     printTable(
       'Server over WebSocket, official clients (aim: fan-out p99 < 100 ms)',
       await benchServer({ tmp, postgresUrl }),
+    );
+    printTable(
+      'Jobs: 20,000 no-op jobs, concurrency 10, batched enqueue; latency on an idle pool',
+      await benchJobs({ tmp, postgresUrl }),
     );
     printTable(
       'Santa workshop at zero delay, 20 actor processes (checker green)',

@@ -85,8 +85,11 @@ interface PoolState {
   options: PoolOptions;
   readonly pendingPrefix: Uint8Array;
   readonly completingPrefix: Uint8Array;
-  /** This runner's jobs of the pool that hold a slot, by id. */
+  /** This runner's jobs of the pool running now, by id. */
   readonly running: Map<string, Promise<void>>;
+  /** Jobs claimed ahead (on an exclusive store), started as slots free. */
+  queue: PoolJob[];
+  readonly queued: Set<string>;
   /** Attempts that ended and wait for the next cycle to be recorded. */
   ended: Ended[];
   /** onComplete runs in flight here. */
@@ -113,6 +116,9 @@ function isNonRetryable(error: unknown): boolean {
   return false;
 }
 export { isNonRetryable };
+
+/** How many jobs beyond its slots a runner on an exclusive store claims ahead. */
+const CLAIM_AHEAD = 500;
 
 export class PoolRunner {
   readonly id = `pool-runner-${randomBytes(6).toString('hex')}`;
@@ -168,7 +174,10 @@ export class PoolRunner {
         const now = Date.now();
         for (const pool of this.pools.values()) {
           await this.recordEnded(tx, pool.ended.splice(0), now);
-          for (const id of pool.running.keys()) {
+          const ours = [...pool.running.keys(), ...pool.queue.map((job) => job._id)];
+          pool.queue = [];
+          pool.queued.clear();
+          for (const id of ours) {
             const job = await getPoolJob(tx, id);
             if (job?.state !== 'running' || job.owner !== this.id) continue;
             const { owner: _owner, startedAt: _started, ...rest } = job;
@@ -244,6 +253,8 @@ export class PoolRunner {
         pendingPrefix: encodeKey([name, 'pending']),
         completingPrefix: encodeKey([name, 'completing']),
         running: new Map(),
+        queue: [],
+        queued: new Set(),
         ended: [],
         completing: new Set(),
         lookForCompleting: true,
@@ -327,7 +338,17 @@ export class PoolRunner {
     const ended = pool.ended;
     pool.ended = [];
     const max = pool.options.maxParallelism;
-    const wanted = this.active ? max - (pool.running.size - ended.length) : 0;
+    // On an exclusive store this runner sees every claim, so it may claim ahead (a local queue
+    // started as slots free) without counting in the database; elsewhere it claims only the
+    // pool's free slots, counted in the transaction.
+    const holding = pool.running.size + pool.queue.length;
+    const wanted = !this.active
+      ? 0
+      : this.exclusive
+        ? pool.queue.length <= max
+          ? max + CLAIM_AHEAD - holding
+          : 0
+        : max - holding;
     const lookForCompleting = pool.lookForCompleting && this.active;
     if (ended.length === 0 && wanted <= 0 && !lookForCompleting) return;
     pool.lookForCompleting = false;
@@ -339,11 +360,20 @@ export class PoolRunner {
         const claimed: PoolJob[] = [];
         let next: number | null = null;
         if (wanted > 0) {
-          const running = dueRange(pool.name, 'running');
-          const busy = (
-            await tx.scan({ table: POOL_JOBS, index: BY_DUE, ...running, order: 'asc', limit: max })
-          ).length;
-          const free = Math.min(wanted, max - busy);
+          let free = wanted;
+          if (!this.exclusive) {
+            const running = dueRange(pool.name, 'running');
+            const busy = (
+              await tx.scan({
+                table: POOL_JOBS,
+                index: BY_DUE,
+                ...running,
+                order: 'asc',
+                limit: max,
+              })
+            ).length;
+            free = Math.min(wanted, max - busy);
+          }
           if (free > 0) {
             const due = dueRange(pool.name, 'pending', now);
             const entries = await tx.scan({
@@ -397,24 +427,37 @@ export class PoolRunner {
       pool.lookForCompleting ||= lookForCompleting;
       throw error;
     }
-    for (const { job } of ended) pool.running.delete(job._id);
-    for (const job of result.claimed) this.launch(pool, job);
+    for (const job of result.claimed) {
+      pool.queue.push(job);
+      pool.queued.add(job._id);
+    }
+    this.drain(pool);
     for (const job of result.completing) this.complete(pool, job);
     this.armTimer(pool, result.next);
     if (pool.ended.length > 0) pool.again = true;
   }
 
+  /** Starts claimed jobs while the pool has free slots here. */
+  private drain(pool: PoolState): void {
+    while (pool.running.size < pool.options.maxParallelism && pool.queue.length > 0) {
+      const job = pool.queue.shift()!;
+      pool.queued.delete(job._id);
+      this.launch(pool, job);
+    }
+  }
+
   private launch(pool: PoolState, job: PoolJob): void {
     const run = this.attempt(job).then(
       (outcome) => {
+        // The slot is free at once; the attempt's record follows in the next cycle.
+        pool.running.delete(job._id);
+        this.drain(pool);
         if ('skipped' in outcome) {
-          pool.running.delete(job._id);
           this.askCycle(pool);
           return;
         }
         if (outcome.ok && job.kind === 'mutation') {
           // Recorded by the mutation's own transaction.
-          pool.running.delete(job._id);
           if (job.onComplete !== null) pool.lookForCompleting = true;
           this.askCycle(pool);
           return;
@@ -426,6 +469,8 @@ export class PoolRunner {
         this.askCycle(pool);
       },
       (error: unknown) => {
+        pool.running.delete(job._id);
+        this.drain(pool);
         pool.ended.push({
           job,
           result: { kind: 'failed', error: `Sleigh could not run it: ${String(error)}` },
@@ -462,6 +507,11 @@ export class PoolRunner {
             },
           }
         : {};
+    if (this.exclusive && job.kind !== 'mutation') {
+      // Claimed ahead: it may have been canceled while it waited for a slot.
+      const current = await this.store.read((tx) => getPoolJob(tx, job._id));
+      if (current?.state !== 'running' || current.owner !== this.id) return { skipped: true };
+    }
     const running = this.host.runPoolJob(job, hooks);
     if (job.timeoutMs === null) return running;
     let timer: NodeJS.Timeout | undefined;
@@ -542,7 +592,9 @@ export class PoolRunner {
             for (const entry of entries) {
               const job = entry.document as PoolJob;
               if (job.owner === this.id) {
-                if (pool.running.has(job._id))
+                const held = pool.running.has(job._id) || pool.queued.has(job._id);
+                // Renewed once half the lease is gone: fewer writes racing the cycles.
+                if (held && job.due - now < this.leaseMs / 2)
                   await tx.replace(POOL_JOBS, { ...job, due: now + this.leaseMs });
               } else if (takeBackAll || job.due < now) {
                 await tx.replace(POOL_JOBS, this.takenBack(job, now));
