@@ -75,6 +75,7 @@ export interface PoolJob extends Document {
   onComplete: { fn: string; context: Value } | null;
   /** Failed attempts, oldest first. */
   failures: Attempt[];
+  /** When the running attempt started; absent while a job claimed ahead waits for a slot. */
   startedAt?: number;
   owner?: string;
   result?: RunResult;
@@ -108,8 +109,12 @@ export function statusOf(job: PoolJob | null): Status {
   if (job === null || job.state === 'finished' || job.state === 'completing') {
     return { state: 'finished' };
   }
-  const previousAttempts = job.state === 'running' ? job.attempt - 1 : job.attempt;
-  return { state: job.state, previousAttempts };
+  if (job.state === 'running') {
+    // Claimed ahead but not started yet (no startedAt): still waiting, as far as users go.
+    const state = job.startedAt === undefined ? 'pending' : 'running';
+    return { state, previousAttempts: job.attempt - 1 };
+  }
+  return { state: job.state, previousAttempts: job.attempt };
 }
 
 /** The `by_due` keys of a pool's jobs in `state`, due at or before `until` when given. */

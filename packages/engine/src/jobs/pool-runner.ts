@@ -76,6 +76,7 @@ export interface PoolRunnerOptions {
 
 interface Ended {
   readonly job: PoolJob;
+  readonly startedAt: number;
   readonly result: RunResult;
   readonly retryable: boolean;
 }
@@ -90,6 +91,8 @@ interface PoolState {
   /** Jobs claimed ahead (on an exclusive store), started as slots free. */
   queue: PoolJob[];
   readonly queued: Set<string>;
+  /** Jobs claimed ahead that started since the last cycle, with when: the cycle records it. */
+  started: Map<string, number>;
   /** Attempts that ended and wait for the next cycle to be recorded. */
   ended: Ended[];
   /** onComplete runs in flight here. */
@@ -255,6 +258,7 @@ export class PoolRunner {
         running: new Map(),
         queue: [],
         queued: new Set(),
+        started: new Map(),
         ended: [],
         completing: new Set(),
         lookForCompleting: true,
@@ -323,11 +327,11 @@ export class PoolRunner {
     now: number,
   ): Promise<boolean> {
     let completing = false;
-    for (const { job, result, retryable } of ended) {
+    for (const { job, startedAt, result, retryable } of ended) {
       const current = await getPoolJob(tx, job._id);
       // Canceled meanwhile, or taken back after a lost lease: not ours to record.
       if (current?.state !== 'running' || current.owner !== this.id) continue;
-      const next = afterAttempt(current, result, now, { retryable });
+      const next = afterAttempt({ ...current, startedAt }, result, now, { retryable });
       completing ||= next.state === 'completing';
       await tx.replace(POOL_JOBS, next);
     }
@@ -337,6 +341,9 @@ export class PoolRunner {
   private async cycleOnce(pool: PoolState): Promise<void> {
     const ended = pool.ended;
     pool.ended = [];
+    const started = pool.started;
+    pool.started = new Map();
+    for (const { job } of ended) started.delete(job._id);
     const max = pool.options.maxParallelism;
     // On an exclusive store this runner sees every claim, so it may claim ahead (a local queue
     // started as slots free) without counting in the database; elsewhere it claims only the
@@ -350,13 +357,19 @@ export class PoolRunner {
           : 0
         : max - holding;
     const lookForCompleting = pool.lookForCompleting && this.active;
-    if (ended.length === 0 && wanted <= 0 && !lookForCompleting) return;
+    if (ended.length === 0 && started.size === 0 && wanted <= 0 && !lookForCompleting) return;
     pool.lookForCompleting = false;
     let result: { claimed: PoolJob[]; next: number | null; completing: PoolJob[] };
     try {
       ({ value: result } = await this.store.write(async (tx) => {
         const now = Date.now();
         const madeCompleting = await this.recordEnded(tx, ended, now);
+        for (const [id, at] of started) {
+          const current = await getPoolJob(tx, id);
+          if (current?.state === 'running' && current.owner === this.id) {
+            await tx.replace(POOL_JOBS, { ...current, startedAt: at });
+          }
+        }
         const claimed: PoolJob[] = [];
         let next: number | null = null;
         if (wanted > 0) {
@@ -390,9 +403,11 @@ export class PoolRunner {
                 state: 'running',
                 attempt: job.attempt + 1,
                 owner: this.id,
-                startedAt: now,
                 due: now + this.leaseMs,
               };
+              // Elsewhere a claimed job starts at once; claimed ahead, it starts when a slot
+              // frees, and the cycle after that records when.
+              if (!this.exclusive) claim.startedAt = now;
               await tx.replace(POOL_JOBS, claim);
               claimed.push(claim);
             }
@@ -424,6 +439,7 @@ export class PoolRunner {
       }));
     } catch (error) {
       pool.ended.unshift(...ended);
+      for (const [id, at] of started) if (!pool.started.has(id)) pool.started.set(id, at);
       pool.lookForCompleting ||= lookForCompleting;
       throw error;
     }
@@ -447,7 +463,12 @@ export class PoolRunner {
   }
 
   private launch(pool: PoolState, job: PoolJob): void {
-    const run = this.attempt(job).then(
+    const startedAt = job.startedAt ?? Date.now();
+    if (job.startedAt === undefined) {
+      pool.started.set(job._id, startedAt);
+      this.askCycle(pool);
+    }
+    const run = this.attempt({ ...job, startedAt }).then(
       (outcome) => {
         // The slot is free at once; the attempt's record follows in the next cycle.
         pool.running.delete(job._id);
@@ -465,7 +486,7 @@ export class PoolRunner {
         const result: RunResult = outcome.ok
           ? { kind: 'success', returnValue: outcome.value }
           : { kind: 'failed', error: outcome.error };
-        pool.ended.push({ job, result, retryable: outcome.ok || outcome.retryable });
+        pool.ended.push({ job, startedAt, result, retryable: outcome.ok || outcome.retryable });
         this.askCycle(pool);
       },
       (error: unknown) => {
@@ -473,6 +494,7 @@ export class PoolRunner {
         this.drain(pool);
         pool.ended.push({
           job,
+          startedAt,
           result: { kind: 'failed', error: `Sleigh could not run it: ${String(error)}` },
           retryable: true,
         });
