@@ -189,10 +189,17 @@ export class PostgresStore implements Store {
         if (tx.hasBegun) await client.query('ROLLBACK').catch(() => (broken = true));
         throw error;
       }
-      const commit = await this.commit(tx).catch((error: unknown) => {
+      let commit: Commit;
+      try {
+        commit = await this.commit(tx);
+      } catch (error) {
         broken = StorageError.is(error, StorageErrorCode.Unavailable);
+        // A commit that failed before its COMMIT was sent (the snapshot query of a read-only
+        // write, say) leaves the transaction open: end it, or the next user of this pooled
+        // connection finds an aborted transaction and fails with 25P02.
+        if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
         throw error;
-      });
+      }
       if (commit.writes.length > 0 || tx.catalogChanged) {
         this.currentCatalog = tx.catalog();
         this.notify(commit);
