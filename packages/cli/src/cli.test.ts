@@ -60,8 +60,16 @@ interface Running {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-async function sleigh(args: string[], cwd: string): Promise<Running> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+async function sleigh(
+  args: string[],
+  cwd: string,
+  env: Record<string, string> = {},
+): Promise<Running> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -264,5 +272,101 @@ describe('sleigh export and import', () => {
     );
     expect(await new ConvexHttpClient(onPostgres.url).query(list, {})).toEqual(original);
     await onPostgres.stop();
+  });
+});
+
+const enqueueWork = makeFunctionReference<
+  'mutation',
+  { pool: string; label: string; ms: number },
+  string[]
+>('pools:enqueueWork');
+const attempts = makeFunctionReference<'query', { label: string }, Array<{ at: number }>>(
+  'pools:events',
+);
+const jobResult = makeFunctionReference<
+  'query',
+  { pool: string; id: string },
+  { kind: string; returnValue?: unknown; error?: string } | null
+>('pools:result');
+
+describe.each(['sqlite', 'postgres'])('jobs when sleigh serve stops, on %s', (driver) => {
+  const serve = (dir: string, schema: string, env: Record<string, string>) =>
+    sleigh(
+      [
+        'serve',
+        'convex',
+        '--port',
+        '0',
+        ...(driver === 'postgres' ? ['--db', databaseUrl(), '--schema', schema] : []),
+      ],
+      dir,
+      env,
+    );
+  const schemaFor = () => {
+    const schema = `cli_jobs_${randomBytes(4).toString('hex')}`;
+    if (driver === 'postgres')
+      onTestFinished(() => PostgresStore.dropSchema(databaseUrl(), schema));
+    return schema;
+  };
+
+  it('runs an action again after its server was killed mid-run (SIGKILL)', async () => {
+    const dir = project('pools');
+    const schema = schemaFor();
+    const env = { SLEIGH_JOB_LEASE_MS: '600' };
+    const first = await serve(dir, schema, env);
+    const client = new ConvexHttpClient(first.url);
+    const [id] = await client.mutation(enqueueWork, {
+      pool: 'retrying',
+      label: 'killed',
+      ms: 3000,
+    });
+    await expect
+      .poll(async () => (await client.query(attempts, { label: 'killed' })).length, {
+        timeout: 10_000,
+      })
+      .toBe(1);
+    expect(await first.stop('SIGKILL')).toBe(null);
+
+    const second = await serve(dir, schema, env);
+    const again = new ConvexHttpClient(second.url);
+    await expect
+      .poll(() => again.query(jobResult, { pool: 'retrying', id: id! }), { timeout: 20_000 })
+      .toEqual({ kind: 'success', returnValue: 'killed done' });
+    // The lost attempt counted; the job ran again and finished, never stuck running.
+    expect(await again.query(attempts, { label: 'killed' })).toHaveLength(2);
+    expect(await second.stop('SIGTERM')).toBe(0);
+  });
+
+  it('lets running jobs finish on SIGTERM, and hands back those past the grace period', async () => {
+    const dir = project('pools');
+    const schema = schemaFor();
+    const first = await serve(dir, schema, { SLEIGH_SHUTDOWN_GRACE_MS: '1500' });
+    const client = new ConvexHttpClient(first.url);
+    const [quick] = await client.mutation(enqueueWork, { pool: 'narrow', label: 'quick', ms: 500 });
+    const [slow] = await client.mutation(enqueueWork, { pool: 'narrow', label: 'slow', ms: 4000 });
+    await expect
+      .poll(
+        async () =>
+          (await client.query(attempts, { label: 'quick' })).length +
+          (await client.query(attempts, { label: 'slow' })).length,
+        { timeout: 10_000 },
+      )
+      .toBe(2);
+    expect(await first.stop('SIGTERM')).toBe(0);
+
+    const second = await serve(dir, schema, {});
+    const again = new ConvexHttpClient(second.url);
+    // The quick one finished within the grace period: done, one attempt.
+    expect(await again.query(jobResult, { pool: 'narrow', id: quick! })).toEqual({
+      kind: 'success',
+      returnValue: 'quick done',
+    });
+    expect(await again.query(attempts, { label: 'quick' })).toHaveLength(1);
+    // The slow one was handed back (no retries in this pool, yet not failed) and runs again.
+    await expect
+      .poll(() => again.query(jobResult, { pool: 'narrow', id: slow! }), { timeout: 20_000 })
+      .toEqual({ kind: 'success', returnValue: 'slow done' });
+    expect(await again.query(attempts, { label: 'slow' })).toHaveLength(2);
+    expect(await second.stop('SIGTERM')).toBe(0);
   });
 });

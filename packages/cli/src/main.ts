@@ -40,6 +40,12 @@ Options:
   --functions <dir>    Functions folder for \`run\`/\`import\` (to find the data directory)
   -h, --help           Show this help
   -v, --version        Show the version
+
+Environment for dev and serve:
+  SLEIGH_JOB_LEASE_MS       How long a running action stays a server's without renewal before
+                            another takes it back (default 30000)
+  SLEIGH_SHUTDOWN_GRACE_MS  On SIGTERM/SIGINT, how long running jobs may finish before they
+                            are handed back (default 10000)
 `;
 
 function parse(argv: string[]) {

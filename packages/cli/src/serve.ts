@@ -28,8 +28,21 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/** A positive whole number of milliseconds from the environment, or undefined when unset. */
+function msFromEnv(name: string): number | undefined {
+  const text = process.env[name];
+  if (text === undefined || text === '') return undefined;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new CliError(`${name} must be a whole number of milliseconds above 0, not "${text}"`);
+  }
+  return value;
+}
+
 export async function startServing(options: ServeOptions, output: Output): Promise<RunningServer> {
   const { where } = options;
+  const leaseMs = msFromEnv('SLEIGH_JOB_LEASE_MS');
+  const shutdownGraceMs = msFromEnv('SLEIGH_SHUTDOWN_GRACE_MS');
   const release = lockDataDir(where, 'starting a server');
   const store = await openStore(where).catch((error: unknown) => {
     release();
@@ -47,6 +60,11 @@ export async function startServing(options: ServeOptions, output: Output): Promi
       host: options.host,
       codegen: options.watch,
       log: (message) => output.err(`sleigh: ${message}`),
+      jobs: {
+        log: (message) => output.err(`sleigh: ${message}`),
+        ...(leaseMs === undefined ? {} : { leaseMs }),
+      },
+      ...(shutdownGraceMs === undefined ? {} : { shutdownGraceMs }),
       onWarning: (message) => output.err(`sleigh: warning: ${message}`),
     });
   } catch (error) {
