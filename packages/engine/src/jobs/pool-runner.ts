@@ -327,8 +327,10 @@ export class PoolRunner {
     now: number,
   ): Promise<boolean> {
     let completing = false;
-    for (const { job, startedAt, result, retryable } of ended) {
-      const current = await getPoolJob(tx, job._id);
+    // Read them all at once: one round trip on PostgreSQL, not one per job.
+    const currents = await Promise.all(ended.map(({ job }) => getPoolJob(tx, job._id)));
+    for (const [i, { startedAt, result, retryable }] of ended.entries()) {
+      const current = currents[i] ?? null;
       // Canceled meanwhile, or taken back after a lost lease: not ours to record.
       if (current?.state !== 'running' || current.owner !== this.id) continue;
       const next = afterAttempt({ ...current, startedAt }, result, now, { retryable });
@@ -349,13 +351,8 @@ export class PoolRunner {
     // started as slots free) without counting in the database; elsewhere it claims only the
     // pool's free slots, counted in the transaction.
     const holding = pool.running.size + pool.queue.length;
-    const wanted = !this.active
-      ? 0
-      : this.exclusive
-        ? pool.queue.length <= max
-          ? max + CLAIM_AHEAD - holding
-          : 0
-        : max - holding;
+    // Refill the local queue once it runs low; how much may be claimed is decided below.
+    const wanted = this.active && pool.queue.length <= max ? max + CLAIM_AHEAD - holding : 0;
     const lookForCompleting = pool.lookForCompleting && this.active;
     if (ended.length === 0 && started.size === 0 && wanted <= 0 && !lookForCompleting) return;
     pool.lookForCompleting = false;
@@ -364,8 +361,9 @@ export class PoolRunner {
       ({ value: result } = await this.store.write(async (tx) => {
         const now = Date.now();
         const madeCompleting = await this.recordEnded(tx, ended, now);
-        for (const [id, at] of started) {
-          const current = await getPoolJob(tx, id);
+        const startedJobs = await Promise.all([...started.keys()].map((id) => getPoolJob(tx, id)));
+        for (const [i, [, at]] of [...started].entries()) {
+          const current = startedJobs[i] ?? null;
           if (current?.state === 'running' && current.owner === this.id) {
             await tx.replace(POOL_JOBS, { ...current, startedAt: at });
           }
@@ -373,6 +371,10 @@ export class PoolRunner {
         const claimed: PoolJob[] = [];
         let next: number | null = null;
         if (wanted > 0) {
+          // Claiming ahead is safe while every claimed job of the pool is this runner's: it
+          // starts at most maxParallelism of them. Otherwise only the pool's free slots may be
+          // claimed. Either way no more than maxParallelism run at once across all runners.
+          // (On an exclusive store every claim is this runner's.)
           let free = wanted;
           if (!this.exclusive) {
             const running = dueRange(pool.name, 'running');
@@ -382,10 +384,10 @@ export class PoolRunner {
                 index: BY_DUE,
                 ...running,
                 order: 'asc',
-                limit: max,
+                limit: holding + max + 1,
               })
             ).length;
-            free = Math.min(wanted, max - busy);
+            if (busy > holding) free = Math.min(wanted, max - busy);
           }
           if (free > 0) {
             const due = dueRange(pool.name, 'pending', now);
@@ -405,9 +407,6 @@ export class PoolRunner {
                 owner: this.id,
                 due: now + this.leaseMs,
               };
-              // Elsewhere a claimed job starts at once; claimed ahead, it starts when a slot
-              // frees, and the cycle after that records when.
-              if (!this.exclusive) claim.startedAt = now;
               await tx.replace(POOL_JOBS, claim);
               claimed.push(claim);
             }
@@ -447,28 +446,29 @@ export class PoolRunner {
       pool.queue.push(job);
       pool.queued.add(job._id);
     }
-    this.drain(pool);
+    this.drain(pool, false);
     for (const job of result.completing) this.complete(pool, job);
     this.armTimer(pool, result.next);
     if (pool.ended.length > 0) pool.again = true;
   }
 
   /** Starts claimed jobs while the pool has free slots here. */
-  private drain(pool: PoolState): void {
+  /** Starts claimed jobs while the pool has free slots here; `waited` when they sat queued. */
+  private drain(pool: PoolState, waited = true): void {
     while (pool.running.size < pool.options.maxParallelism && pool.queue.length > 0) {
       const job = pool.queue.shift()!;
       pool.queued.delete(job._id);
-      this.launch(pool, job);
+      this.launch(pool, job, waited);
     }
   }
 
-  private launch(pool: PoolState, job: PoolJob): void {
+  private launch(pool: PoolState, job: PoolJob, waited: boolean): void {
     const startedAt = job.startedAt ?? Date.now();
     if (job.startedAt === undefined) {
       pool.started.set(job._id, startedAt);
       this.askCycle(pool);
     }
-    const run = this.attempt({ ...job, startedAt }).then(
+    const run = this.attempt({ ...job, startedAt }, waited).then(
       (outcome) => {
         // The slot is free at once; the attempt's record follows in the next cycle.
         pool.running.delete(job._id);
@@ -504,7 +504,7 @@ export class PoolRunner {
     pool.running.set(job._id, run);
   }
 
-  private async attempt(job: PoolJob): Promise<AttemptOutcome> {
+  private async attempt(job: PoolJob, waited: boolean): Promise<AttemptOutcome> {
     const hooks: TransactionHooks =
       job.kind === 'mutation'
         ? {
@@ -529,7 +529,7 @@ export class PoolRunner {
             },
           }
         : {};
-    if (this.exclusive && job.kind !== 'mutation') {
+    if (waited && job.kind !== 'mutation') {
       // Claimed ahead: it may have been canceled while it waited for a slot.
       const current = await this.store.read((tx) => getPoolJob(tx, job._id));
       if (current?.state !== 'running' || current.owner !== this.id) return { skipped: true };
