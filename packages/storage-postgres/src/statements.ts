@@ -72,6 +72,27 @@ export const REPLACE_DOCUMENT = statement(
    SELECT u.index_id, u.key, d.doc FROM d, unnest($4::integer[], $6::bytea[]) AS u (index_id, key)`,
 );
 
+/**
+ * Replaces many documents of one table ($2: id keys, $3: values) and moves their index entries
+ * ($4/$5: entries to remove; $6/$7: entries to add, $8: the id key of each one's document).
+ */
+export const REPLACE_DOCUMENTS = statement(
+  'replace_documents',
+  `WITH d AS (
+     UPDATE documents SET value = i.value
+     FROM unnest($2::bytea[], $3::text[]) AS i (id_key, value)
+     WHERE documents.table_number = $1 AND documents.id_key = i.id_key
+     RETURNING documents.doc, documents.id_key
+   ), gone AS (
+     DELETE FROM index_entries
+     WHERE (index_id, key) IN (SELECT * FROM unnest($4::integer[], $5::bytea[]))
+   )
+   INSERT INTO index_entries (index_id, key, doc)
+   SELECT a.index_id, a.key, d.doc
+   FROM unnest($6::integer[], $7::bytea[], $8::bytea[]) AS a (index_id, key, id_key)
+   JOIN d ON d.id_key = a.id_key`,
+);
+
 /** Deletes a document and its index entries ($3: index ids, $4: keys). */
 export const DELETE_DOCUMENT = statement(
   'delete_document',

@@ -15,6 +15,7 @@
  * detects conflicting transactions and fails one with a retryable conflict.
  */
 import {
+  checkDistinct,
   BY_ID,
   diffIndexes,
   deserializeDocument,
@@ -268,6 +269,50 @@ export class PostgresTransaction implements WriteTransaction {
     );
     this.cache.set(this.cacheKey(info, document._id), document);
     return old;
+  }
+
+  async replaceMany(table: string, documents: readonly Document[]): Promise<void> {
+    this.check(true);
+    checkDistinct(table, documents);
+    if (documents.length === 0) return;
+    const info = this.currentCatalog.requireTable(table);
+    const indexes = this.currentCatalog.indexes(table);
+    const serialized = documents.map((document) => prepareDocument(table, document));
+    // The old versions, fetched together (most are in the cache already).
+    const olds = await Promise.all(
+      documents.map((document) => this.existing(info, document._id, 'replace')),
+    );
+    const idKeys = documents.map((document) => toBuffer(idKey(document._id)));
+    const removedIndexes: number[] = [];
+    const removedKeys: Buffer[] = [];
+    const addedIndexes: number[] = [];
+    const addedKeys: Buffer[] = [];
+    const addedOwners: Buffer[] = [];
+    documents.forEach((document, i) => {
+      const { removed, added } = diffIndexes(indexes, olds[i]!, document, this.writes);
+      for (const entry of removed) {
+        removedIndexes.push(entry.index.id);
+        removedKeys.push(toBuffer(entry.key));
+      }
+      for (const entry of added) {
+        addedIndexes.push(entry.index.id);
+        addedKeys.push(toBuffer(entry.key));
+        addedOwners.push(idKeys[i]!);
+      }
+      this.cache.set(this.cacheKey(info, document._id), document);
+    });
+    this.send(
+      sql.REPLACE_DOCUMENTS([
+        info.number,
+        idKeys,
+        serialized,
+        removedIndexes,
+        removedKeys,
+        addedIndexes,
+        addedKeys,
+        addedOwners,
+      ]),
+    );
   }
 
   async delete(table: string, id: string): Promise<Document> {

@@ -3,6 +3,7 @@
  * does its work at once; they return promises only to honour the driver contract.
  */
 import {
+  checkDistinct,
   BY_ID,
   type Catalog,
   diffIndexes,
@@ -147,6 +148,12 @@ export class SqliteTransaction implements WriteTransaction {
     for (const { index, key } of removed) this.conn.deleteEntry(index.id, toBuffer(key));
     for (const { index, key } of added) this.conn.insertEntry(index.id, toBuffer(key), doc);
     return old;
+  }
+
+  async replaceMany(table: string, documents: readonly Document[]): Promise<void> {
+    checkDistinct(table, documents);
+    // One process, no round trips: replacing one by one costs the same.
+    for (const document of documents) await this.replace(table, document);
   }
 
   async delete(table: string, id: string): Promise<Document> {

@@ -172,3 +172,17 @@ export function documentEntry(index: IndexInfo, document: Document): IndexEntry 
     json: () => documentJson(document),
   };
 }
+
+/** Refuses a batch that names one document twice (its index changes would collide). */
+export function checkDistinct(table: string, documents: readonly Document[]): void {
+  const seen = new Set<string>();
+  for (const document of documents) {
+    if (seen.has(document._id)) {
+      throw new StorageError(
+        StorageErrorCode.InvalidTransaction,
+        `replaceMany: document ${document._id} of table "${table}" appears twice in one batch`,
+      );
+    }
+    seen.add(document._id);
+  }
+}

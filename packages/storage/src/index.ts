@@ -22,6 +22,7 @@ export {
   type TableInfo,
 } from './catalog.js';
 export {
+  checkDistinct,
   diffIndexes,
   deserializeDocument,
   documentJson,

@@ -83,6 +83,11 @@ export interface WriteTransaction extends ReadTransaction {
   insert(table: string, document: Document): Promise<void>;
   /** Replaces the document with the same `_id`; returns the previous version. */
   replace(table: string, document: Document): Promise<Document>;
+  /**
+   * Replaces many documents of one table at once (distinct ids), as one statement where the
+   * database allows: the job runners' batched state changes.
+   */
+  replaceMany(table: string, documents: readonly Document[]): Promise<void>;
   /** Deletes the document; returns it. */
   delete(table: string, id: string): Promise<Document>;
   /** Creates a table with its built-in indexes. `number` is for restoring ids from an export. */

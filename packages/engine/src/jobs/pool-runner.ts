@@ -26,6 +26,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   encodeKey,
+  indexKey,
   keySuccessor,
   StorageError,
   type Commit,
@@ -91,6 +92,11 @@ interface PoolState {
   /** Jobs claimed ahead (on an exclusive store), started as slots free. */
   queue: PoolJob[];
   readonly queued: Set<string>;
+  /**
+   * The `by_due` key of each queued job (hex) → its id: a commit that moves one of these keys
+   * (a cancel) takes the job out of the queue before it starts.
+   */
+  readonly queuedKeys: Map<string, string>;
   /** Jobs claimed ahead that started since the last cycle, with when: the cycle records it. */
   started: Map<string, number>;
   /** Attempts that ended and wait for the next cycle to be recorded. */
@@ -135,6 +141,8 @@ export class PoolRunner {
   private stopped = false;
   private unsubscribe: (() => void) | null = null;
   private maintenance: NodeJS.Timeout | null = null;
+  /** Keys of queued jobs whose lease this runner is renewing right now. */
+  private readonly renewing = new Set<string>();
 
   constructor(
     private readonly host: PoolHost,
@@ -180,6 +188,7 @@ export class PoolRunner {
           const ours = [...pool.running.keys(), ...pool.queue.map((job) => job._id)];
           pool.queue = [];
           pool.queued.clear();
+          pool.queuedKeys.clear();
           for (const id of ours) {
             const job = await getPoolJob(tx, id);
             if (job?.state !== 'running' || job.owner !== this.id) continue;
@@ -222,6 +231,11 @@ export class PoolRunner {
       let wake = false;
       for (const write of commit.writes) {
         if (write.indexId !== dueIndex.id) continue;
+        if (pool.queuedKeys.size > 0) {
+          const key = Buffer.from(write.key).toString('hex');
+          const id = pool.queuedKeys.get(key);
+          if (id !== undefined && !this.renewing.has(key)) this.dropQueued(pool, id);
+        }
         if (startsWith(write.key, pool.pendingPrefix)) wake = true;
         else if (startsWith(write.key, pool.completingPrefix)) {
           pool.lookForCompleting = true;
@@ -258,6 +272,7 @@ export class PoolRunner {
         running: new Map(),
         queue: [],
         queued: new Set(),
+        queuedKeys: new Map(),
         started: new Map(),
         ended: [],
         completing: new Set(),
@@ -269,6 +284,30 @@ export class PoolRunner {
         timerAt: Infinity,
       });
     }
+  }
+
+  private dueKey(job: PoolJob): string | null {
+    const index = this.store.catalog().index(POOL_JOBS, BY_DUE);
+    return index === undefined ? null : Buffer.from(indexKey(index, job)).toString('hex');
+  }
+
+  private watchQueued(pool: PoolState, job: PoolJob): void {
+    const key = this.dueKey(job);
+    if (key !== null) pool.queuedKeys.set(key, job._id);
+  }
+
+  private unwatchQueued(pool: PoolState, job: PoolJob): void {
+    const key = this.dueKey(job);
+    if (key !== null) pool.queuedKeys.delete(key);
+  }
+
+  /** A queued job changed in the database under us (canceled): it must not start. */
+  private dropQueued(pool: PoolState, id: string): void {
+    const index = pool.queue.findIndex((job) => job._id === id);
+    if (index < 0) return;
+    const [job] = pool.queue.splice(index, 1);
+    pool.queued.delete(id);
+    this.unwatchQueued(pool, job!);
   }
 
   /** Asks for a cycle on the next turn, so attempts that end together are recorded together. */
@@ -327,16 +366,18 @@ export class PoolRunner {
     now: number,
   ): Promise<boolean> {
     let completing = false;
-    // Read them all at once: one round trip on PostgreSQL, not one per job.
+    // Read them all at once and write them all at once: a round trip each on PostgreSQL.
     const currents = await Promise.all(ended.map(({ job }) => getPoolJob(tx, job._id)));
+    const updates: PoolJob[] = [];
     for (const [i, { startedAt, result, retryable }] of ended.entries()) {
       const current = currents[i] ?? null;
       // Canceled meanwhile, or taken back after a lost lease: not ours to record.
       if (current?.state !== 'running' || current.owner !== this.id) continue;
       const next = afterAttempt({ ...current, startedAt }, result, now, { retryable });
       completing ||= next.state === 'completing';
-      await tx.replace(POOL_JOBS, next);
+      updates.push(next);
     }
+    await tx.replaceMany(POOL_JOBS, updates);
     return completing;
   }
 
@@ -362,12 +403,14 @@ export class PoolRunner {
         const now = Date.now();
         const madeCompleting = await this.recordEnded(tx, ended, now);
         const startedJobs = await Promise.all([...started.keys()].map((id) => getPoolJob(tx, id)));
+        const starts: PoolJob[] = [];
         for (const [i, [, at]] of [...started].entries()) {
           const current = startedJobs[i] ?? null;
           if (current?.state === 'running' && current.owner === this.id) {
-            await tx.replace(POOL_JOBS, { ...current, startedAt: at });
+            starts.push({ ...current, startedAt: at });
           }
         }
+        await tx.replaceMany(POOL_JOBS, starts);
         const claimed: PoolJob[] = [];
         let next: number | null = null;
         if (wanted > 0) {
@@ -407,9 +450,9 @@ export class PoolRunner {
                 owner: this.id,
                 due: now + this.leaseMs,
               };
-              await tx.replace(POOL_JOBS, claim);
               claimed.push(claim);
             }
+            await tx.replaceMany(POOL_JOBS, claimed);
             // Nothing more is due now: wait for the first job that will be. (When slots ran
             // out instead, the next attempt to end starts a cycle.)
             if (claimed.length < free) {
@@ -445,30 +488,32 @@ export class PoolRunner {
     for (const job of result.claimed) {
       pool.queue.push(job);
       pool.queued.add(job._id);
+      this.watchQueued(pool, job);
     }
-    this.drain(pool, false);
+    this.drain(pool);
     for (const job of result.completing) this.complete(pool, job);
     this.armTimer(pool, result.next);
     if (pool.ended.length > 0) pool.again = true;
   }
 
   /** Starts claimed jobs while the pool has free slots here. */
-  /** Starts claimed jobs while the pool has free slots here; `waited` when they sat queued. */
-  private drain(pool: PoolState, waited = true): void {
+  /** Starts claimed jobs while the pool has free slots here. */
+  private drain(pool: PoolState): void {
     while (pool.running.size < pool.options.maxParallelism && pool.queue.length > 0) {
       const job = pool.queue.shift()!;
       pool.queued.delete(job._id);
-      this.launch(pool, job, waited);
+      this.unwatchQueued(pool, job);
+      this.launch(pool, job);
     }
   }
 
-  private launch(pool: PoolState, job: PoolJob, waited: boolean): void {
+  private launch(pool: PoolState, job: PoolJob): void {
     const startedAt = job.startedAt ?? Date.now();
     if (job.startedAt === undefined) {
       pool.started.set(job._id, startedAt);
       this.askCycle(pool);
     }
-    const run = this.attempt({ ...job, startedAt }, waited).then(
+    const run = this.attempt({ ...job, startedAt }).then(
       (outcome) => {
         // The slot is free at once; the attempt's record follows in the next cycle.
         pool.running.delete(job._id);
@@ -504,7 +549,7 @@ export class PoolRunner {
     pool.running.set(job._id, run);
   }
 
-  private async attempt(job: PoolJob, waited: boolean): Promise<AttemptOutcome> {
+  private async attempt(job: PoolJob): Promise<AttemptOutcome> {
     const hooks: TransactionHooks =
       job.kind === 'mutation'
         ? {
@@ -529,11 +574,6 @@ export class PoolRunner {
             },
           }
         : {};
-    if (waited && job.kind !== 'mutation') {
-      // Claimed ahead: it may have been canceled while it waited for a slot.
-      const current = await this.store.read((tx) => getPoolJob(tx, job._id));
-      if (current?.state !== 'running' || current.owner !== this.id) return { skipped: true };
-    }
     const running = this.host.runPoolJob(job, hooks);
     if (job.timeoutMs === null) return running;
     let timer: NodeJS.Timeout | undefined;
@@ -616,7 +656,21 @@ export class PoolRunner {
               if (job.owner === this.id) {
                 const held = pool.running.has(job._id) || pool.queued.has(job._id);
                 // Renewed once half the lease is gone: fewer writes racing the cycles.
-                if (held && job.due - now < this.leaseMs / 2)
+                if (held && job.due - now < this.leaseMs / 2 && pool.queued.has(job._id)) {
+                  // Renewing moves a queued job's key: watch the new one, not the old.
+                  const renewed = { ...job, due: now + this.leaseMs };
+                  const queuedAt = pool.queue.findIndex((queued) => queued._id === job._id);
+                  if (queuedAt >= 0) {
+                    // This commit moves the key itself: not a cancel.
+                    for (const moved of [this.dueKey(job), this.dueKey(renewed)]) {
+                      if (moved !== null) this.renewing.add(moved);
+                    }
+                    this.unwatchQueued(pool, pool.queue[queuedAt]!);
+                    pool.queue[queuedAt] = renewed;
+                    this.watchQueued(pool, renewed);
+                  }
+                  await tx.replace(POOL_JOBS, renewed);
+                } else if (held && job.due - now < this.leaseMs / 2)
                   await tx.replace(POOL_JOBS, { ...job, due: now + this.leaseMs });
               } else if (takeBackAll || job.due < now) {
                 await tx.replace(POOL_JOBS, this.takenBack(job, now));
@@ -640,6 +694,8 @@ export class PoolRunner {
         this.cycle(pool);
       } catch (error) {
         this.log(`workpool "${pool.name}" upkeep failed: ${String(error)}`);
+      } finally {
+        this.renewing.clear();
       }
     }
   }

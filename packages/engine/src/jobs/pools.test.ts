@@ -60,6 +60,17 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     });
   });
 
+  it('keeps the leases of jobs waiting in its queue, so a long queue runs once', async () => {
+    // The queue outlasts the lease several times over: renewals must neither lose a job to a
+    // takeover nor be mistaken for a cancel.
+    const engine = await startApp('pools', driver, { jobs: { leaseMs: 300 } });
+    const ids = await enqueue(engine, { pool: 'narrow', label: 'long', ms: 150, count: 15 });
+    await expect.poll(() => allFinished(engine, 'narrow', ids), { timeout: 15_000 }).toBe(true);
+    expect(await events(engine, 'long')).toHaveLength(15);
+    const results = await Promise.all(ids.map((id) => result(engine, 'narrow', id)));
+    expect(results.every((r) => r?.kind === 'success')).toBe(true);
+  });
+
   it('enqueues nothing when the mutation that enqueued fails', async () => {
     const engine = await startApp('pools', driver, { jobs: {} });
     const outcome = await engine.mutation('pools:enqueueWork', {

@@ -122,6 +122,57 @@ export function documentCases(harness: HarnessFactory): void {
       });
     });
 
+    it('replaces many documents at once, keeping every index in step', async () => {
+      await withStore(harness(), async (store) => {
+        const docs = await seed(
+          store,
+          't',
+          [1, 2, 3, 4].map((x) => ({ x, y: 'same' })),
+          { by_x: ['x'], by_y_x: ['y', 'x'] },
+        );
+        const { commit } = await store.write(async (tx) => {
+          // Two get new index keys, one keeps its keys, one is left alone.
+          await tx.replaceMany('t', [
+            { ...docs[0]!, x: 10 },
+            { ...docs[1]!, y: 'other' },
+            { ...docs[2]!, z: 'extra' },
+          ]);
+          // Read-your-writes inside the transaction.
+          expect((await tx.get('t', docs[0]!._id))?.x).toBe(10);
+          const inside = await tx.scan({ table: 't', index: 'by_x', order: 'asc', limit: 10 });
+          expect(inside.map((e) => e.document.x)).toEqual([2, 3, 4, 10]);
+        });
+        // Old and new keys of the changed entries only: 2 docs × 2 keys, the 4th untouched.
+        expect(commit.writes.length).toBeGreaterThanOrEqual(6);
+        const byX = await store.read((tx) =>
+          tx.scan({ table: 't', index: 'by_x', order: 'asc', limit: 10 }),
+        );
+        expect(byX.map((e) => e.document.x)).toEqual([2, 3, 4, 10]);
+        const byY = await store.read((tx) =>
+          tx.scan({ table: 't', index: 'by_y_x', order: 'asc', limit: 10 }),
+        );
+        expect(byY.map((e) => [e.document.y, e.document.x])).toEqual([
+          ['other', 2],
+          ['same', 3],
+          ['same', 4],
+          ['same', 10],
+        ]);
+        expect((await store.read((tx) => tx.get('t', docs[2]!._id)))?.z).toBe('extra');
+        // A batch naming a document twice, or a missing one, is refused and writes nothing.
+        await expect(
+          store.write((tx) => tx.replaceMany('t', [docs[3]!, { ...docs[3]!, x: 99 }])),
+        ).rejects.toThrow(/appears twice/);
+        const missing = {
+          ...docs[3]!,
+          _id: newDocumentId(store.catalog().requireTable('t').number),
+        };
+        await expect(
+          store.write((tx) => tx.replaceMany('t', [{ ...docs[3]!, x: 50 }, missing])),
+        ).rejects.toThrow();
+        expect((await store.read((tx) => tx.get('t', docs[3]!._id)))?.x).toBe(4);
+      });
+    });
+
     it('refuses to replace or delete a missing document, naming the table and id', async () => {
       await withStore(harness(), async (store) => {
         await store.write((tx) => tx.createTable('t'));
