@@ -16,6 +16,15 @@ export const GET_DOCUMENT = statement(
   'SELECT value FROM documents WHERE table_number = $1 AND id_key = $2',
 );
 
+export const GET_DOCUMENTS = statement(
+  'get_documents',
+  // A lookup per key through the (table_number, id_key) index, whatever plan is cached.
+  `SELECT d.value FROM unnest($2::bytea[]) AS k (id_key)
+   CROSS JOIN LATERAL (
+     SELECT value FROM documents WHERE table_number = $1 AND id_key = k.id_key
+   ) AS d`,
+);
+
 function scanDocuments(order: 'ASC' | 'DESC') {
   return statement(
     `scan_documents_${order}`,

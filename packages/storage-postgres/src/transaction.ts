@@ -161,6 +161,30 @@ export class PostgresTransaction implements WriteTransaction {
     return `${table.number}:${id}`;
   }
 
+  async getMany(table: string, ids: readonly string[]): Promise<Array<Document | null>> {
+    this.check(false);
+    const info = this.currentCatalog.requireTable(table);
+    const missing = ids.filter((id) => !this.cache.has(this.cacheKey(info, id)));
+    const found = new Map<string, Document>();
+    if (missing.length > 0) {
+      // One statement for all of them, not one per document.
+      const { rows } = await this.query<{ value: string }>(
+        sql.GET_DOCUMENTS([info.number, missing.map((id) => toBuffer(idKey(id)))]),
+      );
+      for (const row of rows) {
+        const document = deserializeDocument(row.value);
+        found.set(document._id, document);
+      }
+      if (this.mode === 'write') {
+        for (const id of missing) this.cache.set(this.cacheKey(info, id), found.get(id) ?? null);
+      }
+    }
+    return ids.map((id) => {
+      const cached = this.cache.get(this.cacheKey(info, id));
+      return cached !== undefined ? cached : (found.get(id) ?? null);
+    });
+  }
+
   async get(table: string, id: string): Promise<Document | null> {
     this.check(false);
     const info = this.currentCatalog.requireTable(table);

@@ -68,6 +68,12 @@ export class SqliteTransaction implements WriteTransaction {
     return this.ts;
   }
 
+  async getMany(table: string, ids: readonly string[]): Promise<Array<Document | null>> {
+    const out: Array<Document | null> = [];
+    for (const id of ids) out.push(await this.get(table, id));
+    return out;
+  }
+
   async get(table: string, id: string): Promise<Document | null> {
     this.check(false);
     const info = this.currentCatalog.requireTable(table);

@@ -73,6 +73,8 @@ export interface ReadTransaction {
   /** The commit timestamp of the snapshot this transaction reads. */
   timestamp(): Promise<bigint>;
   get(table: string, id: string): Promise<Document | null>;
+  /** Many documents of one table by id, in the order asked (null where missing). */
+  getMany(table: string, ids: readonly string[]): Promise<Array<Document | null>>;
   scan(request: ScanRequest): Promise<IndexEntry[]>;
   /** Number of documents in the table. */
   count(table: string): Promise<number>;

@@ -367,7 +367,10 @@ export class PoolRunner {
   ): Promise<boolean> {
     let completing = false;
     // Read them all at once and write them all at once: a round trip each on PostgreSQL.
-    const currents = await Promise.all(ended.map(({ job }) => getPoolJob(tx, job._id)));
+    const currents = (await tx.getMany(
+      POOL_JOBS,
+      ended.map(({ job }) => job._id),
+    )) as Array<PoolJob | null>;
     const updates: PoolJob[] = [];
     for (const [i, { startedAt, result, retryable }] of ended.entries()) {
       const current = currents[i] ?? null;
@@ -402,7 +405,9 @@ export class PoolRunner {
       ({ value: result } = await this.store.write(async (tx) => {
         const now = Date.now();
         const madeCompleting = await this.recordEnded(tx, ended, now);
-        const startedJobs = await Promise.all([...started.keys()].map((id) => getPoolJob(tx, id)));
+        const startedJobs = (await tx.getMany(POOL_JOBS, [
+          ...started.keys(),
+        ])) as Array<PoolJob | null>;
         const starts: PoolJob[] = [];
         for (const [i, [, at]] of [...started].entries()) {
           const current = startedJobs[i] ?? null;

@@ -122,6 +122,24 @@ export function documentCases(harness: HarnessFactory): void {
       });
     });
 
+    it('gets many documents at once, in the order asked, null where missing', async () => {
+      await withStore(harness(), async (store) => {
+        const docs = await seed(store, 't', [{ n: 1 }, { n: 2 }, { n: 3 }]);
+        const missing = newDocumentId(store.catalog().requireTable('t').number);
+        const ids = [docs[2]!._id, missing, docs[0]!._id, docs[2]!._id];
+        const read = await store.read((tx) => tx.getMany('t', ids));
+        expect(read.map((doc) => doc?.n ?? null)).toEqual([3, null, 1, 3]);
+        // Inside a write, it sees the transaction's own writes.
+        await store.write(async (tx) => {
+          await tx.replace('t', { ...docs[0]!, n: 10 });
+          await tx.delete('t', docs[1]!._id);
+          const inside = await tx.getMany('t', [docs[0]!._id, docs[1]!._id, docs[2]!._id]);
+          expect(inside.map((doc) => doc?.n ?? null)).toEqual([10, null, 3]);
+        });
+        expect(await store.read((tx) => tx.getMany('t', []))).toEqual([]);
+      });
+    });
+
     it('replaces many documents at once, keeping every index in step', async () => {
       await withStore(harness(), async (store) => {
         const docs = await seed(
