@@ -2,30 +2,24 @@
  * The sleigh command, as a user runs it: real processes for `dev` and `serve`, the official
  * clients against them, and export/import round trips on both drivers.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   appendFileSync,
-  cpSync,
   existsSync,
-  mkdirSync,
   readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { PostgresStore } from '@sleigh/storage-postgres';
-import { databaseUrl, TEST_APPS } from '@sleigh/testing';
+import { databaseUrl } from '@sleigh/testing';
 import { ConvexHttpClient } from 'convex/browser';
 import { makeFunctionReference } from 'convex/server';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Output } from './context.js';
 import { main } from './main.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const BIN = join(here, '..', 'bin', 'sleigh.js');
+import { project, sleigh } from './test-processes.js';
 
 const send = makeFunctionReference<
   'mutation',
@@ -38,65 +32,9 @@ const list = makeFunctionReference<
   Array<{ _id: string; _creationTime: number; body: string }>
 >('messages:list');
 
-/** A copy of a test app inside the repository (so its bundle resolves `convex`). */
-function project(app = 'basic'): string {
-  const dir = join(here, '..', '.build', randomBytes(6).toString('hex'));
-  mkdirSync(dir, { recursive: true });
-  cpSync(join(TEST_APPS, app), dir, { recursive: true });
-  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 function capture(): Output & { lines: string[] } {
   const lines: string[] = [];
   return { lines, out: (line) => lines.push(line), err: (line) => lines.push(line), tty: false };
-}
-
-interface Running {
-  readonly child: ChildProcess;
-  readonly url: string;
-  output(): string;
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
-}
-
-async function sleigh(
-  args: string[],
-  cwd: string,
-  env: Record<string, string> = {},
-): Promise<Running> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const waitFor = async (pattern: RegExp, timeoutMs = 20_000) => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const match = output.match(pattern);
-      if (match !== null) return match;
-      if (child.exitCode !== null || Date.now() > deadline) {
-        throw new Error(`Expected ${pattern} from sleigh ${args.join(' ')}; got:\n${output}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  };
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
-    if (child.exitCode === null) child.kill(signal);
-    return exited;
-  };
-  onTestFinished(async () => {
-    await stop('SIGKILL');
-  });
-  const ready =
-    args[0] === 'dev' || args[0] === 'serve'
-      ? await waitFor(/Sleigh ready at (http:\/\/\S+)/).catch(() => null)
-      : null;
-  return { child, url: ready?.[1] ?? '', output: () => output, waitFor, stop };
 }
 
 async function exitCode(

@@ -149,6 +149,8 @@ export type ActionOutcome = Result & { readonly logLines: string[] };
 
 /** Retries of a mutation that keeps conflicting; each waits a little longer. */
 const MAX_ATTEMPTS = 100;
+/** How long a mutation waits for an unreachable database before it fails. */
+const OUTAGE_PATIENCE_MS = 30_000;
 
 function hashSeed(text: string): number {
   let hash = 0x811c9dc5;
@@ -652,6 +654,7 @@ export class Engine implements Host, JobHost, PoolHost {
       return { ok: false, error: asFunctionError(path, error), logLines: [] };
     }
     const seed = randomInt(2 ** 31);
+    let outageSince: number | null = null;
     for (let attempt = 1; ; attempt++) {
       const logLines: string[] = [];
       const run = () => this.attemptMutation(info, args, options, seed, logLines);
@@ -662,7 +665,22 @@ export class Engine implements Host, JobHost, PoolHost {
         this.retryLane = turn.catch(() => undefined);
         return await turn;
       } catch (error) {
-        if (StorageError.is(error) && error.retryable && attempt < MAX_ATTEMPTS) {
+        if (StorageError.is(error, 'unavailable')) {
+          // The database went away (a restart, a failover): wait for it rather than fail. When
+          // the connection died during COMMIT the outcome is unknown; a mutation with an
+          // idempotency key finds out from the mutation log on its next attempt, so it takes
+          // effect once. Without a key it cannot know, and says so.
+          outageSince ??= Date.now();
+          const ambiguous = !error.retryable;
+          if (
+            (!ambiguous || options.idempotencyKey !== undefined) &&
+            Date.now() - outageSince < OUTAGE_PATIENCE_MS
+          ) {
+            if (ambiguous) options = { ...options, firstAttempt: false };
+            await sleep(Math.min(1000, 50 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random() / 2));
+            continue;
+          }
+        } else if (StorageError.is(error) && error.retryable && attempt < MAX_ATTEMPTS) {
           await sleep(Math.min(50, attempt) * Math.random());
           continue;
         }

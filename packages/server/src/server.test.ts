@@ -255,3 +255,28 @@ describe.each(DRIVERS)('server on $name', (driver) => {
     expect((await fetch(`${server.url}/nowhere`)).status).toBe(404);
   });
 });
+
+describe('two servers on one PostgreSQL', () => {
+  const postgres = DRIVERS.find((driver) => driver.name === 'postgres')!;
+
+  it("re-runs only the other server's subscriptions whose read set a commit wrote", async () => {
+    const place = postgres.place();
+    const a = await startServer(postgres, { place });
+    const b = await startServer(postgres, { place });
+    const watcher = connect(b);
+    const latest: Array<Message[] | undefined> = [];
+    for (let i = 0; i < 5; i++) {
+      watcher.onUpdate(api.byChannel, { channel: `p${i}` }, (value) => (latest[i] = value));
+    }
+    await waitFor(() => latest.filter((value) => value !== undefined).length === 5);
+    await b.subscriptions.settled();
+    const runsBefore = b.subscriptions.runs;
+    await httpClient(a).mutation(api.send, { channel: 'p2', author: 'a', body: 'from a' });
+    await waitFor(() => latest[2]?.length === 1);
+    await b.subscriptions.settled();
+    // Of b's five subscriptions, the one whose read set a's commit wrote re-ran; no other.
+    expect(b.subscriptions.runs - runsBefore).toBe(1);
+    expect(latest[2]!.map((m) => m.body)).toEqual(['from a']);
+    expect(latest.filter((value) => value!.length > 0)).toHaveLength(1);
+  });
+});

@@ -178,14 +178,10 @@ export class SleighServer implements SessionHost, HttpHost {
     return sameKey(this.adminKey, key);
   }
 
+  /** Waits until this server has heard of every commit up to `ts` (another server's, say). */
   async catchUp(ts: bigint): Promise<boolean> {
-    for (let waited = 0; waited <= 3000; waited += 100) {
-      if (this.subscriptions.ts >= ts) return true;
-      const head = await this.engine.store.read((tx) => tx.timestamp());
-      if (head >= ts) return true;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    return false;
+    if (this.subscriptions.ts >= ts) return true;
+    return this.engine.store.whenDelivered(ts, 3000);
   }
 
   /** Reloads the functions folder; every subscription re-runs on the new code. */

@@ -7,6 +7,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Driver } from '@sleigh/engine/testing';
+import type { Store } from '@sleigh/storage';
 import { TEST_APPS } from '@sleigh/testing';
 import { ConvexClient, ConvexHttpClient } from 'convex/browser';
 import { onTestFinished } from 'vitest';
@@ -20,9 +21,14 @@ export const ADMIN_KEY = 'sleigh-admin-test-key-0123456789';
 
 export async function startServer(
   driver: Driver,
-  options: Partial<ServerOptions> & { app?: string } = {},
+  options: Partial<Omit<ServerOptions, 'store'>> & {
+    app?: string;
+    /** Where the store is (several servers on one database share one place). */
+    place?: { open(): Promise<Store> };
+  } = {},
 ): Promise<SleighServer> {
-  const store = await driver.open();
+  const { place, ...serverOptions } = options;
+  const store = await (place ?? driver).open();
   const buildDir = join(here, '..', '.build', randomBytes(6).toString('hex'));
   mkdirSync(buildDir, { recursive: true });
   const server = await SleighServer.start({
@@ -34,7 +40,7 @@ export async function startServer(
     codegen: false,
     log: () => undefined,
     onWarning: () => undefined,
-    ...options,
+    ...serverOptions,
   });
   onTestFinished(async () => {
     await server.close();

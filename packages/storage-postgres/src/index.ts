@@ -1,6 +1,2 @@
-export {
-  decodeWrites,
-  openPostgresStore,
-  PostgresStore,
-  type PostgresStoreOptions,
-} from './store.js';
+export { decodeWrites } from './commit-feed.js';
+export { openPostgresStore, PostgresStore, type PostgresStoreOptions } from './store.js';

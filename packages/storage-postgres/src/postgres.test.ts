@@ -4,7 +4,8 @@ import { makeDocument, seed, writeWithRetries } from '@sleigh/storage/conformanc
 import { databaseUrl } from '@sleigh/testing';
 import pg from 'pg';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { decodeWrites, openPostgresStore, PostgresStore } from './store.js';
+import { decodeWrites } from './commit-feed.js';
+import { openPostgresStore, PostgresStore } from './store.js';
 
 function freshSchema(): string {
   const schema = `test_${randomBytes(6).toString('hex')}`;

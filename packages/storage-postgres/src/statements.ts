@@ -119,16 +119,27 @@ export const INSERT_ENTRIES = statement(
 export const COMMIT_LOCK = statement('commit_lock', 'SELECT pg_advisory_xact_lock($1)');
 
 /**
- * Records the commit. Under the commit lock the timestamp is the larger of the last one plus one
- * and the wall clock in nanoseconds; sequences ignore transactions, so the last one is always
- * current even though this transaction's snapshot is older.
+ * Records the commit and notifies it (delivered by PostgreSQL at COMMIT, in commit order). Under
+ * the commit lock the timestamp is the larger of the last one plus one and the wall clock in
+ * nanoseconds; sequences ignore transactions, so the last one is always current even though this
+ * transaction's snapshot is older. $3 is the channel, $4 the origin, $5 the payload's tail.
  */
 export const INSERT_COMMIT = statement(
   'insert_commit',
-  `INSERT INTO commits (ts, catalog_changed, writes)
-   VALUES (setval('commit_ts', greatest(nextval('commit_ts'),
-             (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint)), $1, $2)
-   RETURNING ts::text AS ts`,
+  `WITH c AS (
+     INSERT INTO commits (ts, catalog_changed, writes)
+     VALUES (setval('commit_ts', greatest(nextval('commit_ts'),
+               (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint)), $1, $2)
+     RETURNING ts)
+   SELECT ts::text AS ts, pg_notify($3, $4 || ':' || ts::text || ':' || $5) FROM c`,
+);
+
+/** Commit records from $1 on (that one included), up to $2 when not null, at most $3. */
+export const READ_COMMITS = statement(
+  'read_commits',
+  `SELECT ts::text AS ts, catalog_changed, writes FROM commits
+   WHERE ts >= $1::bigint AND ($2::bigint IS NULL OR ts <= $2::bigint)
+   ORDER BY ts LIMIT $3`,
 );
 
 export const INSERT_TABLE = statement(

@@ -7,7 +7,10 @@
  * visible, and a snapshot that sees commit t sees every commit before t: a read transaction's
  * timestamp is simply the newest commit its snapshot contains.
  *
- *   BEGIN SERIALIZABLE ─ reads, writes (pipelined) ─ lock ─ ts ─ INSERT commits ─ COMMIT ─ unlock
+ *   BEGIN SERIALIZABLE ─ reads, writes (pipelined) ─ lock ─ ts ─ INSERT commits + NOTIFY ─ COMMIT ─ unlock
+ *
+ * Commit listeners hear every process's commits through the commit feed (commit-feed.ts), in
+ * timestamp order; unordered listeners hear this process's own at once.
  */
 import {
   Catalog,
@@ -15,6 +18,7 @@ import {
   StorageErrorCode,
   type Commit,
   type CommitListener,
+  type CommitListenerOptions,
   type ReadTransaction,
   type Store,
   type WriteResult,
@@ -22,6 +26,7 @@ import {
   type WrittenKey,
 } from '@sleigh/storage';
 import pg from 'pg';
+import { CommitFeed, notificationTail } from './commit-feed.js';
 import { lockKey, migrate } from './migrations.js';
 import { quoteIdentifier, translateError } from './sql.js';
 import * as sql from './statements.js';
@@ -61,21 +66,11 @@ function encodeWrites(writes: readonly WrittenKey[]): Buffer {
   return out;
 }
 
-export function decodeWrites(bytes: Buffer): WrittenKey[] {
-  const writes: WrittenKey[] = [];
-  let at = 0;
-  while (at < bytes.length) {
-    const indexId = bytes.readUInt32BE(at);
-    const length = bytes.readUInt32BE(at + 4);
-    writes.push({ indexId, key: bytes.subarray(at + 8, at + 8 + length) });
-    at += 8 + length;
-  }
-  return writes;
-}
-
 export class PostgresStore implements Store {
   readonly driver = 'postgres' as const;
   private readonly listeners = new Set<CommitListener>();
+  private readonly wakeListeners = new Set<CommitListener>();
+  private readonly feed: CommitFeed;
   private readonly commitLock: number;
   /** Connections still finishing a read transaction's COMMIT after the reader moved on. */
   private readonly closing = new Set<Promise<void>>();
@@ -87,8 +82,20 @@ export class PostgresStore implements Store {
     readonly schema: string,
     private currentCatalog: Catalog,
     private readonly retentionMs: number,
+    connectionString: string,
+    head: bigint,
   ) {
     this.commitLock = lockKey(schema, 'commit');
+    this.feed = new CommitFeed(
+      {
+        connectionString,
+        schema,
+        pool,
+        deliver: (commit, local) => this.deliver(commit, local),
+        log: (message) => console.error(`sleigh: ${message}`),
+      },
+      head,
+    );
   }
 
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
@@ -114,8 +121,18 @@ export class PostgresStore implements Store {
       try {
         await migrate(client, schema);
         const catalog = await loadCatalog(client, schema);
+        const head = await client.query<{ ts: string }>(sql.SNAPSHOT_TS([]));
         client.release();
-        return new PostgresStore(pool, schema, catalog, options.commitRetentionMs ?? 10 * 60_000);
+        const store = new PostgresStore(
+          pool,
+          schema,
+          catalog,
+          options.commitRetentionMs ?? 10 * 60_000,
+          options.connectionString,
+          BigInt(head.rows[0]!.ts),
+        );
+        await store.feed.start();
+        return store;
       } catch (error) {
         client.release(true);
         throw error;
@@ -202,7 +219,8 @@ export class PostgresStore implements Store {
       }
       if (commit.writes.length > 0 || tx.catalogChanged) {
         this.currentCatalog = tx.catalog();
-        this.notify(commit);
+        this.wake(commit);
+        this.feed.committed(commit);
         if (++this.commitsSinceTrim >= TRIM_EVERY) this.trimCommits();
       }
       return { value, commit };
@@ -224,9 +242,16 @@ export class PostgresStore implements Store {
       });
       return { ts, writes: [], catalogChanged: false };
     }
+    const writes = encodeWrites(tx.writes);
     const locked = client.query(sql.COMMIT_LOCK([this.commitLock]));
     const recorded = client.query<{ ts: string }>(
-      sql.INSERT_COMMIT([tx.catalogChanged, encodeWrites(tx.writes)]),
+      sql.INSERT_COMMIT([
+        tx.catalogChanged,
+        writes,
+        this.feed.channel,
+        this.feed.origin,
+        notificationTail(tx.catalogChanged, writes),
+      ]),
     );
     const committed = client.query('COMMIT');
     let ts: bigint;
@@ -265,24 +290,39 @@ export class PostgresStore implements Store {
     void done.finally(() => this.closing.delete(done));
   }
 
-  private notify(commit: Commit): void {
-    for (const listener of this.listeners) {
+  /** The feed's turn for a commit: every ordered listener, and wake-up ones for others' commits. */
+  private async deliver(commit: Commit, local: boolean): Promise<void> {
+    if ((commit.catalogChanged && !local) || commit.writesUnknown) {
+      // Another process created or dropped tables or indexes: read the catalog again.
+      const client = await this.connect();
       try {
-        listener(commit);
-      } catch (error) {
-        console.error('sleigh: a commit listener threw', error);
+        this.currentCatalog = await loadCatalog(client, this.schema);
+      } finally {
+        client.release();
       }
     }
+    callAll(this.listeners, commit);
+    if (!local) callAll(this.wakeListeners, commit);
   }
 
-  onCommit(listener: CommitListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  private wake(commit: Commit): void {
+    callAll(this.wakeListeners, commit);
+  }
+
+  onCommit(listener: CommitListener, options?: CommitListenerOptions): () => void {
+    const set = options?.unordered === true ? this.wakeListeners : this.listeners;
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  whenDelivered(ts: bigint, timeoutMs = 10_000): Promise<boolean> {
+    return this.feed.whenDelivered(ts, timeoutMs);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.feed.close();
     await Promise.all(this.closing);
     await this.pool.end();
   }
@@ -299,7 +339,18 @@ export class PostgresStore implements Store {
   }
 }
 
-async function loadCatalog(client: pg.PoolClient, schema: string): Promise<Catalog> {
+function callAll(listeners: ReadonlySet<CommitListener>, commit: Commit): void {
+  for (const listener of listeners) {
+    try {
+      listener(commit);
+    } catch (error) {
+      // A listener's bug must not stop the others or the feed.
+      console.error('sleigh: a commit listener threw', error);
+    }
+  }
+}
+
+async function loadCatalog(client: pg.PoolClient | pg.Client, schema: string): Promise<Catalog> {
   const qs = quoteIdentifier(schema);
   const tables = await client.query<{ number: number; name: string }>(
     `SELECT number, name FROM ${qs}.tables`,

@@ -163,9 +163,17 @@ export class SqliteStore implements Store {
     }
   }
 
+  /**
+   * One process owns the file, so every commit is delivered as it commits, in order: whatever
+   * has not been delivered has not happened.
+   */
   onCommit(listener: CommitListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  whenDelivered(ts: bigint): Promise<boolean> {
+    return Promise.resolve(ts <= this.head);
   }
 
   async close(): Promise<void> {

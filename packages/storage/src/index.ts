@@ -1,6 +1,7 @@
 export type {
   Commit,
   CommitListener,
+  CommitListenerOptions,
   Document,
   IndexEntry,
   ReadTransaction,

@@ -65,6 +65,11 @@ export interface Commit {
   readonly writes: readonly WrittenKey[];
   /** True when the commit created or dropped tables or indexes. */
   readonly catalogChanged: boolean;
+  /**
+   * True when this process could not learn what was written up to `ts` (it fell behind the
+   * commit log's retention): listeners must assume anything may have changed.
+   */
+  readonly writesUnknown?: boolean;
 }
 
 export interface ReadTransaction {
@@ -113,6 +118,15 @@ export interface WriteResult<T> {
 
 export type CommitListener = (commit: Commit) => void;
 
+export interface CommitListenerOptions {
+  /**
+   * Wake-up listeners: this process's commits arrive the moment they commit, other processes'
+   * as soon as they are heard of, in no guaranteed order. The default delivers every commit in
+   * timestamp order, which is what consistent snapshots need.
+   */
+  readonly unordered?: boolean;
+}
+
 export interface Store {
   /** Which driver this is, for logs and for the rare test that must know. */
   readonly driver: 'sqlite' | 'postgres';
@@ -122,7 +136,16 @@ export interface Store {
   read<T>(fn: (tx: ReadTransaction) => Promise<T>): Promise<T>;
   /** Runs `fn` in a serializable transaction and commits it when `fn` resolves. */
   write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<WriteResult<T>>;
-  /** Calls `listener` after each commit of this store, in timestamp order. Returns an unsubscribe. */
-  onCommit(listener: CommitListener): () => void;
+  /**
+   * Calls `listener` after each commit of the store, including those of other processes sharing
+   * the database, in timestamp order (unless `unordered`). Returns an unsubscribe.
+   */
+  onCommit(listener: CommitListener, options?: CommitListenerOptions): () => void;
+  /**
+   * Resolves true once every commit up to `ts` has been delivered to the (ordered) listeners,
+   * or false after `timeoutMs` (default 10 s). With one process per database that is at once;
+   * with several, it waits to hear of the others'.
+   */
+  whenDelivered(ts: bigint, timeoutMs?: number): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -212,9 +212,12 @@ export class CronRunner {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.unsubscribe = this.store.onCommit((commit) => {
-      if (this.touchesCrons(commit)) this.wake();
-    });
+    this.unsubscribe = this.store.onCommit(
+      (commit) => {
+        if (this.touchesCrons(commit)) this.wake();
+      },
+      { unordered: true },
+    );
     this.wake();
   }
 
@@ -226,6 +229,7 @@ export class CronRunner {
   }
 
   private touchesCrons(commit: Commit): boolean {
+    if (commit.writesUnknown === true) return true;
     const table = this.store.catalog().table(CRONS);
     if (table === undefined) return false;
     const index = this.store.catalog().index(CRONS, 'by_next_run');

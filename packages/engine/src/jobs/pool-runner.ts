@@ -160,7 +160,10 @@ export class PoolRunner {
   start(): void {
     if (this.started) return;
     this.started = true;
-    this.unsubscribe = this.host.store.onCommit((commit) => this.onCommit(commit));
+    // Wake-ups need no order: this process's commits come at once, others' as they are heard.
+    this.unsubscribe = this.host.store.onCommit((commit) => this.onCommit(commit), {
+      unordered: true,
+    });
     this.maintenance = setInterval(() => void this.maintain(false), this.leaseMs / 3);
     this.maintenance.unref();
     void this.loadPools()
@@ -217,6 +220,15 @@ export class PoolRunner {
     const catalog = this.store.catalog();
     const poolsIndex = catalog.index(POOLS, 'by_name');
     const dueIndex = catalog.index(POOL_JOBS, BY_DUE);
+    if (commit.writesUnknown === true) {
+      // Anything may have changed: read the pools again, and look at each.
+      for (const pool of this.pools.values()) pool.lookForCompleting = true;
+      void this.loadPools().then(
+        () => this.pools.forEach((pool) => this.cycle(pool)),
+        (error: unknown) => this.log(`reading workpools failed: ${String(error)}`),
+      );
+      return;
+    }
     for (const write of commit.writes) {
       if (write.indexId === poolsIndex?.id) {
         void this.loadPools().then(

@@ -353,10 +353,14 @@ export class PoolService {
     for (;;) {
       let wake: () => void = () => undefined;
       const woken = new Promise<void>((resolve) => (wake = resolve));
-      const unsubscribe = this.store.onCommit((commit) => {
-        const byId = this.store.catalog().index(POOL_JOBS, BY_ID);
-        if (commit.writes.some((w) => w.indexId === byId?.id && sameBytes(w.key, key))) wake();
-      });
+      const unsubscribe = this.store.onCommit(
+        (commit) => {
+          const byId = this.store.catalog().index(POOL_JOBS, BY_ID);
+          if (commit.writesUnknown === true) wake();
+          if (commit.writes.some((w) => w.indexId === byId?.id && sameBytes(w.key, key))) wake();
+        },
+        { unordered: true },
+      );
       try {
         const result = await this.store.read(async (tx) => resultJson(await getPoolJob(tx, id)));
         if (result !== null) return result;

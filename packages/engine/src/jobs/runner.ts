@@ -109,9 +109,12 @@ export class JobRunner {
   start(): void {
     if (this.started) return;
     this.started = true;
-    this.unsubscribe = this.host.store.onCommit((commit) => {
-      if (this.wakesUs(commit)) this.pump();
-    });
+    this.unsubscribe = this.host.store.onCommit(
+      (commit) => {
+        if (this.wakesUs(commit)) this.pump();
+      },
+      { unordered: true },
+    );
     this.maintenance = setInterval(() => void this.maintain(false), this.leaseMs / 3);
     this.maintenance.unref();
     void this.maintain(this.exclusive).then(() => this.pump());
@@ -139,6 +142,7 @@ export class JobRunner {
   }
 
   private wakesUs(commit: Commit): boolean {
+    if (commit.writesUnknown === true) return true;
     const index = this.host.store.catalog().index(SCHEDULED, BY_STATE_TIME);
     if (index === undefined) return false;
     return commit.writes.some(

@@ -74,6 +74,17 @@ export interface Bundle {
 
 let buildCounter = 0;
 
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, owned by someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export async function bundleFunctions(functionsDir: string, buildRoot: string): Promise<Bundle> {
   const { modules, schema } = listModules(functionsDir);
   const entryPoints: Record<string, string> = {};
@@ -114,10 +125,14 @@ export async function bundleFunctions(functionsDir: string, buildRoot: string): 
       },
     );
   }
-  // Older builds are no longer imported by new code; leave only this one (and any in use).
+  // Older builds are no longer imported by new code: remove this process's, and those of
+  // processes gone. Other live servers of the same folder (a fleet on one host) keep theirs.
   for (const entry of readdirSync(buildRoot)) {
-    if (join(buildRoot, entry) !== dir)
+    if (join(buildRoot, entry) === dir) continue;
+    const owner = Number(entry.split('-')[1]);
+    if (owner === process.pid || !processAlive(owner)) {
       rmSync(join(buildRoot, entry), { recursive: true, force: true });
+    }
   }
   const loaded = new Map<string, Record<string, unknown>>();
   for (const { module } of modules) {

@@ -346,9 +346,13 @@ export class SyncSession implements Subscriber {
     );
   }
 
-  /** Sends a Transition with every result that changed; all entries are fresh at `ts`. */
-  flush(ts: bigint): void {
-    if (this.state !== 'connected') return;
+  /**
+   * Sends a Transition with every result that changed; all entries are fresh at `ts`. Returns the
+   * timestamp of an acknowledged mutation this server has not heard of yet (the client resolves
+   * it only on a Transition at or after it), or null.
+   */
+  flush(ts: bigint): bigint | null {
+    if (this.state !== 'connected') return null;
     const modifications: string[] = [];
     for (const queryId of this.removed)
       modifications.push(`{"type":"QueryRemoved","queryId":${queryId}}`);
@@ -391,17 +395,21 @@ export class SyncSession implements Subscriber {
       identity: this.identityVersion,
       ts: ts > this.sent.ts ? ts : this.sent.ts,
     };
+    // A mutation this server committed (or heard of) at or before `end.ts` resolves with this
+    // Transition; a newer one (another server's commit feed is behind) waits for a later one.
+    const waiting = this.requiredTs > end.ts ? this.requiredTs : null;
     const versionChanged =
       end.querySet !== this.sent.querySet ||
       end.identity !== this.sent.identity ||
-      this.requiredTs > this.sent.ts;
-    if (modifications.length === 0 && !versionChanged && !this.mustTransition) return;
+      (this.requiredTs > this.sent.ts && waiting === null);
+    const resolves = this.mustTransition && waiting === null;
+    if (modifications.length === 0 && !versionChanged && !resolves) return waiting;
     const text = `{"type":"Transition","startVersion":${encodeVersion(this.sent)},"endVersion":${encodeVersion(end)},"modifications":[${modifications.join(',')}]}`;
     this.sent = end;
-    this.mustTransition = false;
+    if (waiting === null) this.mustTransition = false;
     if (text.length <= CHUNK_SIZE) {
       this.send(text);
-      return;
+      return waiting;
     }
     const transitionId = `${process.pid}-${++transitionCounter}`;
     const totalParts = Math.ceil(text.length / CHUNK_SIZE);
@@ -416,6 +424,7 @@ export class SyncSession implements Subscriber {
         }),
       );
     }
+    return waiting;
   }
 
   ping(): void {

@@ -14,6 +14,11 @@
  *
  * A commit that lands while an entry re-runs may hit its new read set: recent commits are kept
  * and every new result is checked against the ones after its snapshot.
+ *
+ * `ts` only moves with delivered commits. On a shared database a re-run may read a snapshot
+ * newer than the commits this server has heard of; the cycle then waits for the store to
+ * deliver up to that snapshot (checking every entry against those commits) before sending, so a
+ * Transition never claims a timestamp whose commits it has not accounted for.
  */
 import type { Engine, QueryOutcome, UserIdentity } from '@sleigh/engine';
 import type { Commit } from '@sleigh/storage';
@@ -30,8 +35,11 @@ export const ANONYMOUS: Identity = { key: 'none', admin: false, user: null };
 
 /** Something that subscribes to entries and sends their changes (a sync session). */
 export interface Subscriber {
-  /** Sends what changed; all entries are fresh at `ts`. */
-  flush(ts: bigint): void;
+  /**
+   * Sends what changed; all entries are fresh at `ts`. Returns the timestamp it still waits for
+   * (a mutation of its own that this server has not heard of yet), or null.
+   */
+  flush(ts: bigint): bigint | null;
 }
 
 export class QueryEntry {
@@ -76,6 +84,10 @@ const BATCH = 256;
 export class Subscriptions {
   private readonly entries = new Map<string, QueryEntry>();
   private readonly dirty = new Set<Subscriber>();
+  /** Subscribers waiting for commits up to a timestamp before they can send. */
+  private readonly held = new Map<Subscriber, bigint>();
+  /** The newest snapshot a re-run read: a flush waits until commits up to it are delivered. */
+  private ahead: bigint;
   private recent: Commit[] = [];
   /** Commits up to this timestamp are no longer (or were never) in `recent`. */
   private forgottenThrough: bigint;
@@ -96,6 +108,7 @@ export class Subscriptions {
     private readonly onError: (error: unknown) => void,
   ) {
     this.ts = initialTs;
+    this.ahead = initialTs;
     this.forgottenThrough = initialTs;
   }
 
@@ -130,6 +143,7 @@ export class Subscriptions {
 
   forget(subscriber: Subscriber): void {
     this.dirty.delete(subscriber);
+    this.held.delete(subscriber);
   }
 
   onCommit(commit: Commit): void {
@@ -140,9 +154,14 @@ export class Subscriptions {
       this.forgottenThrough = this.recent[dropped - 1]!.ts;
       this.recent = this.recent.slice(dropped);
     }
+    for (const [subscriber, ts] of this.held) {
+      if (ts > this.ts) continue;
+      this.held.delete(subscriber);
+      this.dirty.add(subscriber);
+    }
     for (const entry of this.entries.values()) {
       if (entry.outcome === null || commit.ts <= entry.snapshot) continue;
-      if (entry.outcome.readSet.invalidatedBy(commit)) {
+      if (commit.writesUnknown === true || entry.outcome.readSet.invalidatedBy(commit)) {
         if (commit.ts > entry.invalidatedAt) entry.invalidatedAt = commit.ts;
       }
     }
@@ -155,7 +174,10 @@ export class Subscriptions {
    */
   changedSince(outcome: QueryOutcome, ts: bigint): boolean | null {
     if (ts < this.forgottenThrough) return null;
-    return this.recent.some((commit) => commit.ts > ts && outcome.readSet.invalidatedBy(commit));
+    return this.recent.some(
+      (commit) =>
+        commit.ts > ts && (commit.writesUnknown === true || outcome.readSet.invalidatedBy(commit)),
+    );
   }
 
   private schedule(): void {
@@ -178,12 +200,22 @@ export class Subscriptions {
       for (;;) {
         this.again = false;
         const stale = [...this.entries.values()].filter((entry) => entry.stale);
-        if (stale.length === 0) break;
+        if (stale.length === 0) {
+          if (this.ahead <= this.ts) break;
+          // Hear of every commit up to the newest snapshot read, then check entries again.
+          if (!(await this.engine.store.whenDelivered(this.ahead))) {
+            throw new Error('this server has not heard of recent commits yet');
+          }
+          continue;
+        }
         for (let i = 0; i < stale.length; i += BATCH) await this.rerun(stale.slice(i, i + BATCH));
       }
       const dirty = [...this.dirty];
       this.dirty.clear();
-      for (const subscriber of dirty) subscriber.flush(this.ts);
+      for (const subscriber of dirty) {
+        const waiting = subscriber.flush(this.ts);
+        if (waiting !== null) this.held.set(subscriber, waiting);
+      }
     } catch (error) {
       this.onError(error);
       // The store failed (a lost database connection): try again shortly.
@@ -210,7 +242,7 @@ export class Subscriptions {
       })),
     );
     this.runs += entries.length;
-    if (ts > this.ts) this.ts = ts;
+    if (ts > this.ahead) this.ahead = ts;
     entries.forEach((entry, i) => {
       const outcome = outcomes[i]!;
       if (entry.update(outcome, ts)) {
@@ -220,7 +252,8 @@ export class Subscriptions {
       for (let j = this.recent.length - 1; j >= 0; j--) {
         const commit = this.recent[j]!;
         if (commit.ts <= ts) break;
-        if (outcome.readSet.invalidatedBy(commit) && commit.ts > entry.invalidatedAt) {
+        const hit = commit.writesUnknown === true || outcome.readSet.invalidatedBy(commit);
+        if (hit && commit.ts > entry.invalidatedAt) {
           entry.invalidatedAt = commit.ts;
         }
       }

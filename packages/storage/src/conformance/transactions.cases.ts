@@ -37,9 +37,12 @@ export function transactionCases(harness: HarnessFactory): void {
           writes: [],
           catalogChanged: false,
         });
+        // Listeners hear every commit in order (on a shared database, once the feed has it).
+        expect(await store.whenDelivered(stamps[stamps.length - 1]!)).toBe(true);
         expect(seen.map((c) => c.ts)).toEqual(stamps);
         unsubscribe();
-        await store.write((tx) => tx.insert('t', makeDocument(number, {})));
+        const last = await store.write((tx) => tx.insert('t', makeDocument(number, {})));
+        await store.whenDelivered(last.commit.ts);
         expect(seen).toHaveLength(stamps.length);
       });
     });
