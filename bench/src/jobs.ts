@@ -25,10 +25,10 @@ type Hook = (at: number) => void;
 const hooks = globalThis as { __sleighBenchStarted?: Hook };
 
 /** Whether the pool still has pending or running jobs. */
-async function busy(store: Store): Promise<boolean> {
+export async function busy(store: Store, pool = 'bench'): Promise<boolean> {
   return store.read(async (tx) => {
     for (const state of ['pending', 'running']) {
-      const start = encodeKey(['bench', state]);
+      const start = encodeKey([pool, state]);
       const [entry] = await tx.scan({
         table: '_pool_jobs',
         index: 'by_due',

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { startPostgresCluster, type PostgresCluster } from '@sleigh/testing/postgres-cluster';
 import { printTable } from './measure.js';
 import { benchEngine } from './engine.js';
+import { benchFleet } from './fleet.js';
 import { benchJobs } from './jobs.js';
 import { benchSanta } from './santa.js';
 import { benchServer } from './server.js';
@@ -49,6 +50,13 @@ async function main(): Promise<void> {
       'Santa workshop at zero delay, 20 actor processes (checker green)',
       await benchSanta({ tmp, postgresUrl }),
     );
+    const fleet = await benchFleet({ tmp, postgresUrl });
+    printTable(
+      'Fleet: mutations/s, 24 socket clients over 1–3 servers on one PostgreSQL',
+      fleet.mutations,
+    );
+    printTable('Fleet: commit → subscriber, 2 servers', fleet.propagation);
+    printTable('Fleet: 10,000 pool jobs (enqueue to done), 1 and 2 servers', fleet.jobs);
   } finally {
     cluster?.stop();
     rmSync(tmp, { recursive: true, force: true });

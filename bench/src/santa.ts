@@ -49,6 +49,17 @@ export async function benchSanta(options: { tmp: string; postgresUrl: string }):
     '--schema',
     `santa_bench_${process.pid}`,
   ]);
+  const twoServers = await workshop([
+    ...common,
+    '--data-dir',
+    join(options.tmp, 'santa-postgres-2'),
+    '--db',
+    options.postgresUrl,
+    '--schema',
+    `santa_bench2_${process.pid}`,
+    '--servers',
+    '2',
+  ]);
   return [
     { driver: 'sqlite', groups: sqlite.groups, 'groups/s': sqlite.perSecond, 'vs sqlite': 1 },
     {
@@ -56,6 +67,12 @@ export async function benchSanta(options: { tmp: string; postgresUrl: string }):
       groups: postgres.groups,
       'groups/s': postgres.perSecond,
       'vs sqlite': postgres.perSecond / sqlite.perSecond,
+    },
+    {
+      driver: 'postgres, 2 servers',
+      groups: twoServers.groups,
+      'groups/s': twoServers.perSecond,
+      'vs sqlite': twoServers.perSecond / sqlite.perSecond,
     },
   ];
 }

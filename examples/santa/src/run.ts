@@ -6,6 +6,7 @@
  *   --reindeer <n>   (default 9)        --elves <n>   (default 10)
  *   --zero-delay     no work or vacation time: as fast as the server goes
  *   --db <url>       PostgreSQL instead of SQLite     --schema <name>   its schema (default santa)
+ *   --servers <n>    Sleigh servers on that database (default 1); the actors are spread over them
  *   --port <n>       Sleigh's port (default 3210)
  *   --page-port <n>  the North Pole page's port (default 3211)    --no-page   no page at all
  *   --data-dir <dir> where SQLite keeps the data and the page is built (default examples/santa/.sleigh)
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     elves: { type: 'string' },
     'zero-delay': { type: 'boolean' },
     db: { type: 'string' },
+    servers: { type: 'string' },
     schema: { type: 'string' },
     port: { type: 'string' },
     'page-port': { type: 'string' },
@@ -46,6 +48,7 @@ const workshop = await startWorkshop({
   ...(values.elves === undefined ? {} : { elves: number(values.elves, 'elves')! }),
   zeroDelay: values['zero-delay'] === true,
   ...(values.db === undefined ? {} : { db: values.db }),
+  ...(values.servers === undefined ? {} : { servers: number(values.servers, 'servers')! }),
   ...(values.schema === undefined ? {} : { schema: values.schema }),
   ...(values.port === undefined ? {} : { port: number(values.port, 'port')! }),
   ...(values['page-port'] === undefined

@@ -20,8 +20,9 @@ afterEach(async () => {
   running = null;
 });
 
-async function fullRun(db?: string) {
+async function fullRun(db?: string, servers = 1) {
   running = await startWorkshop({
+    servers,
     cycles: 2000,
     zeroDelay: true,
     dataDir: tempDir('sleigh-santa-'),
@@ -45,6 +46,10 @@ describe('the Santa Claus workshop', () => {
 
   it('runs 2,000 groups at zero delay with 20 actor processes on PostgreSQL, checker green', async () => {
     await fullRun(databaseUrl());
+  }, 300_000);
+
+  it('runs 2,000 groups with its actors split over two servers on one PostgreSQL, checker green', async () => {
+    await fullRun(databaseUrl(), 2);
   }, 300_000);
 
   it('shows the workshop live in Chromium, and a slider changes the stored pace', async () => {

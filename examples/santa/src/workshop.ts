@@ -34,6 +34,11 @@ export interface WorkshopOptions {
   readonly durationSeconds?: number;
   /** PostgreSQL instead of the embedded SQLite. */
   readonly db?: string;
+  /**
+   * How many Sleigh servers share the database (PostgreSQL only, default 1): the actors are
+   * spread over them, so they coordinate across servers.
+   */
+  readonly servers?: number;
   readonly schema?: string;
   readonly dataDir?: string;
   readonly port?: number;
@@ -43,8 +48,10 @@ export interface WorkshopOptions {
 }
 
 export interface Workshop {
-  /** The Sleigh server's URL. */
+  /** The (first) Sleigh server's URL. */
   readonly url: string;
+  /** Every Sleigh server's URL. */
+  readonly urls: readonly string[];
   /** The North Pole page's URL, when served. */
   readonly pageUrl: string | null;
   readonly adminKey: string;
@@ -151,41 +158,58 @@ export async function startWorkshop(options: WorkshopOptions = {}): Promise<Work
   const dataDir = options.dataDir ?? join(EXAMPLE, '.sleigh');
   mkdirSync(dataDir, { recursive: true });
 
-  const serverArgs = [
-    'serve',
-    FUNCTIONS,
-    '--port',
-    String(options.port ?? 3210),
-    '--data-dir',
-    dataDir,
-  ];
-  if (options.db !== undefined)
-    serverArgs.push('--db', options.db, '--schema', options.schema ?? 'santa');
-  // With an IPC channel the server shuts down when this process goes away, however it ends.
-  const server = fork(SLEIGH, serverArgs, {
-    execArgv: [],
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  const serverCount = options.servers ?? 1;
+  if (!Number.isInteger(serverCount) || serverCount < 1) {
+    throw new Error(`servers must be a positive whole number, got ${serverCount}`);
+  }
+  if (serverCount > 1 && options.db === undefined) {
+    throw new Error('Several servers need a shared PostgreSQL database (--db)');
+  }
+  const startServer = async (port: number) => {
+    const serverArgs = ['serve', FUNCTIONS, '--port', String(port), '--data-dir', dataDir];
+    if (options.db !== undefined)
+      serverArgs.push('--db', options.db, '--schema', options.schema ?? 'santa');
+    // With an IPC channel the server shuts down when this process goes away, however it ends.
+    const child = fork(SLEIGH, serverArgs, {
+      execArgv: [],
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    servers.push(child);
+    child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(chunk));
+    const [, url, key] = await waitForLine(
+      child,
+      /Sleigh ready at (\S+)\s+Admin key: (\S+)/,
+      'The Sleigh server',
+    );
+    return { url: url!, key: key! };
+  };
+  const servers: ChildProcess[] = [];
+  // The first server applies the schema; the others (same data directory, same admin key) join.
+  const first = await startServer(options.port ?? 3210);
+  const rest = await Promise.all(
+    Array.from({ length: serverCount - 1 }, () => startServer(0)),
+  ).catch(async (error: unknown) => {
+    for (const child of servers) child.kill('SIGTERM');
+    await Promise.all(servers.map(exited));
+    throw error;
   });
-  server.stderr!.on('data', (chunk: Buffer) => process.stderr.write(chunk));
-  const [, url, adminKey] = await waitForLine(
-    server,
-    /Sleigh ready at (\S+)\s+Admin key: (\S+)/,
-    'The Sleigh server',
-  );
+  const url = first.url;
+  const adminKey = first.key;
+  const urls = [url, ...rest.map((server) => server.url)];
   const children: ChildProcess[] = [];
   let page: Server | null = null;
   const shutdown = async () => {
     for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
     await Promise.all(children.map(exited));
     page?.close();
-    server.kill('SIGTERM');
-    await exited(server);
+    for (const server of servers) server.kill('SIGTERM');
+    await Promise.all(servers.map(exited));
   };
   try {
     // A fresh workshop every run.
-    const admin = new ConvexHttpClient(url!);
-    (admin as unknown as { setAdminAuth(key: string): void }).setAdminAuth(adminKey!);
+    const admin = new ConvexHttpClient(url);
+    (admin as unknown as { setAdminAuth(key: string): void }).setAdminAuth(adminKey);
     // With the admin key the client may call internal functions; its types only know public ones.
     const reset = internal.santa.reset as unknown as FunctionReference<
       'mutation',
@@ -199,12 +223,14 @@ export async function startWorkshop(options: WorkshopOptions = {}): Promise<Work
     if (options.pagePort !== null) {
       const outDir = join(dataDir, 'page');
       await buildPage(outDir);
-      page = await servePage(outDir, options.pagePort ?? 3211, url!);
+      page = await servePage(outDir, options.pagePort ?? 3211, url);
       const address = page.address();
       pageUrl = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}/`;
     }
 
-    const common = ['--url', url!, ...(options.zeroDelay === true ? ['--zero-delay'] : [])];
+    const flags = options.zeroDelay === true ? ['--zero-delay'] : [];
+    // Actors take the servers in turn: with several, neighbours coordinate across servers.
+    const at = (i: number) => ['--url', urls[i % urls.length]!, ...flags];
     const workers = [
       ...Array.from({ length: reindeer }, (_, i) => [
         '--kind',
@@ -213,7 +239,7 @@ export async function startWorkshop(options: WorkshopOptions = {}): Promise<Work
         `Reindeer ${i + 1}`,
       ]),
       ...Array.from({ length: elves }, (_, i) => ['--kind', 'elf', '--name', `Elf ${i + 1}`]),
-    ].map((args) => actor('worker.ts', [...args, ...common]));
+    ].map((args, i) => actor('worker.ts', [...args, ...at(i)]));
     children.push(...workers);
     // Santa starts once everyone is registered, so a reindeer group is always all of them.
     await Promise.all(
@@ -228,7 +254,7 @@ export async function startWorkshop(options: WorkshopOptions = {}): Promise<Work
       ),
     );
     const santa = actor('santa.ts', [
-      ...common,
+      ...at(workers.length),
       ...(options.cycles === undefined ? [] : ['--cycles', String(options.cycles)]),
     ]);
     children.push(santa);
@@ -242,7 +268,9 @@ export async function startWorkshop(options: WorkshopOptions = {}): Promise<Work
       options.durationSeconds === undefined
         ? null
         : setTimeout(() => santa.kill('SIGTERM'), options.durationSeconds * 1000);
-    log(`Sleigh ready at ${url}; ${reindeer} reindeer, ${elves} elves and Santa at work`);
+    log(
+      `Sleigh ready at ${urls.join(', ')}; ${reindeer} reindeer, ${elves} elves and Santa at work`,
+    );
     if (pageUrl !== null) log(`North Pole page: ${pageUrl}`);
 
     const finished = (async () => {
@@ -250,13 +278,13 @@ export async function startWorkshop(options: WorkshopOptions = {}): Promise<Work
       const seconds = (performance.now() - started) / 1000;
       if (timer !== null) clearTimeout(timer);
       try {
-        const report = check(await readHistory(url!));
+        const report = check(await readHistory(url));
         return { report, cyclesPerSecond: (report.cycles || cycles) / seconds, seconds };
       } finally {
         await shutdown();
       }
     })();
-    return { url: url!, pageUrl, adminKey: adminKey!, finished, stop: () => santa.kill('SIGTERM') };
+    return { url, urls, pageUrl, adminKey, finished, stop: () => santa.kill('SIGTERM') };
   } catch (error) {
     await shutdown();
     throw error;
