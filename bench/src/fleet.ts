@@ -213,6 +213,7 @@ export async function benchFleet(options: { tmp: string; postgresUrl: string }):
             path: 'commit on A → subscriber on A',
             'p50 ms': percentile(same, 50),
             'p99 ms': percentile(same, 99),
+            'p50 vs same server': 1,
           },
           {
             path: 'commit on A → subscriber on B',
