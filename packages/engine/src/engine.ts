@@ -104,6 +104,8 @@ export interface CallOptions {
   readonly scheduledFunctionId?: string;
   /** Code to run in a mutation's transaction, before and after its handler (pool jobs). */
   readonly hooks?: TransactionHooks;
+  /** This run is the pool job with this id (`pool.dependencies()` reads its dependencies). */
+  readonly poolJobId?: string;
 }
 
 /**
@@ -400,7 +402,7 @@ export class Engine implements Host, JobHost, PoolHost {
 
   async runPoolJob(job: PoolJob, hooks: TransactionHooks): Promise<AttemptOutcome> {
     const args = convexToJson(job.args);
-    const options: CallOptions = { caller: 'function', hooks };
+    const options: CallOptions = { caller: 'function', hooks, poolJobId: job._id };
     const outcome =
       job.kind === 'query'
         ? await this.query(job.fn, args, options)
@@ -541,6 +543,7 @@ export class Engine implements Host, JobHost, PoolHost {
       identity: options.identity ?? null,
       requestId: options.requestId ?? `${requestPrefix}-${(++requestCounter).toString(36)}`,
       scheduledFunctionId: options.scheduledFunctionId ?? null,
+      poolJobId: options.poolJobId ?? null,
       scheduledByAction: 0,
       now: Date.now(),
       random: seededRandom(seed),

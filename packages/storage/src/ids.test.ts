@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { newDocumentId, tableNumberOfId } from './ids.js';
+import { derivedDocumentId, newDocumentId, tableNumberOfId } from './ids.js';
 
 describe('document ids', () => {
   it('encode the table number and decode it back', () => {
@@ -31,5 +31,13 @@ describe('document ids', () => {
     expect(tableNumberOfId(flipped)).toBeNull();
     expect(tableNumberOfId('i'.repeat(32))).toBeNull();
     expect(() => newDocumentId(0)).toThrow(RangeError);
+  });
+
+  it('derive one valid id per name, different for every name and table', () => {
+    const id = derivedDocumentId(8, 'pool\u0000key');
+    expect(derivedDocumentId(8, 'pool\u0000key')).toBe(id);
+    expect(tableNumberOfId(id)).toBe(8);
+    expect(derivedDocumentId(8, 'pool\u0000other')).not.toBe(id);
+    expect(derivedDocumentId(9, 'pool\u0000key')).not.toBe(id);
   });
 });

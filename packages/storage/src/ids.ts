@@ -12,7 +12,7 @@
  * random bytes (80 bits) per millisecond make collisions negligible; the checksum (Fletcher-16)
  * turns typos and ids from other systems into a clean "not an id" rather than a lookup miss.
  */
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 const DECODE = new Int8Array(128).fill(-1);
@@ -76,6 +76,19 @@ function unbase32(text: string): Uint8Array | null {
 
 /** A new id for a document in the table with this number. */
 export function newDocumentId(tableNumber: number, nowMs: number = Date.now()): string {
+  return makeId(tableNumber, nowMs, null);
+}
+
+/**
+ * The one id a document of this table gets for `name`: a hash in place of the random bytes (and
+ * no time). Two transactions inserting for the same name collide on the primary key, which is
+ * how the database itself enforces "one per name" (unique jobs).
+ */
+export function derivedDocumentId(tableNumber: number, name: string): string {
+  return makeId(tableNumber, 0, createHash('sha256').update(name).digest());
+}
+
+function makeId(tableNumber: number, nowMs: number, hash: Uint8Array | null): string {
   if (!Number.isInteger(tableNumber) || tableNumber < 1 || tableNumber > MAX_TABLE_NUMBER) {
     throw new RangeError(`Table number ${tableNumber} is out of range`);
   }
@@ -91,12 +104,16 @@ export function newDocumentId(tableNumber: number, nowMs: number = Date.now()): 
   for (let shift = 5; shift >= 0; shift--) {
     bytes[at++] = Math.floor(ms / 2 ** (8 * shift)) & 0xff;
   }
-  if (poolOffset + RANDOM_BYTES > pool.length) {
-    randomFillSync(pool);
-    poolOffset = 0;
+  if (hash !== null) {
+    bytes.set(hash.subarray(0, RANDOM_BYTES), at);
+  } else {
+    if (poolOffset + RANDOM_BYTES > pool.length) {
+      randomFillSync(pool);
+      poolOffset = 0;
+    }
+    bytes.set(pool.subarray(poolOffset, poolOffset + RANDOM_BYTES), at);
+    poolOffset += RANDOM_BYTES;
   }
-  bytes.set(pool.subarray(poolOffset, poolOffset + RANDOM_BYTES), at);
-  poolOffset += RANDOM_BYTES;
   at += RANDOM_BYTES;
   const sum = fletcher16(bytes, at);
   bytes[at++] = sum >>> 8;

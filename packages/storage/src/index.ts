@@ -38,7 +38,7 @@ export {
   serializeDocument,
 } from './documents.js';
 export { conflict, StorageError, StorageErrorCode } from './errors.js';
-export { newDocumentId, tableNumberOfId } from './ids.js';
+export { derivedDocumentId, newDocumentId, tableNumberOfId } from './ids.js';
 export {
   compareBytes,
   encodeKey,

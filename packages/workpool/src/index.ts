@@ -37,7 +37,10 @@ export interface WorkpoolOptions {
 }
 
 export type RunResult<T = Value> =
-  { kind: 'success'; returnValue: T } | { kind: 'failed'; error: string } | { kind: 'canceled' };
+  | { kind: 'success'; returnValue: T }
+  | { kind: 'failed'; error: string }
+  /** `reason` says why Sleigh canceled it (a dependency, a replacing duplicate). */
+  | { kind: 'canceled'; reason?: string };
 
 export type Status =
   | { state: 'pending'; previousAttempts: number }
@@ -54,7 +57,7 @@ export interface OnCompleteArgs<Context = Value> {
 export const vResultValidator = v.union(
   v.object({ kind: v.literal('success'), returnValue: v.any() }),
   v.object({ kind: v.literal('failed'), error: v.string() }),
-  v.object({ kind: v.literal('canceled') }),
+  v.object({ kind: v.literal('canceled'), reason: v.optional(v.string()) }),
 );
 
 /** The `args` of an onComplete mutation: `{ workId, context, result }`. */
@@ -78,7 +81,44 @@ export interface EnqueueOptions {
   runAfter?: number;
   /** A label for the job (shown in status lists and the dashboard); defaults to the function. */
   name?: string;
+  /**
+   * Start only once these jobs (of any pool) have succeeded. The job can read their results
+   * with `pool.result(ctx, id)`.
+   */
+  dependsOn?: WorkId[];
+  /**
+   * When a job this one depends on fails for good or is canceled: `fail` this one too
+   * (default), `cancel` it, or `run` it anyway. Its result names the dependency, and the same
+   * goes on down the graph.
+   */
+  onDependencyFailure?: 'fail' | 'cancel' | 'run';
+  /**
+   * At most one unfinished job with this key in the pool, enforced by the database (it holds
+   * across servers). A duplicate resolves with the id of the job holding the key.
+   */
+  uniqueKey?: string;
+  /**
+   * What a duplicate does while the key's job is pending or running: `skip` (default: the
+   * existing job stays), or `replace` (a job that has not started is canceled, this one takes
+   * the key; a running one finishes on its own).
+   */
+  onDuplicate?: 'skip' | 'replace';
+  /** Keep the key taken this long after its job was enqueued, even once it finished: at most one job per window. */
+  uniqueForMs?: number;
 }
+
+/** One job of `enqueueGraph`: its function and arguments, options, and what it waits for. */
+export type GraphNode = Omit<EnqueueOptions, 'dependsOn'> & {
+  /** Keys of other nodes of the graph, or ids of jobs enqueued before. */
+  dependsOn?: Array<string | WorkId>;
+} & (
+    | { action: FunctionReference<'action', 'public' | 'internal'>; args?: Record<string, Value> }
+    | {
+        mutation: FunctionReference<'mutation', 'public' | 'internal'>;
+        args?: Record<string, Value>;
+      }
+    | { query: FunctionReference<'query', 'public' | 'internal'>; args?: Record<string, Value> }
+  );
 
 /**
  * An error that stops retries: throw it from a job's function when trying again cannot help
@@ -131,6 +171,41 @@ function withoutCtx<T extends unknown[]>(args: unknown[]): T {
 
 type Args<F extends AnyRef> = F['_args'];
 
+/** One job as the `sleigh/pool/enqueue` syscall takes it. */
+function item(
+  kind: Kind,
+  fn: AnyRef,
+  args: Record<string, Value>,
+  options: Omit<EnqueueOptions, 'dependsOn'> & { dependsOn?: WorkId[] },
+): Record<string, JSONValue> {
+  const runAt =
+    options.runAt ?? (options.runAfter === undefined ? undefined : Date.now() + options.runAfter);
+  const optional: Record<string, JSONValue | undefined> = {
+    name: options.name,
+    runAt,
+    retry: options.retry as JSONValue | undefined,
+    dependsOn: options.dependsOn,
+    onDependencyFailure: options.onDependencyFailure,
+    uniqueKey: options.uniqueKey,
+    onDuplicate: options.onDuplicate,
+    uniqueForMs: options.uniqueForMs,
+    onComplete:
+      options.onComplete === undefined || options.onComplete === null
+        ? undefined
+        : {
+            fn: getFunctionName(options.onComplete),
+            context: convexToJson(options.context ?? null),
+          },
+  };
+  const out: Record<string, JSONValue> = {
+    fn: getFunctionName(fn),
+    kind,
+    args: convexToJson(args),
+  };
+  for (const [key, value] of Object.entries(optional)) if (value !== undefined) out[key] = value;
+  return out;
+}
+
 export class Workpool {
   private readonly settings: JSONValue;
 
@@ -147,29 +222,82 @@ export class Workpool {
     argsList: Array<Record<string, Value>>,
     options: EnqueueOptions = {},
   ): Promise<WorkId[]> {
-    const runAt =
-      options.runAt ?? (options.runAfter === undefined ? undefined : Date.now() + options.runAfter);
-    const items = argsList.map((args) => ({
-      fn: getFunctionName(fn),
-      kind,
-      args: convexToJson(args ?? {}),
-      ...(options.name === undefined ? {} : { name: options.name }),
-      ...(runAt === undefined ? {} : { runAt }),
-      ...(options.retry === undefined ? {} : { retry: options.retry as JSONValue }),
-      ...(options.onComplete === undefined || options.onComplete === null
-        ? {}
-        : {
-            onComplete: {
-              fn: getFunctionName(options.onComplete),
-              context: convexToJson(options.context ?? null),
-            },
-          }),
-    }));
+    const items = argsList.map((args) => item(kind, fn, args, options));
     return (await syscall('enqueue', {
       pool: this.name,
       options: this.settings,
       items,
     })) as WorkId[];
+  }
+
+  /**
+   * Enqueues a graph of jobs atomically (in a mutation, with it), each starting once the jobs it
+   * depends on succeeded; resolves with each node's id. A cycle is refused, naming it.
+   *
+   *   const ids = await pool.enqueueGraph(ctx, {
+   *     fetch: { action: internal.feed.fetch, args: { url } },
+   *     parse: { action: internal.feed.parse, args: {}, dependsOn: ['fetch'] },
+   *     store: { mutation: internal.feed.store, args: {}, dependsOn: ['parse'] },
+   *   });
+   */
+  enqueueGraph<K extends string>(
+    ctx: AnyCtx,
+    nodes: Record<K, GraphNode>,
+  ): Promise<Record<K, WorkId>>;
+  enqueueGraph<K extends string>(nodes: Record<K, GraphNode>): Promise<Record<K, WorkId>>;
+  async enqueueGraph(...all: unknown[]): Promise<Record<string, WorkId>> {
+    const [nodes] = withoutCtx<[Record<string, GraphNode>]>(all);
+    const keys = Object.keys(nodes);
+    const index = new Map(keys.map((key, i) => [key, i]));
+    const items = keys.map((key) => {
+      const node = nodes[key]!;
+      const [kind, fn] =
+        'action' in node
+          ? (['action', node.action] as const)
+          : 'mutation' in node
+            ? (['mutation', node.mutation] as const)
+            : (['query', node.query] as const);
+      const { dependsOn, ...options } = node;
+      return {
+        ...item(kind, fn, node.args ?? {}, { ...options, name: options.name ?? key }),
+        node: key,
+        dependsOn: (dependsOn ?? []).map((ref) =>
+          index.has(ref) ? { item: index.get(ref)! } : ref,
+        ),
+      };
+    });
+    const ids = (await syscall('enqueue', {
+      pool: this.name,
+      options: this.settings,
+      items,
+    })) as WorkId[];
+    return Object.fromEntries(keys.map((key, i) => [key, ids[i]!]));
+  }
+
+  /**
+   * Inside a pool job's own function: the jobs it depends on, in `dependsOn` order, with their
+   * names and results (all succeeded, unless its onDependencyFailure is `run`).
+   */
+  dependencies(ctx: AnyCtx): Promise<Array<{ id: WorkId; name: string; result: RunResult }>>;
+  dependencies(): Promise<Array<{ id: WorkId; name: string; result: RunResult }>>;
+  async dependencies(): Promise<Array<{ id: WorkId; name: string; result: RunResult }>> {
+    const list = (await syscall('dependencies', {})) as Array<{
+      id: WorkId;
+      name: string;
+      result: JSONValue;
+    }>;
+    return list.map((entry) => ({ ...entry, result: jsonToConvex(entry.result) as RunResult }));
+  }
+
+  /**
+   * Runs a finished job again, and everything downstream of it (its dependents, theirs, …),
+   * keeping their ids; resolves with how many jobs that is. Refused while one of them runs.
+   */
+  rerun(ctx: AnyCtx, id: WorkId): Promise<number>;
+  rerun(id: WorkId): Promise<number>;
+  async rerun(...all: unknown[]): Promise<number> {
+    const [id] = withoutCtx<[WorkId]>(all);
+    return (await syscall('rerun', { id })) as number;
   }
 
   enqueueAction<F extends FunctionReference<'action', 'public' | 'internal'>>(

@@ -6,6 +6,10 @@
  * running one, when its lease runs out; for a finished one, when its result expires. So a
  * pool's due work, its expired leases and its expired results are each one range.
  *
+ *   enqueue ─▶ waiting ──(every dependency succeeded: pool-graph.ts)──╮
+ *      │                                                             ▼
+ *      ╰────────────────────────────────────────────────────────▶ pending ──(claimed)──▶ running …
+ *
  *   enqueue ─▶ pending ──(claimed: a slot of the pool is free)──▶ running ──(success)───┐
  *                ▲  │                                              │  │                  │
  *                │  │            ╭──(failed, attempts left: backoff)╯  ╰─(failed for good)┤
@@ -17,6 +21,9 @@
  *                                                      finished ◀─────────────────────────╯
  *                                                          │
  *                                                          ╰──(its ttl passes)──▶ deleted
+ *
+ * A waiting job whose dependency failed or was canceled is failed or canceled itself (or runs
+ * anyway), as its `onDependencyFailure` says; so is everything downstream of it.
  */
 import {
   encodeKey,
@@ -35,7 +42,10 @@ export const POOL_JOBS = '_pool_jobs';
 export const POOLS = '_pools';
 export const BY_DUE = 'by_due';
 
-export type PoolJobState = 'pending' | 'running' | 'completing' | 'finished';
+export type PoolJobState = 'waiting' | 'pending' | 'running' | 'completing' | 'finished';
+
+/** What a job does when a job it depends on did not succeed. */
+export type DependencyFailurePolicy = 'fail' | 'cancel' | 'run';
 
 export type RetryBehavior = {
   /** Attempts in all, the first included. */
@@ -48,7 +58,7 @@ export type RetryBehavior = {
 export type RunResult =
   | { kind: 'success'; returnValue: Value }
   | { kind: 'failed'; error: string }
-  | { kind: 'canceled' };
+  | { kind: 'canceled'; reason?: string };
 
 export type Attempt = {
   startedAt: number;
@@ -82,6 +92,16 @@ export interface PoolJob extends Document {
   finishedAt?: number;
   /** Why onComplete failed, when it did (the job is finished all the same). */
   onCompleteError?: string;
+  /** The jobs this one waits for (pool-graph.ts), and how many of them have not succeeded. */
+  dependsOn?: string[];
+  unmetDependencies?: number;
+  onDependencyFailure?: DependencyFailurePolicy;
+  /** How many jobs wait for this one: when it ends, they are looked at. */
+  dependents?: number;
+  /** When a waiting job may start once its dependencies are met. */
+  runAt?: number;
+  /** Its unique key in the pool, when it has one. */
+  uniqueKey?: string;
 }
 
 export type PoolOptions = {
@@ -109,6 +129,8 @@ export function statusOf(job: PoolJob | null): Status {
   if (job === null || job.state === 'finished' || job.state === 'completing') {
     return { state: 'finished' };
   }
+  // Waiting for dependencies is pending, in the workpool's vocabulary.
+  if (job.state === 'waiting') return { state: 'pending', previousAttempts: job.attempt };
   if (job.state === 'running') {
     // Claimed ahead but not started yet (no startedAt): still waiting, as far as users go.
     const state = job.startedAt === undefined ? 'pending' : 'running';
@@ -206,17 +228,22 @@ export function finish(job: PoolJob, result: RunResult, now: number): PoolJob {
   };
 }
 
-/** Cancels a job that has not finished; resolves with whether it did. */
-export async function cancelJob(tx: WriteTransaction, id: string, now: number): Promise<boolean> {
+/** Cancels a job that has not finished; resolves with the canceled job, or null. */
+export async function cancelJob(
+  tx: WriteTransaction,
+  id: string,
+  now: number,
+): Promise<PoolJob | null> {
   const job = await getPoolJob(tx, id);
   if (job === null) {
-    if (isPoolJobId(id)) return false;
+    if (isPoolJobId(id)) return null;
     throw new SyscallError(
       FunctionErrorCode.InvalidArguments,
       `Workpool cancel: "${id}" is not the id of a pool job`,
     );
   }
-  if (job.state !== 'pending' && job.state !== 'running') return false;
-  await tx.replace(POOL_JOBS, finish(job, { kind: 'canceled' }, now));
-  return true;
+  if (job.state !== 'pending' && job.state !== 'running' && job.state !== 'waiting') return null;
+  const canceled = finish(job, { kind: 'canceled' }, now);
+  await tx.replace(POOL_JOBS, canceled);
+  return canceled;
 }

@@ -47,6 +47,7 @@ import {
   type PoolOptions,
   type RunResult,
 } from './pool-jobs.js';
+import { forgetEdges, releaseDependents } from './pool-graph.js';
 import { writeWithRetry } from './write-retry.js';
 
 /** Code run inside a mutation's own transaction: before its handler, and after it succeeded. */
@@ -393,6 +394,7 @@ export class PoolRunner {
       updates.push(next);
     }
     await tx.replaceMany(POOL_JOBS, updates);
+    await releaseDependents(tx, updates, now);
     return completing;
   }
 
@@ -577,17 +579,15 @@ export class PoolRunner {
             after: async (tx, resultJson) => {
               const current = (await getPoolJob(tx, job._id))!;
               const returnValue = JSON.parse(resultJson) as JSONValue;
-              await tx.replace(
-                POOL_JOBS,
-                afterAttempt(
-                  current,
-                  { kind: 'success', returnValue: jsonToConvex(returnValue) },
-                  Date.now(),
-                  {
-                    retryable: false,
-                  },
-                ),
+              const now = Date.now();
+              const done = afterAttempt(
+                current,
+                { kind: 'success', returnValue: jsonToConvex(returnValue) },
+                now,
+                { retryable: false },
               );
+              await tx.replace(POOL_JOBS, done);
+              await releaseDependents(tx, [done], now);
             },
           }
         : {};
@@ -690,7 +690,9 @@ export class PoolRunner {
                 } else if (held && job.due - now < this.leaseMs / 2)
                   await tx.replace(POOL_JOBS, { ...job, due: now + this.leaseMs });
               } else if (takeBackAll || job.due < now) {
-                await tx.replace(POOL_JOBS, this.takenBack(job, now));
+                const back = this.takenBack(job, now);
+                await tx.replace(POOL_JOBS, back);
+                await releaseDependents(tx, [back], now);
               }
             }
             if (entries.length < 500) break;
@@ -704,6 +706,7 @@ export class PoolRunner {
             order: 'asc',
             limit: 500,
           })) {
+            await forgetEdges(tx, entry.document as PoolJob);
             await tx.delete(POOL_JOBS, (entry.document as PoolJob)._id);
           }
         });

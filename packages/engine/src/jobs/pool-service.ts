@@ -33,10 +33,18 @@ import {
   statusOf,
   type PoolDocument,
   type PoolJob,
+  type DependencyFailurePolicy,
   type PoolOptions,
   type RetryBehavior,
   type Status,
 } from './pool-jobs.js';
+import {
+  linkDependencies,
+  releaseDependents,
+  rerunFrom,
+  takeUniqueKey,
+  type DuplicatePolicy,
+} from './pool-graph.js';
 import { writeWithRetry } from './write-retry.js';
 
 /** How the engine resolves and checks a function for a job. */
@@ -55,6 +63,21 @@ export interface EnqueueItem {
   runAt?: number;
   retry?: boolean | RetryBehavior;
   onComplete?: { fn: string; context?: JSONValue };
+  /** Jobs to wait for: ids, or `{ item }`, the index of another job of this call. */
+  dependsOn?: Array<string | { item: number }>;
+  onDependencyFailure?: 'fail' | 'cancel' | 'run';
+  uniqueKey?: string;
+  onDuplicate?: DuplicatePolicy;
+  uniqueForMs?: number;
+  /** What to call the job in errors about the call (a graph's node key). */
+  node?: string;
+}
+
+/** What an item asks beyond the job itself: its dependencies and its unique key. */
+interface Links {
+  readonly dependsOn: Array<string | { item: number }>;
+  readonly onDependencyFailure: DependencyFailurePolicy | undefined;
+  readonly unique: { key: string; policy: DuplicatePolicy; windowMs: number | null } | null;
 }
 
 /** Most jobs one call may enqueue. */
@@ -194,13 +217,71 @@ export class PoolService {
       );
     }
     const now = Date.now();
-    const jobs = (items as EnqueueItem[]).map((item) => this.prepare(pool, options, item, now));
+    const list = items as EnqueueItem[];
+    const jobs = list.map((item) => this.prepare(pool, options, item, now));
+    const links = list.map((item, i) => parseLinks(pool, item, i, list.length));
+    const order = enqueueOrder(pool, list, links);
     return this.inTransaction(execution, 'enqueue', async (tx) => {
       await this.ensurePool(tx, pool, options);
-      for (const job of jobs)
+      const ids: string[] = new Array<string>(list.length);
+      for (const i of order) {
+        let job = jobs[i]!;
+        const { dependsOn, onDependencyFailure, unique } = links[i]!;
+        if (unique !== null) {
+          const taken = await takeUniqueKey(
+            tx,
+            job,
+            unique.key,
+            unique.policy,
+            unique.windowMs,
+            now,
+            this.creationTime,
+          );
+          // A duplicate: the caller gets the job holding the key (and so do its dependents).
+          if (taken !== null) {
+            ids[i] = taken.holder;
+            continue;
+          }
+          job = { ...job, uniqueKey: unique.key };
+        }
+        if (onDependencyFailure !== undefined) job = { ...job, onDependencyFailure };
+        if (dependsOn.length > 0) {
+          const parents = dependsOn.map((ref) => (typeof ref === 'string' ? ref : ids[ref.item]!));
+          job = await linkDependencies(tx, job, parents, now, this.creationTime);
+        }
         await tx.insert(POOL_JOBS, { ...job, _creationTime: this.creationTime() });
-      return jobs.map((job) => job._id);
+        ids[i] = job._id;
+      }
+      return ids;
     });
+  }
+
+  /** The jobs the running pool job depends on, in order, with their results. */
+  async dependencies(execution: Execution): Promise<JSONValue> {
+    const id = execution.poolJobId;
+    if (id === null) {
+      throw new SyscallError(
+        FunctionErrorCode.Forbidden,
+        `Workpool dependencies: ${execution.path} is not running as a pool job (call it from the job's own function)`,
+      );
+    }
+    return this.read(execution, async (tx, state) => {
+      const job = await this.job(tx, state, id);
+      const out: JSONValue[] = [];
+      for (const parentId of job?.dependsOn ?? []) {
+        const parent = await this.job(tx, state, parentId);
+        out.push({ id: parentId, name: parent?.name ?? null, result: resultJson(parent) });
+      }
+      return out;
+    });
+  }
+
+  /** Re-runs a job and everything downstream of it; resolves with how many jobs that is. */
+  async rerun(execution: Execution, id: unknown): Promise<number> {
+    if (typeof id !== 'string' || !isPoolJobId(id)) {
+      throw invalid(`Workpool rerun: ${JSON.stringify(id)} is not the id of a pool job`);
+    }
+    return this.inTransaction(execution, 'rerun', (tx) => rerunFrom(tx, id, Date.now()));
   }
 
   private prepare(pool: string, options: PoolOptions, item: EnqueueItem, now: number): PoolJob {
@@ -299,7 +380,10 @@ export class PoolService {
       for (const id of ids) {
         if (typeof id !== 'string')
           throw invalid(`Workpool cancel: ${JSON.stringify(id)} is not an id`);
-        if (await cancelJob(tx, id, now)) canceled++;
+        const job = await cancelJob(tx, id, now);
+        if (job === null) continue;
+        canceled++;
+        await releaseDependents(tx, [job], now);
       }
       return canceled;
     });
@@ -312,7 +396,7 @@ export class PoolService {
     const now = Date.now();
     return this.inTransaction(execution, 'cancelAll', async (tx) => {
       let canceled = 0;
-      for (const state of ['pending', 'running'] as const) {
+      for (const state of ['waiting', 'pending', 'running'] as const) {
         const range = dueRange(pool, state);
         const entries = await tx.scan({
           table: POOL_JOBS,
@@ -323,7 +407,10 @@ export class PoolService {
           limit: most - canceled,
         });
         for (const entry of entries) {
-          if (await cancelJob(tx, (entry.document as PoolJob)._id, now)) canceled++;
+          const job = await cancelJob(tx, (entry.document as PoolJob)._id, now);
+          if (job === null) continue;
+          canceled++;
+          await releaseDependents(tx, [job], now);
         }
         if (canceled >= most) break;
       }
@@ -402,4 +489,87 @@ function encodeName(name: string): Uint8Array {
 
 function encodeNameEnd(name: string): Uint8Array {
   return prefixEnd(encodeKey([name]));
+}
+
+const MAX_UNIQUE_KEY = 256;
+
+function parseLinks(pool: string, item: EnqueueItem, index: number, count: number): Links {
+  const what = `Workpool "${pool}"`;
+  const dependsOn: Links['dependsOn'] = [];
+  if (item.dependsOn !== undefined) {
+    if (!Array.isArray(item.dependsOn))
+      throw invalid(`${what}: dependsOn must be a list of job ids`);
+    for (const ref of item.dependsOn) {
+      if (typeof ref === 'string' && isPoolJobId(ref)) dependsOn.push(ref);
+      else if (isRecord(ref) && Number.isInteger(ref.item) && ref.item >= 0 && ref.item < count) {
+        if (ref.item === index) throw invalid(`${what}: a job cannot depend on itself`);
+        dependsOn.push({ item: ref.item });
+      } else {
+        throw invalid(`${what}: dependsOn: ${JSON.stringify(ref)} is not the id of a pool job`);
+      }
+    }
+  }
+  const policy = item.onDependencyFailure;
+  if (policy !== undefined && policy !== 'fail' && policy !== 'cancel' && policy !== 'run') {
+    throw invalid(
+      `${what}: onDependencyFailure must be "fail", "cancel" or "run", not ${JSON.stringify(policy)}`,
+    );
+  }
+  let unique: Links['unique'] = null;
+  if (item.uniqueKey !== undefined) {
+    if (
+      typeof item.uniqueKey !== 'string' ||
+      item.uniqueKey === '' ||
+      item.uniqueKey.length > MAX_UNIQUE_KEY
+    ) {
+      throw invalid(`${what}: uniqueKey must be a string of 1 to ${MAX_UNIQUE_KEY} characters`);
+    }
+    const duplicate = item.onDuplicate ?? 'skip';
+    if (duplicate !== 'skip' && duplicate !== 'replace') {
+      throw invalid(
+        `${what}: onDuplicate must be "skip" or "replace", not ${JSON.stringify(duplicate)}`,
+      );
+    }
+    unique = {
+      key: item.uniqueKey,
+      policy: duplicate,
+      windowMs:
+        item.uniqueForMs === undefined
+          ? null
+          : positiveNumber(item.uniqueForMs, `${what}: uniqueForMs`),
+    };
+  } else if (item.onDuplicate !== undefined || item.uniqueForMs !== undefined) {
+    throw invalid(`${what}: onDuplicate and uniqueForMs need a uniqueKey`);
+  }
+  return { dependsOn, onDependencyFailure: policy, unique };
+}
+
+/**
+ * The order to insert a call's jobs in: each after the jobs of the call it depends on. A cycle
+ * is refused, naming it.
+ */
+function enqueueOrder(
+  pool: string,
+  items: readonly EnqueueItem[],
+  links: readonly Links[],
+): number[] {
+  const label = (i: number) => items[i]?.node ?? items[i]?.name ?? `job #${i}`;
+  const order: number[] = [];
+  const state = new Array<'new' | 'visiting' | 'done'>(items.length).fill('new');
+  const path: number[] = [];
+  const visit = (i: number): void => {
+    if (state[i] === 'done') return;
+    if (state[i] === 'visiting') {
+      const cycle = [...path.slice(path.indexOf(i)), i].map(label).join(' → ');
+      throw invalid(`Workpool "${pool}": the jobs depend on each other in a cycle: ${cycle}`);
+    }
+    state[i] = 'visiting';
+    path.push(i);
+    for (const ref of links[i]!.dependsOn) if (typeof ref !== 'string') visit(ref.item);
+    path.pop();
+    state[i] = 'done';
+    order.push(i);
+  };
+  for (let i = 0; i < items.length; i++) visit(i);
+  return order;
 }

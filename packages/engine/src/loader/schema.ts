@@ -51,6 +51,10 @@ export const SYSTEM_TABLES = {
   _pools: { number: 5, indexes: { by_name: ['name'] } },
   /** Pool jobs: a pool's due work, expired leases and expired results are ranges of `by_due`. */
   _pool_jobs: { number: 6, indexes: { by_due: ['pool', 'state', 'due'] } },
+  /** Dependencies between pool jobs (jobs/pool-graph.ts): one document per edge. */
+  _pool_edges: { number: 7, indexes: { by_parent: ['parent'], by_child: ['child'] } },
+  /** Unique keys of pool jobs: each document's id is derived from (pool, key). */
+  _pool_unique: { number: 8, indexes: {} },
 } as const satisfies Record<string, SystemTable>;
 
 interface ExportedTable {

@@ -79,6 +79,8 @@ export interface Execution {
   readonly requestId: string;
   /** The `_scheduled_functions` job this run is, if it is one. */
   readonly scheduledFunctionId: string | null;
+  /** The pool job this run is, if it is one. */
+  readonly poolJobId: string | null;
   /** Actions: how many functions this run has scheduled (Convex's per-call limit). */
   scheduledByAction: number;
   /** Date.now() inside a query or mutation: fixed for the whole run. */

@@ -193,6 +193,8 @@ const ASYNC: Record<string, AsyncHandler> = {
     execution.host.pools.cancelAll(execution, args.pool, args.limit),
   'sleigh/pool/wait': (execution, args) =>
     execution.host.pools.wait(execution, args.id, args.timeoutMs),
+  'sleigh/pool/rerun': (execution, args) => execution.host.pools.rerun(execution, args.id),
+  'sleigh/pool/dependencies': (execution) => execution.host.pools.dependencies(execution),
   '1.0/signJwt': notSupported('ctx.auth.signJwt'),
   '1.0/createFunctionHandle': notSupported('createFunctionHandle'),
   '1.0/actions/vectorSearch': notSupported('Vector search'),

@@ -11,4 +11,11 @@ export default defineSchema({
   counters: defineTable({ name: v.string(), value: v.number() }).index('by_name', ['name']),
   /** One row per onComplete call. */
   completions: defineTable({ workId: v.string(), context: v.any(), result: v.any() }),
+  /** One row per run of a graph step: when it ran and what its dependencies returned. */
+  steps: defineTable({
+    label: v.string(),
+    start: v.number(),
+    end: v.number(),
+    inputs: v.array(v.string()),
+  }).index('by_label', ['label']),
 });

@@ -4,9 +4,11 @@
  */
 
 import type { ApiFromModules, FilterApi, FunctionReference } from "convex/server";
+import type * as graph from "../graph.js";
 import type * as pools from "../pools.js";
 
 declare const fullApi: ApiFromModules<{
+  "graph": typeof graph;
   "pools": typeof pools;
 }>;
 

@@ -1,0 +1,236 @@
+/**
+ * Jobs that depend on jobs, and unique jobs, on both drivers, through @sleigh/workpool inside
+ * real functions: diamond and fan-out/fan-in graphs in dependency order with results flowing,
+ * failures cascading per policy, cycles refused, re-runs from a node, and unique keys under
+ * every policy, also with 50 concurrent enqueuers on two runners sharing a database.
+ */
+import { jsonToConvex, type JSONValue, type Value } from 'convex/values';
+import { describe, expect, it } from 'vitest';
+import type { Engine } from '../engine.js';
+import { DRIVERS, startApp } from '../test-harness.js';
+
+async function call(
+  promise: Promise<{ ok: boolean; value?: JSONValue; error?: Error }>,
+): Promise<Value> {
+  const result = await promise;
+  if (!result.ok) throw result.error ?? new Error('failed');
+  return jsonToConvex(result.value!);
+}
+
+interface Step {
+  label: string;
+  start: number;
+  end: number;
+  inputs: string[];
+}
+type Result = { kind: string; returnValue?: Value; error?: string; reason?: string } | null;
+
+const steps = async (engine: Engine) =>
+  (await call(engine.query('graph:steps', {}))) as unknown as Step[];
+const results = async (engine: Engine, ids: string[], pool = 'graph') =>
+  (await call(engine.query('graph:results', { pool, ids }))) as unknown as Result[];
+const settled = async (engine: Engine, ids: string[], pool = 'graph') =>
+  (await results(engine, ids, pool)).every((result) => result !== null);
+const byLabel = (all: Step[], label: string) => all.filter((step) => step.label === label);
+
+describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
+  it('runs a diamond in dependency order, each step reading what its dependencies returned', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const ids = (await call(engine.mutation('graph:diamond', {}))) as Record<string, string>;
+    const all = Object.values(ids);
+    await expect.poll(() => settled(engine, all), { timeout: 10_000 }).toBe(true);
+    const [a, b, c, d] = await results(engine, [ids.a!, ids.b!, ids.c!, ids.d!]);
+    expect(a).toEqual({ kind: 'success', returnValue: 'a()' });
+    expect(b).toEqual({ kind: 'success', returnValue: 'b(a())' });
+    expect(c).toEqual({ kind: 'success', returnValue: 'c(a())' });
+    expect(d).toEqual({ kind: 'success', returnValue: 'd(b(a())+c(a()))' });
+    const ran = await steps(engine);
+    const one = (label: string) => byLabel(ran, label)[0]!;
+    // Each started only after everything it depends on had ended.
+    expect(one('b').start).toBeGreaterThanOrEqual(one('a').end);
+    expect(one('c').start).toBeGreaterThanOrEqual(one('a').end);
+    expect(one('d').start).toBeGreaterThanOrEqual(Math.max(one('b').end, one('c').end));
+    expect(ran).toHaveLength(4);
+  });
+
+  it('fans out to 30 leaves and back in to one sink', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const { root, leaves, sink } = (await call(engine.mutation('graph:fan', { width: 30 }))) as {
+      root: string;
+      leaves: string[];
+      sink: string;
+    };
+    await expect.poll(() => settled(engine, [sink]), { timeout: 15_000 }).toBe(true);
+    const [sinkResult] = await results(engine, [sink]);
+    expect(sinkResult?.kind).toBe('success');
+    // The sink saw every leaf's result, in dependsOn order.
+    expect(sinkResult?.returnValue).toBe(
+      `sink(${leaves.map((_, i) => `leaf${i}(root())`).join('+')})`,
+    );
+    const ran = await steps(engine);
+    const rootEnd = byLabel(ran, 'root')[0]!.end;
+    const leafSteps = ran.filter((step) => step.label.startsWith('leaf'));
+    expect(leafSteps).toHaveLength(30);
+    expect(leafSteps.every((step) => step.start >= rootEnd)).toBe(true);
+    expect(byLabel(ran, 'sink')[0]!.start).toBeGreaterThanOrEqual(
+      Math.max(...leafSteps.map((step) => step.end)),
+    );
+    expect(await settled(engine, [root, ...leaves])).toBe(true);
+  });
+
+  it.each([
+    ['fail', 'failed'],
+    ['cancel', 'canceled'],
+  ])(
+    'with onDependencyFailure "%s", a failed job ends its subtree (%s), naming why; others run',
+    async (policy, kind) => {
+      const engine = await startApp('pools', driver, { jobs: {} });
+      const ids = (await call(engine.mutation('graph:failing', { policy }))) as Record<
+        string,
+        string
+      >;
+      const all = Object.values(ids);
+      await expect.poll(() => settled(engine, all), { timeout: 10_000 }).toBe(true);
+      const [bad, child, grandchild, sibling] = await results(engine, [
+        ids.bad!,
+        ids.child!,
+        ids.grandchild!,
+        ids.sibling!,
+      ]);
+      expect(bad?.kind).toBe('failed');
+      expect(bad?.error).toContain('bad cannot work');
+      const why = (result: Result | undefined) => result?.error ?? result?.reason ?? '';
+      expect(child?.kind).toBe(kind);
+      expect(why(child)).toContain(`dependency "bad" (${ids.bad}) failed`);
+      // The grandchild's policy is the default (fail): it names the child.
+      expect(grandchild?.kind).toBe('failed');
+      expect(why(grandchild)).toContain(`dependency "child" (${ids.child})`);
+      expect(sibling).toEqual({ kind: 'success', returnValue: 'sibling()' });
+      expect((await steps(engine)).map((step) => step.label).sort()).toEqual(['bad', 'sibling']);
+    },
+  );
+
+  it('with onDependencyFailure "run", a job runs anyway and sees the failure', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const ids = (await call(engine.mutation('graph:failing', { policy: 'run' }))) as Record<
+      string,
+      string
+    >;
+    await expect.poll(() => settled(engine, Object.values(ids)), { timeout: 10_000 }).toBe(true);
+    const [child, grandchild] = await results(engine, [ids.child!, ids.grandchild!]);
+    expect(child).toEqual({ kind: 'success', returnValue: 'child(failed)' });
+    expect(grandchild).toEqual({ kind: 'success', returnValue: 'grandchild(child(failed))' });
+  });
+
+  it('refuses a cycle, naming it, and writes nothing of the mutation', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const outcome = await engine.mutation('graph:cyclic', {});
+    expect(outcome.ok).toBe(false);
+    expect(!outcome.ok && outcome.error.message).toMatch(
+      /the jobs depend on each other in a cycle: (x → z → y → x|y → x → z → y|z → y → x → z)/,
+    );
+    expect(await steps(engine)).toEqual([]);
+  });
+
+  it('starts a job depending on one that already succeeded at once, and fails one whose dependency failed', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const ids = (await call(engine.mutation('graph:failing', { policy: 'cancel' }))) as Record<
+      string,
+      string
+    >;
+    await expect.poll(() => settled(engine, Object.values(ids)), { timeout: 10_000 }).toBe(true);
+    const late = (await call(
+      engine.mutation('graph:dependOn', { id: ids.sibling!, label: 'late' }),
+    )) as string;
+    const doomed = (await call(
+      engine.mutation('graph:dependOn', { id: ids.bad!, label: 'doomed' }),
+    )) as string;
+    await expect.poll(() => settled(engine, [late, doomed]), { timeout: 10_000 }).toBe(true);
+    const [lateResult, doomedResult] = await results(engine, [late, doomed]);
+    expect(lateResult).toEqual({ kind: 'success', returnValue: 'late(sibling())' });
+    expect(doomedResult?.kind).toBe('failed');
+    expect(doomedResult?.error).toContain(`dependency "bad" (${ids.bad}) failed`);
+    const bad = await engine.mutation('graph:dependOn', { id: 'nonsense', label: 'x' });
+    expect(!bad.ok && bad.error.message).toMatch(
+      /dependsOn: "nonsense" is not the id of a pool job/,
+    );
+  });
+
+  it('re-runs a job and everything downstream of it, and nothing upstream or beside', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const ids = (await call(engine.mutation('graph:diamond', {}))) as Record<string, string>;
+    await expect.poll(() => settled(engine, Object.values(ids)), { timeout: 10_000 }).toBe(true);
+    expect(await call(engine.mutation('graph:rerun', { id: ids.b! }))).toBe(2);
+    // Until they run again, their results are gone; their ids stay.
+    await expect.poll(() => settled(engine, [ids.b!, ids.d!]), { timeout: 10_000 }).toBe(true);
+    const ran = await steps(engine);
+    expect(byLabel(ran, 'a')).toHaveLength(1);
+    expect(byLabel(ran, 'c')).toHaveLength(1);
+    expect(byLabel(ran, 'b')).toHaveLength(2);
+    expect(byLabel(ran, 'd')).toHaveLength(2);
+    const [secondB, secondD] = [byLabel(ran, 'b')[1]!, byLabel(ran, 'd')[1]!];
+    expect(secondD.start).toBeGreaterThanOrEqual(secondB.end);
+    expect((await results(engine, [ids.d!]))[0]).toEqual({
+      kind: 'success',
+      returnValue: 'd(b(a())+c(a()))',
+    });
+  });
+
+  it('keeps one unfinished job per unique key: skip, replace, and a window', async () => {
+    const engine = await startApp('pools', driver);
+    const enqueue = async (args: Record<string, JSONValue>) =>
+      (await call(engine.mutation('graph:enqueueUnique', args))) as string;
+    // Not running yet (no runner): duplicates get the first job's id.
+    const first = await enqueue({ key: 'k', label: 'first' });
+    expect(await enqueue({ key: 'k', label: 'again' })).toBe(first);
+    const other = await enqueue({ key: 'other', label: 'other' });
+    expect(other).not.toBe(first);
+    // replace: the pending holder is canceled, the new job takes the key.
+    const replacing = await enqueue({ key: 'k', label: 'replacing', onDuplicate: 'replace' });
+    expect(replacing).not.toBe(first);
+    expect((await results(engine, [first], 'unique'))[0]).toEqual({
+      kind: 'canceled',
+      reason: `replaced by ${replacing} (unique key "k")`,
+    });
+    engine.startJobs();
+    await expect.poll(() => settled(engine, [replacing, other], 'unique')).toBe(true);
+    // Once its job finished, the key is free again...
+    const later = await enqueue({ key: 'k', label: 'later' });
+    expect(later).not.toBe(replacing);
+    await expect.poll(() => settled(engine, [later], 'unique')).toBe(true);
+    // ...unless a window keeps it: at most one job per window, finished or not.
+    const windowed = await enqueue({ key: 'w', label: 'windowed', uniqueForMs: 60_000 });
+    await expect.poll(() => settled(engine, [windowed], 'unique')).toBe(true);
+    expect(await enqueue({ key: 'w', label: 'too soon', uniqueForMs: 60_000 })).toBe(windowed);
+    const labels = (await steps(engine)).map((step) => step.label).sort();
+    expect(labels).toEqual(['later', 'other', 'replacing', 'windowed']);
+    const bad = await engine.mutation('graph:enqueueUnique', { key: '', label: 'x' });
+    expect(!bad.ok && bad.error.message).toMatch(/uniqueKey must be a string of 1 to 256/);
+  });
+
+  // Two runners share a database only on PostgreSQL (a SQLite file belongs to one process).
+  const sharing = driver.name === 'postgres' ? ' on two runners sharing the database' : '';
+  it(`holds a unique key under 50 concurrent enqueuers${sharing}`, async () => {
+    const place = driver.place();
+    const a = await startApp('pools', driver, { store: await place.open() });
+    const b = sharing === '' ? a : await startApp('pools', driver, { store: await place.open() });
+    const ids = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        call(
+          (i % 2 === 0 ? a : b).mutation('graph:enqueueUnique', {
+            key: 'contended',
+            label: `racer${i}`,
+            ms: 50,
+          }),
+        ),
+      ),
+    );
+    expect(new Set(ids).size).toBe(1);
+    a.startJobs({ exclusive: false });
+    if (b !== a) b.startJobs({ exclusive: false });
+    await expect
+      .poll(() => settled(a, [ids[0] as string], 'unique'), { timeout: 10_000 })
+      .toBe(true);
+    expect(await steps(a)).toHaveLength(1);
+  });
+});

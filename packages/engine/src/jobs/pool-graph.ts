@@ -1,0 +1,311 @@
+/**
+ * Jobs that depend on jobs, and jobs that must not be enqueued twice.
+ *
+ * Dependencies are edges in `_pool_edges` (parent → child, indexed both ways). A child with
+ * dependencies that have not succeeded waits (state `waiting`) and counts them in
+ * `unmetDependencies`; every parent counts its `dependents`, so only jobs that have some look for
+ * them when they end. When a parent ends, in the same transaction:
+ *
+ *   parent succeeded ──▶ each waiting child: one dependency fewer; none left ──▶ pending
+ *   parent failed / canceled ──▶ each waiting child, per its onDependencyFailure:
+ *        fail   ──▶ failed ("dependency <name> (<id>) failed: …")  ─┐
+ *        cancel ──▶ canceled (with the same reason)                 ├─▶ and so on down its subtree
+ *        run    ──▶ as if it had succeeded                          ─┘
+ *
+ * Edges stay after release, so "re-run from here" finds everything downstream of a job.
+ *
+ * Unique keys live in `_pool_unique`, one document per (pool, key) whose id is derived from
+ * them: two transactions claiming one key insert the same primary key, and the database lets
+ * only one commit (the other retries and sees it). The document names the job holding the key.
+ */
+import {
+  derivedDocumentId,
+  encodeKey,
+  keySuccessor,
+  newDocumentId,
+  prefixEnd,
+  type WriteTransaction,
+} from '@sleigh/storage';
+import { FunctionErrorCode, SyscallError } from '../errors.js';
+import { SYSTEM_TABLES } from '../loader/schema.js';
+import {
+  finish,
+  getPoolJob,
+  POOL_JOBS,
+  type DependencyFailurePolicy,
+  type PoolJob,
+  type RunResult,
+} from './pool-jobs.js';
+
+export const POOL_EDGES = '_pool_edges';
+export const POOL_UNIQUE = '_pool_unique';
+
+interface Edge {
+  _id: string;
+  _creationTime: number;
+  parent: string;
+  child: string;
+}
+
+interface UniqueKey {
+  _id: string;
+  _creationTime: number;
+  pool: string;
+  key: string;
+  /** The job holding the key. */
+  job: string;
+  /** Until when the key stays taken even after its job finished (a window), or null. */
+  until: number | null;
+}
+
+function invalid(message: string): SyscallError {
+  return new SyscallError(FunctionErrorCode.InvalidArguments, message);
+}
+
+const isTerminal = (job: PoolJob) => job.state === 'completing' || job.state === 'finished';
+const succeeded = (job: PoolJob) => isTerminal(job) && job.result?.kind === 'success';
+
+function describeJob(job: PoolJob): string {
+  return job.name === job.fn ? `${job.fn} (${job._id})` : `"${job.name}" (${job._id})`;
+}
+
+/** Every edge whose `field` is `id`. */
+async function edgesOf(
+  tx: WriteTransaction,
+  field: 'parent' | 'child',
+  id: string,
+): Promise<Edge[]> {
+  const start = encodeKey([id]);
+  const end = prefixEnd(start);
+  const edges: Edge[] = [];
+  for (let from = start; ;) {
+    const page = await tx.scan({
+      table: POOL_EDGES,
+      index: field === 'parent' ? 'by_parent' : 'by_child',
+      start: from,
+      end,
+      order: 'asc',
+      limit: 1000,
+    });
+    edges.push(...page.map((entry) => entry.document as unknown as Edge));
+    if (page.length < 1000) return edges;
+    from = keySuccessor(page[page.length - 1]!.key);
+  }
+}
+
+/**
+ * Links a new job to the jobs it depends on and decides how it starts: waiting (some have not
+ * succeeded), pending (all have), or already ended (one failed or was canceled and its policy
+ * says so). Writes the edges and the parents' dependent counts; returns the job to insert.
+ */
+export async function linkDependencies(
+  tx: WriteTransaction,
+  job: PoolJob,
+  parentIds: readonly string[],
+  now: number,
+  creationTime: () => number,
+): Promise<PoolJob> {
+  const policy: DependencyFailurePolicy = job.onDependencyFailure ?? 'fail';
+  let unmet = 0;
+  let blockedBy: PoolJob | null = null;
+  for (const id of new Set(parentIds)) {
+    const parent = await getPoolJob(tx, id);
+    if (parent === null) {
+      throw invalid(
+        `Workpool "${job.pool}": dependsOn names ${id}, which is not a pool job (or its result expired)`,
+      );
+    }
+    await tx.insert(POOL_EDGES, {
+      _id: newDocumentId(SYSTEM_TABLES._pool_edges.number),
+      _creationTime: creationTime(),
+      parent: id,
+      child: job._id,
+    });
+    await tx.replace(POOL_JOBS, { ...parent, dependents: (parent.dependents ?? 0) + 1 });
+    if (succeeded(parent)) continue;
+    if (isTerminal(parent) && policy !== 'run') blockedBy ??= parent;
+    else if (!isTerminal(parent)) unmet++;
+  }
+  const linked: PoolJob = {
+    ...job,
+    dependsOn: [...new Set(parentIds)],
+    unmetDependencies: unmet,
+    onDependencyFailure: policy,
+    runAt: job.due,
+  };
+  if (blockedBy !== null) return finish(linked, dependencyFailure(blockedBy, policy), now);
+  return unmet > 0 ? { ...linked, state: 'waiting' } : linked;
+}
+
+function dependencyFailure(parent: PoolJob, policy: DependencyFailurePolicy): RunResult {
+  const what =
+    parent.result?.kind === 'failed'
+      ? `failed: ${parent.result.error}`
+      : `was canceled${parent.result?.kind === 'canceled' && parent.result.reason ? ` (${parent.result.reason})` : ''}`;
+  const reason = `dependency ${describeJob(parent)} ${what}`;
+  return policy === 'cancel' ? { kind: 'canceled', reason } : { kind: 'failed', error: reason };
+}
+
+/**
+ * Jobs that just ended (completing or finished): their waiting dependents move on, and those
+ * that end because of it pass it on down, all in this transaction.
+ */
+export async function releaseDependents(
+  tx: WriteTransaction,
+  ended: readonly PoolJob[],
+  now: number,
+): Promise<void> {
+  const work = ended.filter((job) => (job.dependents ?? 0) > 0 && isTerminal(job));
+  for (let parent = work.pop(); parent !== undefined; parent = work.pop()) {
+    const edges = await edgesOf(tx, 'parent', parent._id);
+    const children = (await tx.getMany(
+      POOL_JOBS,
+      edges.map((edge) => edge.child),
+    )) as Array<PoolJob | null>;
+    const updates: PoolJob[] = [];
+    for (const child of children) {
+      if (child?.state !== 'waiting') continue;
+      const policy = child.onDependencyFailure ?? 'fail';
+      if (succeeded(parent) || policy === 'run') {
+        const unmet = Math.max(0, (child.unmetDependencies ?? 1) - 1);
+        updates.push(
+          unmet > 0
+            ? { ...child, unmetDependencies: unmet }
+            : {
+                ...child,
+                unmetDependencies: 0,
+                state: 'pending',
+                due: Math.max(child.runAt ?? now, now),
+              },
+        );
+      } else {
+        const done = finish(child, dependencyFailure(parent, policy), now);
+        updates.push(done);
+        if ((done.dependents ?? 0) > 0) work.push(done);
+      }
+    }
+    await tx.replaceMany(POOL_JOBS, updates);
+  }
+}
+
+/**
+ * Re-runs a job and everything downstream of it: each goes back to waiting (or pending, when
+ * nothing it depends on is being re-run) with its attempts and result cleared, keeping its id.
+ * Refused while one of them runs, or when something upstream of the job did not succeed.
+ */
+export async function rerunFrom(tx: WriteTransaction, id: string, now: number): Promise<number> {
+  const root = await getPoolJob(tx, id);
+  if (root === null)
+    throw invalid(`Workpool rerun: ${id} is not a pool job (or its result expired)`);
+  const downstream = new Map<string, PoolJob>([[root._id, root]]);
+  for (const queue = [root]; queue.length > 0;) {
+    const job = queue.shift()!;
+    if ((job.dependents ?? 0) === 0) continue;
+    for (const edge of await edgesOf(tx, 'parent', job._id)) {
+      if (downstream.has(edge.child)) continue;
+      const child = await getPoolJob(tx, edge.child);
+      if (child === null) continue;
+      downstream.set(child._id, child);
+      queue.push(child);
+    }
+  }
+  for (const job of downstream.values()) {
+    if (job.state === 'running' || job.state === 'completing') {
+      throw invalid(
+        `Workpool rerun: ${describeJob(job)} ${job._id === id ? 'is' : `(downstream of ${id}) is`} ${job.state === 'running' ? 'running' : 'finishing'}; wait for it or cancel it first`,
+      );
+    }
+  }
+  const updates: PoolJob[] = [];
+  for (const job of downstream.values()) {
+    let unmet = 0;
+    for (const parentId of job.dependsOn ?? []) {
+      if (downstream.has(parentId)) {
+        unmet++;
+        continue;
+      }
+      const parent = await getPoolJob(tx, parentId);
+      if (parent === null || succeeded(parent)) continue;
+      if (isTerminal(parent) && (job.onDependencyFailure ?? 'fail') !== 'run') {
+        throw invalid(
+          `Workpool rerun: ${describeJob(job)} depends on ${describeJob(parent)}, which did not succeed; re-run that one instead`,
+        );
+      }
+      if (!isTerminal(parent)) unmet++;
+    }
+    const {
+      result: _result,
+      finishedAt: _finishedAt,
+      startedAt: _startedAt,
+      owner: _owner,
+      onCompleteError: _onCompleteError,
+      ...rest
+    } = job;
+    updates.push({
+      ...rest,
+      state: unmet > 0 ? 'waiting' : 'pending',
+      due: now,
+      runAt: now,
+      attempt: 0,
+      failures: [],
+      unmetDependencies: unmet,
+    });
+  }
+  await tx.replaceMany(POOL_JOBS, updates);
+  return updates.length;
+}
+
+export type DuplicatePolicy = 'skip' | 'replace';
+
+/**
+ * Takes `key` of `pool` for `job`, or says which job holds it. With `skip`, a key held by an
+ * unfinished job (or within its window) keeps its holder; with `replace`, a holder that has not
+ * started is canceled and the key moves to the new job (a running one finishes on its own).
+ */
+export async function takeUniqueKey(
+  tx: WriteTransaction,
+  job: PoolJob,
+  key: string,
+  policy: DuplicatePolicy,
+  windowMs: number | null,
+  now: number,
+  creationTime: () => number,
+): Promise<{ holder: string } | null> {
+  const id = derivedDocumentId(SYSTEM_TABLES._pool_unique.number, `${job.pool}\u0000${key}`);
+  const taken = (await tx.get(POOL_UNIQUE, id)) as unknown as UniqueKey | null;
+  const next: UniqueKey = {
+    _id: id,
+    _creationTime: taken?._creationTime ?? creationTime(),
+    pool: job.pool,
+    key,
+    job: job._id,
+    until: windowMs === null ? null : now + windowMs,
+  };
+  if (taken === null) {
+    await tx.insert(POOL_UNIQUE, next as never);
+    return null;
+  }
+  const holder = await getPoolJob(tx, taken.job);
+  const unfinished = holder !== null && !isTerminal(holder);
+  const inWindow = taken.until !== null && now < taken.until;
+  if (unfinished || inWindow) {
+    if (policy === 'skip') return { holder: taken.job };
+    if (holder !== null && (holder.state === 'pending' || holder.state === 'waiting')) {
+      const replaced = finish(
+        holder,
+        { kind: 'canceled', reason: `replaced by ${job._id} (unique key "${key}")` },
+        now,
+      );
+      await tx.replace(POOL_JOBS, replaced);
+      await releaseDependents(tx, [replaced], now);
+    }
+  }
+  await tx.replace(POOL_UNIQUE, next as never);
+  return null;
+}
+
+/** Deletes a job's edges as the child (when the job itself is deleted after its ttl). */
+export async function forgetEdges(tx: WriteTransaction, job: PoolJob): Promise<void> {
+  if ((job.dependsOn ?? []).length === 0) return;
+  for (const edge of await edgesOf(tx, 'child', job._id)) await tx.delete(POOL_EDGES, edge._id);
+}

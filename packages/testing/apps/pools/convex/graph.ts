@@ -1,0 +1,180 @@
+/**
+ * Jobs that depend on jobs, and unique jobs: graphs enqueued atomically, results flowing down
+ * the edges, failures cascading, re-runs from a node, and unique keys under every policy.
+ */
+import { NonRetryableError, Workpool, type WorkId } from '@sleigh/workpool';
+import { v } from 'convex/values';
+import { internal } from './_generated/api';
+import { internalAction, internalMutation, mutation, query } from './_generated/server';
+
+const graph = new Workpool('graph', { maxParallelism: 4 });
+const unique = new Workpool('unique', { maxParallelism: 2 });
+const pools = { graph, unique };
+
+/** A step: records when it ran and what its dependencies returned; returns `label(inputs)`. */
+export const step = internalAction({
+  args: { label: v.string(), ms: v.optional(v.number()), fail: v.optional(v.boolean()) },
+  handler: async (ctx, { label, ms, fail }): Promise<string> => {
+    const start = Date.now();
+    const inputs = (await graph.dependencies(ctx)).map((dependency) =>
+      dependency.result.kind !== 'success'
+        ? dependency.result.kind
+        : typeof dependency.result.returnValue === 'string'
+          ? dependency.result.returnValue
+          : JSON.stringify(dependency.result.returnValue),
+    );
+    await new Promise((resolve) => setTimeout(resolve, ms ?? 5));
+    await ctx.runMutation(internal.graph.logStep, { label, start, end: Date.now(), inputs });
+    if (fail === true) throw new NonRetryableError(`${label} cannot work`);
+    return `${label}(${inputs.join('+')})`;
+  },
+});
+
+export const logStep = internalMutation({
+  args: { label: v.string(), start: v.number(), end: v.number(), inputs: v.array(v.string()) },
+  handler: async (ctx, args) => {
+    await ctx.db.insert('steps', args);
+  },
+});
+
+export const steps = query({
+  args: {},
+  handler: async (ctx) =>
+    (await ctx.db.query('steps').collect()).map(({ label, start, end, inputs }) => ({
+      label,
+      start,
+      end,
+      inputs,
+    })),
+});
+
+/** a ─▶ b, c ─▶ d */
+type Ids = Promise<Record<string, WorkId>>;
+
+export const diamond = mutation({
+  args: {},
+  handler: async (ctx): Ids =>
+    await graph.enqueueGraph(ctx, {
+      a: { action: internal.graph.step, args: { label: 'a' } },
+      b: { action: internal.graph.step, args: { label: 'b', ms: 30 }, dependsOn: ['a'] },
+      c: { action: internal.graph.step, args: { label: 'c' }, dependsOn: ['a'] },
+      d: { action: internal.graph.step, args: { label: 'd' }, dependsOn: ['b', 'c'] },
+    }),
+});
+
+/** root ─▶ `width` leaves ─▶ sink */
+export const fan = mutation({
+  args: { width: v.number() },
+  handler: async (ctx, { width }): Promise<{ root: WorkId; leaves: WorkId[]; sink: WorkId }> => {
+    const root: WorkId = await graph.enqueueAction(ctx, internal.graph.step, { label: 'root' });
+    const leaves: WorkId[] = [];
+    for (let i = 0; i < width; i++) {
+      leaves.push(
+        await graph.enqueueAction(
+          ctx,
+          internal.graph.step,
+          { label: `leaf${i}` },
+          { dependsOn: [root] },
+        ),
+      );
+    }
+    const sink: WorkId = await graph.enqueueAction(
+      ctx,
+      internal.graph.step,
+      { label: 'sink' },
+      { dependsOn: leaves },
+    );
+    return { root, leaves, sink };
+  },
+});
+
+/** bad fails ─▶ child (per `policy`) ─▶ grandchild; a sibling that does not depend on it. */
+export const failing = mutation({
+  args: { policy: v.union(v.literal('fail'), v.literal('cancel'), v.literal('run')) },
+  handler: async (ctx, { policy }): Ids =>
+    await graph.enqueueGraph(ctx, {
+      bad: { action: internal.graph.step, args: { label: 'bad', fail: true } },
+      child: {
+        action: internal.graph.step,
+        args: { label: 'child' },
+        dependsOn: ['bad'],
+        onDependencyFailure: policy,
+      },
+      grandchild: {
+        action: internal.graph.step,
+        args: { label: 'grandchild' },
+        dependsOn: ['child'],
+      },
+      sibling: { action: internal.graph.step, args: { label: 'sibling' } },
+    }),
+});
+
+export const cyclic = mutation({
+  args: {},
+  handler: async (ctx): Ids => {
+    await ctx.db.insert('steps', {
+      label: 'written before the cycle',
+      start: 0,
+      end: 0,
+      inputs: [],
+    });
+    return await graph.enqueueGraph(ctx, {
+      x: { action: internal.graph.step, args: { label: 'x' }, dependsOn: ['z'] },
+      y: { action: internal.graph.step, args: { label: 'y' }, dependsOn: ['x'] },
+      z: { action: internal.graph.step, args: { label: 'z' }, dependsOn: ['y'] },
+    });
+  },
+});
+
+/** A child of a job that already finished: it starts at once (or fails at once). */
+export const dependOn = mutation({
+  args: { id: v.string(), label: v.string() },
+  handler: async (ctx, { id, label }): Promise<WorkId> =>
+    await graph.enqueueAction(ctx, internal.graph.step, { label }, { dependsOn: [id as WorkId] }),
+});
+
+export const rerun = mutation({
+  args: { id: v.string() },
+  handler: async (ctx, { id }): Promise<number> => await graph.rerun(ctx, id as WorkId),
+});
+
+export const results = query({
+  args: { pool: v.union(v.literal('graph'), v.literal('unique')), ids: v.array(v.string()) },
+  handler: async (ctx, { pool, ids }) => {
+    const out = [];
+    for (const id of ids) out.push(await pools[pool].result(ctx, id as WorkId));
+    return out;
+  },
+});
+
+export const enqueueUnique = mutation({
+  args: {
+    key: v.string(),
+    label: v.string(),
+    ms: v.optional(v.number()),
+    onDuplicate: v.optional(v.union(v.literal('skip'), v.literal('replace'))),
+    uniqueForMs: v.optional(v.number()),
+    runAfter: v.optional(v.number()),
+  },
+  handler: async (ctx, { key, label, ms, onDuplicate, uniqueForMs, runAfter }): Promise<WorkId> =>
+    await unique.enqueueAction(
+      ctx,
+      internal.graph.uniqueStep,
+      { label, ms: ms ?? 5 },
+      {
+        uniqueKey: key,
+        ...(onDuplicate === undefined ? {} : { onDuplicate }),
+        ...(uniqueForMs === undefined ? {} : { uniqueForMs }),
+        ...(runAfter === undefined ? {} : { runAfter }),
+      },
+    ),
+});
+
+export const uniqueStep = internalAction({
+  args: { label: v.string(), ms: v.number() },
+  handler: async (ctx, { label, ms }) => {
+    const start = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    await ctx.runMutation(internal.graph.logStep, { label, start, end: Date.now(), inputs: [] });
+  },
+});
