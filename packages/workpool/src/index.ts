@@ -81,6 +81,8 @@ export interface EnqueueOptions {
   runAfter?: number;
   /** A label for the job (shown in status lists and the dashboard); defaults to the function. */
   name?: string;
+  /** Among jobs ready to start, those of higher priority start first (default 0); ties go oldest first. */
+  priority?: number;
   /**
    * Start only once these jobs (of any pool) have succeeded. The job can read their results
    * with `pool.result(ctx, id)`.
@@ -182,6 +184,7 @@ function item(
     options.runAt ?? (options.runAfter === undefined ? undefined : Date.now() + options.runAfter);
   const optional: Record<string, JSONValue | undefined> = {
     name: options.name,
+    priority: options.priority,
     runAt,
     retry: options.retry as JSONValue | undefined,
     dependsOn: options.dependsOn,

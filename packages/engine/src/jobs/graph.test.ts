@@ -208,6 +208,28 @@ describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
     expect(!bad.ok && bad.error.message).toMatch(/uniqueKey must be a string of 1 to 256/);
   });
 
+  it('starts ready jobs by priority, oldest first within a priority', async () => {
+    const engine = await startApp('pools', driver);
+    const jobs = [
+      { label: 'low-1', priority: -5 },
+      { label: 'default-1' },
+      { label: 'high-1', priority: 10 },
+      { label: 'low-2', priority: -5 },
+      { label: 'high-2', priority: 10 },
+      { label: 'default-2', priority: 0 },
+      { label: 'mid', priority: 3 },
+    ];
+    const ids = (await call(engine.mutation('graph:enqueuePrioritized', { jobs }))) as string[];
+    engine.startJobs();
+    await expect.poll(() => settled(engine, ids, 'serial')).toBe(true);
+    const order = (await steps(engine)).sort((a, b) => a.start - b.start).map((s) => s.label);
+    expect(order).toEqual(['high-1', 'high-2', 'mid', 'default-1', 'default-2', 'low-1', 'low-2']);
+    const bad = await engine.mutation('graph:enqueuePrioritized', {
+      jobs: [{ label: 'x', priority: Number.POSITIVE_INFINITY }],
+    });
+    expect(!bad.ok && bad.error.message).toMatch(/priority must be a finite number/);
+  });
+
   // Two runners share a database only on PostgreSQL (a SQLite file belongs to one process).
   const sharing = driver.name === 'postgres' ? ' on two runners sharing the database' : '';
   it(`holds a unique key under 50 concurrent enqueuers${sharing}`, async () => {

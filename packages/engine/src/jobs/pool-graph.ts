@@ -32,6 +32,8 @@ import {
   finish,
   getPoolJob,
   POOL_JOBS,
+  saveJob,
+  saveJobs,
   type DependencyFailurePolicy,
   type PoolJob,
   type RunResult,
@@ -121,7 +123,7 @@ export async function linkDependencies(
       parent: id,
       child: job._id,
     });
-    await tx.replace(POOL_JOBS, { ...parent, dependents: (parent.dependents ?? 0) + 1 });
+    await saveJob(tx, { ...parent, dependents: (parent.dependents ?? 0) + 1 });
     if (succeeded(parent)) continue;
     if (isTerminal(parent) && policy !== 'run') blockedBy ??= parent;
     else if (!isTerminal(parent)) unmet++;
@@ -184,7 +186,7 @@ export async function releaseDependents(
         if ((done.dependents ?? 0) > 0) work.push(done);
       }
     }
-    await tx.replaceMany(POOL_JOBS, updates);
+    await saveJobs(tx, updates);
   }
 }
 
@@ -251,7 +253,7 @@ export async function rerunFrom(tx: WriteTransaction, id: string, now: number): 
       unmetDependencies: unmet,
     });
   }
-  await tx.replaceMany(POOL_JOBS, updates);
+  await saveJobs(tx, updates);
   return updates.length;
 }
 
@@ -296,7 +298,7 @@ export async function takeUniqueKey(
         { kind: 'canceled', reason: `replaced by ${job._id} (unique key "${key}")` },
         now,
       );
-      await tx.replace(POOL_JOBS, replaced);
+      await saveJob(tx, replaced);
       await releaseDependents(tx, [replaced], now);
     }
   }

@@ -1,14 +1,19 @@
 /**
  * Workpool jobs in the `_pool_jobs` system table, and pools' options in `_pools`.
  *
- * One index does all the runner's finding: `by_due` = (pool, state, due), where `due` means
- * "when something must happen to this job next": for a pending job, when it may start; for a
- * running one, when its lease runs out; for a finished one, when its result expires. So a
- * pool's due work, its expired leases and its expired results are each one range.
+ * One index does all the runner's finding: `by_due` = (pool, state, rank, due), where `due`
+ * means "when something must happen to this job next": for a delayed job, when it may start;
+ * for a running one, when its lease runs out; for a finished one, when its result expires.
+ * `rank` orders ready (pending) jobs by priority (it is minus the priority, and 0 in every other
+ * state), so a pool's ready work in priority order, its delayed work coming due, its expired
+ * leases and its expired results are each one range. Every write goes through `saveJobs`, which
+ * files a job due later as `delayed` and sets its rank.
  *
  *   enqueue ─▶ waiting ──(every dependency succeeded: pool-graph.ts)──╮
  *      │                                                             ▼
  *      ╰────────────────────────────────────────────────────────▶ pending ──(claimed)──▶ running …
+ *
+ *   enqueue ─▶ delayed ──(due: the runner promotes it)──▶ pending
  *
  *   enqueue ─▶ pending ──(claimed: a slot of the pool is free)──▶ running ──(success)───┐
  *                ▲  │                                              │  │                  │
@@ -42,7 +47,8 @@ export const POOL_JOBS = '_pool_jobs';
 export const POOLS = '_pools';
 export const BY_DUE = 'by_due';
 
-export type PoolJobState = 'waiting' | 'pending' | 'running' | 'completing' | 'finished';
+export type PoolJobState =
+  'waiting' | 'delayed' | 'pending' | 'running' | 'completing' | 'finished';
 
 /** What a job does when a job it depends on did not succeed. */
 export type DependencyFailurePolicy = 'fail' | 'cancel' | 'run';
@@ -102,6 +108,10 @@ export interface PoolJob extends Document {
   runAt?: number;
   /** Its unique key in the pool, when it has one. */
   uniqueKey?: string;
+  /** Ready jobs of higher priority start first (default 0). */
+  priority?: number;
+  /** The index's ordering field: minus the priority while pending, else 0 (see saveJobs). */
+  rank?: number;
 }
 
 export type PoolOptions = {
@@ -129,8 +139,10 @@ export function statusOf(job: PoolJob | null): Status {
   if (job === null || job.state === 'finished' || job.state === 'completing') {
     return { state: 'finished' };
   }
-  // Waiting for dependencies is pending, in the workpool's vocabulary.
-  if (job.state === 'waiting') return { state: 'pending', previousAttempts: job.attempt };
+  // Waiting for dependencies or for its time is pending, in the workpool's vocabulary.
+  if (job.state === 'waiting' || job.state === 'delayed') {
+    return { state: 'pending', previousAttempts: job.attempt };
+  }
   if (job.state === 'running') {
     // Claimed ahead but not started yet (no startedAt): still waiting, as far as users go.
     const state = job.startedAt === undefined ? 'pending' : 'running';
@@ -148,8 +160,51 @@ export function dueRange(
   const start = encodeKey([pool, state]);
   return {
     start,
-    end: until === undefined ? prefixEnd(start) : prefixEnd(encodeKey([pool, state, until])),
+    end: until === undefined ? prefixEnd(start) : prefixEnd(encodeKey([pool, state, 0, until])),
   };
+}
+
+/**
+ * A job as it is stored at `now`: a pending job not due yet is delayed (and a delayed one that
+ * is due, pending), and its rank follows its state and priority.
+ */
+export function placed(job: PoolJob, now: number): PoolJob {
+  let state = job.state;
+  if (state === 'pending' || state === 'delayed') state = job.due > now ? 'delayed' : 'pending';
+  // Never -0: keys tell -0 from 0, and every state but pending must share rank 0.
+  const rank = state === 'pending' && job.priority ? -job.priority : 0;
+  return state === job.state && Object.is(rank, job.rank) ? job : { ...job, state, rank };
+}
+
+/** Writes jobs that exist (distinct ids), placed; resolves with what was written. */
+export async function saveJobs(
+  tx: WriteTransaction,
+  jobs: readonly PoolJob[],
+  now = Date.now(),
+): Promise<PoolJob[]> {
+  const stored = jobs.map((job) => placed(job, now));
+  await tx.replaceMany(POOL_JOBS, stored);
+  return stored;
+}
+
+export async function saveJob(
+  tx: WriteTransaction,
+  job: PoolJob,
+  now = Date.now(),
+): Promise<PoolJob> {
+  const stored = placed(job, now);
+  await tx.replace(POOL_JOBS, stored);
+  return stored;
+}
+
+export async function insertJob(
+  tx: WriteTransaction,
+  job: PoolJob,
+  now = Date.now(),
+): Promise<PoolJob> {
+  const stored = placed(job, now);
+  await tx.insert(POOL_JOBS, stored);
+  return stored;
 }
 
 export function isPoolJobId(id: string): boolean {
@@ -242,8 +297,6 @@ export async function cancelJob(
       `Workpool cancel: "${id}" is not the id of a pool job`,
     );
   }
-  if (job.state !== 'pending' && job.state !== 'running' && job.state !== 'waiting') return null;
-  const canceled = finish(job, { kind: 'canceled' }, now);
-  await tx.replace(POOL_JOBS, canceled);
-  return canceled;
+  if (job.state === 'completing' || job.state === 'finished') return null;
+  return saveJob(tx, finish(job, { kind: 'canceled' }, now), now);
 }

@@ -42,6 +42,8 @@ import {
   getPoolJob,
   POOL_JOBS,
   POOLS,
+  saveJob,
+  saveJobs,
   type PoolDocument,
   type PoolJob,
   type PoolOptions,
@@ -87,6 +89,7 @@ interface PoolState {
   readonly name: string;
   options: PoolOptions;
   readonly pendingPrefix: Uint8Array;
+  readonly delayedPrefix: Uint8Array;
   readonly completingPrefix: Uint8Array;
   /** This runner's jobs of the pool running now, by id. */
   readonly running: Map<string, Promise<void>>;
@@ -105,6 +108,12 @@ interface PoolState {
   /** onComplete runs in flight here. */
   readonly completing: Set<string>;
   lookForCompleting: boolean;
+  /** A delayed job was written: look at what is due and when the next one comes. */
+  lookForDelayed: boolean;
+  /** When the first delayed job known of comes due (Infinity: none). */
+  delayedDue: number;
+  /** Jobs stored before `rank` existed have been filed (placeUnranked). */
+  placed: boolean;
   cycling: boolean;
   again: boolean;
   cycleAsked: boolean;
@@ -197,7 +206,7 @@ export class PoolRunner {
             const job = await getPoolJob(tx, id);
             if (job?.state !== 'running' || job.owner !== this.id) continue;
             const { owner: _owner, startedAt: _started, ...rest } = job;
-            await tx.replace(POOL_JOBS, {
+            await saveJob(tx, {
               ...rest,
               state: 'pending',
               due: now,
@@ -223,7 +232,10 @@ export class PoolRunner {
     const dueIndex = catalog.index(POOL_JOBS, BY_DUE);
     if (commit.writesUnknown === true) {
       // Anything may have changed: read the pools again, and look at each.
-      for (const pool of this.pools.values()) pool.lookForCompleting = true;
+      for (const pool of this.pools.values()) {
+        pool.lookForCompleting = true;
+        pool.lookForDelayed = true;
+      }
       void this.loadPools().then(
         () => this.pools.forEach((pool) => this.cycle(pool)),
         (error: unknown) => this.log(`reading workpools failed: ${String(error)}`),
@@ -250,7 +262,10 @@ export class PoolRunner {
           if (id !== undefined && !this.renewing.has(key)) this.dropQueued(pool, id);
         }
         if (startsWith(write.key, pool.pendingPrefix)) wake = true;
-        else if (startsWith(write.key, pool.completingPrefix)) {
+        else if (startsWith(write.key, pool.delayedPrefix)) {
+          pool.lookForDelayed = true;
+          wake = true;
+        } else if (startsWith(write.key, pool.completingPrefix)) {
           pool.lookForCompleting = true;
           wake = true;
         }
@@ -281,6 +296,7 @@ export class PoolRunner {
         name,
         options,
         pendingPrefix: encodeKey([name, 'pending']),
+        delayedPrefix: encodeKey([name, 'delayed']),
         completingPrefix: encodeKey([name, 'completing']),
         running: new Map(),
         queue: [],
@@ -290,6 +306,9 @@ export class PoolRunner {
         ended: [],
         completing: new Set(),
         lookForCompleting: true,
+        lookForDelayed: true,
+        delayedDue: Infinity,
+        placed: false,
         cycling: false,
         again: false,
         cycleAsked: false,
@@ -366,6 +385,8 @@ export class PoolRunner {
       () => {
         pool.timer = null;
         pool.timerAt = Infinity;
+        // Timers may fire a millisecond early by Date.now(): look at delayed jobs regardless.
+        pool.lookForDelayed = true;
         this.cycle(pool);
       },
       Math.max(0, at - Date.now()),
@@ -393,7 +414,7 @@ export class PoolRunner {
       completing ||= next.state === 'completing';
       updates.push(next);
     }
-    await tx.replaceMany(POOL_JOBS, updates);
+    await saveJobs(tx, updates);
     await releaseDependents(tx, updates, now);
     return completing;
   }
@@ -412,8 +433,19 @@ export class PoolRunner {
     // Refill the local queue once it runs low; how much may be claimed is decided below.
     const wanted = this.active && pool.queue.length <= max ? max + CLAIM_AHEAD - holding : 0;
     const lookForCompleting = pool.lookForCompleting && this.active;
-    if (ended.length === 0 && started.size === 0 && wanted <= 0 && !lookForCompleting) return;
+    // Delayed jobs are looked at when one was written, or when the first of them comes due.
+    const lookForDelayed = this.active && (pool.lookForDelayed || Date.now() >= pool.delayedDue);
+    if (
+      ended.length === 0 &&
+      started.size === 0 &&
+      wanted <= 0 &&
+      !lookForCompleting &&
+      !lookForDelayed
+    ) {
+      return;
+    }
     pool.lookForCompleting = false;
+    pool.lookForDelayed = false;
     let result: { claimed: PoolJob[]; next: number | null; completing: PoolJob[] };
     try {
       ({ value: result } = await this.store.write(async (tx) => {
@@ -429,9 +461,10 @@ export class PoolRunner {
             starts.push({ ...current, startedAt: at });
           }
         }
-        await tx.replaceMany(POOL_JOBS, starts);
-        const claimed: PoolJob[] = [];
+        await saveJobs(tx, starts, now);
+        let claimed: PoolJob[] = [];
         let next: number | null = null;
+        if (lookForDelayed) next = await this.promoteDelayed(tx, pool, now);
         if (wanted > 0) {
           // Claiming ahead is safe while every claimed job of the pool is this runner's: it
           // starts at most maxParallelism of them. Otherwise only the pool's free slots may be
@@ -452,39 +485,28 @@ export class PoolRunner {
             if (busy > holding) free = Math.min(wanted, max - busy);
           }
           if (free > 0) {
-            const due = dueRange(pool.name, 'pending', now);
+            // Every pending job is ready: highest priority first, then oldest.
             const entries = await tx.scan({
               table: POOL_JOBS,
               index: BY_DUE,
-              ...due,
+              ...dueRange(pool.name, 'pending'),
               order: 'asc',
               limit: free,
             });
-            for (const entry of entries) {
-              const job = entry.document as PoolJob;
-              const claim: PoolJob = {
-                ...job,
-                state: 'running',
-                attempt: job.attempt + 1,
-                owner: this.id,
-                due: now + this.leaseMs,
-              };
-              claimed.push(claim);
-            }
-            await tx.replaceMany(POOL_JOBS, claimed);
-            // Nothing more is due now: wait for the first job that will be. (When slots ran
-            // out instead, the next attempt to end starts a cycle.)
-            if (claimed.length < free) {
-              const [later] = await tx.scan({
-                table: POOL_JOBS,
-                index: BY_DUE,
-                start: due.end,
-                end: dueRange(pool.name, 'pending').end,
-                order: 'asc',
-                limit: 1,
-              });
-              next = later === undefined ? null : (later.document as PoolJob).due;
-            }
+            claimed = await saveJobs(
+              tx,
+              entries.map((entry) => {
+                const job = entry.document as PoolJob;
+                return {
+                  ...job,
+                  state: 'running' as const,
+                  attempt: job.attempt + 1,
+                  owner: this.id,
+                  due: now + this.leaseMs,
+                };
+              }),
+              now,
+            );
           }
         }
         let completing: PoolJob[] = [];
@@ -502,6 +524,7 @@ export class PoolRunner {
       pool.ended.unshift(...ended);
       for (const [id, at] of started) if (!pool.started.has(id)) pool.started.set(id, at);
       pool.lookForCompleting ||= lookForCompleting;
+      pool.lookForDelayed ||= lookForDelayed;
       throw error;
     }
     for (const job of result.claimed) {
@@ -511,11 +534,37 @@ export class PoolRunner {
     }
     this.drain(pool);
     for (const job of result.completing) this.complete(pool, job);
-    this.armTimer(pool, result.next);
+    if (lookForDelayed) {
+      pool.delayedDue = result.next ?? Infinity;
+      this.armTimer(pool, result.next);
+    }
     if (pool.ended.length > 0) pool.again = true;
   }
 
-  /** Starts claimed jobs while the pool has free slots here. */
+  /**
+   * Moves the pool's delayed jobs that are due to pending (the claims that follow in the same
+   * transaction see them); resolves with when the next one comes due, or null.
+   */
+  private async promoteDelayed(
+    tx: WriteTransaction,
+    pool: PoolState,
+    now: number,
+  ): Promise<number | null> {
+    const batch = 1000;
+    const entries = await tx.scan({
+      table: POOL_JOBS,
+      index: BY_DUE,
+      ...dueRange(pool.name, 'delayed'),
+      order: 'asc',
+      limit: batch + 1,
+    });
+    const jobs = entries.map((entry) => entry.document as PoolJob);
+    const due = jobs.filter((job) => job.due <= now).slice(0, batch);
+    await saveJobs(tx, due, now);
+    if (due.length === batch) return now;
+    return jobs.find((job) => job.due > now)?.due ?? null;
+  }
+
   /** Starts claimed jobs while the pool has free slots here. */
   private drain(pool: PoolState): void {
     while (pool.running.size < pool.options.maxParallelism && pool.queue.length > 0) {
@@ -586,7 +635,7 @@ export class PoolRunner {
                 now,
                 { retryable: false },
               );
-              await tx.replace(POOL_JOBS, done);
+              await saveJob(tx, done);
               await releaseDependents(tx, [done], now);
             },
           }
@@ -621,7 +670,7 @@ export class PoolRunner {
         if (current?.state !== 'completing') throw new SkipRun();
       },
       after: async (tx) => {
-        await tx.replace(POOL_JOBS, finished((await getPoolJob(tx, job._id))!));
+        await saveJob(tx, finished((await getPoolJob(tx, job._id))!));
       },
     };
     const args = convexToJson({
@@ -639,7 +688,7 @@ export class PoolRunner {
         await this.store.write(async (tx) => {
           const current = await getPoolJob(tx, job._id);
           if (current?.state === 'completing') {
-            await tx.replace(POOL_JOBS, { ...finished(current), onCompleteError: outcome.error });
+            await saveJob(tx, { ...finished(current), onCompleteError: outcome.error });
           }
         });
       })
@@ -655,6 +704,10 @@ export class PoolRunner {
     if (!this.active) return;
     for (const pool of this.pools.values()) {
       try {
+        if (!pool.placed) {
+          await writeWithRetry(this.store, (tx) => placeUnranked(tx, pool.name));
+          pool.placed = true;
+        }
         await writeWithRetry(this.store, async (tx) => {
           const now = Date.now();
           const running = dueRange(pool.name, 'running');
@@ -686,12 +739,12 @@ export class PoolRunner {
                     pool.queue[queuedAt] = renewed;
                     this.watchQueued(pool, renewed);
                   }
-                  await tx.replace(POOL_JOBS, renewed);
+                  await saveJob(tx, renewed);
                 } else if (held && job.due - now < this.leaseMs / 2)
-                  await tx.replace(POOL_JOBS, { ...job, due: now + this.leaseMs });
+                  await saveJob(tx, { ...job, due: now + this.leaseMs });
               } else if (takeBackAll || job.due < now) {
                 const back = this.takenBack(job, now);
-                await tx.replace(POOL_JOBS, back);
+                await saveJob(tx, back);
                 await releaseDependents(tx, [back], now);
               }
             }
@@ -736,5 +789,36 @@ export class PoolRunner {
       now,
       { retryable: true },
     );
+  }
+}
+
+/**
+ * Files the pool's jobs stored before `by_due` had a rank (they sort first in each state, with
+ * no rank at all): once per pool and process, usually finding none.
+ */
+async function placeUnranked(tx: WriteTransaction, pool: string): Promise<void> {
+  const now = Date.now();
+  for (const state of [
+    'waiting',
+    'delayed',
+    'pending',
+    'running',
+    'completing',
+    'finished',
+  ] as const) {
+    for (;;) {
+      const entries = await tx.scan({
+        table: POOL_JOBS,
+        index: BY_DUE,
+        ...dueRange(pool, state),
+        order: 'asc',
+        limit: 500,
+      });
+      const unranked = entries
+        .map((entry) => entry.document as PoolJob)
+        .filter((job) => job.rank === undefined);
+      await saveJobs(tx, unranked, now);
+      if (unranked.length < 500) break;
+    }
   }
 }

@@ -27,6 +27,7 @@ import {
   isPoolJobId,
   newPoolId,
   newPoolJobId,
+  insertJob,
   POOL_JOBS,
   POOLS,
   BY_DUE,
@@ -71,6 +72,7 @@ export interface EnqueueItem {
   uniqueForMs?: number;
   /** What to call the job in errors about the call (a graph's node key). */
   node?: string;
+  priority?: number;
 }
 
 /** What an item asks beyond the job itself: its dependencies and its unique key. */
@@ -249,7 +251,7 @@ export class PoolService {
           const parents = dependsOn.map((ref) => (typeof ref === 'string' ? ref : ids[ref.item]!));
           job = await linkDependencies(tx, job, parents, now, this.creationTime);
         }
-        await tx.insert(POOL_JOBS, { ...job, _creationTime: this.creationTime() });
+        await insertJob(tx, { ...job, _creationTime: this.creationTime() });
         ids[i] = job._id;
       }
       return ids;
@@ -312,6 +314,14 @@ export class PoolService {
     }
     const runAt =
       item.runAt === undefined ? now : positiveNumber(item.runAt, `Workpool "${pool}": runAt`);
+    if (
+      item.priority !== undefined &&
+      (typeof item.priority !== 'number' || !Number.isFinite(item.priority))
+    ) {
+      throw invalid(
+        `Workpool "${pool}": priority must be a finite number, not ${JSON.stringify(item.priority)}`,
+      );
+    }
     return {
       _id: newPoolJobId(),
       _creationTime: 0,
@@ -329,6 +339,7 @@ export class PoolService {
       ttlMs: options.ttlMs,
       onComplete,
       failures: [],
+      ...(item.priority === undefined || item.priority === 0 ? {} : { priority: item.priority }),
     };
   }
 
@@ -396,7 +407,7 @@ export class PoolService {
     const now = Date.now();
     return this.inTransaction(execution, 'cancelAll', async (tx) => {
       let canceled = 0;
-      for (const state of ['waiting', 'pending', 'running'] as const) {
+      for (const state of ['waiting', 'delayed', 'pending', 'running'] as const) {
         const range = dueRange(pool, state);
         const entries = await tx.scan({
           table: POOL_JOBS,

@@ -68,7 +68,7 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     await expect.poll(() => allFinished(engine, 'narrow', ids), { timeout: 15_000 }).toBe(true);
     expect(await events(engine, 'long')).toHaveLength(15);
     const results = await Promise.all(ids.map((id) => result(engine, 'narrow', id)));
-    expect(results.every((r) => r?.kind === 'success')).toBe(true);
+    expect(results.filter((r) => r?.kind !== 'success')).toEqual([]);
   });
 
   it('enqueues nothing when the mutation that enqueued fails', async () => {

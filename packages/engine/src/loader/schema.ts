@@ -49,8 +49,11 @@ export const SYSTEM_TABLES = {
   _cron_jobs: { number: 4, indexes: { by_name: ['name'], by_next_run: ['nextRun'] } },
   /** Workpools and their options as last enqueued with (jobs/pools.ts). */
   _pools: { number: 5, indexes: { by_name: ['name'] } },
-  /** Pool jobs: a pool's due work, expired leases and expired results are ranges of `by_due`. */
-  _pool_jobs: { number: 6, indexes: { by_due: ['pool', 'state', 'due'] } },
+  /**
+   * Pool jobs: a pool's ready work (by priority, then age), delayed work coming due, expired
+   * leases and expired results are ranges of `by_due` (`rank` is 0 except for ready jobs).
+   */
+  _pool_jobs: { number: 6, indexes: { by_due: ['pool', 'state', 'rank', 'due'] } },
   /** Dependencies between pool jobs (jobs/pool-graph.ts): one document per edge. */
   _pool_edges: { number: 7, indexes: { by_parent: ['parent'], by_child: ['child'] } },
   /** Unique keys of pool jobs: each document's id is derived from (pool, key). */

@@ -9,7 +9,8 @@ import { internalAction, internalMutation, mutation, query } from './_generated/
 
 const graph = new Workpool('graph', { maxParallelism: 4 });
 const unique = new Workpool('unique', { maxParallelism: 2 });
-const pools = { graph, unique };
+const serial = new Workpool('serial', { maxParallelism: 1 });
+const pools = { graph, unique, serial };
 
 /** A step: records when it ran and what its dependencies returned; returns `label(inputs)`. */
 export const step = internalAction({
@@ -139,7 +140,10 @@ export const rerun = mutation({
 });
 
 export const results = query({
-  args: { pool: v.union(v.literal('graph'), v.literal('unique')), ids: v.array(v.string()) },
+  args: {
+    pool: v.union(v.literal('graph'), v.literal('unique'), v.literal('serial')),
+    ids: v.array(v.string()),
+  },
   handler: async (ctx, { pool, ids }) => {
     const out = [];
     for (const id of ids) out.push(await pools[pool].result(ctx, id as WorkId));
@@ -176,5 +180,24 @@ export const uniqueStep = internalAction({
     const start = Date.now();
     await new Promise((resolve) => setTimeout(resolve, ms));
     await ctx.runMutation(internal.graph.logStep, { label, start, end: Date.now(), inputs: [] });
+  },
+});
+
+/** Jobs of a pool of one, each with a priority: they run one at a time, in priority order. */
+export const enqueuePrioritized = mutation({
+  args: { jobs: v.array(v.object({ label: v.string(), priority: v.optional(v.number()) })) },
+  handler: async (ctx, { jobs }): Promise<WorkId[]> => {
+    const ids: WorkId[] = [];
+    for (const { label, priority } of jobs) {
+      ids.push(
+        await serial.enqueueAction(
+          ctx,
+          internal.graph.uniqueStep,
+          { label, ms: 1 },
+          priority === undefined ? {} : { priority },
+        ),
+      );
+    }
+    return ids;
   },
 });
