@@ -27,6 +27,15 @@ export interface RetryBehavior {
 export interface WorkpoolOptions {
   /** Jobs of this pool running at once, across all servers (default 10, at most 1000). */
   maxParallelism?: number;
+  /**
+   * Fairness: at most this many jobs of one `group` (a tenant, say) running at once, so one
+   * group's flood never starves the others; groups take turns for free slots.
+   */
+  groupParallelism?: number;
+  /** At most `count` jobs start per `periodMs` in the pool (a sliding window, fleet-wide). */
+  rateLimit?: { count: number; periodMs: number };
+  /** The same, per group. */
+  groupRateLimit?: { count: number; periodMs: number };
   /** An action running longer counts as a failed attempt (default: no limit). */
   actionTimeoutMs?: number;
   /** How long results are kept after a job finished, in ms (default one day). */
@@ -83,6 +92,8 @@ export interface EnqueueOptions {
   name?: string;
   /** Among jobs ready to start, those of higher priority start first (default 0); ties go oldest first. */
   priority?: number;
+  /** The job's fairness group (see groupParallelism and groupRateLimit). */
+  group?: string;
   /**
    * Start only once these jobs (of any pool) have succeeded. The job can read their results
    * with `pool.result(ctx, id)`.
@@ -185,6 +196,7 @@ function item(
   const optional: Record<string, JSONValue | undefined> = {
     name: options.name,
     priority: options.priority,
+    group: options.group,
     runAt,
     retry: options.retry as JSONValue | undefined,
     dependsOn: options.dependsOn,

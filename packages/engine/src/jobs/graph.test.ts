@@ -4,34 +4,10 @@
  * failures cascading per policy, cycles refused, re-runs from a node, and unique keys under
  * every policy, also with 50 concurrent enqueuers on two runners sharing a database.
  */
-import { jsonToConvex, type JSONValue, type Value } from 'convex/values';
+import type { JSONValue } from 'convex/values';
 import { describe, expect, it } from 'vitest';
-import type { Engine } from '../engine.js';
 import { DRIVERS, startApp } from '../test-harness.js';
-
-async function call(
-  promise: Promise<{ ok: boolean; value?: JSONValue; error?: Error }>,
-): Promise<Value> {
-  const result = await promise;
-  if (!result.ok) throw result.error ?? new Error('failed');
-  return jsonToConvex(result.value!);
-}
-
-interface Step {
-  label: string;
-  start: number;
-  end: number;
-  inputs: string[];
-}
-type Result = { kind: string; returnValue?: Value; error?: string; reason?: string } | null;
-
-const steps = async (engine: Engine) =>
-  (await call(engine.query('graph:steps', {}))) as unknown as Step[];
-const results = async (engine: Engine, ids: string[], pool = 'graph') =>
-  (await call(engine.query('graph:results', { pool, ids }))) as unknown as Result[];
-const settled = async (engine: Engine, ids: string[], pool = 'graph') =>
-  (await results(engine, ids, pool)).every((result) => result !== null);
-const byLabel = (all: Step[], label: string) => all.filter((step) => step.label === label);
+import { byLabel, call, results, settled, steps, type Result } from './test-calls.js';
 
 describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
   it('runs a diamond in dependency order, each step reading what its dependencies returned', async () => {
@@ -206,28 +182,6 @@ describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
     expect(labels).toEqual(['later', 'other', 'replacing', 'windowed']);
     const bad = await engine.mutation('graph:enqueueUnique', { key: '', label: 'x' });
     expect(!bad.ok && bad.error.message).toMatch(/uniqueKey must be a string of 1 to 256/);
-  });
-
-  it('starts ready jobs by priority, oldest first within a priority', async () => {
-    const engine = await startApp('pools', driver);
-    const jobs = [
-      { label: 'low-1', priority: -5 },
-      { label: 'default-1' },
-      { label: 'high-1', priority: 10 },
-      { label: 'low-2', priority: -5 },
-      { label: 'high-2', priority: 10 },
-      { label: 'default-2', priority: 0 },
-      { label: 'mid', priority: 3 },
-    ];
-    const ids = (await call(engine.mutation('graph:enqueuePrioritized', { jobs }))) as string[];
-    engine.startJobs();
-    await expect.poll(() => settled(engine, ids, 'serial')).toBe(true);
-    const order = (await steps(engine)).sort((a, b) => a.start - b.start).map((s) => s.label);
-    expect(order).toEqual(['high-1', 'high-2', 'mid', 'default-1', 'default-2', 'low-1', 'low-2']);
-    const bad = await engine.mutation('graph:enqueuePrioritized', {
-      jobs: [{ label: 'x', priority: Number.POSITIVE_INFINITY }],
-    });
-    expect(!bad.ok && bad.error.message).toMatch(/priority must be a finite number/);
   });
 
   // Two runners share a database only on PostgreSQL (a SQLite file belongs to one process).

@@ -110,12 +110,22 @@ export interface PoolJob extends Document {
   uniqueKey?: string;
   /** Ready jobs of higher priority start first (default 0). */
   priority?: number;
-  /** The index's ordering field: minus the priority while pending, else 0 (see saveJobs). */
-  rank?: number;
+  /** Its fairness group (a tenant, say): limits per group apply to it (pool-limits.ts). */
+  group?: string;
+  /**
+   * The index's ordering field while pending: minus the priority, or `[group, -priority]` for a
+   * grouped job; 0 in every other state (see placed).
+   */
+  rank?: number | [string, number];
 }
 
 export type PoolOptions = {
   readonly maxParallelism: number;
+  /** At most this many jobs of one group running at once (null: no limit). */
+  readonly groupParallelism: number | null;
+  /** At most `count` starts per `periodMs` in the pool, and per group (null: no limit). */
+  readonly rateLimit: { count: number; periodMs: number } | null;
+  readonly groupRateLimit: { count: number; periodMs: number } | null;
   readonly actionTimeoutMs: number | null;
   readonly ttlMs: number;
   readonly retryActionsByDefault: boolean;
@@ -172,8 +182,13 @@ export function placed(job: PoolJob, now: number): PoolJob {
   let state = job.state;
   if (state === 'pending' || state === 'delayed') state = job.due > now ? 'delayed' : 'pending';
   // Never -0: keys tell -0 from 0, and every state but pending must share rank 0.
-  const rank = state === 'pending' && job.priority ? -job.priority : 0;
-  return state === job.state && Object.is(rank, job.rank) ? job : { ...job, state, rank };
+  const order = job.priority ? -job.priority : 0;
+  const rank: PoolJob['rank'] =
+    state !== 'pending' ? 0 : job.group === undefined ? order : [job.group, order];
+  const same = Array.isArray(rank)
+    ? Array.isArray(job.rank) && job.rank[0] === rank[0] && Object.is(job.rank[1], rank[1])
+    : Object.is(rank, job.rank);
+  return state === job.state && same ? job : { ...job, state, rank };
 }
 
 /** Writes jobs that exist (distinct ids), placed; resolves with what was written. */

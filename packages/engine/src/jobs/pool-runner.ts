@@ -50,6 +50,7 @@ import {
   type RunResult,
 } from './pool-jobs.js';
 import { forgetEdges, releaseDependents } from './pool-graph.js';
+import { isLimited, pickLimited } from './pool-limits.js';
 import { writeWithRetry } from './write-retry.js';
 
 /** Code run inside a mutation's own transaction: before its handler, and after it succeeded. */
@@ -68,6 +69,8 @@ export interface PoolHost {
   runPoolJob(job: PoolJob, hooks: TransactionHooks): Promise<AttemptOutcome>;
   /** Runs `onComplete` of a job with `hooks` in its transaction. */
   runOnComplete(job: PoolJob, args: JSONValue, hooks: TransactionHooks): Promise<AttemptOutcome>;
+  /** A `_creationTime` for a new document (rate-limit records). */
+  nextCreationTime(): number;
 }
 
 export interface PoolRunnerOptions {
@@ -114,6 +117,8 @@ interface PoolState {
   delayedDue: number;
   /** Jobs stored before `rank` existed have been filed (placeUnranked). */
   placed: boolean;
+  /** The group served last (round-robin between groups). */
+  nextGroup: string | null;
   cycling: boolean;
   again: boolean;
   cycleAsked: boolean;
@@ -309,6 +314,7 @@ export class PoolRunner {
         lookForDelayed: true,
         delayedDue: Infinity,
         placed: false,
+        nextGroup: null,
         cycling: false,
         again: false,
         cycleAsked: false,
@@ -430,8 +436,11 @@ export class PoolRunner {
     // started as slots free) without counting in the database; elsewhere it claims only the
     // pool's free slots, counted in the transaction.
     const holding = pool.running.size + pool.queue.length;
-    // Refill the local queue once it runs low; how much may be claimed is decided below.
-    const wanted = this.active && pool.queue.length <= max ? max + CLAIM_AHEAD - holding : 0;
+    // Refill the local queue once it runs low; how much may be claimed is decided below. A pool
+    // with group or rate limits never claims ahead: its claims must be its starts.
+    const limited = isLimited(pool.options);
+    const ahead = limited ? 0 : CLAIM_AHEAD;
+    const wanted = this.active && pool.queue.length <= max ? max + ahead - holding : 0;
     const lookForCompleting = pool.lookForCompleting && this.active;
     // Delayed jobs are looked at when one was written, or when the first of them comes due.
     const lookForDelayed = this.active && (pool.lookForDelayed || Date.now() >= pool.delayedDue);
@@ -484,19 +493,37 @@ export class PoolRunner {
             ).length;
             if (busy > holding) free = Math.min(wanted, max - busy);
           }
+          if (limited && !this.exclusive) free = Math.min(free, max - holding);
           if (free > 0) {
             // Every pending job is ready: highest priority first, then oldest.
-            const entries = await tx.scan({
-              table: POOL_JOBS,
-              index: BY_DUE,
-              ...dueRange(pool.name, 'pending'),
-              order: 'asc',
-              limit: free,
-            });
+            let picked: PoolJob[];
+            if (limited) {
+              const claim = await pickLimited(
+                tx,
+                pool.name,
+                pool.options,
+                free,
+                now,
+                pool.nextGroup,
+                () => this.host.nextCreationTime(),
+              );
+              picked = claim.jobs;
+              pool.nextGroup = claim.nextGroup;
+              if (claim.retryAt !== null) next = Math.min(next ?? Infinity, claim.retryAt);
+            } else {
+              picked = (
+                await tx.scan({
+                  table: POOL_JOBS,
+                  index: BY_DUE,
+                  ...dueRange(pool.name, 'pending'),
+                  order: 'asc',
+                  limit: free,
+                })
+              ).map((entry) => entry.document as PoolJob);
+            }
             claimed = await saveJobs(
               tx,
-              entries.map((entry) => {
-                const job = entry.document as PoolJob;
+              picked.map((job) => {
                 return {
                   ...job,
                   state: 'running' as const,
@@ -534,10 +561,9 @@ export class PoolRunner {
     }
     this.drain(pool);
     for (const job of result.completing) this.complete(pool, job);
-    if (lookForDelayed) {
-      pool.delayedDue = result.next ?? Infinity;
-      this.armTimer(pool, result.next);
-    }
+    if (lookForDelayed) pool.delayedDue = result.next ?? Infinity;
+    // The next delayed job, or when a rate limit lets more start.
+    this.armTimer(pool, result.next);
     if (pool.ended.length > 0) pool.again = true;
   }
 

@@ -73,6 +73,7 @@ export interface EnqueueItem {
   /** What to call the job in errors about the call (a graph's node key). */
   node?: string;
   priority?: number;
+  group?: string;
 }
 
 /** What an item asks beyond the job itself: its dependencies and its unique key. */
@@ -126,10 +127,29 @@ export function parsePool(name: unknown, options: unknown): { name: string; opti
   if (maxParallelism < 1 || maxParallelism > 1000) {
     throw invalid(`Workpool "${name}": maxParallelism must be between 1 and 1000`);
   }
+  const positiveWhole = (value: unknown, what: string): number | null => {
+    if (value === undefined || value === null) return null;
+    const n = positiveNumber(value, `Workpool "${name}": ${what}`, true);
+    if (n < 1) throw invalid(`Workpool "${name}": ${what} must be at least 1`);
+    return n;
+  };
+  const rate = (value: unknown, what: string): { count: number; periodMs: number } | null => {
+    if (value === undefined || value === null) return null;
+    if (!isRecord(value)) throw invalid(`Workpool "${name}": ${what} must be { count, periodMs }`);
+    const count = positiveWhole(value.count, `${what}.count`)!;
+    const periodMs = positiveNumber(value.periodMs, `Workpool "${name}": ${what}.periodMs`);
+    if (count === null || periodMs <= 0) {
+      throw invalid(`Workpool "${name}": ${what} needs a count ≥ 1 and a periodMs > 0`);
+    }
+    return { count, periodMs };
+  };
   return {
     name,
     options: {
       maxParallelism,
+      groupParallelism: positiveWhole(o.groupParallelism, 'groupParallelism'),
+      rateLimit: rate(o.rateLimit, 'rateLimit'),
+      groupRateLimit: rate(o.groupRateLimit, 'groupRateLimit'),
       actionTimeoutMs:
         o.actionTimeoutMs === undefined || o.actionTimeoutMs === null
           ? null
@@ -340,6 +360,7 @@ export class PoolService {
       onComplete,
       failures: [],
       ...(item.priority === undefined || item.priority === 0 ? {} : { priority: item.priority }),
+      ...(item.group === undefined ? {} : { group: parseGroup(pool, item.group) }),
     };
   }
 
@@ -583,4 +604,11 @@ function enqueueOrder(
   };
   for (let i = 0; i < items.length; i++) visit(i);
   return order;
+}
+
+function parseGroup(pool: string, group: unknown): string {
+  if (typeof group !== 'string' || group === '' || group.length > 256) {
+    throw invalid(`Workpool "${pool}": group must be a string of 1 to 256 characters`);
+  }
+  return group;
 }

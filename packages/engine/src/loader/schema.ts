@@ -58,6 +58,8 @@ export const SYSTEM_TABLES = {
   _pool_edges: { number: 7, indexes: { by_parent: ['parent'], by_child: ['child'] } },
   /** Unique keys of pool jobs: each document's id is derived from (pool, key). */
   _pool_unique: { number: 8, indexes: {} },
+  /** Recent starts of rate-limited pools and groups (jobs/pool-limits.ts), one per limit. */
+  _pool_limits: { number: 9, indexes: {} },
 } as const satisfies Record<string, SystemTable>;
 
 interface ExportedTable {

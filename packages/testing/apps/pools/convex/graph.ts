@@ -10,7 +10,18 @@ import { internalAction, internalMutation, mutation, query } from './_generated/
 const graph = new Workpool('graph', { maxParallelism: 4 });
 const unique = new Workpool('unique', { maxParallelism: 2 });
 const serial = new Workpool('serial', { maxParallelism: 1 });
-const pools = { graph, unique, serial };
+const tenants = new Workpool('tenants', { maxParallelism: 6, groupParallelism: 2 });
+const limited = new Workpool('limited', {
+  maxParallelism: 50,
+  rateLimit: { count: 100, periodMs: 1000 },
+});
+const perGroupRate = new Workpool('perGroupRate', {
+  maxParallelism: 20,
+  groupRateLimit: { count: 5, periodMs: 500 },
+});
+const pools = { graph, unique, serial, tenants, limited, perGroupRate };
+type PoolName = keyof typeof pools;
+const vPoolName = v.union(...Object.keys(pools).map((name) => v.literal(name as PoolName)));
 
 /** A step: records when it ran and what its dependencies returned; returns `label(inputs)`. */
 export const step = internalAction({
@@ -140,10 +151,7 @@ export const rerun = mutation({
 });
 
 export const results = query({
-  args: {
-    pool: v.union(v.literal('graph'), v.literal('unique'), v.literal('serial')),
-    ids: v.array(v.string()),
-  },
+  args: { pool: vPoolName, ids: v.array(v.string()) },
   handler: async (ctx, { pool, ids }) => {
     const out = [];
     for (const id of ids) out.push(await pools[pool].result(ctx, id as WorkId));
@@ -200,4 +208,22 @@ export const enqueuePrioritized = mutation({
     }
     return ids;
   },
+});
+
+/** `count` jobs of `ms` each in a limited pool, in `group` when given; labels `<label>:<i>`. */
+export const enqueueLimited = mutation({
+  args: {
+    pool: v.union(v.literal('tenants'), v.literal('limited'), v.literal('perGroupRate')),
+    label: v.string(),
+    count: v.number(),
+    ms: v.number(),
+    group: v.optional(v.string()),
+  },
+  handler: async (ctx, { pool, label, count, ms, group }): Promise<WorkId[]> =>
+    await pools[pool].enqueueActionBatch(
+      ctx,
+      internal.graph.uniqueStep,
+      Array.from({ length: count }, (_, i) => ({ label: `${label}:${i}`, ms })),
+      group === undefined ? {} : { group },
+    ),
 });

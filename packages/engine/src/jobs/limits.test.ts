@@ -1,0 +1,155 @@
+/**
+ * Which pool job starts when, on both drivers: priorities, fairness between groups (a group's
+ * limit holds, across two runners on PostgreSQL, while other groups keep flowing), and rate
+ * limits for a pool and per group, counted over sliding windows of what actually started.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Engine } from '../engine.js';
+import { DRIVERS, startApp } from '../test-harness.js';
+import { call, settled, steps, type Step } from './test-calls.js';
+
+/** The most of `spans` that overlap at any instant. */
+function peakOverlap(spans: readonly Step[]): number {
+  const edges = spans.flatMap((s) => [
+    { at: s.start, delta: 1 },
+    { at: s.end, delta: -1 },
+  ]);
+  edges.sort((a, b) => a.at - b.at || a.delta - b.delta);
+  let now = 0;
+  let peak = 0;
+  for (const edge of edges) peak = Math.max(peak, (now += edge.delta));
+  return peak;
+}
+
+/** The most starts within any window of `ms` (sliding, from each start). */
+function busiestWindow(starts: readonly number[], ms: number): number {
+  const sorted = [...starts].sort((a, b) => a - b);
+  let most = 0;
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while (sorted[j]! <= sorted[i]! - ms) j++;
+    most = Math.max(most, i - j + 1);
+  }
+  return most;
+}
+
+const enqueueLimited = async (engine: Engine, args: Record<string, string | number>) =>
+  (await call(engine.mutation('graph:enqueueLimited', args))) as string[];
+const ofLabel = (all: Step[], label: string) =>
+  all.filter((step) => step.label.startsWith(`${label}:`));
+
+describe.each(DRIVERS)('which pool job starts when, on $name', (driver) => {
+  it('starts ready jobs by priority, oldest first within a priority', async () => {
+    const engine = await startApp('pools', driver);
+    const jobs = [
+      { label: 'low-1', priority: -5 },
+      { label: 'default-1' },
+      { label: 'high-1', priority: 10 },
+      { label: 'low-2', priority: -5 },
+      { label: 'high-2', priority: 10 },
+      { label: 'default-2', priority: 0 },
+      { label: 'mid', priority: 3 },
+    ];
+    const ids = (await call(engine.mutation('graph:enqueuePrioritized', { jobs }))) as string[];
+    engine.startJobs();
+    await expect.poll(() => settled(engine, ids, 'serial')).toBe(true);
+    const order = (await steps(engine)).sort((a, b) => a.start - b.start).map((s) => s.label);
+    expect(order).toEqual(['high-1', 'high-2', 'mid', 'default-1', 'default-2', 'low-1', 'low-2']);
+    const bad = await engine.mutation('graph:enqueuePrioritized', {
+      jobs: [{ label: 'x', priority: Number.POSITIVE_INFINITY }],
+    });
+    expect(!bad.ok && bad.error.message).toMatch(/priority must be a finite number/);
+  });
+
+  const sharing = driver.name === 'postgres' ? ', across two runners sharing the database' : '';
+  it(`keeps a group within its limit while another group keeps flowing${sharing}`, async () => {
+    const place = driver.place();
+    const a = await startApp('pools', driver, { store: await place.open() });
+    const b = sharing === '' ? a : await startApp('pools', driver, { store: await place.open() });
+    // A flood from one tenant first, then a trickle from another.
+    const flood = await enqueueLimited(a, {
+      pool: 'tenants',
+      label: 'flood',
+      count: 30,
+      ms: 40,
+      group: 'flood',
+    });
+    const calm = await enqueueLimited(b, {
+      pool: 'tenants',
+      label: 'calm',
+      count: 6,
+      ms: 40,
+      group: 'calm',
+    });
+    const loose = await enqueueLimited(a, { pool: 'tenants', label: 'loose', count: 4, ms: 40 });
+    a.startJobs({ exclusive: false });
+    if (b !== a) b.startJobs({ exclusive: false });
+    await expect
+      .poll(() => settled(a, [...flood, ...calm, ...loose], 'tenants'), { timeout: 20_000 })
+      .toBe(true);
+    const ran = await steps(a);
+    expect(peakOverlap(ofLabel(ran, 'flood'))).toBeLessThanOrEqual(2);
+    expect(peakOverlap(ofLabel(ran, 'calm'))).toBeLessThanOrEqual(2);
+    expect(peakOverlap(ran)).toBeLessThanOrEqual(6);
+    // The calm tenant was not starved behind the flood: it was done while the flood still ran.
+    const calmDone = Math.max(...ofLabel(ran, 'calm').map((s) => s.end));
+    const floodDone = Math.max(...ofLabel(ran, 'flood').map((s) => s.end));
+    expect(calmDone).toBeLessThan(floodDone);
+    expect(ofLabel(ran, 'flood')).toHaveLength(30);
+    expect(ofLabel(ran, 'loose')).toHaveLength(4);
+  });
+
+  it('starts at most 100 jobs in any second of a pool limited to 100 per second, over 10 seconds', async () => {
+    const engine = await startApp('pools', driver);
+    const ids = await enqueueLimited(engine, {
+      pool: 'limited',
+      label: 'rated',
+      count: 1050,
+      ms: 1,
+    });
+    engine.startJobs();
+    await expect
+      .poll(() => settled(engine, ids, 'limited'), { timeout: 30_000, interval: 500 })
+      .toBe(true);
+    const starts = ofLabel(await steps(engine), 'rated').map((step) => step.start);
+    expect(starts).toHaveLength(1050);
+    expect(busiestWindow(starts, 1000)).toBeLessThanOrEqual(100);
+    // It flowed at the limit, not far below it: 1,050 jobs took about ten windows.
+    expect(Math.max(...starts) - Math.min(...starts)).toBeLessThan(13_000);
+  }, 40_000);
+
+  it('limits starts per group, each group on its own', async () => {
+    const engine = await startApp('pools', driver);
+    const ids = [
+      ...(await enqueueLimited(engine, {
+        pool: 'perGroupRate',
+        label: 'x',
+        count: 15,
+        ms: 1,
+        group: 'x',
+      })),
+      ...(await enqueueLimited(engine, {
+        pool: 'perGroupRate',
+        label: 'y',
+        count: 15,
+        ms: 1,
+        group: 'y',
+      })),
+    ];
+    engine.startJobs();
+    await expect.poll(() => settled(engine, ids, 'perGroupRate'), { timeout: 10_000 }).toBe(true);
+    const ran = await steps(engine);
+    for (const group of ['x', 'y']) {
+      const starts = ofLabel(ran, group).map((step) => step.start);
+      expect(starts).toHaveLength(15);
+      expect(busiestWindow(starts, 500)).toBeLessThanOrEqual(5);
+    }
+    const bad = await engine.mutation('graph:enqueueLimited', {
+      pool: 'tenants',
+      label: 'b',
+      count: 1,
+      ms: 1,
+      group: '',
+    });
+    expect(!bad.ok && bad.error.message).toMatch(/group must be a string of 1 to 256 characters/);
+  });
+});

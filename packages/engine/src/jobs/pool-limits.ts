@@ -1,0 +1,252 @@
+/**
+ * Claims for pools with limits beyond maxParallelism: fairness between groups (at most
+ * `groupParallelism` jobs of one group running) and rate limits (at most `count` starts per
+ * `periodMs`, for the pool and per group), holding across every runner on the database because
+ * everything is read and written in the claim's serializable transaction.
+ *
+ * A grouped job's `rank` while pending is `[group, -priority]`, so the pool's pending range of
+ * `by_due` holds ungrouped jobs first (numbers sort before arrays), then each group's jobs
+ * together, by priority then age. A claim takes ungrouped jobs, then visits groups round-robin
+ * (starting after the group served last), one seek per group:
+ *
+ *   count running per group ─▶ ungrouped jobs ─▶ for each group with pending jobs, in turn:
+ *      take min(free slots, group's free slots, group's rate allowance) of its jobs ─▶ next group
+ *
+ * Rate limits keep the start times of the last `count` claims in `_pool_limits` (one document
+ * per pool and per group, with an id derived from them): a claim is allowed while fewer than
+ * `count` happened in the last `periodMs` (a sliding window, so never more than `count` in any
+ * window). Limited pools never claim ahead, so a claim's time is its start's (plus a guard).
+ */
+import { derivedDocumentId, encodeKey, type WriteTransaction } from '@sleigh/storage';
+import { SYSTEM_TABLES } from '../loader/schema.js';
+import { BY_DUE, dueRange, POOL_JOBS, type PoolJob, type PoolOptions } from './pool-jobs.js';
+
+export const POOL_LIMITS = '_pool_limits';
+
+/**
+ * Starts follow claims by the rest of the claim's transaction and its commit (milliseconds,
+ * more under load): windows are kept this much longer, and a claim is logged at the end.
+ */
+const GUARD_MS = 50;
+
+export interface RateLimit {
+  readonly count: number;
+  readonly periodMs: number;
+}
+
+interface StartLog {
+  _id: string;
+  _creationTime: number;
+  pool: string;
+  group: string | null;
+  /** Claim times within the window, oldest first. */
+  starts: number[];
+}
+
+interface LoadedLog {
+  readonly log: StartLog;
+  readonly stored: boolean;
+  /** Claims made under this log in this transaction. */
+  claimed: number;
+}
+
+export function isLimited(options: PoolOptions): boolean {
+  return (
+    options.groupParallelism !== null ||
+    options.rateLimit !== null ||
+    options.groupRateLimit !== null
+  );
+}
+
+/** A claim of a limited pool: the jobs to claim, and when claiming may be possible again. */
+export interface LimitedClaim {
+  readonly jobs: PoolJob[];
+  /** When a rate limit lets more start (null: when a job ends or is enqueued). */
+  readonly retryAt: number | null;
+  /** The group to start from next time (round-robin). */
+  readonly nextGroup: string | null;
+}
+
+class StartLogs {
+  private readonly logs = new Map<StartLog, LoadedLog>();
+  private readonly byId = new Map<string, StartLog>();
+
+  constructor(
+    private readonly tx: WriteTransaction,
+    private readonly pool: string,
+    private readonly now: number,
+    private readonly creationTime: () => number,
+  ) {}
+
+  private id(group: string | null): string {
+    return derivedDocumentId(
+      SYSTEM_TABLES._pool_limits.number,
+      `${this.pool}\u0000${group === null ? '' : `g\u0000${group}`}`,
+    );
+  }
+
+  async get(group: string | null, limit: RateLimit): Promise<StartLog> {
+    const id = this.id(group);
+    const known = this.byId.get(id);
+    if (known !== undefined) return known;
+    const stored = (await this.tx.get(POOL_LIMITS, id)) as unknown as StartLog | null;
+    const log: StartLog = {
+      ...(stored ?? {
+        _id: id,
+        _creationTime: this.creationTime(),
+        pool: this.pool,
+        group,
+        starts: [],
+      }),
+    };
+    log.starts = log.starts.filter((at) => at > this.now - limit.periodMs - GUARD_MS);
+    this.byId.set(id, log);
+    this.logs.set(log, { log, stored: stored !== null, claimed: 0 });
+    return log;
+  }
+
+  /** How many may start now under `limit`, and when one more may if none can. */
+  allowance(log: StartLog, limit: RateLimit): { allowed: number; retryAt: number | null } {
+    const allowed = Math.max(0, limit.count - log.starts.length);
+    const oldest = log.starts[log.starts.length - limit.count];
+    return {
+      allowed,
+      retryAt: allowed > 0 || oldest === undefined ? null : oldest + limit.periodMs + GUARD_MS,
+    };
+  }
+
+  record(log: StartLog, count: number): void {
+    if (count === 0) return;
+    const entry = this.logs.get(log)!;
+    entry.claimed += count;
+  }
+
+  /** Writes the logs that claims were added to, stamped as late as the claim can know. */
+  async save(): Promise<void> {
+    const at = Date.now();
+    for (const entry of this.logs.values()) {
+      const { log, stored, claimed } = entry;
+      if (claimed === 0) continue;
+      for (let i = 0; i < claimed; i++) log.starts.push(at);
+      if (stored) await this.tx.replace(POOL_LIMITS, log as never);
+      else await this.tx.insert(POOL_LIMITS, log as never);
+    }
+  }
+}
+
+/** The key range of one group's pending jobs, and where the next group's begin. */
+function groupRange(pool: string, group: string): { start: Uint8Array; end: Uint8Array } {
+  return {
+    start: encodeKey([pool, 'pending', [group]]),
+    // Every rank [group, …] sorts before [group + '\0'], the first of any later group.
+    end: encodeKey([pool, 'pending', [`${group}\u0000`]]),
+  };
+}
+
+/** Picks up to `free` pending jobs of a limited pool, honouring its limits. */
+export async function pickLimited(
+  tx: WriteTransaction,
+  pool: string,
+  options: PoolOptions,
+  free: number,
+  now: number,
+  startGroup: string | null,
+  creationTime: () => number,
+): Promise<LimitedClaim> {
+  const logs = new StartLogs(tx, pool, now, creationTime);
+  const picked: PoolJob[] = [];
+  const retryTimes: number[] = [];
+  let poolLog: StartLog | null = null;
+  if (options.rateLimit !== null) {
+    poolLog = await logs.get(null, options.rateLimit);
+    const { allowed, retryAt } = logs.allowance(poolLog, options.rateLimit);
+    if (retryAt !== null) retryTimes.push(retryAt);
+    free = Math.min(free, allowed);
+  }
+  const pending = dueRange(pool, 'pending');
+  const firstGroup = encodeKey([pool, 'pending', []]);
+  // Ungrouped jobs (numeric ranks) come first and answer only to the pool's limits.
+  if (free > 0) {
+    const entries = await tx.scan({
+      table: POOL_JOBS,
+      index: BY_DUE,
+      start: pending.start,
+      end: firstGroup,
+      order: 'asc',
+      limit: free,
+    });
+    for (const entry of entries) picked.push(entry.document as PoolJob);
+    free -= entries.length;
+  }
+  let nextGroup: string | null = startGroup;
+  if (free > 0) {
+    const running = new Map<string, number>();
+    if (options.groupParallelism !== null) {
+      const entries = await tx.scan({
+        table: POOL_JOBS,
+        index: BY_DUE,
+        ...dueRange(pool, 'running'),
+        order: 'asc',
+        limit: 100_000,
+      });
+      for (const entry of entries) {
+        const group = (entry.document as PoolJob).group;
+        if (group !== undefined) running.set(group, (running.get(group) ?? 0) + 1);
+      }
+    }
+    // Round-robin: from the group after the one served last, around to where we began.
+    const resume = startGroup === null ? firstGroup : groupRange(pool, startGroup).end;
+    let cursor = resume;
+    let wrapped = false;
+    for (let visited = 0; free > 0 && visited < 100_000; visited++) {
+      const [first] = await tx.scan({
+        table: POOL_JOBS,
+        index: BY_DUE,
+        start: cursor,
+        end: wrapped ? resume : pending.end,
+        order: 'asc',
+        limit: 1,
+      });
+      if (first === undefined) {
+        if (wrapped || startGroup === null) break;
+        wrapped = true;
+        cursor = firstGroup;
+        continue;
+      }
+      const group = ((first.document as PoolJob).rank as unknown as [string, number])[0];
+      const range = groupRange(pool, group);
+      cursor = range.end;
+      let allowed = free;
+      if (options.groupParallelism !== null) {
+        allowed = Math.min(allowed, options.groupParallelism - (running.get(group) ?? 0));
+      }
+      let groupLog: StartLog | null = null;
+      if (options.groupRateLimit !== null && allowed > 0) {
+        groupLog = await logs.get(group, options.groupRateLimit);
+        const allowance = logs.allowance(groupLog, options.groupRateLimit);
+        if (allowance.retryAt !== null) retryTimes.push(allowance.retryAt);
+        allowed = Math.min(allowed, allowance.allowed);
+      }
+      if (allowed <= 0) continue;
+      const entries = await tx.scan({
+        table: POOL_JOBS,
+        index: BY_DUE,
+        start: range.start,
+        end: range.end,
+        order: 'asc',
+        limit: allowed,
+      });
+      for (const entry of entries) picked.push(entry.document as PoolJob);
+      if (groupLog !== null) logs.record(groupLog, entries.length);
+      free -= entries.length;
+      nextGroup = group;
+    }
+  }
+  if (poolLog !== null) logs.record(poolLog, picked.length);
+  await logs.save();
+  return {
+    jobs: picked,
+    retryAt: retryTimes.length === 0 ? null : Math.min(...retryTimes),
+    nextGroup,
+  };
+}
