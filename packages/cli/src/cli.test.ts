@@ -308,3 +308,66 @@ describe.each(['sqlite', 'postgres'])('jobs when sleigh serve stops, on %s', (dr
     expect(await second.stop('SIGTERM')).toBe(0);
   });
 });
+
+describe('sleigh jobs', () => {
+  const setSwitch = makeFunctionReference<'mutation', { name: string; on: boolean }, null>(
+    'graph:setSwitch',
+  );
+  const failingChain = makeFunctionReference<
+    'mutation',
+    { switch: string },
+    Record<string, string>
+  >('graph:failingChain');
+  const results = makeFunctionReference<
+    'query',
+    { pool: 'graph'; ids: string[] },
+    Array<{ kind: string; returnValue?: string } | null>
+  >('graph:results');
+
+  it('lists a pool’s dead letters and retries them, with the admin key only', async () => {
+    const dir = project('pools');
+    const server = await sleigh(['serve', 'convex', '--port', '0'], dir);
+    const key = (await server.waitFor(/Admin key: (\S+)/))[1]!;
+    const client = new ConvexHttpClient(server.url);
+    await client.mutation(setSwitch, { name: 'cli', on: true });
+    const ids = await client.mutation(failingChain, { switch: 'cli' });
+    const jobs = (...args: string[]) => {
+      const output = capture();
+      return main(['jobs', ...args, '--url', server.url, '--admin-key', key], output).then(
+        (code) => ({ code, lines: output.lines }),
+      );
+    };
+    await expect
+      .poll(async () => (await jobs('failed', 'graph')).lines.at(-1), { timeout: 10_000 })
+      .toBe('3 failed jobs in pool "graph"');
+    const listed = await jobs('failed', 'graph');
+    expect(listed.code).toBe(0);
+    expect(
+      listed.lines.some(
+        (line) => line.startsWith(ids.bad!) && line.includes('failed while cli was on'),
+      ),
+    ).toBe(true);
+    // Without the admin key the server refuses, and says why.
+    const refused = capture();
+    expect(
+      await main(['jobs', 'failed', 'graph', '--url', server.url, '--admin-key', 'wrong'], refused),
+    ).toBe(1);
+    expect(refused.lines.join('\n')).toMatch(/HTTP 401.*admin key is not valid/);
+    await client.mutation(setSwitch, { name: 'cli', on: false });
+    const retried = await jobs('retry', 'graph');
+    expect(retried).toEqual({
+      code: 0,
+      lines: ['Retried 3 jobs in pool "graph" (with what depends on them)'],
+    });
+    await expect
+      .poll(
+        async () => (await client.query(results, { pool: 'graph', ids: [ids.grandchild!] }))[0],
+        {
+          timeout: 10_000,
+        },
+      )
+      .toEqual({ kind: 'success', returnValue: 'grandchild(child(bad()))' });
+    expect((await jobs('failed', 'graph')).lines).toEqual(['No failed jobs in pool "graph"']);
+    expect((await jobs('explode', 'graph')).code).toBe(2);
+  });
+});

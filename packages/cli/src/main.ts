@@ -15,6 +15,7 @@ import {
   openStore,
   type Output,
 } from './context.js';
+import { jobs } from './jobs.js';
 import { serveUntilSignalled } from './serve.js';
 import { exportSnapshot, importSnapshot } from './snapshot.js';
 
@@ -27,6 +28,8 @@ Commands:
   codegen [functionsDir]       Write _generated/ for a functions folder
   export [functionsDir]        Write a snapshot of every table (--path <dir>)
   import <snapshot>            Load a snapshot into an empty store
+  jobs failed <pool>           List a workpool's jobs that failed for good (dead letters)
+  jobs retry <pool>            Run them again (all, --limit <n> oldest, or --id <id> ...)
 
 Options:
   --port <n>           Port to serve on (default 3210)
@@ -35,7 +38,7 @@ Options:
   --db <url>           Use PostgreSQL instead of SQLite (postgres://user@host:5432/db; or SLEIGH_DB)
   --schema <name>      PostgreSQL schema holding the deployment (default sleigh)
   --admin-key <key>    Admin key (or SLEIGH_ADMIN_KEY); default: generated per data directory
-  --url <url>          Server for \`run\` (default http://127.0.0.1:3210, or SLEIGH_URL)
+  --url <url>          Server for \`run\` and \`jobs\` (default http://127.0.0.1:3210, or SLEIGH_URL)
   --path <dir>         Snapshot folder for \`export\`
   --functions <dir>    Functions folder for \`run\`/\`import\` (to find the data directory)
   -h, --help           Show this help
@@ -64,6 +67,8 @@ function parse(argv: string[]) {
         url: { type: 'string' },
         path: { type: 'string' },
         functions: { type: 'string' },
+        limit: { type: 'string' },
+        id: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -95,6 +100,24 @@ function display(json: JSONValue): string {
   );
 }
 
+/** Where the running server is, and the admin key to use with it. */
+export function serverAccess(values: ReturnType<typeof parse>['values']): {
+  url: string;
+  adminKey: string;
+} {
+  const where = locations({ functionsDir: values.functions, dataDir: values['data-dir'] });
+  let adminKey = values['admin-key'] ?? process.env.SLEIGH_ADMIN_KEY;
+  const keyFile = join(where.dataDir, 'admin_key');
+  if (adminKey === undefined && existsSync(keyFile))
+    adminKey = readFileSync(keyFile, 'utf8').trim();
+  if (adminKey === undefined) {
+    throw new CliError(
+      `No admin key: pass --admin-key, set SLEIGH_ADMIN_KEY, or run from the project (${keyFile})`,
+    );
+  }
+  return { url: values.url ?? process.env.SLEIGH_URL ?? 'http://127.0.0.1:3210', adminKey };
+}
+
 async function run(
   positionals: string[],
   values: ReturnType<typeof parse>['values'],
@@ -114,17 +137,7 @@ async function run(
       throw new CliError(`The arguments are not valid JSON: ${argsText}`, 2);
     }
   }
-  const where = locations({ functionsDir: values.functions, dataDir: values['data-dir'] });
-  let adminKey = values['admin-key'] ?? process.env.SLEIGH_ADMIN_KEY;
-  const keyFile = join(where.dataDir, 'admin_key');
-  if (adminKey === undefined && existsSync(keyFile))
-    adminKey = readFileSync(keyFile, 'utf8').trim();
-  if (adminKey === undefined) {
-    throw new CliError(
-      `No admin key: pass --admin-key, set SLEIGH_ADMIN_KEY, or run from the project (${keyFile})`,
-    );
-  }
-  const url = values.url ?? process.env.SLEIGH_URL ?? 'http://127.0.0.1:3210';
+  const { url, adminKey } = serverAccess(values);
   let response: Response;
   try {
     response = await fetch(`${url}/api/function`, {
@@ -196,6 +209,8 @@ export async function main(argv: string[], output: Output = consoleOutput): Prom
       }
       case 'run':
         return await run(positionals, values, output);
+      case 'jobs':
+        return await jobs(positionals, values, serverAccess(values), output);
       case 'codegen': {
         const where = locations({ functionsDir: positionals[0] });
         const changed = generateCode(where.functionsDir);

@@ -57,6 +57,7 @@ import {
   type PoolHost,
   type TransactionHooks,
 } from './jobs/pool-runner.js';
+import { listFailed, retryFailed, type FailedJob } from './jobs/pool-graph.js';
 import { PoolService } from './jobs/pool-service.js';
 import { writeWithRetry } from './jobs/write-retry.js';
 import { jobArgs, JobRunner, type JobHost, type JobRunnerOptions } from './jobs/runner.js';
@@ -773,6 +774,22 @@ export class Engine implements Host, JobHost, PoolHost {
       }
       throw error;
     }
+  }
+
+  /** A pool's dead letters, oldest first (admin tools: HTTP API and CLI). */
+  failedPoolJobs(pool: string, limit = 100): Promise<FailedJob[]> {
+    return this.store.read(async (tx) =>
+      tx.catalog().table('_pool_jobs') === undefined ? [] : listFailed(tx, pool, limit),
+    );
+  }
+
+  /** Runs a pool's dead letters again (the given ids, or the oldest up to `limit`). */
+  async retryFailedPoolJobs(
+    pool: string,
+    ids: readonly string[] | null,
+    limit = 1000,
+  ): Promise<number> {
+    return writeWithRetry(this.store, (tx) => retryFailed(tx, pool, ids, limit, Date.now()));
   }
 
   /** Deletes mutation-log records older than `ageMs` (resends come within minutes). */

@@ -17,3 +17,4 @@ export { setLogSink, type LogSink } from './runtime/console.js';
 export { ReadSet, type KeyInterval } from './runtime/readset.js';
 export { JobRunner, type JobRunnerOptions } from './jobs/runner.js';
 export { SCHEDULED, type JobState, type ScheduledFunction } from './jobs/scheduled.js';
+export type { FailedJob } from './jobs/pool-graph.js';

@@ -237,6 +237,8 @@ async function route(host: HttpHost, req: IncomingMessage, res: ServerResponse):
     const { status, body } = resultBody(outcome, format);
     return send(res, status, body);
   }
+  const pool = /^\/api\/sleigh\/pools\/([^/]+)\/(failed|retry)$/.exec(path);
+  if (pool !== null) return poolAdmin(host, req, res, decodeURIComponent(pool[1]!), pool[2]!);
   if (method !== 'POST') throw new HttpError(404, 'NotFound', `No route for ${method} ${path}`);
 
   const kinds: Record<string, FunctionKind | null> = {
@@ -324,6 +326,69 @@ async function route(host: HttpHost, req: IncomingMessage, res: ServerResponse):
     return send(res, 200, `{"results":[${results.join(',')}]}`);
   }
   throw new HttpError(404, 'NotFound', `No route for ${method} ${path}`);
+}
+
+/**
+ * Dead letters, for operators (admin key only): `GET /api/sleigh/pools/<pool>/failed?limit=n`
+ * lists a pool's jobs that failed for good; `POST …/retry` with `{ids?, limit?}` runs them again.
+ */
+async function poolAdmin(
+  host: HttpHost,
+  req: IncomingMessage,
+  res: ServerResponse,
+  pool: string,
+  action: string,
+): Promise<void> {
+  if (callOptions(req, host).caller !== 'admin') {
+    throw new HttpError(401, 'MissingAdminKey', 'Pool administration needs the admin key');
+  }
+  const limitOf = (value: unknown, fallback: number): number => {
+    if (value === undefined || value === null) return fallback;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1 || n > 100_000) {
+      throw new HttpError(
+        400,
+        'BadLimit',
+        `limit must be a whole number from 1 to 100000, not ${JSON.stringify(value)}`,
+      );
+    }
+    return n;
+  };
+  try {
+    if (action === 'failed' && req.method === 'GET') {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const jobs = await host.engine.failedPoolJobs(
+        pool,
+        limitOf(url.searchParams.get('limit'), 100),
+      );
+      return send(res, 200, JSON.stringify({ jobs }));
+    }
+    if (action === 'retry' && req.method === 'POST') {
+      const body = await readJson(req);
+      const ids = body.ids === undefined ? null : body.ids;
+      if (ids !== null && (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string'))) {
+        throw new HttpError(400, 'BadIds', 'ids must be a list of job ids');
+      }
+      const retried = await host.engine.retryFailedPoolJobs(
+        pool,
+        ids as string[] | null,
+        limitOf(body.limit, 1000),
+      );
+      return send(res, 200, JSON.stringify({ retried }));
+    }
+  } catch (error) {
+    if (error instanceof HttpError) throw error;
+    // The engine's own refusals (a bad id, a pool name) are the caller's to fix.
+    if (error instanceof Error && error.name === 'SyscallError') {
+      throw new HttpError(400, 'BadRequest', error.message);
+    }
+    throw error;
+  }
+  throw new HttpError(
+    405,
+    'MethodNotAllowed',
+    `Use GET for failed and POST for retry, not ${req.method ?? '?'}`,
+  );
 }
 
 export async function handleHttp(

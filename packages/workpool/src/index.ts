@@ -40,6 +40,8 @@ export interface WorkpoolOptions {
   actionTimeoutMs?: number;
   /** How long results are kept after a job finished, in ms (default one day). */
   ttl?: number;
+  /** How long jobs that failed for good are kept, to be listed and retried (default 7 days). */
+  failedTtl?: number;
   /** Retry failed actions with `defaultRetryBehavior` unless a call says otherwise. */
   retryActionsByDefault?: boolean;
   defaultRetryBehavior?: RetryBehavior;
@@ -55,6 +57,19 @@ export type Status =
   | { state: 'pending'; previousAttempts: number }
   | { state: 'running'; previousAttempts: number }
   | { state: 'finished' };
+
+/** A job that failed for good, as `failedJobs` lists it. */
+export interface FailedJob {
+  id: WorkId;
+  name: string;
+  /** The function it ran. */
+  fn: string;
+  /** Its last error. */
+  error: string;
+  attempts: number;
+  /** When it failed for good (ms since the epoch). */
+  failedAt: number;
+}
 
 /** What an onComplete mutation receives. */
 export interface OnCompleteArgs<Context = Value> {
@@ -287,6 +302,32 @@ export class Workpool {
       items,
     })) as WorkId[];
     return Object.fromEntries(keys.map((key, i) => [key, ids[i]!]));
+  }
+
+  /** The pool's jobs that failed for good (dead letters), oldest first. */
+  failedJobs(ctx: AnyCtx, options?: { limit?: number }): Promise<FailedJob[]>;
+  failedJobs(options?: { limit?: number }): Promise<FailedJob[]>;
+  async failedJobs(...all: unknown[]): Promise<FailedJob[]> {
+    const [options] = withoutCtx<[{ limit?: number }?]>(all);
+    return (await syscall('failed', {
+      pool: this.name,
+      limit: options?.limit,
+    })) as unknown as FailedJob[];
+  }
+
+  /**
+   * Runs dead letters again (the given ids, or the oldest up to `limit`), each with everything
+   * downstream of it; resolves with how many jobs were restarted.
+   */
+  retryFailed(ctx: AnyCtx, options?: { ids?: WorkId[]; limit?: number }): Promise<number>;
+  retryFailed(options?: { ids?: WorkId[]; limit?: number }): Promise<number>;
+  async retryFailed(...all: unknown[]): Promise<number> {
+    const [options] = withoutCtx<[{ ids?: WorkId[]; limit?: number }?]>(all);
+    return (await syscall('retryFailed', {
+      pool: this.name,
+      ids: options?.ids,
+      limit: options?.limit,
+    })) as number;
   }
 
   /**

@@ -184,6 +184,37 @@ describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
     expect(!bad.ok && bad.error.message).toMatch(/uniqueKey must be a string of 1 to 256/);
   });
 
+  it('keeps jobs that failed for good as dead letters, and retries them with what depends on them', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    await call(engine.mutation('graph:setSwitch', { name: 'broken', on: true }));
+    const ids = (await call(engine.mutation('graph:failingChain', { switch: 'broken' }))) as Record<
+      string,
+      string
+    >;
+    await expect.poll(() => settled(engine, Object.values(ids)), { timeout: 10_000 }).toBe(true);
+    type Failed = { id: string; name: string; error: string; attempts: number };
+    const failed = (await call(engine.query('graph:failedJobs', {}))) as unknown as Failed[];
+    expect(failed.map((job) => job.name).sort()).toEqual(['bad', 'child', 'grandchild']);
+    expect(failed.find((job) => job.name === 'bad')?.error).toContain('failed while broken was on');
+    // The same list reaches operators through the engine (the HTTP API and CLI use it).
+    expect((await engine.failedPoolJobs('graph')).map((job) => job.id).sort()).toEqual(
+      failed.map((job) => job.id).sort(),
+    );
+    // Fixed: retrying every dead letter re-runs the root, and with it its subtree, once.
+    await call(engine.mutation('graph:setSwitch', { name: 'broken', on: false }));
+    expect(await call(engine.mutation('graph:retryFailed', {}))).toBe(3);
+    await expect.poll(() => settled(engine, Object.values(ids)), { timeout: 10_000 }).toBe(true);
+    expect((await results(engine, [ids.grandchild!]))[0]).toEqual({
+      kind: 'success',
+      returnValue: 'grandchild(child(bad()))',
+    });
+    expect(await call(engine.query('graph:failedJobs', {}))).toEqual([]);
+    const ran = (await steps(engine)).map((step) => step.label).sort();
+    expect(ran).toEqual(['bad', 'bad', 'child', 'grandchild']);
+    const bad = await engine.mutation('graph:retryFailed', { ids: ['nope'] });
+    expect(!bad.ok && bad.error.message).toMatch(/ids must be a list of pool job ids/);
+  });
+
   // Two runners share a database only on PostgreSQL (a SQLite file belongs to one process).
   const sharing = driver.name === 'postgres' ? ' on two runners sharing the database' : '';
   it(`holds a unique key under 50 concurrent enqueuers${sharing}`, async () => {

@@ -24,13 +24,17 @@ import {
   keySuccessor,
   newDocumentId,
   prefixEnd,
+  type ReadTransaction,
   type WriteTransaction,
 } from '@sleigh/storage';
 import { FunctionErrorCode, SyscallError } from '../errors.js';
 import { SYSTEM_TABLES } from '../loader/schema.js';
 import {
+  BY_DUE,
+  dueRange,
   finish,
   getPoolJob,
+  isEnded,
   POOL_JOBS,
   saveJob,
   saveJobs,
@@ -64,7 +68,7 @@ function invalid(message: string): SyscallError {
   return new SyscallError(FunctionErrorCode.InvalidArguments, message);
 }
 
-const isTerminal = (job: PoolJob) => job.state === 'completing' || job.state === 'finished';
+const isTerminal = isEnded;
 const succeeded = (job: PoolJob) => isTerminal(job) && job.result?.kind === 'success';
 
 function describeJob(job: PoolJob): string {
@@ -255,6 +259,84 @@ export async function rerunFrom(tx: WriteTransaction, id: string, now: number): 
   }
   await saveJobs(tx, updates);
   return updates.length;
+}
+
+/** A dead letter: a job that failed for good, as listed for people. */
+export interface FailedJob {
+  id: string;
+  name: string;
+  fn: string;
+  error: string;
+  attempts: number;
+  failedAt: number;
+}
+
+/** The pool's jobs that failed for good, oldest first (at most `limit`). */
+export async function listFailed(
+  tx: WriteTransaction | ReadTransaction,
+  pool: string,
+  limit: number,
+): Promise<FailedJob[]> {
+  const entries = await tx.scan({
+    table: POOL_JOBS,
+    index: BY_DUE,
+    ...dueRange(pool, 'failed'),
+    order: 'asc',
+    limit,
+  });
+  return entries.map((entry) => {
+    const job = entry.document as PoolJob;
+    return {
+      id: job._id,
+      name: job.name,
+      fn: job.fn,
+      error: job.result?.kind === 'failed' ? job.result.error : '',
+      attempts: job.attempt,
+      failedAt: job.finishedAt ?? 0,
+    };
+  });
+}
+
+/**
+ * Runs dead letters again (the given ones, or the pool's oldest up to `limit`), each with
+ * everything downstream of it. A job whose own dependency failed too is left to that one's
+ * re-run. Resolves with how many jobs were restarted.
+ */
+export async function retryFailed(
+  tx: WriteTransaction,
+  pool: string,
+  ids: readonly string[] | null,
+  limit: number,
+  now: number,
+): Promise<number> {
+  const candidates = ids ?? (await listFailed(tx, pool, limit)).map((job) => job.id);
+  let restarted = 0;
+  for (const id of candidates) {
+    const job = await getPoolJob(tx, id);
+    if (job === null) {
+      if (ids !== null)
+        throw invalid(`Workpool retryFailed: ${id} is not a pool job (or it expired)`);
+      continue;
+    }
+    if (job.pool !== pool && ids !== null) {
+      throw invalid(`Workpool retryFailed: ${id} belongs to pool "${job.pool}", not "${pool}"`);
+    }
+    // Already restarted with an ancestor retried just before.
+    if (job.state !== 'failed') continue;
+    const upstreamFailed = await hasFailedDependency(tx, job);
+    if (upstreamFailed) continue;
+    restarted += await rerunFrom(tx, id, now);
+  }
+  return restarted;
+}
+
+async function hasFailedDependency(tx: WriteTransaction, job: PoolJob): Promise<boolean> {
+  if ((job.onDependencyFailure ?? 'fail') === 'run') return false;
+  for (const parentId of job.dependsOn ?? []) {
+    const parent = await getPoolJob(tx, parentId);
+    if (parent !== null && isTerminal(parent) && !succeeded(parent)) return true;
+  }
+  return false;
 }
 
 export type DuplicatePolicy = 'skip' | 'replace';

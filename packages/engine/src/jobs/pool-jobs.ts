@@ -23,9 +23,12 @@
  *                                                          ╭─ with onComplete ─ completing ┤
  *                                                          │        (onComplete runs, in  │
  *                                                          ▼         the same transaction)│
- *                                                      finished ◀─────────────────────────╯
+ *                                              finished / failed ◀──────────────────────────╯
  *                                                          │
  *                                                          ╰──(its ttl passes)──▶ deleted
+ *
+ * A job that failed for good ends `failed` rather than `finished`: the pool's dead letters, kept
+ * for `failedTtlMs` (longer than results), listed and retried in bulk (pool-graph.ts).
  *
  * A waiting job whose dependency failed or was canceled is failed or canceled itself (or runs
  * anyway), as its `onDependencyFailure` says; so is everything downstream of it.
@@ -48,7 +51,7 @@ export const POOLS = '_pools';
 export const BY_DUE = 'by_due';
 
 export type PoolJobState =
-  'waiting' | 'delayed' | 'pending' | 'running' | 'completing' | 'finished';
+  'waiting' | 'delayed' | 'pending' | 'running' | 'completing' | 'finished' | 'failed';
 
 /** What a job does when a job it depends on did not succeed. */
 export type DependencyFailurePolicy = 'fail' | 'cancel' | 'run';
@@ -88,6 +91,8 @@ export interface PoolJob extends Document {
   retry: RetryBehavior | null;
   timeoutMs: number | null;
   ttlMs: number;
+  /** How long it is kept once it failed for good (default: DEFAULT_FAILED_TTL_MS). */
+  failedTtlMs?: number;
   onComplete: { fn: string; context: Value } | null;
   /** Failed attempts, oldest first. */
   failures: Attempt[];
@@ -128,6 +133,8 @@ export type PoolOptions = {
   readonly groupRateLimit: { count: number; periodMs: number } | null;
   readonly actionTimeoutMs: number | null;
   readonly ttlMs: number;
+  /** How long jobs that failed for good are kept (dead letters). */
+  readonly failedTtlMs: number;
   readonly retryActionsByDefault: boolean;
   readonly defaultRetryBehavior: RetryBehavior;
 };
@@ -138,6 +145,7 @@ export interface PoolDocument extends Document, PoolOptions {
 
 export const DEFAULT_RETRY: RetryBehavior = { maxAttempts: 5, initialBackoffMs: 250, base: 2 };
 export const DEFAULT_TTL_MS = 24 * 60 * 60 * 1000;
+export const DEFAULT_FAILED_TTL_MS = 7 * DEFAULT_TTL_MS;
 
 /** What `pool.status(id)` says, as the Convex workpool says it. */
 export type Status =
@@ -146,19 +154,14 @@ export type Status =
   | { state: 'finished' };
 
 export function statusOf(job: PoolJob | null): Status {
-  if (job === null || job.state === 'finished' || job.state === 'completing') {
-    return { state: 'finished' };
-  }
-  // Waiting for dependencies or for its time is pending, in the workpool's vocabulary.
-  if (job.state === 'waiting' || job.state === 'delayed') {
-    return { state: 'pending', previousAttempts: job.attempt };
-  }
+  if (job === null || isEnded(job)) return { state: 'finished' };
   if (job.state === 'running') {
     // Claimed ahead but not started yet (no startedAt): still waiting, as far as users go.
     const state = job.startedAt === undefined ? 'pending' : 'running';
     return { state, previousAttempts: job.attempt - 1 };
   }
-  return { state: job.state, previousAttempts: job.attempt };
+  // Waiting for dependencies or for its time is pending too, in the workpool's vocabulary.
+  return { state: 'pending', previousAttempts: job.attempt };
 }
 
 /** The `by_due` keys of a pool's jobs in `state`, due at or before `until` when given. */
@@ -286,16 +289,29 @@ export function afterAttempt(
   );
 }
 
-/** The job done with `result`: completing when an onComplete must still run, else finished. */
+/**
+ * The job done with `result`: completing when an onComplete must still run, else ended
+ * (`ended` says which state and for how long).
+ */
 export function finish(job: PoolJob, result: RunResult, now: number): PoolJob {
   const { owner: _owner, ...rest } = job;
+  const done = { ...rest, result, finishedAt: now };
+  return job.onComplete === null ? ended(done, now) : { ...done, state: 'completing', due: now };
+}
+
+/** A job with its result as it rests: failed (kept for failedTtlMs) or finished (ttlMs). */
+export function ended(job: PoolJob, now: number): PoolJob {
+  const failed = job.result?.kind === 'failed';
   return {
-    ...rest,
-    state: job.onComplete === null ? 'finished' : 'completing',
-    due: job.onComplete === null ? now + job.ttlMs : now,
-    result,
-    finishedAt: now,
+    ...job,
+    state: failed ? 'failed' : 'finished',
+    due: now + (failed ? (job.failedTtlMs ?? DEFAULT_FAILED_TTL_MS) : job.ttlMs),
   };
+}
+
+/** Whether the job has its result: completing (onComplete to run), finished or failed. */
+export function isEnded(job: PoolJob): boolean {
+  return job.state === 'completing' || job.state === 'finished' || job.state === 'failed';
 }
 
 /** Cancels a job that has not finished; resolves with the canceled job, or null. */
@@ -312,6 +328,6 @@ export async function cancelJob(
       `Workpool cancel: "${id}" is not the id of a pool job`,
     );
   }
-  if (job.state === 'completing' || job.state === 'finished') return null;
+  if (isEnded(job)) return null;
   return saveJob(tx, finish(job, { kind: 'canceled' }, now), now);
 }

@@ -38,6 +38,7 @@ import { SkipRun } from '../errors.js';
 import {
   afterAttempt,
   BY_DUE,
+  ended,
   dueRange,
   getPoolJob,
   POOL_JOBS,
@@ -685,11 +686,7 @@ export class PoolRunner {
   /** Runs a job's onComplete; the same transaction moves it to finished. */
   private complete(pool: PoolState, job: PoolJob): void {
     pool.completing.add(job._id);
-    const finished = (current: PoolJob): PoolJob => ({
-      ...current,
-      state: 'finished',
-      due: Date.now() + current.ttlMs,
-    });
+    const finished = (current: PoolJob): PoolJob => ended(current, Date.now());
     const hooks: TransactionHooks = {
       before: async (tx) => {
         const current = await getPoolJob(tx, job._id);
@@ -777,16 +774,18 @@ export class PoolRunner {
             if (entries.length < 500) break;
             start = keySuccessor(entries[entries.length - 1]!.key);
           }
-          const expired = dueRange(pool.name, 'finished', now);
-          for (const entry of await tx.scan({
-            table: POOL_JOBS,
-            index: BY_DUE,
-            ...expired,
-            order: 'asc',
-            limit: 500,
-          })) {
-            await forgetEdges(tx, entry.document as PoolJob);
-            await tx.delete(POOL_JOBS, (entry.document as PoolJob)._id);
+          // Results past their ttl, and dead letters past theirs: an indexed range each.
+          for (const state of ['finished', 'failed'] as const) {
+            for (const entry of await tx.scan({
+              table: POOL_JOBS,
+              index: BY_DUE,
+              ...dueRange(pool.name, state, now),
+              order: 'asc',
+              limit: 500,
+            })) {
+              await forgetEdges(tx, entry.document as PoolJob);
+              await tx.delete(POOL_JOBS, (entry.document as PoolJob)._id);
+            }
           }
         });
         pool.lookForCompleting = true;
@@ -831,6 +830,7 @@ async function placeUnranked(tx: WriteTransaction, pool: string): Promise<void> 
     'running',
     'completing',
     'finished',
+    'failed',
   ] as const) {
     for (;;) {
       const entries = await tx.scan({

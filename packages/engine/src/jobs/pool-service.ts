@@ -21,6 +21,7 @@ import type { Execution, FunctionKind, TransactionState } from '../runtime/conte
 import {
   cancelJob,
   DEFAULT_RETRY,
+  DEFAULT_FAILED_TTL_MS,
   DEFAULT_TTL_MS,
   dueRange,
   getPoolJob,
@@ -41,7 +42,9 @@ import {
 } from './pool-jobs.js';
 import {
   linkDependencies,
+  listFailed,
   releaseDependents,
+  retryFailed,
   rerunFrom,
   takeUniqueKey,
   type DuplicatePolicy,
@@ -156,6 +159,10 @@ export function parsePool(name: unknown, options: unknown): { name: string; opti
           : positiveNumber(o.actionTimeoutMs, `Workpool "${name}": actionTimeoutMs`),
       ttlMs:
         o.ttl === undefined ? DEFAULT_TTL_MS : positiveNumber(o.ttl, `Workpool "${name}": ttl`),
+      failedTtlMs:
+        o.failedTtl === undefined
+          ? DEFAULT_FAILED_TTL_MS
+          : positiveNumber(o.failedTtl, `Workpool "${name}": failedTtl`),
       retryActionsByDefault: o.retryActionsByDefault === true,
       defaultRetryBehavior:
         o.defaultRetryBehavior === undefined
@@ -278,6 +285,31 @@ export class PoolService {
     });
   }
 
+  /** The pool's dead letters (jobs that failed for good), oldest first. */
+  async failed(execution: Execution, poolName: unknown, limit: unknown): Promise<JSONValue> {
+    const { name: pool } = parsePool(poolName, {});
+    const most = limit === undefined ? 100 : positiveNumber(limit, 'failedJobs: limit', true);
+    return this.read(execution, async (tx) => {
+      const jobs = await listFailed(tx, pool, most);
+      return jobs as unknown as JSONValue;
+    });
+  }
+
+  /** Runs dead letters again (given ids, or the oldest up to `limit`); resolves with how many. */
+  async retryFailed(
+    execution: Execution,
+    poolName: unknown,
+    ids: unknown,
+    limit: unknown,
+  ): Promise<number> {
+    const { name: pool } = parsePool(poolName, {});
+    const list = parseIds(ids, 'retryFailed');
+    const most = limit === undefined ? 1000 : positiveNumber(limit, 'retryFailed: limit', true);
+    return this.inTransaction(execution, 'retryFailed', (tx) =>
+      retryFailed(tx, pool, list, most, Date.now()),
+    );
+  }
+
   /** The jobs the running pool job depends on, in order, with their results. */
   async dependencies(execution: Execution): Promise<JSONValue> {
     const id = execution.poolJobId;
@@ -357,6 +389,7 @@ export class PoolService {
       retry,
       timeoutMs: kind === 'action' ? options.actionTimeoutMs : null,
       ttlMs: options.ttlMs,
+      failedTtlMs: options.failedTtlMs,
       onComplete,
       failures: [],
       ...(item.priority === undefined || item.priority === 0 ? {} : { priority: item.priority }),
@@ -611,4 +644,13 @@ function parseGroup(pool: string, group: unknown): string {
     throw invalid(`Workpool "${pool}": group must be a string of 1 to 256 characters`);
   }
   return group;
+}
+
+/** A list of pool job ids, or null when none was given. */
+export function parseIds(ids: unknown, what: string): string[] | null {
+  if (ids === undefined || ids === null) return null;
+  if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string' || !isPoolJobId(id))) {
+    throw invalid(`Workpool ${what}: ids must be a list of pool job ids`);
+  }
+  return ids as string[];
 }

@@ -195,6 +195,10 @@ const ASYNC: Record<string, AsyncHandler> = {
     execution.host.pools.wait(execution, args.id, args.timeoutMs),
   'sleigh/pool/rerun': (execution, args) => execution.host.pools.rerun(execution, args.id),
   'sleigh/pool/dependencies': (execution) => execution.host.pools.dependencies(execution),
+  'sleigh/pool/failed': (execution, args) =>
+    execution.host.pools.failed(execution, args.pool, args.limit),
+  'sleigh/pool/retryFailed': (execution, args) =>
+    execution.host.pools.retryFailed(execution, args.pool, args.ids, args.limit),
   '1.0/signJwt': notSupported('ctx.auth.signJwt'),
   '1.0/createFunctionHandle': notSupported('createFunctionHandle'),
   '1.0/actions/vectorSearch': notSupported('Vector search'),

@@ -5,7 +5,13 @@
 import { NonRetryableError, Workpool, type WorkId } from '@sleigh/workpool';
 import { v } from 'convex/values';
 import { internal } from './_generated/api';
-import { internalAction, internalMutation, mutation, query } from './_generated/server';
+import {
+  internalAction,
+  internalMutation,
+  internalQuery,
+  mutation,
+  query,
+} from './_generated/server';
 
 const graph = new Workpool('graph', { maxParallelism: 4 });
 const unique = new Workpool('unique', { maxParallelism: 2 });
@@ -25,8 +31,14 @@ const vPoolName = v.union(...Object.keys(pools).map((name) => v.literal(name as 
 
 /** A step: records when it ran and what its dependencies returned; returns `label(inputs)`. */
 export const step = internalAction({
-  args: { label: v.string(), ms: v.optional(v.number()), fail: v.optional(v.boolean()) },
-  handler: async (ctx, { label, ms, fail }): Promise<string> => {
+  args: {
+    label: v.string(),
+    ms: v.optional(v.number()),
+    fail: v.optional(v.boolean()),
+    /** Fail while the switch of this name is on (see setSwitch). */
+    failWhile: v.optional(v.string()),
+  },
+  handler: async (ctx, { label, ms, fail, failWhile }): Promise<string> => {
     const start = Date.now();
     const inputs = (await graph.dependencies(ctx)).map((dependency) =>
       dependency.result.kind !== 'success'
@@ -38,6 +50,12 @@ export const step = internalAction({
     await new Promise((resolve) => setTimeout(resolve, ms ?? 5));
     await ctx.runMutation(internal.graph.logStep, { label, start, end: Date.now(), inputs });
     if (fail === true) throw new NonRetryableError(`${label} cannot work`);
+    if (
+      failWhile !== undefined &&
+      (await ctx.runQuery(internal.graph.switchOn, { name: failWhile }))
+    ) {
+      throw new NonRetryableError(`${label} failed while ${failWhile} was on`);
+    }
     return `${label}(${inputs.join('+')})`;
   },
 });
@@ -226,4 +244,53 @@ export const enqueueLimited = mutation({
       Array.from({ length: count }, (_, i) => ({ label: `${label}:${i}`, ms })),
       group === undefined ? {} : { group },
     ),
+});
+
+export const setSwitch = mutation({
+  args: { name: v.string(), on: v.boolean() },
+  handler: async (ctx, { name, on }) => {
+    const existing = await ctx.db
+      .query('switches')
+      .withIndex('by_name', (q) => q.eq('name', name))
+      .unique();
+    if (existing === null) await ctx.db.insert('switches', { name, on });
+    else await ctx.db.patch(existing._id, { on });
+  },
+});
+
+export const switchOn = internalQuery({
+  args: { name: v.string() },
+  handler: async (ctx, { name }): Promise<boolean> =>
+    (
+      await ctx.db
+        .query('switches')
+        .withIndex('by_name', (q) => q.eq('name', name))
+        .unique()
+    )?.on ?? false,
+});
+
+/** bad (fails while `switch` is on) ─▶ child ─▶ grandchild */
+export const failingChain = mutation({
+  args: { switch: v.string() },
+  handler: async (ctx, args): Ids =>
+    await graph.enqueueGraph(ctx, {
+      bad: { action: internal.graph.step, args: { label: 'bad', failWhile: args.switch } },
+      child: { action: internal.graph.step, args: { label: 'child' }, dependsOn: ['bad'] },
+      grandchild: {
+        action: internal.graph.step,
+        args: { label: 'grandchild' },
+        dependsOn: ['child'],
+      },
+    }),
+});
+
+export const failedJobs = query({
+  args: {},
+  handler: async (ctx) => await graph.failedJobs(ctx),
+});
+
+export const retryFailed = mutation({
+  args: { ids: v.optional(v.array(v.string())) },
+  handler: async (ctx, { ids }): Promise<number> =>
+    await graph.retryFailed(ctx, ids === undefined ? {} : { ids: ids as WorkId[] }),
 });

@@ -11,6 +11,8 @@ export default defineSchema({
   counters: defineTable({ name: v.string(), value: v.number() }).index('by_name', ['name']),
   /** One row per onComplete call. */
   completions: defineTable({ workId: v.string(), context: v.any(), result: v.any() }),
+  /** Named on/off switches the tests flip (a step fails while its switch is on). */
+  switches: defineTable({ name: v.string(), on: v.boolean() }).index('by_name', ['name']),
   /** One row per run of a graph step: when it ran and what its dependencies returned. */
   steps: defineTable({
     label: v.string(),
