@@ -59,6 +59,7 @@ import {
 } from './jobs/pool-runner.js';
 import { listFailed, retryFailed, type FailedJob } from './jobs/pool-graph.js';
 import { PoolService } from './jobs/pool-service.js';
+import { RunningAttempts } from './jobs/attempts.js';
 import { writeWithRetry } from './jobs/write-retry.js';
 import { jobArgs, JobRunner, type JobHost, type JobRunnerOptions } from './jobs/runner.js';
 import {
@@ -230,6 +231,8 @@ export class Engine implements Host, JobHost, PoolHost {
   private poolRunner: PoolRunner | null = null;
   /** Workpools as functions use them (the `sleigh/pool/*` syscalls). */
   readonly pools: PoolService;
+  /** Pool job attempts running in this process: their abort signals and heartbeats. */
+  readonly attempts = new RunningAttempts();
 
   private constructor(options: EngineOptions) {
     this.store = options.store;
@@ -255,6 +258,7 @@ export class Engine implements Host, JobHost, PoolHost {
           this.checkArgs(this.registry.lookup(path, null, 'function'), args, catalog),
       },
       nextCreationTime,
+      this.attempts,
     );
   }
 

@@ -38,6 +38,11 @@ export interface WorkpoolOptions {
   groupRateLimit?: { count: number; periodMs: number };
   /** An action running longer counts as a failed attempt (default: no limit). */
   actionTimeoutMs?: number;
+  /**
+   * Actions must call `pool.heartbeat()` at least this often: one that goes quiet longer is
+   * given up (its signal aborts) and retried per its policy, like a timeout.
+   */
+  heartbeatTimeoutMs?: number;
   /** How long results are kept after a job finished, in ms (default one day). */
   ttl?: number;
   /** How long jobs that failed for good are kept, to be listed and retried (default 7 days). */
@@ -302,6 +307,32 @@ export class Workpool {
       items,
     })) as WorkId[];
     return Object.fromEntries(keys.map((key, i) => [key, ids[i]!]));
+  }
+
+  /**
+   * Inside a pool job's action: keeps its attempt alive in a pool with `heartbeatTimeoutMs`
+   * (resolves false when the attempt was already given up: stop working).
+   */
+  heartbeat(ctx?: AnyCtx): Promise<boolean>;
+  async heartbeat(): Promise<boolean> {
+    return (await syscall('heartbeat', {})) as boolean;
+  }
+
+  /**
+   * Inside a pool job's action: an AbortSignal that fires when the attempt times out
+   * (`actionTimeoutMs`) or misses its heartbeat; its reason says which. Pass it to fetch and
+   * the like, or check `signal.aborted` between steps.
+   */
+  signal(ctx?: AnyCtx): AbortSignal;
+  signal(): AbortSignal {
+    const controller = new AbortController();
+    void syscall('whenAborted', {}).then(
+      (reason) => {
+        if (typeof reason === 'string') controller.abort(new Error(reason));
+      },
+      (error: unknown) => controller.abort(error),
+    );
+    return controller.signal;
   }
 
   /** The pool's jobs that failed for good (dead letters), oldest first. */

@@ -1,12 +1,13 @@
 /**
  * Which pool job starts when, on both drivers: priorities, fairness between groups (a group's
  * limit holds, across two runners on PostgreSQL, while other groups keep flowing), and rate
- * limits for a pool and per group, counted over sliding windows of what actually started.
+ * limits for a pool and per group, counted over sliding windows of what actually started; and
+ * long actions kept alive by heartbeats, or given up (their abort signal saying why) without.
  */
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.js';
 import { DRIVERS, startApp } from '../test-harness.js';
-import { call, settled, steps, type Step } from './test-calls.js';
+import { call, results, settled, steps, type Step } from './test-calls.js';
 
 /** The most of `spans` that overlap at any instant. */
 function peakOverlap(spans: readonly Step[]): number {
@@ -34,6 +35,7 @@ function busiestWindow(starts: readonly number[], ms: number): number {
 
 const enqueueLimited = async (engine: Engine, args: Record<string, string | number>) =>
   (await call(engine.mutation('graph:enqueueLimited', args))) as string[];
+const named = (all: Step[], label: string) => all.filter((step) => step.label === label);
 const ofLabel = (all: Step[], label: string) =>
   all.filter((step) => step.label.startsWith(`${label}:`));
 
@@ -151,5 +153,30 @@ describe.each(DRIVERS)('which pool job starts when, on $name', (driver) => {
       group: '',
     });
     expect(!bad.ok && bad.error.message).toMatch(/group must be a string of 1 to 256 characters/);
+  });
+
+  it('gives up an action that stops beating (its signal says why) and retries it; one that beats runs long', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const steady = (await call(
+      engine.mutation('graph:enqueueLong', { label: 'steady', ms: 600, beat: true }),
+    )) as string;
+    const silent = (await call(
+      engine.mutation('graph:enqueueLong', { label: 'silent', ms: 600, beat: false }),
+    )) as string;
+    await expect
+      .poll(() => settled(engine, [steady, silent], 'beats'), { timeout: 10_000 })
+      .toBe(true);
+    const [steadyResult, silentResult] = await results(engine, [steady, silent], 'beats');
+    expect(steadyResult).toEqual({ kind: 'success', returnValue: 'steady' });
+    expect(silentResult?.kind).toBe('failed');
+    expect(silentResult?.error).toBe('no heartbeat for 200 ms');
+    // Its code saw the abort, both attempts (the policy allows two).
+    await expect.poll(async () => named(await steps(engine), 'silent').length).toBe(2);
+    const ran = await steps(engine);
+    expect(named(ran, 'silent').map((step) => step.inputs[0])).toEqual([
+      'aborted: no heartbeat for 200 ms',
+      'aborted: no heartbeat for 200 ms',
+    ]);
+    expect(named(ran, 'steady').map((step) => step.inputs[0])).toEqual(['ok']);
   });
 });

@@ -90,6 +90,8 @@ export interface PoolJob extends Document {
   attempt: number;
   retry: RetryBehavior | null;
   timeoutMs: number | null;
+  /** An action that goes this long without a heartbeat fails its attempt (null: no need). */
+  heartbeatMs?: number | null;
   ttlMs: number;
   /** How long it is kept once it failed for good (default: DEFAULT_FAILED_TTL_MS). */
   failedTtlMs?: number;
@@ -132,6 +134,8 @@ export type PoolOptions = {
   readonly rateLimit: { count: number; periodMs: number } | null;
   readonly groupRateLimit: { count: number; periodMs: number } | null;
   readonly actionTimeoutMs: number | null;
+  /** Actions must call pool.heartbeat() at least this often (null: they need not). */
+  readonly heartbeatTimeoutMs: number | null;
   readonly ttlMs: number;
   /** How long jobs that failed for good are kept (dead letters). */
   readonly failedTtlMs: number;

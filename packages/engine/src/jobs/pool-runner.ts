@@ -52,6 +52,7 @@ import {
 } from './pool-jobs.js';
 import { forgetEdges, releaseDependents } from './pool-graph.js';
 import { isLimited, pickLimited } from './pool-limits.js';
+import type { RunningAttempts } from './attempts.js';
 import { writeWithRetry } from './write-retry.js';
 
 /** Code run inside a mutation's own transaction: before its handler, and after it succeeded. */
@@ -72,6 +73,8 @@ export interface PoolHost {
   runOnComplete(job: PoolJob, args: JSONValue, hooks: TransactionHooks): Promise<AttemptOutcome>;
   /** A `_creationTime` for a new document (rate-limit records). */
   nextCreationTime(): number;
+  /** Attempts running here, as their code sees them (abort signals, heartbeats). */
+  readonly attempts: RunningAttempts;
 }
 
 export interface PoolRunnerOptions {
@@ -667,19 +670,42 @@ export class PoolRunner {
             },
           }
         : {};
+    const heartbeatMs = job.kind === 'action' ? (job.heartbeatMs ?? null) : null;
+    const attempt = this.host.attempts.start(job._id, heartbeatMs);
     const running = this.host.runPoolJob(job, hooks);
-    if (job.timeoutMs === null) return running;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<AttemptOutcome>((resolve) => {
-      timer = setTimeout(
-        () => resolve({ ok: false, error: `timed out after ${job.timeoutMs} ms`, retryable: true }),
-        job.timeoutMs!,
-      );
+    if (job.timeoutMs === null && heartbeatMs === null) {
+      try {
+        return await running;
+      } finally {
+        attempt.end();
+      }
+    }
+    // The attempt is given up when it runs too long or stops beating: its code's abort signal
+    // fires, and the runner records a failed (retryable) attempt without waiting for it.
+    const timers: NodeJS.Timeout[] = [];
+    const givenUp = new Promise<AttemptOutcome>((resolve) => {
+      const giveUp = (error: string) => {
+        attempt.controller.abort(new Error(error));
+        resolve({ ok: false, error, retryable: true });
+      };
+      if (job.timeoutMs !== null) {
+        const ms = job.timeoutMs;
+        timers.push(setTimeout(() => giveUp(`timed out after ${ms} ms`), ms));
+      }
+      if (heartbeatMs !== null) {
+        const watch = () => {
+          const left = attempt.deadline - Date.now();
+          if (left <= 0) giveUp(`no heartbeat for ${heartbeatMs} ms`);
+          else timers.push(setTimeout(watch, left));
+        };
+        timers.push(setTimeout(watch, heartbeatMs));
+      }
     });
     try {
-      return await Promise.race([running, timeout]);
+      return await Promise.race([running, givenUp]);
     } finally {
-      clearTimeout(timer);
+      for (const timer of timers) clearTimeout(timer);
+      attempt.end();
     }
   }
 

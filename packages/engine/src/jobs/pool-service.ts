@@ -49,6 +49,7 @@ import {
   takeUniqueKey,
   type DuplicatePolicy,
 } from './pool-graph.js';
+import type { RunningAttempts } from './attempts.js';
 import { writeWithRetry } from './write-retry.js';
 
 /** How the engine resolves and checks a function for a job. */
@@ -157,6 +158,7 @@ export function parsePool(name: unknown, options: unknown): { name: string; opti
         o.actionTimeoutMs === undefined || o.actionTimeoutMs === null
           ? null
           : positiveNumber(o.actionTimeoutMs, `Workpool "${name}": actionTimeoutMs`),
+      heartbeatTimeoutMs: positiveWhole(o.heartbeatTimeoutMs, 'heartbeatTimeoutMs'),
       ttlMs:
         o.ttl === undefined ? DEFAULT_TTL_MS : positiveNumber(o.ttl, `Workpool "${name}": ttl`),
       failedTtlMs:
@@ -180,7 +182,28 @@ export class PoolService {
     private readonly store: Store,
     private readonly functions: PoolFunctions,
     private readonly creationTime: () => number,
+    private readonly attempts: RunningAttempts,
   ) {}
+
+  private runningJob(execution: Execution, what: string): string {
+    if (execution.poolJobId === null || execution.kind !== 'action') {
+      throw new SyscallError(
+        FunctionErrorCode.Forbidden,
+        `Workpool ${what}: ${execution.path} is not running as a pool job's action (call it from the job's own function)`,
+      );
+    }
+    return execution.poolJobId;
+  }
+
+  /** Keeps the running attempt alive; false when it was already given up (timed out). */
+  heartbeat(execution: Execution): boolean {
+    return this.attempts.beat(this.runningJob(execution, 'heartbeat'));
+  }
+
+  /** Resolves with why the running attempt was aborted, or null once it ended. */
+  whenAborted(execution: Execution): Promise<string | null> {
+    return this.attempts.whenAborted(this.runningJob(execution, 'signal'));
+  }
 
   private inTransaction<T>(
     execution: Execution,
@@ -388,6 +411,9 @@ export class PoolService {
       attempt: 0,
       retry,
       timeoutMs: kind === 'action' ? options.actionTimeoutMs : null,
+      ...(kind === 'action' && options.heartbeatTimeoutMs !== null
+        ? { heartbeatMs: options.heartbeatTimeoutMs }
+        : {}),
       ttlMs: options.ttlMs,
       failedTtlMs: options.failedTtlMs,
       onComplete,

@@ -195,6 +195,8 @@ const ASYNC: Record<string, AsyncHandler> = {
     execution.host.pools.wait(execution, args.id, args.timeoutMs),
   'sleigh/pool/rerun': (execution, args) => execution.host.pools.rerun(execution, args.id),
   'sleigh/pool/dependencies': (execution) => execution.host.pools.dependencies(execution),
+  'sleigh/pool/heartbeat': async (execution) => execution.host.pools.heartbeat(execution),
+  'sleigh/pool/whenAborted': (execution) => execution.host.pools.whenAborted(execution),
   'sleigh/pool/failed': (execution, args) =>
     execution.host.pools.failed(execution, args.pool, args.limit),
   'sleigh/pool/retryFailed': (execution, args) =>

@@ -25,7 +25,14 @@ const perGroupRate = new Workpool('perGroupRate', {
   maxParallelism: 20,
   groupRateLimit: { count: 5, periodMs: 500 },
 });
-const pools = { graph, unique, serial, tenants, limited, perGroupRate };
+const beats = new Workpool('beats', {
+  maxParallelism: 4,
+  heartbeatTimeoutMs: 200,
+  actionTimeoutMs: 2000,
+  retryActionsByDefault: true,
+  defaultRetryBehavior: { maxAttempts: 2, initialBackoffMs: 10, base: 2 },
+});
+const pools = { graph, unique, serial, tenants, limited, perGroupRate, beats };
 type PoolName = keyof typeof pools;
 const vPoolName = v.union(...Object.keys(pools).map((name) => v.literal(name as PoolName)));
 
@@ -293,4 +300,34 @@ export const retryFailed = mutation({
   args: { ids: v.optional(v.array(v.string())) },
   handler: async (ctx, { ids }): Promise<number> =>
     await graph.retryFailed(ctx, ids === undefined ? {} : { ids: ids as WorkId[] }),
+});
+
+/**
+ * A long action in the `beats` pool: works `ms` in steps of 50 ms, beating between steps when
+ * asked; records whether its signal fired (and why) when it is done.
+ */
+export const longWork = internalAction({
+  args: { label: v.string(), ms: v.number(), beat: v.boolean() },
+  handler: async (ctx, { label, ms, beat }) => {
+    const signal = beats.signal(ctx);
+    const start = Date.now();
+    while (Date.now() - start < ms) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      if (beat) await beats.heartbeat(ctx);
+    }
+    const reason = signal.aborted ? `aborted: ${(signal.reason as Error).message}` : 'ok';
+    await ctx.runMutation(internal.graph.logStep, {
+      label,
+      start,
+      end: Date.now(),
+      inputs: [reason],
+    });
+    return label;
+  },
+});
+
+export const enqueueLong = mutation({
+  args: { label: v.string(), ms: v.number(), beat: v.boolean() },
+  handler: async (ctx, args): Promise<WorkId> =>
+    await beats.enqueueAction(ctx, internal.graph.longWork, args),
 });

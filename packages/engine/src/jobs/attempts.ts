@@ -1,0 +1,69 @@
+/**
+ * The pool job attempts running in this process, as their own code sees them: an abort signal
+ * (fired when the attempt times out or misses its heartbeat, so a long action can stop) and a
+ * heartbeat (which keeps an attempt of a pool with `heartbeatTimeoutMs` alive).
+ *
+ *   started ──heartbeat──▶ started (deadline moves on)
+ *      ├──timeout / no heartbeat in time──▶ aborted (the runner records a failed attempt)
+ *      └──the function returned──▶ ended
+ *
+ * An attempt runs in the process whose runner claimed it, so all of this is in memory; a
+ * process that dies loses its attempts, and their leases bring them back elsewhere.
+ */
+export interface RunningAttempt {
+  readonly controller: AbortController;
+  /** Null when the pool asks for no heartbeats. */
+  readonly heartbeatMs: number | null;
+  deadline: number;
+  readonly ended: Promise<void>;
+  end(): void;
+}
+
+export class RunningAttempts {
+  private readonly byJob = new Map<string, RunningAttempt>();
+
+  start(jobId: string, heartbeatMs: number | null): RunningAttempt {
+    const controller = new AbortController();
+    let end: () => void = () => undefined;
+    const ended = new Promise<void>((resolve) => (end = resolve));
+    const attempt: RunningAttempt = {
+      controller,
+      heartbeatMs,
+      deadline: heartbeatMs === null ? Infinity : Date.now() + heartbeatMs,
+      ended,
+      end: () => {
+        if (this.byJob.get(jobId) === attempt) this.byJob.delete(jobId);
+        end();
+      },
+    };
+    this.byJob.set(jobId, attempt);
+    return attempt;
+  }
+
+  /** A heartbeat from the job's code: false when the attempt is no longer running here. */
+  beat(jobId: string): boolean {
+    const attempt = this.byJob.get(jobId);
+    if (attempt === undefined || attempt.controller.signal.aborted) return false;
+    if (attempt.heartbeatMs !== null) attempt.deadline = Date.now() + attempt.heartbeatMs;
+    return true;
+  }
+
+  /** Resolves with why the attempt was aborted, or null once it ended normally. */
+  async whenAborted(jobId: string): Promise<string | null> {
+    const attempt = this.byJob.get(jobId);
+    if (attempt === undefined) return null;
+    const signal = attempt.controller.signal;
+    if (signal.aborted) return reasonOf(signal);
+    return Promise.race([
+      new Promise<string>((resolve) =>
+        signal.addEventListener('abort', () => resolve(reasonOf(signal)), { once: true }),
+      ),
+      attempt.ended.then(() => null),
+    ]);
+  }
+}
+
+function reasonOf(signal: AbortSignal): string {
+  const reason = signal.reason as unknown;
+  return reason instanceof Error ? reason.message : String(reason);
+}
