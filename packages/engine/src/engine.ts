@@ -167,6 +167,32 @@ function hashSeed(text: string): number {
 
 /** `_creationTime` values: wall-clock milliseconds, strictly increasing within the process. */
 let lastCreationTime = 0;
+/** The `pool.startupJobs()` exports of the loaded modules, named `module:export`. */
+function startupJobsOf(
+  modules: ReadonlyMap<string, Record<string, unknown>>,
+): Array<{ name: string; pool: unknown; options: unknown; items: unknown }> {
+  const found = [];
+  for (const [module, exports] of modules) {
+    for (const [name, value] of Object.entries(exports)) {
+      const declared = value as {
+        isStartupJobs?: unknown;
+        pool?: unknown;
+        options?: unknown;
+        items?: unknown;
+      } | null;
+      if (typeof declared !== 'object' || declared === null || declared.isStartupJobs !== true)
+        continue;
+      found.push({
+        name: `${module}:${name}`,
+        pool: declared.pool,
+        options: declared.options,
+        items: declared.items,
+      });
+    }
+  }
+  return found;
+}
+
 function nextCreationTime(): number {
   const now = Date.now();
   lastCreationTime = now > lastCreationTime ? now : lastCreationTime + 0.001;
@@ -308,6 +334,13 @@ export class Engine implements Host, JobHost, PoolHost {
     await this.store.write((tx) => syncCrons(tx, crons, kindOf, Date.now(), nextCreationTime));
     this.registry = registry;
     this.schema = schema;
+    try {
+      await this.pools.enqueueStartup(startupJobsOf(bundle.modules), bundle.codeHash);
+    } catch (error) {
+      throw new LoadError(`Enqueueing startup jobs failed: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
     return report;
   }
 

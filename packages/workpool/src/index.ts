@@ -204,6 +204,35 @@ function withoutCtx<T extends unknown[]>(args: unknown[]): T {
 
 type Args<F extends AnyRef> = F['_args'];
 
+/** What `startupJobs` declares: Sleigh finds it among a module's exports when code loads. */
+export interface StartupJobs {
+  readonly isStartupJobs: true;
+  readonly pool: string;
+  readonly options: JSONValue;
+  readonly items: JSONValue[];
+}
+
+/** A graph's nodes as enqueue items, their dependencies on each other by index. */
+function graphItems(nodes: Record<string, GraphNode>): JSONValue[] {
+  const keys = Object.keys(nodes);
+  const index = new Map(keys.map((key, i) => [key, i]));
+  return keys.map((key) => {
+    const node = nodes[key]!;
+    const [kind, fn] =
+      'action' in node
+        ? (['action', node.action] as const)
+        : 'mutation' in node
+          ? (['mutation', node.mutation] as const)
+          : (['query', node.query] as const);
+    const { dependsOn, ...options } = node;
+    return {
+      ...item(kind, fn, node.args ?? {}, { ...options, name: options.name ?? key }),
+      node: key,
+      dependsOn: (dependsOn ?? []).map((ref) => (index.has(ref) ? { item: index.get(ref)! } : ref)),
+    };
+  });
+}
+
 /** One job as the `sleigh/pool/enqueue` syscall takes it. */
 function item(
   kind: Kind,
@@ -283,30 +312,31 @@ export class Workpool {
   async enqueueGraph(...all: unknown[]): Promise<Record<string, WorkId>> {
     const [nodes] = withoutCtx<[Record<string, GraphNode>]>(all);
     const keys = Object.keys(nodes);
-    const index = new Map(keys.map((key, i) => [key, i]));
-    const items = keys.map((key) => {
-      const node = nodes[key]!;
-      const [kind, fn] =
-        'action' in node
-          ? (['action', node.action] as const)
-          : 'mutation' in node
-            ? (['mutation', node.mutation] as const)
-            : (['query', node.query] as const);
-      const { dependsOn, ...options } = node;
-      return {
-        ...item(kind, fn, node.args ?? {}, { ...options, name: options.name ?? key }),
-        node: key,
-        dependsOn: (dependsOn ?? []).map((ref) =>
-          index.has(ref) ? { item: index.get(ref)! } : ref,
-        ),
-      };
-    });
     const ids = (await syscall('enqueue', {
       pool: this.name,
       options: this.settings,
-      items,
+      items: graphItems(nodes),
     })) as WorkId[];
     return Object.fromEntries(keys.map((key, i) => [key, ids[i]!]));
+  }
+
+  /**
+   * Jobs declared in code and enqueued once per deploy: export the result from a module, and
+   * every time new code starts (the first server of a fleet to start it), the graph is enqueued;
+   * restarts of the same code, and the other servers, find it already there.
+   *
+   *   export const warmUp = pool.startupJobs({
+   *     fetchAppList: { action: internal.steam.fetchAppList, args: {} },
+   *     processAppList: { action: internal.steam.process, args: {}, dependsOn: ['fetchAppList'] },
+   *   });
+   */
+  startupJobs(nodes: Record<string, GraphNode>): StartupJobs {
+    return {
+      isStartupJobs: true,
+      pool: this.name,
+      options: this.settings,
+      items: graphItems(nodes),
+    };
   }
 
   /**

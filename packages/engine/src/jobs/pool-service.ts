@@ -261,6 +261,43 @@ export class PoolService {
     poolOptions: unknown,
     items: unknown,
   ): Promise<string[]> {
+    const run = this.prepareCall(poolName, poolOptions, items);
+    return this.inTransaction(execution, 'enqueue', run);
+  }
+
+  /**
+   * Startup jobs (`startupJobs()` exports): enqueued once per deploy, so each node's unique key
+   * names the code (`codeHash`) and its declaration; servers starting the same code together
+   * enqueue them once between them.
+   */
+  async enqueueStartup(
+    declarations: ReadonlyArray<{ name: string; pool: unknown; options: unknown; items: unknown }>,
+    codeHash: string,
+  ): Promise<void> {
+    const forever = 100 * 365 * 24 * 60 * 60 * 1000;
+    for (const declaration of declarations) {
+      if (!Array.isArray(declaration.items)) {
+        throw invalid(`${declaration.name}: startupJobs needs its jobs`);
+      }
+      const items = (declaration.items as EnqueueItem[]).map((item, i) => ({
+        ...item,
+        uniqueKey: `startup:${codeHash}:${declaration.name}:${item.node ?? i}`,
+        onDuplicate: 'skip' as const,
+        uniqueForMs: forever,
+      }));
+      await writeWithRetry(
+        this.store,
+        this.prepareCall(declaration.pool, declaration.options, items),
+      );
+    }
+  }
+
+  /** Checks a call's jobs and returns what writes them, in dependency order, in a transaction. */
+  private prepareCall(
+    poolName: unknown,
+    poolOptions: unknown,
+    items: unknown,
+  ): (tx: WriteTransaction) => Promise<string[]> {
     const { name: pool, options } = parsePool(poolName, poolOptions);
     if (!Array.isArray(items)) throw invalid('Workpool enqueue: expected a list of jobs');
     if (items.length > MAX_ENQUEUE_PER_CALL) {
@@ -273,7 +310,7 @@ export class PoolService {
     const jobs = list.map((item) => this.prepare(pool, options, item, now));
     const links = list.map((item, i) => parseLinks(pool, item, i, list.length));
     const order = enqueueOrder(pool, list, links);
-    return this.inTransaction(execution, 'enqueue', async (tx) => {
+    return async (tx) => {
       await this.ensurePool(tx, pool, options);
       const ids: string[] = new Array<string>(list.length);
       for (const i of order) {
@@ -305,7 +342,7 @@ export class PoolService {
         ids[i] = job._id;
       }
       return ids;
-    });
+    };
   }
 
   /** The pool's dead letters (jobs that failed for good), oldest first. */

@@ -4,7 +4,8 @@
  * uses the project's own node_modules, `convex` included. Each build gets a folder of its own, so
  * a reload imports fresh modules while the previous ones finish their work.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -70,6 +71,8 @@ export interface Bundle {
   readonly modules: Map<string, Record<string, unknown>>;
   /** The default export of schema.ts, when there is one. */
   readonly schema: unknown;
+  /** A hash of the functions folder's sources: the same code hashes the same on every server. */
+  readonly codeHash: string;
 }
 
 let buildCounter = 0;
@@ -146,7 +149,11 @@ export async function bundleFunctions(functionsDir: string, buildRoot: string): 
       throw new LoadError('schema.ts has no default export; export default defineSchema({...})');
     }
   }
-  return { dir, modules: loaded, schema: schemaExport };
+  const hash = createHash('sha256');
+  for (const file of [...modules.map((m) => m.file), ...(schema === null ? [] : [schema])]) {
+    hash.update(relative(functionsDir, file)).update('\u0000').update(readFileSync(file));
+  }
+  return { dir, modules: loaded, schema: schemaExport, codeHash: hash.digest('hex').slice(0, 16) };
 }
 
 async function importModule(file: string, name: string): Promise<Record<string, unknown>> {
