@@ -75,9 +75,15 @@ function describeJob(job: PoolJob): string {
   return job.name === job.fn ? `${job.fn} (${job._id})` : `"${job.name}" (${job._id})`;
 }
 
+/** The ids of the jobs `job` depends on, in the order it named them. */
+export async function dependencyIds(tx: ReadTransaction, job: PoolJob): Promise<string[]> {
+  if ((job.dependencies ?? 0) === 0) return [];
+  return (await edgesOf(tx, 'child', job._id)).map((edge) => edge.parent);
+}
+
 /** Every edge whose `field` is `id`. */
 async function edgesOf(
-  tx: WriteTransaction,
+  tx: ReadTransaction,
   field: 'parent' | 'child',
   id: string,
 ): Promise<Edge[]> {
@@ -134,7 +140,7 @@ export async function linkDependencies(
   }
   const linked: PoolJob = {
     ...job,
-    dependsOn: [...new Set(parentIds)],
+    dependencies: new Set(parentIds).size,
     unmetDependencies: unmet,
     onDependencyFailure: policy,
     runAt: job.due,
@@ -225,7 +231,7 @@ export async function rerunFrom(tx: WriteTransaction, id: string, now: number): 
   const updates: PoolJob[] = [];
   for (const job of downstream.values()) {
     let unmet = 0;
-    for (const parentId of job.dependsOn ?? []) {
+    for (const parentId of await dependencyIds(tx, job)) {
       if (downstream.has(parentId)) {
         unmet++;
         continue;
@@ -332,7 +338,7 @@ export async function retryFailed(
 
 async function hasFailedDependency(tx: WriteTransaction, job: PoolJob): Promise<boolean> {
   if ((job.onDependencyFailure ?? 'fail') === 'run') return false;
-  for (const parentId of job.dependsOn ?? []) {
+  for (const parentId of await dependencyIds(tx, job)) {
     const parent = await getPoolJob(tx, parentId);
     if (parent !== null && isTerminal(parent) && !succeeded(parent)) return true;
   }
@@ -390,6 +396,6 @@ export async function takeUniqueKey(
 
 /** Deletes a job's edges as the child (when the job itself is deleted after its ttl). */
 export async function forgetEdges(tx: WriteTransaction, job: PoolJob): Promise<void> {
-  if ((job.dependsOn ?? []).length === 0) return;
+  if ((job.dependencies ?? 0) === 0) return;
   for (const edge of await edgesOf(tx, 'child', job._id)) await tx.delete(POOL_EDGES, edge._id);
 }

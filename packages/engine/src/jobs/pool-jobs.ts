@@ -105,8 +105,11 @@ export interface PoolJob extends Document {
   finishedAt?: number;
   /** Why onComplete failed, when it did (the job is finished all the same). */
   onCompleteError?: string;
-  /** The jobs this one waits for (pool-graph.ts), and how many of them have not succeeded. */
-  dependsOn?: string[];
+  /**
+   * How many jobs this one depends on (their edges are in `_pool_edges`, so a fan-in of
+   * thousands stays a small document), and how many of them have not succeeded yet.
+   */
+  dependencies?: number;
   unmetDependencies?: number;
   onDependencyFailure?: DependencyFailurePolicy;
   /** How many jobs wait for this one: when it ends, they are looked at. */

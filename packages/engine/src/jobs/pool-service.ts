@@ -41,6 +41,7 @@ import {
   type Status,
 } from './pool-jobs.js';
 import {
+  dependencyIds,
   linkDependencies,
   listFailed,
   releaseDependents,
@@ -382,7 +383,7 @@ export class PoolService {
     return this.read(execution, async (tx, state) => {
       const job = await this.job(tx, state, id);
       const out: JSONValue[] = [];
-      for (const parentId of job?.dependsOn ?? []) {
+      for (const parentId of job === null ? [] : await dependencyIds(tx, job)) {
         const parent = await this.job(tx, state, parentId);
         out.push({ id: parentId, name: parent?.name ?? null, result: resultJson(parent) });
       }
