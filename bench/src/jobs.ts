@@ -24,10 +24,10 @@ const APP = join(here, '..', 'apps', 'jobs', 'convex');
 type Hook = (at: number) => void;
 const hooks = globalThis as { __sleighBenchStarted?: Hook };
 
-/** Whether the pool still has pending or running jobs. */
+/** Whether the pool still has jobs to run (waiting, delayed, pending, running, completing). */
 export async function busy(store: Store, pool = 'bench'): Promise<boolean> {
   return store.read(async (tx) => {
-    for (const state of ['pending', 'running']) {
+    for (const state of ['waiting', 'delayed', 'pending', 'running', 'completing']) {
       const start = encodeKey([pool, state]);
       const [entry] = await tx.scan({
         table: '_pool_jobs',

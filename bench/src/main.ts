@@ -12,6 +12,7 @@ import { startPostgresCluster, type PostgresCluster } from '@sleigh/testing/post
 import { printTable } from './measure.js';
 import { benchEngine } from './engine.js';
 import { benchFleet } from './fleet.js';
+import { benchGraph } from './graph.js';
 import { benchJobs } from './jobs.js';
 import { benchSanta } from './santa.js';
 import { benchServer } from './server.js';
@@ -49,6 +50,10 @@ async function main(): Promise<void> {
     printTable(
       'Santa workshop at zero delay, 20 actor processes (checker green)',
       await benchSanta({ tmp, postgresUrl }),
+    );
+    printTable(
+      'Job graph: 10,000 nodes (root → 9,998 leaves → sink), pool of 10, beside a flat queue',
+      await benchGraph({ tmp, postgresUrl }),
     );
     const fleet = await benchFleet({ tmp, postgresUrl });
     printTable(

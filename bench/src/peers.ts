@@ -370,7 +370,7 @@ async function benchPgBoss(
 // ---------------------------------------------------------------------------------------------
 // BullMQ
 
-function redisOptions(redisUrl: string): RedisOptions {
+export function redisOptions(redisUrl: string): RedisOptions {
   const url = new URL(redisUrl);
   const options: RedisOptions = {
     host: url.hostname === '' ? '127.0.0.1' : url.hostname,
@@ -384,7 +384,7 @@ function redisOptions(redisUrl: string): RedisOptions {
 }
 
 /** Whether something accepts TCP connections at the Redis address, within `ms`. */
-function reachable(host: string, port: number, ms: number): Promise<boolean> {
+export function reachable(host: string, port: number, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
     const done = (ok: boolean) => {

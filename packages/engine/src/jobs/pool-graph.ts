@@ -105,10 +105,46 @@ async function edgesOf(
   }
 }
 
+/** Parents are small enough to list their dependents inline up to this many. */
+const INLINE_DEPENDENTS = 16;
+
+/**
+ * The parents an enqueue call links to, each read once and written once at the end (a root
+ * with thousands of children is one write, not thousands).
+ */
+export class ParentUpdates {
+  private readonly parents = new Map<string, PoolJob>();
+
+  async get(tx: WriteTransaction, id: string): Promise<PoolJob | null> {
+    return this.parents.get(id) ?? (await getPoolJob(tx, id));
+  }
+
+  addDependent(parent: PoolJob, child: string): void {
+    const dependents = (parent.dependents ?? 0) + 1;
+    const inline =
+      dependents <= INLINE_DEPENDENTS &&
+      (parent.dependents ?? 0) === (parent.dependentIds?.length ?? 0)
+        ? [...(parent.dependentIds ?? []), child]
+        : undefined;
+    const { dependentIds: _old, ...rest } = parent;
+    this.parents.set(parent._id, {
+      ...rest,
+      dependents,
+      ...(inline === undefined ? {} : { dependentIds: inline }),
+    });
+  }
+
+  async save(tx: WriteTransaction, now: number): Promise<void> {
+    await saveJobs(tx, [...this.parents.values()], now);
+    this.parents.clear();
+  }
+}
+
 /**
  * Links a new job to the jobs it depends on and decides how it starts: waiting (some have not
  * succeeded), pending (all have), or already ended (one failed or was canceled and its policy
- * says so). Writes the edges and the parents' dependent counts; returns the job to insert.
+ * says so). Writes the edges; the parents' dependent counts go into `parents`, written by the
+ * caller once the call's jobs are all in. Returns the job to insert.
  */
 export async function linkDependencies(
   tx: WriteTransaction,
@@ -116,12 +152,13 @@ export async function linkDependencies(
   parentIds: readonly string[],
   now: number,
   creationTime: () => number,
+  parents: ParentUpdates,
 ): Promise<PoolJob> {
   const policy: DependencyFailurePolicy = job.onDependencyFailure ?? 'fail';
   let unmet = 0;
   let blockedBy: PoolJob | null = null;
   for (const id of new Set(parentIds)) {
-    const parent = await getPoolJob(tx, id);
+    const parent = await parents.get(tx, id);
     if (parent === null) {
       throw invalid(
         `Workpool "${job.pool}": dependsOn names ${id}, which is not a pool job (or its result expired)`,
@@ -133,7 +170,7 @@ export async function linkDependencies(
       parent: id,
       child: job._id,
     });
-    await saveJob(tx, { ...parent, dependents: (parent.dependents ?? 0) + 1 });
+    parents.addDependent(parent, job._id);
     if (succeeded(parent)) continue;
     if (isTerminal(parent) && policy !== 'run') blockedBy ??= parent;
     else if (!isTerminal(parent)) unmet++;
@@ -158,45 +195,64 @@ function dependencyFailure(parent: PoolJob, policy: DependencyFailurePolicy): Ru
   return policy === 'cancel' ? { kind: 'canceled', reason } : { kind: 'failed', error: reason };
 }
 
+/** A job's dependents: listed inline when few, else read from the edges. */
+async function dependentsOf(tx: WriteTransaction, job: PoolJob): Promise<string[]> {
+  if (job.dependentIds !== undefined && job.dependentIds.length === job.dependents) {
+    return job.dependentIds;
+  }
+  return (await edgesOf(tx, 'parent', job._id)).map((edge) => edge.child);
+}
+
 /**
- * Jobs that just ended (completing or finished): their waiting dependents move on, and those
- * that end because of it pass it on down, all in this transaction.
+ * Jobs that just ended (completing, finished or failed): their waiting dependents move on, and
+ * those that end because of it pass it on down, all in this transaction. Each round reads the
+ * children of every job that ended at once, and writes each child once.
  */
 export async function releaseDependents(
   tx: WriteTransaction,
   ended: readonly PoolJob[],
   now: number,
 ): Promise<void> {
-  const work = ended.filter((job) => (job.dependents ?? 0) > 0 && isTerminal(job));
-  for (let parent = work.pop(); parent !== undefined; parent = work.pop()) {
-    const edges = await edgesOf(tx, 'parent', parent._id);
-    const children = (await tx.getMany(
-      POOL_JOBS,
-      edges.map((edge) => edge.child),
-    )) as Array<PoolJob | null>;
-    const updates: PoolJob[] = [];
-    for (const child of children) {
-      if (child?.state !== 'waiting') continue;
-      const policy = child.onDependencyFailure ?? 'fail';
-      if (succeeded(parent) || policy === 'run') {
-        const unmet = Math.max(0, (child.unmetDependencies ?? 1) - 1);
-        updates.push(
-          unmet > 0
-            ? { ...child, unmetDependencies: unmet }
-            : {
-                ...child,
-                unmetDependencies: 0,
-                state: 'pending',
-                due: Math.max(child.runAt ?? now, now),
-              },
-        );
-      } else {
-        const done = finish(child, dependencyFailure(parent, policy), now);
-        updates.push(done);
-        if ((done.dependents ?? 0) > 0) work.push(done);
+  let round = ended.filter((job) => (job.dependents ?? 0) > 0 && isTerminal(job));
+  while (round.length > 0) {
+    const effects = new Map<string, PoolJob[]>();
+    for (const parent of round) {
+      for (const child of await dependentsOf(tx, parent)) {
+        const list = effects.get(child);
+        if (list === undefined) effects.set(child, [parent]);
+        else list.push(parent);
       }
     }
-    await saveJobs(tx, updates);
+    const ids = [...effects.keys()];
+    const children = (await tx.getMany(POOL_JOBS, ids)) as Array<PoolJob | null>;
+    const updates: PoolJob[] = [];
+    const next: PoolJob[] = [];
+    for (const [i, found] of children.entries()) {
+      let child = found;
+      if (child?.state !== 'waiting') continue;
+      const policy = child.onDependencyFailure ?? 'fail';
+      for (const parent of effects.get(ids[i]!)!) {
+        if (child.state !== 'waiting') break;
+        if (succeeded(parent) || policy === 'run') {
+          const unmet = Math.max(0, (child.unmetDependencies ?? 1) - 1);
+          child =
+            unmet > 0
+              ? { ...child, unmetDependencies: unmet }
+              : {
+                  ...child,
+                  unmetDependencies: 0,
+                  state: 'pending',
+                  due: Math.max(child.runAt ?? now, now),
+                };
+        } else {
+          child = finish(child, dependencyFailure(parent, policy), now);
+        }
+      }
+      updates.push(child);
+      if (isTerminal(child) && (child.dependents ?? 0) > 0) next.push(child);
+    }
+    await saveJobs(tx, updates, now);
+    round = next;
   }
 }
 

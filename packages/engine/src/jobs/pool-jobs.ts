@@ -114,6 +114,8 @@ export interface PoolJob extends Document {
   onDependencyFailure?: DependencyFailurePolicy;
   /** How many jobs wait for this one: when it ends, they are looked at. */
   dependents?: number;
+  /** Their ids, while there are few (saves reading the edges when it ends). */
+  dependentIds?: string[];
   /** When a waiting job may start once its dependencies are met. */
   runAt?: number;
   /** Its unique key in the pool, when it has one. */

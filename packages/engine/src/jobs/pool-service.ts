@@ -43,6 +43,7 @@ import {
 import {
   dependencyIds,
   linkDependencies,
+  ParentUpdates,
   listFailed,
   releaseDependents,
   retryFailed,
@@ -314,6 +315,7 @@ export class PoolService {
     return async (tx) => {
       await this.ensurePool(tx, pool, options);
       const ids: string[] = new Array<string>(list.length);
+      const parents = new ParentUpdates();
       for (const i of order) {
         let job = jobs[i]!;
         const { dependsOn, onDependencyFailure, unique } = links[i]!;
@@ -336,12 +338,15 @@ export class PoolService {
         }
         if (onDependencyFailure !== undefined) job = { ...job, onDependencyFailure };
         if (dependsOn.length > 0) {
-          const parents = dependsOn.map((ref) => (typeof ref === 'string' ? ref : ids[ref.item]!));
-          job = await linkDependencies(tx, job, parents, now, this.creationTime);
+          const parentIds = dependsOn.map((ref) =>
+            typeof ref === 'string' ? ref : ids[ref.item]!,
+          );
+          job = await linkDependencies(tx, job, parentIds, now, this.creationTime, parents);
         }
         await insertJob(tx, { ...job, _creationTime: this.creationTime() });
         ids[i] = job._id;
       }
+      await parents.save(tx, now);
       return ids;
     };
   }

@@ -4,9 +4,11 @@
  */
 
 import type { ApiFromModules, FilterApi, FunctionReference } from "convex/server";
+import type * as graph from "../graph.js";
 import type * as noop from "../noop.js";
 
 declare const fullApi: ApiFromModules<{
+  "graph": typeof graph;
   "noop": typeof noop;
 }>;
 
