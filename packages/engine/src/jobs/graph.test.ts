@@ -105,6 +105,20 @@ describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
     expect(grandchild).toEqual({ kind: 'success', returnValue: 'grandchild(child(failed))' });
   });
 
+  it('ends the subtree of a canceled job, naming it', async () => {
+    const engine = await startApp('pools', driver);
+    const ids = (await call(engine.mutation('graph:diamond', {}))) as Record<string, string>;
+    await call(engine.mutation('graph:cancel', { id: ids.a! }));
+    const [a, b, c, d] = await results(engine, [ids.a!, ids.b!, ids.c!, ids.d!]);
+    expect(a).toEqual({ kind: 'canceled' });
+    expect(b).toEqual({ kind: 'failed', error: `dependency "a" (${ids.a}) was canceled` });
+    expect(c).toEqual({ kind: 'failed', error: `dependency "a" (${ids.a}) was canceled` });
+    expect(d?.kind).toBe('failed');
+    expect(d?.error).toMatch(
+      new RegExp(`dependency "[bc]" \\((${ids.b}|${ids.c})\\) failed: dependency "a"`),
+    );
+  });
+
   it('refuses a cycle, naming it, and writes nothing of the mutation', async () => {
     const engine = await startApp('pools', driver, { jobs: {} });
     const outcome = await engine.mutation('graph:cyclic', {});

@@ -100,15 +100,19 @@ describe.each(DRIVERS)('which pool job starts when, on $name', (driver) => {
     expect(ofLabel(ran, 'loose')).toHaveLength(4);
   });
 
-  it('starts at most 100 jobs in any second of a pool limited to 100 per second, over 10 seconds', async () => {
-    const engine = await startApp('pools', driver);
+  it(`starts at most 100 jobs in any second of a pool limited to 100 per second, over 10 seconds${sharing}`, async () => {
+    const place = driver.place();
+    const engine = await startApp('pools', driver, { store: await place.open() });
+    const other =
+      sharing === '' ? null : await startApp('pools', driver, { store: await place.open() });
     const ids = await enqueueLimited(engine, {
       pool: 'limited',
       label: 'rated',
       count: 1050,
       ms: 1,
     });
-    engine.startJobs();
+    engine.startJobs({ exclusive: false });
+    other?.startJobs({ exclusive: false });
     await expect
       .poll(() => settled(engine, ids, 'limited'), { timeout: 30_000, interval: 500 })
       .toBe(true);
@@ -153,6 +157,21 @@ describe.each(DRIVERS)('which pool job starts when, on $name', (driver) => {
       group: '',
     });
     expect(!bad.ok && bad.error.message).toMatch(/group must be a string of 1 to 256 characters/);
+  });
+
+  it('aborts an action at its timeout: its signal says so, and the attempt fails', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const id = (await call(
+      engine.mutation('graph:enqueueLong', { label: 'slow', ms: 400, beat: false, pool: 'quick' }),
+    )) as string;
+    await expect.poll(() => settled(engine, [id], 'quick'), { timeout: 10_000 }).toBe(true);
+    expect((await results(engine, [id], 'quick'))[0]).toEqual({
+      kind: 'failed',
+      error: 'timed out after 150 ms',
+    });
+    await expect
+      .poll(async () => named(await steps(engine), 'slow').map((step) => step.inputs[0]))
+      .toEqual(['aborted: timed out after 150 ms']);
   });
 
   it('gives up an action that stops beating (its signal says why) and retries it; one that beats runs long', async () => {

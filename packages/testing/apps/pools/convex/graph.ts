@@ -32,7 +32,8 @@ const beats = new Workpool('beats', {
   retryActionsByDefault: true,
   defaultRetryBehavior: { maxAttempts: 2, initialBackoffMs: 10, base: 2 },
 });
-const pools = { graph, unique, serial, tenants, limited, perGroupRate, beats };
+const quick = new Workpool('quick', { maxParallelism: 2, actionTimeoutMs: 150 });
+const pools = { graph, unique, serial, tenants, limited, perGroupRate, beats, quick };
 type PoolName = keyof typeof pools;
 const vPoolName = v.union(...Object.keys(pools).map((name) => v.literal(name as PoolName)));
 
@@ -327,7 +328,19 @@ export const longWork = internalAction({
 });
 
 export const enqueueLong = mutation({
-  args: { label: v.string(), ms: v.number(), beat: v.boolean() },
-  handler: async (ctx, args): Promise<WorkId> =>
-    await beats.enqueueAction(ctx, internal.graph.longWork, args),
+  args: {
+    label: v.string(),
+    ms: v.number(),
+    beat: v.boolean(),
+    pool: v.optional(v.union(v.literal('beats'), v.literal('quick'))),
+  },
+  handler: async (ctx, { pool, ...args }): Promise<WorkId> =>
+    await pools[pool ?? 'beats'].enqueueAction(ctx, internal.graph.longWork, args),
+});
+
+export const cancel = mutation({
+  args: { id: v.string() },
+  handler: async (ctx, { id }) => {
+    await graph.cancel(ctx, id as WorkId);
+  },
 });
