@@ -236,6 +236,20 @@ describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
     expect(!bad.ok && bad.error.message).toMatch(/ids must be a list of pool job ids/);
   });
 
+  it('sweeps dead letters after their own retention, keeping results for theirs', async () => {
+    const engine = await startApp('pools', driver, { jobs: { leaseMs: 300 } });
+    const [doomed, fine] = (await call(engine.mutation('graph:failAndSucceed', {}))) as string[];
+    await expect.poll(() => settled(engine, [doomed!, fine!], 'shortLived')).toBe(true);
+    expect(await call(engine.query('graph:shortLivedFailures', {}))).toEqual([doomed]);
+    // failedTtl 300 ms: the upkeep's indexed sweep deletes it; the result (ttl 60 s) stays.
+    await expect
+      .poll(() => call(engine.query('graph:shortLivedFailures', {})), { timeout: 5000 })
+      .toEqual([]);
+    const [gone, kept] = await results(engine, [doomed!, fine!], 'shortLived');
+    expect(gone).toEqual({ kind: 'failed', error: 'the job is unknown, or its result expired' });
+    expect(kept).toEqual({ kind: 'success', returnValue: 'fine()' });
+  });
+
   // Two runners share a database only on PostgreSQL (a SQLite file belongs to one process).
   const sharing = driver.name === 'postgres' ? ' on two runners sharing the database' : '';
   it(`holds a unique key under 50 concurrent enqueuers${sharing}`, async () => {

@@ -33,7 +33,9 @@ const beats = new Workpool('beats', {
   defaultRetryBehavior: { maxAttempts: 2, initialBackoffMs: 10, base: 2 },
 });
 const quick = new Workpool('quick', { maxParallelism: 2, actionTimeoutMs: 150 });
-const pools = { graph, unique, serial, tenants, limited, perGroupRate, beats, quick };
+/** Dead letters kept briefly (results kept long): the two retentions differ. */
+const shortLived = new Workpool('shortLived', { failedTtl: 300, ttl: 60_000 });
+const pools = { graph, unique, serial, tenants, limited, perGroupRate, beats, quick, shortLived };
 type PoolName = keyof typeof pools;
 const vPoolName = v.union(...Object.keys(pools).map((name) => v.literal(name as PoolName)));
 
@@ -343,4 +345,18 @@ export const cancel = mutation({
   handler: async (ctx, { id }) => {
     await graph.cancel(ctx, id as WorkId);
   },
+});
+
+/** One job that fails for good and one that succeeds, in the `shortLived` pool. */
+export const failAndSucceed = mutation({
+  args: {},
+  handler: async (ctx): Promise<WorkId[]> => [
+    await shortLived.enqueueAction(ctx, internal.graph.step, { label: 'doomed', fail: true }),
+    await shortLived.enqueueAction(ctx, internal.graph.step, { label: 'fine' }),
+  ],
+});
+
+export const shortLivedFailures = query({
+  args: {},
+  handler: async (ctx) => (await shortLived.failedJobs(ctx)).map((job) => job.id),
 });
