@@ -15,7 +15,7 @@ import { ConvexClient } from 'convex/browser';
 import { makeFunctionReference } from 'convex/server';
 import { WebSocket } from 'ws';
 import { busy } from './jobs.js';
-import { percentile, type Row } from './measure.js';
+import { percentile, printTable, type Row } from './measure.js';
 
 const REPO = resolve(fileURLToPath(import.meta.url), '..', '..', '..');
 const SLEIGH = join(REPO, 'packages', 'cli', 'bin', 'sleigh.js');
@@ -236,4 +236,15 @@ export async function benchFleet(options: { tmp: string; postgresUrl: string }):
     }
   }
   return { mutations, propagation: propagationRows, jobs };
+}
+
+/** Runs the fleet benchmark and prints its three tables. */
+export async function printFleet(options: { tmp: string; postgresUrl: string }): Promise<void> {
+  const fleet = await benchFleet(options);
+  printTable(
+    'Fleet: mutations/s, 24 socket clients over 1–3 servers on one PostgreSQL',
+    fleet.mutations,
+  );
+  printTable('Fleet: commit → subscriber, 2 servers', fleet.propagation);
+  printTable('Fleet: 10,000 pool jobs (enqueue to done), 1 and 2 servers', fleet.jobs);
 }

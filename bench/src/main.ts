@@ -5,67 +5,40 @@
  * (started with fsync off, which flatters the write figures of both sides alike).
  * BENCH_MS sets the measuring time per figure (default 2000 ms).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startPostgresCluster, type PostgresCluster } from '@sleigh/testing/postgres-cluster';
 import { printTable } from './measure.js';
 import { benchEngine } from './engine.js';
-import { benchFleet } from './fleet.js';
+import { printFleet } from './fleet.js';
 import { benchGraph } from './graph.js';
 import { benchJobs } from './jobs.js';
 import { benchSanta } from './santa.js';
 import { benchServer } from './server.js';
+import { withBenchSetting } from './setting.js';
 import { benchStorage } from './storage.js';
 
-async function main(): Promise<void> {
-  const tmp = mkdtempSync(join(tmpdir(), 'sleigh-bench-'));
-  let cluster: PostgresCluster | null = null;
-  try {
-    let postgresUrl = process.env.DATABASE_URL ?? '';
-    if (postgresUrl === '') {
-      cluster = await startPostgresCluster();
-      postgresUrl = cluster.url;
-      console.log(`PostgreSQL: throwaway cluster on port ${cluster.port} (fsync off)`);
-    } else {
-      console.log('PostgreSQL: DATABASE_URL');
-    }
-    console.log(`Node ${process.version}, ${process.platform}/${process.arch}`);
-    printTable(
-      'Storage layer vs raw driver (ratio = sleigh / raw; aim ≥ 0.5)',
-      await benchStorage({ tmp, postgresUrl }),
-    );
-    printTable(
-      'Functions vs storage layer, in process (ratio = function / storage)',
-      await benchEngine({ tmp, postgresUrl }),
-    );
-    printTable(
-      'Server over WebSocket, official clients (aim: fan-out p99 < 100 ms)',
-      await benchServer({ tmp, postgresUrl }),
-    );
-    printTable(
-      'Jobs: 20,000 no-op jobs, concurrency 10, batched enqueue; latency on an idle pool',
-      await benchJobs({ tmp, postgresUrl }),
-    );
-    printTable(
-      'Santa workshop at zero delay, 20 actor processes (checker green)',
-      await benchSanta({ tmp, postgresUrl }),
-    );
-    printTable(
-      'Job graph: 10,000 nodes (root → 9,998 leaves → sink), pool of 10, beside a flat queue',
-      await benchGraph({ tmp, postgresUrl }),
-    );
-    const fleet = await benchFleet({ tmp, postgresUrl });
-    printTable(
-      'Fleet: mutations/s, 24 socket clients over 1–3 servers on one PostgreSQL',
-      fleet.mutations,
-    );
-    printTable('Fleet: commit → subscriber, 2 servers', fleet.propagation);
-    printTable('Fleet: 10,000 pool jobs (enqueue to done), 1 and 2 servers', fleet.jobs);
-  } finally {
-    cluster?.stop();
-    rmSync(tmp, { recursive: true, force: true });
-  }
-}
-
-await main();
+await withBenchSetting(async ({ tmp, postgresUrl }) => {
+  printTable(
+    'Storage layer vs raw driver (ratio = sleigh / raw; aim ≥ 0.5)',
+    await benchStorage({ tmp, postgresUrl }),
+  );
+  printTable(
+    'Functions vs storage layer, in process (ratio = function / storage)',
+    await benchEngine({ tmp, postgresUrl }),
+  );
+  printTable(
+    'Server over WebSocket, official clients (aim: fan-out p99 < 100 ms)',
+    await benchServer({ tmp, postgresUrl }),
+  );
+  printTable(
+    'Jobs: 20,000 no-op jobs, concurrency 10, batched enqueue; latency on an idle pool',
+    await benchJobs({ tmp, postgresUrl }),
+  );
+  printTable(
+    'Santa workshop at zero delay, 20 actor processes (checker green)',
+    await benchSanta({ tmp, postgresUrl }),
+  );
+  printTable(
+    'Job graph: 10,000 nodes (root → 9,998 leaves → sink), pool of 10, beside a flat queue',
+    await benchGraph({ tmp, postgresUrl }),
+  );
+  await printFleet({ tmp, postgresUrl });
+});

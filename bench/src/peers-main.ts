@@ -5,8 +5,8 @@
  * `npm run bench` does). Redis: REDIS_URL, default redis://127.0.0.1:6379 (skipped if unreachable).
  * BENCH_JOBS and BENCH_CONCURRENCY override the 20,000 jobs and concurrency 10.
  */
-import { startPostgresCluster, type PostgresCluster } from '@sleigh/testing/postgres-cluster';
 import { benchPeerQueues } from './peers.js';
+import { withBenchSetting } from './setting.js';
 
 function positiveInteger(name: string): number | undefined {
   const raw = process.env[name];
@@ -16,38 +16,22 @@ function positiveInteger(name: string): number | undefined {
   return value;
 }
 
-async function main(): Promise<void> {
-  let cluster: PostgresCluster | null = null;
-  try {
-    let postgresUrl = process.env.DATABASE_URL ?? '';
-    if (postgresUrl === '') {
-      cluster = await startPostgresCluster();
-      postgresUrl = cluster.url;
-      console.log(`PostgreSQL: throwaway cluster on port ${cluster.port} (fsync off)`);
-    } else {
-      console.log('PostgreSQL: DATABASE_URL');
-    }
-    console.log(`Node ${process.version}, ${process.platform}/${process.arch}`);
-    const jobs = positiveInteger('BENCH_JOBS');
-    const concurrency = positiveInteger('BENCH_CONCURRENCY');
-    const rows = await benchPeerQueues({
-      postgresUrl,
-      ...(jobs === undefined ? {} : { jobs }),
-      ...(concurrency === undefined ? {} : { concurrency }),
-      ...(process.env.REDIS_URL ? { redisUrl: process.env.REDIS_URL } : {}),
-    });
-    console.table(
-      rows.map((row) => ({
-        name: row.name,
-        'jobs/s': Math.round(row.jobsPerSecond),
-        'p50 ms': Number(row.p50Ms.toFixed(2)),
-        'p99 ms': Number(row.p99Ms.toFixed(2)),
-        note: row.note ?? '',
-      })),
-    );
-  } finally {
-    cluster?.stop();
-  }
-}
-
-await main();
+await withBenchSetting(async ({ postgresUrl }) => {
+  const jobs = positiveInteger('BENCH_JOBS');
+  const concurrency = positiveInteger('BENCH_CONCURRENCY');
+  const rows = await benchPeerQueues({
+    postgresUrl,
+    ...(jobs === undefined ? {} : { jobs }),
+    ...(concurrency === undefined ? {} : { concurrency }),
+    ...(process.env.REDIS_URL ? { redisUrl: process.env.REDIS_URL } : {}),
+  });
+  console.table(
+    rows.map((row) => ({
+      name: row.name,
+      'jobs/s': Math.round(row.jobsPerSecond),
+      'p50 ms': Number(row.p50Ms.toFixed(2)),
+      'p99 ms': Number(row.p99Ms.toFixed(2)),
+      note: row.note ?? '',
+    })),
+  );
+});

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { PostgresStore } from '@sleigh/storage-postgres';
-import { Balancer, databaseUrl, startPostgresCluster } from '@sleigh/testing';
+import { Balancer, databaseUrl, peakOverlap, startPostgresCluster } from '@sleigh/testing';
 import { ConvexClient, ConvexHttpClient } from 'convex/browser';
 import { makeFunctionReference } from 'convex/server';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -82,20 +82,6 @@ function socketClient(url: string): ConvexClient {
   });
   onTestFinished(() => client.close());
   return client;
-}
-
-/** The most of `spans` that overlap at any instant. */
-function peakOverlap(spans: ReadonlyArray<{ start: number; end: number }>): number {
-  const edges = spans.flatMap((s) => [
-    { at: s.start, delta: 1 },
-    { at: s.end, delta: -1 },
-  ]);
-  // Ends sort before starts at the same millisecond: a slot freed and taken is not an overlap.
-  edges.sort((a, b) => a.at - b.at || a.delta - b.delta);
-  let now = 0;
-  let peak = 0;
-  for (const edge of edges) peak = Math.max(peak, (now += edge.delta));
-  return peak;
 }
 
 /**

@@ -3,20 +3,12 @@
  * the jobs that failed for good (oldest first); `retry <pool>` runs them again, each with
  * everything downstream of it. Both go through the server's admin HTTP API.
  */
+import type { FailedJob } from '@sleigh/engine';
 import { CliError, type Output } from './context.js';
 
 interface Access {
   readonly url: string;
   readonly adminKey: string;
-}
-
-interface FailedJob {
-  id: string;
-  name: string;
-  fn: string;
-  error: string;
-  attempts: number;
-  failedAt: number;
 }
 
 function limitOf(value: string | undefined): number | undefined {

@@ -6,32 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.js';
+import { busiestWindow, peakOverlap } from '@sleigh/testing';
 import { DRIVERS, startApp } from '../test-harness.js';
 import { call, results, settled, steps, type Step } from './test-calls.js';
-
-/** The most of `spans` that overlap at any instant. */
-function peakOverlap(spans: readonly Step[]): number {
-  const edges = spans.flatMap((s) => [
-    { at: s.start, delta: 1 },
-    { at: s.end, delta: -1 },
-  ]);
-  edges.sort((a, b) => a.at - b.at || a.delta - b.delta);
-  let now = 0;
-  let peak = 0;
-  for (const edge of edges) peak = Math.max(peak, (now += edge.delta));
-  return peak;
-}
-
-/** The most starts within any window of `ms` (sliding, from each start). */
-function busiestWindow(starts: readonly number[], ms: number): number {
-  const sorted = [...starts].sort((a, b) => a - b);
-  let most = 0;
-  for (let i = 0, j = 0; i < sorted.length; i++) {
-    while (sorted[j]! <= sorted[i]! - ms) j++;
-    most = Math.max(most, i - j + 1);
-  }
-  return most;
-}
 
 const enqueueLimited = async (engine: Engine, args: Record<string, string | number>) =>
   (await call(engine.mutation('graph:enqueueLimited', args))) as string[];
