@@ -60,6 +60,7 @@ import {
 import { listFailed, retryFailed, type FailedJob } from './jobs/pool-graph.js';
 import { PoolService } from './jobs/pool-service.js';
 import { RunningAttempts } from './jobs/attempts.js';
+import { SYSTEM_MODULES } from './system/functions.js';
 import { writeWithRetry } from './jobs/write-retry.js';
 import { jobArgs, JobRunner, type JobHost, type JobRunnerOptions } from './jobs/runner.js';
 import {
@@ -313,7 +314,8 @@ export class Engine implements Host, JobHost, PoolHost {
       parsed.warnings.forEach((warning) => this.onWarning(warning));
       schema = parsed.schema;
     }
-    const registry = new Registry(bundle.modules);
+    // The app's modules, and Sleigh's own `_system/` functions beside them (admin only).
+    const registry = new Registry(new Map([...bundle.modules, ...SYSTEM_MODULES]));
     let report: ApplyReport;
     try {
       report = await applySchema(this.store, schema, nextCreationTime);
@@ -346,6 +348,19 @@ export class Engine implements Host, JobHost, PoolHost {
 
   functions(): FunctionInfo[] {
     return this.registry.all();
+  }
+
+  appFunctions(): Array<{ path: string; kind: string; visibility: string; args: JSONValue }> {
+    return this.registry
+      .all()
+      .filter((info) => !info.module.startsWith('_system/'))
+      .map(({ path, kind, visibility, args }) => ({
+        path,
+        kind,
+        visibility,
+        args,
+      }))
+      .sort((a, b) => (a.path < b.path ? -1 : 1));
   }
 
   // Host: what syscalls ask of the engine.

@@ -38,6 +38,8 @@ export interface Host extends DatabaseHost {
   readonly pools: PoolService;
   /** The deployment's name, for `ctx.meta.getDeploymentMetadata()`. */
   readonly deploymentName: string;
+  /** The app's functions (Sleigh's own `_system/` ones left out), for the system functions. */
+  appFunctions(): Array<{ path: string; kind: string; visibility: string; args: JSONValue }>;
 }
 
 /**

@@ -9,7 +9,7 @@
 import { documentJson, StorageError } from '@sleigh/storage';
 import { convexToJson, type JSONValue } from 'convex/values';
 import { FunctionErrorCode, SyscallError } from '../errors.js';
-import { executions, type Execution, type FunctionKind } from './context.js';
+import { executions, type Execution, type FunctionKind, type TransactionState } from './context.js';
 import * as db from './database.js';
 import { QueryStream, queryPage, type SerializedQuery } from './query-stream.js';
 
@@ -195,6 +195,21 @@ const ASYNC: Record<string, AsyncHandler> = {
     execution.host.pools.wait(execution, args.id, args.timeoutMs),
   'sleigh/pool/rerun': (execution, args) => execution.host.pools.rerun(execution, args.id),
   'sleigh/pool/dependencies': (execution) => execution.host.pools.dependencies(execution),
+  // Sleigh's own functions (system/functions.ts) only.
+  'sleigh/system/tables': async (execution) => {
+    const state = systemOnly(execution);
+    state.readSet.catalogDependent = true;
+    return state.tx
+      .catalog()
+      .tables()
+      .map((table) => table.name)
+      .filter((name) => !name.startsWith('_'))
+      .sort();
+  },
+  'sleigh/system/functions': async (execution) => {
+    systemOnly(execution);
+    return execution.host.appFunctions();
+  },
   'sleigh/pool/heartbeat': async (execution) => execution.host.pools.heartbeat(execution),
   'sleigh/pool/whenAborted': (execution) => execution.host.pools.whenAborted(execution),
   'sleigh/pool/failed': (execution, args) =>
@@ -311,4 +326,15 @@ export function installSyscalls(): void {
       throw new Error(`Syscall ${op} is not supported by Sleigh`);
     },
   };
+}
+
+/** The transaction of one of Sleigh's own `_system/` queries; refuses everyone else. */
+function systemOnly(execution: Execution): TransactionState {
+  if (!execution.path.startsWith('_system/') || execution.transaction === null) {
+    throw new SyscallError(
+      FunctionErrorCode.Forbidden,
+      `sleigh/system syscalls are for Sleigh's own functions, not ${execution.path}`,
+    );
+  }
+  return execution.transaction;
 }
