@@ -19,7 +19,31 @@ const system = {
   >('_system/data:documents'),
   pools: makeFunctionReference<'query', Record<string, never>, Pool[]>('_system/pools:pools'),
   functions: makeFunctionReference<'query', Record<string, never>, Fn[]>('_system/functions:list'),
+  jobs: makeFunctionReference<
+    'query',
+    { pool: string; state: string; paginationOpts: { numItems: number; cursor: string | null } },
+    PaginationResult<{ id: string; name: string; state: string; outcome: string | null }>
+  >('_system/pools:jobs'),
+  cancelJobs: makeFunctionReference<'mutation', { ids: string[] }, number>('_system/pools:cancel'),
+  scheduled: makeFunctionReference<
+    'query',
+    { state: string; paginationOpts: { numItems: number; cursor: string | null } },
+    PaginationResult<{ _id: string; name: string; state: { kind: string } }>
+  >('_system/schedules:list'),
+  cancelScheduled: makeFunctionReference<'mutation', { id: string }, null>(
+    '_system/schedules:cancel',
+  ),
+  crons: makeFunctionReference<
+    'query',
+    Record<string, never>,
+    Array<{ name: string; function: string; lastRun: number | null; nextRun: number }>
+  >('_system/schedules:crons'),
 };
+const scheduleWork = makeFunctionReference<
+  'mutation',
+  { label: string; ms: number; delayMs?: number },
+  string
+>('scheduling:scheduleWork');
 const send = makeFunctionReference<
   'mutation',
   { channel: string; author: string; body: string },
@@ -89,5 +113,52 @@ describe.each(DRIVERS)('system functions on $name', (driver) => {
         failed: 0,
       },
     });
+  });
+
+  it("lists a pool's jobs by state and cancels them", async () => {
+    const server = await startServer(driver, { app: 'pools', jobs: false });
+    const client = admin(connect(server));
+    const ids = await client.mutation(enqueueWork, {
+      pool: 'narrow',
+      label: 'listed',
+      ms: 1,
+      count: 3,
+    });
+    const pending = await client.query(system.jobs, {
+      pool: 'narrow',
+      state: 'pending',
+      paginationOpts: { numItems: 10, cursor: null },
+    });
+    expect(pending.page.map((job) => job.id).sort()).toEqual([...ids].sort());
+    expect(pending.page.every((job) => job.outcome === null)).toBe(true);
+    expect(await client.mutation(system.cancelJobs, { ids: [ids[0]!] })).toBe(1);
+    const finished = await client.query(system.jobs, {
+      pool: 'narrow',
+      state: 'finished',
+      paginationOpts: { numItems: 10, cursor: null },
+    });
+    expect(finished.page).toMatchObject([{ id: ids[0], outcome: 'canceled' }]);
+  });
+
+  it('lists scheduled functions by state, cancels one, and shows the crons', async () => {
+    const server = await startServer(driver, { app: 'jobs', jobs: false });
+    const client = admin(connect(server));
+    const id = await client.mutation(scheduleWork, { label: 'later', ms: 1, delayMs: 60_000 });
+    const listed = await client.query(system.scheduled, {
+      state: 'pending',
+      paginationOpts: { numItems: 10, cursor: null },
+    });
+    expect(listed.page.map((job) => job._id)).toEqual([id]);
+    await client.mutation(system.cancelScheduled, { id });
+    const canceled = await client.query(system.scheduled, {
+      state: 'canceled',
+      paginationOpts: { numItems: 10, cursor: null },
+    });
+    expect(canceled.page.map((job) => job._id)).toEqual([id]);
+
+    const fleet = await startServer(driver, { app: 'fleet', jobs: false });
+    const crons = await admin(connect(fleet)).query(system.crons, {});
+    expect(crons).toMatchObject([{ name: 'tick', function: 'fleet:tick' }]);
+    expect(crons[0]!.nextRun).toBeGreaterThan(0);
   });
 });
