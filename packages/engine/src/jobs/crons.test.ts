@@ -4,19 +4,12 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { jsonToConvex, type JSONValue, type Value } from 'convex/values';
+
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.js';
 import { DRIVERS, startApp } from '../test-harness.js';
+import { call } from './test-calls.js';
 import { nextRunAfter } from './crons.js';
-
-async function call(
-  promise: Promise<{ ok: boolean; value?: JSONValue; error?: Error }>,
-): Promise<Value> {
-  const result = await promise;
-  if (!result.ok) throw result.error ?? new Error('failed');
-  return jsonToConvex(result.value!);
-}
 
 const runs = async (engine: Engine, label: string): Promise<number[]> =>
   ((await call(engine.query('scheduling:runs', { label }))) as Array<{ at: number }>).map(

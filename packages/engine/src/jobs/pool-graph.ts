@@ -68,8 +68,7 @@ function invalid(message: string): SyscallError {
   return new SyscallError(FunctionErrorCode.InvalidArguments, message);
 }
 
-const isTerminal = isEnded;
-const succeeded = (job: PoolJob) => isTerminal(job) && job.result?.kind === 'success';
+const succeeded = (job: PoolJob) => isEnded(job) && job.result?.kind === 'success';
 
 function describeJob(job: PoolJob): string {
   return job.name === job.fn ? `${job.fn} (${job._id})` : `"${job.name}" (${job._id})`;
@@ -172,8 +171,8 @@ export async function linkDependencies(
     });
     parents.addDependent(parent, job._id);
     if (succeeded(parent)) continue;
-    if (isTerminal(parent) && policy !== 'run') blockedBy ??= parent;
-    else if (!isTerminal(parent)) unmet++;
+    if (isEnded(parent) && policy !== 'run') blockedBy ??= parent;
+    else if (!isEnded(parent)) unmet++;
   }
   const linked: PoolJob = {
     ...job,
@@ -213,7 +212,7 @@ export async function releaseDependents(
   ended: readonly PoolJob[],
   now: number,
 ): Promise<void> {
-  let round = ended.filter((job) => (job.dependents ?? 0) > 0 && isTerminal(job));
+  let round = ended.filter((job) => (job.dependents ?? 0) > 0 && isEnded(job));
   while (round.length > 0) {
     const effects = new Map<string, PoolJob[]>();
     for (const parent of round) {
@@ -249,7 +248,7 @@ export async function releaseDependents(
         }
       }
       updates.push(child);
-      if (isTerminal(child) && (child.dependents ?? 0) > 0) next.push(child);
+      if (isEnded(child) && (child.dependents ?? 0) > 0) next.push(child);
     }
     await saveJobs(tx, updates, now);
     round = next;
@@ -294,12 +293,12 @@ export async function rerunFrom(tx: WriteTransaction, id: string, now: number): 
       }
       const parent = await getPoolJob(tx, parentId);
       if (parent === null || succeeded(parent)) continue;
-      if (isTerminal(parent) && (job.onDependencyFailure ?? 'fail') !== 'run') {
+      if (isEnded(parent) && (job.onDependencyFailure ?? 'fail') !== 'run') {
         throw invalid(
           `Workpool rerun: ${describeJob(job)} depends on ${describeJob(parent)}, which did not succeed; re-run that one instead`,
         );
       }
-      if (!isTerminal(parent)) unmet++;
+      if (!isEnded(parent)) unmet++;
     }
     const {
       result: _result,
@@ -396,7 +395,7 @@ async function hasFailedDependency(tx: WriteTransaction, job: PoolJob): Promise<
   if ((job.onDependencyFailure ?? 'fail') === 'run') return false;
   for (const parentId of await dependencyIds(tx, job)) {
     const parent = await getPoolJob(tx, parentId);
-    if (parent !== null && isTerminal(parent) && !succeeded(parent)) return true;
+    if (parent !== null && isEnded(parent) && !succeeded(parent)) return true;
   }
   return false;
 }
@@ -432,7 +431,7 @@ export async function takeUniqueKey(
     return null;
   }
   const holder = await getPoolJob(tx, taken.job);
-  const unfinished = holder !== null && !isTerminal(holder);
+  const unfinished = holder !== null && !isEnded(holder);
   const inWindow = taken.until !== null && now < taken.until;
   if (unfinished || inWindow) {
     if (policy === 'skip') return { holder: taken.job };

@@ -50,8 +50,18 @@ export const POOL_JOBS = '_pool_jobs';
 export const POOLS = '_pools';
 export const BY_DUE = 'by_due';
 
-export type PoolJobState =
-  'waiting' | 'delayed' | 'pending' | 'running' | 'completing' | 'finished' | 'failed';
+/** Every state a pool job can be in (each a range of `by_due` per pool). */
+export const POOL_JOB_STATES = [
+  'waiting',
+  'delayed',
+  'pending',
+  'running',
+  'completing',
+  'finished',
+  'failed',
+] as const;
+
+export type PoolJobState = (typeof POOL_JOB_STATES)[number];
 
 /** What a job does when a job it depends on did not succeed. */
 export type DependencyFailurePolicy = 'fail' | 'cancel' | 'run';

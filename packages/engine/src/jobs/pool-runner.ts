@@ -41,6 +41,7 @@ import {
   ended,
   dueRange,
   getPoolJob,
+  POOL_JOB_STATES,
   POOL_JOBS,
   POOLS,
   saveJob,
@@ -849,15 +850,7 @@ export class PoolRunner {
  */
 async function placeUnranked(tx: WriteTransaction, pool: string): Promise<void> {
   const now = Date.now();
-  for (const state of [
-    'waiting',
-    'delayed',
-    'pending',
-    'running',
-    'completing',
-    'finished',
-    'failed',
-  ] as const) {
+  for (const state of POOL_JOB_STATES) {
     for (;;) {
       const entries = await tx.scan({
         table: POOL_JOBS,

@@ -4,18 +4,11 @@
  * exactly-once mutation jobs, cancellation, isolation between pools, pool.ctx, results, bad
  * input, expired results, and jobs taken back from a runner that died.
  */
-import { jsonToConvex, type JSONValue, type Value } from 'convex/values';
+import type { JSONValue, Value } from 'convex/values';
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.js';
 import { DRIVERS, startApp } from '../test-harness.js';
-
-async function call(
-  promise: Promise<{ ok: boolean; value?: JSONValue; error?: Error }>,
-): Promise<Value> {
-  const result = await promise;
-  if (!result.ok) throw result.error ?? new Error('failed');
-  return jsonToConvex(result.value!);
-}
+import { call } from './test-calls.js';
 
 interface Event {
   label: string;

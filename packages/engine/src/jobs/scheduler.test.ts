@@ -2,10 +2,11 @@
  * ctx.scheduler and the job runner on both drivers: timing, atomicity, outcomes, cancellation,
  * the `_scheduled_functions` table, restarts, and exactly-once mutations with two runners.
  */
-import { jsonToConvex, type JSONValue, type Value } from 'convex/values';
+import type { Value } from 'convex/values';
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.js';
 import { DRIVERS, startApp } from '../test-harness.js';
+import { call } from './test-calls.js';
 
 interface Scheduled {
   _id: string;
@@ -14,14 +15,6 @@ interface Scheduled {
   scheduledTime: number;
   completedTime?: number;
   state: { kind: string; error?: string };
-}
-
-async function call(
-  promise: Promise<{ ok: boolean; value?: JSONValue; error?: Error }>,
-): Promise<Value> {
-  const result = await promise;
-  if (!result.ok) throw result.error ?? new Error('failed');
-  return jsonToConvex(result.value!);
 }
 
 const count = (engine: Engine, label: string) =>

@@ -12,6 +12,7 @@ import {
   paginationOptsValidator,
 } from 'convex/server';
 import { v, type JSONValue } from 'convex/values';
+import { POOL_JOB_STATES } from '../jobs/pool-jobs.js';
 
 interface ConvexGlobal {
   asyncSyscall(op: string, args: string): Promise<string>;
@@ -46,15 +47,7 @@ const documents = internalQueryGeneric({
     await ctx.db.query(table).order('desc').paginate(paginationOpts),
 });
 
-const STATES = [
-  'waiting',
-  'delayed',
-  'pending',
-  'running',
-  'completing',
-  'finished',
-  'failed',
-] as const;
+const STATES = POOL_JOB_STATES;
 /** Counts stop here: a dashboard shows "10,000+". */
 const COUNT_CAP = 10_000;
 
