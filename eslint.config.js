@@ -1,5 +1,6 @@
 // @ts-check
 import js from '@eslint/js';
+import reactHooks from 'eslint-plugin-react-hooks';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -40,6 +41,11 @@ export default tseslint.config(
       // Tests and drivers await values that may or may not be promises by design.
       '@typescript-eslint/require-await': 'off',
     },
+  },
+  {
+    // The dashboard (React): the rules of hooks, and the type-aware rules above on .tsx too.
+    files: ['packages/dashboard/**/*.{ts,tsx}'],
+    ...reactHooks.configs.flat.recommended,
   },
   {
     files: ['**/*.js'],
