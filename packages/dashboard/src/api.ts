@@ -133,6 +133,8 @@ export interface JobDetail {
   failures: Array<{ startedAt: number; endedAt: number; error: string }>;
   dependsOn: string[];
   dependents: string[];
+  /** Not in the contract; the server sends it (an onComplete handler's failure). */
+  onCompleteError?: string | null;
 }
 
 export interface GraphNode {

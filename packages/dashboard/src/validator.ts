@@ -262,3 +262,38 @@ export function argsOf(v: ValidatorJSON, draft: Draft): Record<string, Value> {
   }
   return value as Record<string, Value>;
 }
+
+/** A starting value for a validator (an object's required fields only), for editors. */
+export function templateFor(v: ValidatorJSON | null | undefined): Value {
+  if (v === null || v === undefined) return {};
+  switch (v.type) {
+    case 'string':
+    case 'id':
+      return '';
+    case 'number':
+      return 0;
+    case 'bigint':
+      return 0n;
+    case 'boolean':
+      return false;
+    case 'literal':
+      return jsonToConvex(v.value);
+    case 'array':
+      return [];
+    case 'record':
+      return {};
+    case 'bytes':
+      return new ArrayBuffer(0);
+    case 'union':
+      return v.value[0] === undefined ? null : templateFor(v.value[0]);
+    case 'object': {
+      const out: Record<string, Value> = {};
+      for (const [name, field] of Object.entries(v.value as Record<string, FieldType>)) {
+        if (!field.optional) out[name] = templateFor(field.fieldType);
+      }
+      return out;
+    }
+    default:
+      return null;
+  }
+}

@@ -9,7 +9,7 @@ import { ErrorBoundary } from '../components/ErrorBoundary';
 import { ErrorText, Field, LiveView, PageHeader } from '../components/ui';
 import { formatCount, formatTime, jsonShort, jsonText } from '../format';
 import { useAction, useLive } from '../hooks';
-import { describe, parseJsonValue } from '../validator';
+import { describe, parseJsonValue, templateFor } from '../validator';
 
 const PAGE = 25;
 const CREATION = 'by_creation_time';
@@ -167,7 +167,17 @@ function TableView({ info }: { info: TableInfo }) {
           </pre>
         </details>
       )}
-      {adding && <AddDocument table={info.name} onDone={() => setAdding(false)} />}
+      {adding && (
+        <AddDocument
+          table={info.name}
+          initial={
+            info.documentType !== undefined && info.documentType !== null
+              ? jsonText(templateFor(info.documentType))
+              : '{}'
+          }
+          onDone={() => setAdding(false)}
+        />
+      )}
       <QueryControls
         key={JSON.stringify({
           i: query.index,
@@ -409,7 +419,15 @@ function DocumentList({
   );
 }
 
-function AddDocument({ table, onDone }: { table: string; onDone: () => void }) {
+function AddDocument({
+  table,
+  initial,
+  onDone,
+}: {
+  table: string;
+  initial: string;
+  onDone: () => void;
+}) {
   const insert = useMutation(api.data.insert);
   const navigate = useNavigate();
   const [action, run] = useAction();
@@ -417,7 +435,7 @@ function AddDocument({ table, onDone }: { table: string; onDone: () => void }) {
     <div className="card">
       <h2>New document in {table}</h2>
       <DocumentEditor
-        initial="{}"
+        initial={initial}
         submitLabel="Insert document"
         busy={action.busy}
         error={action.error}

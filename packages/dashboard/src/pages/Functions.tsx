@@ -102,7 +102,9 @@ function FunctionList({
                   aria-current={fn.path === selected ? 'page' : undefined}
                   data-function={fn.path}
                 >
-                  <span className="mono">{fn.path.slice(module.length + 1) || fn.path}</span>
+                  <span className="mono" title={fn.path}>
+                    {fn.path.slice(module.length + 1) || fn.path}
+                  </span>
                   <span className="badges">
                     <StateBadge state={fn.kind} />
                     {fn.visibility === 'internal' && <StateBadge state="internal" />}

@@ -1,8 +1,8 @@
 import { useMutation } from 'convex/react';
 import { useState, type ReactNode } from 'react';
 import { Link, useParams } from 'react-router';
-import { api, ENDED_STATES, type JobDetail } from '../api';
-import { GraphLegend, JobGraph, type RankDir } from '../components/JobGraph';
+import { api, ENDED_STATES, type GraphNode, type JobDetail } from '../api';
+import { GraphLegend, JobGraph, shownState, type RankDir } from '../components/JobGraph';
 import {
   ActionStatus,
   ErrorText,
@@ -64,7 +64,13 @@ function JobView({ job }: { job: JobDetail }) {
   const [action, run] = useAction();
   const now = useNow();
   const ended = ENDED_STATES.includes(job.state);
-  const waited = job.startedAt !== null ? job.startedAt - (job.due ?? job.enqueuedAt) : null;
+  // An ended job's `due` is when its record expires, not when it was due to run.
+  const due = ended ? null : job.due;
+  const waited = job.startedAt !== null ? job.startedAt - (due ?? job.enqueuedAt) : null;
+  const graph = useLive(api.pools.graph, { id: job.id });
+  const names = new Map(
+    graph.status === 'ready' ? graph.data.nodes.map((node) => [node.id, node]) : [],
+  );
   const ran = job.startedAt !== null ? (job.finishedAt ?? now) - job.startedAt : null;
   const total = (job.finishedAt ?? now) - job.enqueuedAt;
 
@@ -158,9 +164,7 @@ function JobView({ job }: { job: JobDetail }) {
           <h2 id="job-timings">Timings</h2>
           <dl className="details" data-testid="job-timings">
             <Row label="Enqueued">{formatTime(job.enqueuedAt)}</Row>
-            {job.due !== null && job.due !== job.enqueuedAt && (
-              <Row label="Due">{formatTime(job.due)}</Row>
-            )}
+            {due !== null && due !== job.enqueuedAt && <Row label="Due">{formatTime(due)}</Row>}
             <Row label="Started">{formatTime(job.startedAt)}</Row>
             <Row label="Finished">{formatTime(job.finishedAt)}</Row>
             <Row label="Waited">{formatDuration(waited)}</Row>
@@ -235,11 +239,11 @@ function JobView({ job }: { job: JobDetail }) {
       <div className="columns">
         <section aria-labelledby="job-depends-on">
           <h2 id="job-depends-on">Depends on ({job.dependsOn.length})</h2>
-          <JobLinks ids={job.dependsOn} testId="depends-on" />
+          <JobLinks ids={job.dependsOn} nodes={names} testId="depends-on" />
         </section>
         <section aria-labelledby="job-dependents">
           <h2 id="job-dependents">Dependents ({job.dependents.length})</h2>
-          <JobLinks ids={job.dependents} testId="dependents" />
+          <JobLinks ids={job.dependents} nodes={names} testId="dependents" />
         </section>
       </div>
 
@@ -248,17 +252,30 @@ function JobView({ job }: { job: JobDetail }) {
   );
 }
 
-function JobLinks({ ids, testId }: { ids: string[]; testId: string }) {
+/** Links to jobs by id, named (and their state shown) when the job's graph knows them. */
+function JobLinks({
+  ids,
+  nodes,
+  testId,
+}: {
+  ids: string[];
+  nodes: Map<string, GraphNode>;
+  testId: string;
+}) {
   if (ids.length === 0) return <p className="muted">None.</p>;
   return (
     <ul className="job-links" data-testid={testId}>
-      {ids.map((id) => (
-        <li key={id}>
-          <Link className="mono" to={`/jobs/${encodeURIComponent(id)}`}>
-            {id}
-          </Link>
-        </li>
-      ))}
+      {ids.map((id) => {
+        const node = nodes.get(id);
+        return (
+          <li key={id} data-job-id={id}>
+            <Link to={`/jobs/${encodeURIComponent(id)}`}>
+              {node?.name ?? <span className="mono">{id}</span>}
+            </Link>{' '}
+            {node !== undefined && <StateBadge state={shownState(node)} />}
+          </li>
+        );
+      })}
     </ul>
   );
 }

@@ -50,6 +50,8 @@ export function SignIn({
           Enter this deployment&apos;s admin key. <code>sleigh dev</code> prints it when it starts;
           it is also in the data directory&apos;s <code>admin_key</code> file.
         </p>
+        {/* Lets password managers file the key under a name. */}
+        <input type="text" name="username" autoComplete="username" value="admin" readOnly hidden />
         <label className="field">
           <span className="field-label">Admin key</span>
           <input
