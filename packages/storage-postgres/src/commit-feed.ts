@@ -34,6 +34,8 @@ const LATE_MS = 100;
 export interface FeedHost {
   readonly connectionString: string;
   readonly schema: string;
+  /** The listening connection's name: how other processes see this one. */
+  readonly applicationName: string;
   /** Connections for reading the commit log. */
   readonly pool: pg.Pool;
   /** Delivers one commit to the listeners (reloading the catalog first when it changed). */
@@ -134,6 +136,7 @@ export class CommitFeed {
     const client = new pg.Client({
       connectionString: this.host.connectionString,
       options: `-c search_path=${this.host.schema}`,
+      application_name: this.host.applicationName,
     });
     client.on('notification', (message) => {
       if (message.channel === this.channel && client === this.client) this.hear(message.payload);

@@ -18,6 +18,7 @@ import {
   StorageErrorCode,
   type Commit,
   type CommitListener,
+  type ProcessInfo,
   type CommitListenerOptions,
   type ReadTransaction,
   type Store,
@@ -25,6 +26,8 @@ import {
   type WriteTransaction,
   type WrittenKey,
 } from '@sleigh/storage';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import pg from 'pg';
 import { CommitFeed, notificationTail } from './commit-feed.js';
 import { lockKey, migrate } from './migrations.js';
@@ -66,8 +69,13 @@ function encodeWrites(writes: readonly WrittenKey[]): Buffer {
   return out;
 }
 
+/** How a Sleigh process names its commit-feed connection, so the others can see it. */
+const PROCESS_TAG = 'sleigh';
+
 export class PostgresStore implements Store {
   readonly driver = 'postgres' as const;
+  private readonly processId = randomBytes(4).toString('hex');
+  private readonly startedAt = Date.now();
   private readonly listeners = new Set<CommitListener>();
   private readonly wakeListeners = new Set<CommitListener>();
   private readonly feed: CommitFeed;
@@ -90,6 +98,7 @@ export class PostgresStore implements Store {
       {
         connectionString,
         schema,
+        applicationName: this.applicationName,
         pool,
         deliver: (commit, local) => this.deliver(commit, local),
         log: (message) => console.error(`sleigh: ${message}`),
@@ -145,6 +154,39 @@ export class PostgresStore implements Store {
         { cause: error },
       );
     }
+  }
+
+  /**
+   * Every process holds one commit-feed connection named `sleigh <schema> <id> <pid>
+   * <startedAt> <host>`; the live ones are the sessions PostgreSQL lists with such a name.
+   */
+  async processes(): Promise<ProcessInfo[]> {
+    const result = await this.pool.query<{ application_name: string }>(
+      `SELECT application_name FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name LIKE $1`,
+      [`${PROCESS_TAG} ${this.schema} %`],
+    );
+    const seen = new Map<string, ProcessInfo>();
+    for (const { application_name: name } of result.rows) {
+      const [, schema, id, pid, startedAt, ...host] = name.split(' ');
+      if (schema !== this.schema || id === undefined || seen.has(id)) continue;
+      seen.set(id, {
+        id,
+        host: host.join(' '),
+        pid: Number(pid),
+        startedAt: Number(startedAt),
+        self: id === this.processId,
+      });
+    }
+    return [...seen.values()].sort((a, b) => a.startedAt - b.startedAt);
+  }
+
+  /** The name of this process's commit-feed connection (PostgreSQL keeps 63 bytes of it). */
+  get applicationName(): string {
+    return `${PROCESS_TAG} ${this.schema} ${this.processId} ${process.pid} ${this.startedAt} ${hostname()}`.slice(
+      0,
+      63,
+    );
   }
 
   catalog(): Catalog {

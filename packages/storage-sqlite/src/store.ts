@@ -6,12 +6,15 @@
  * serializable, so a write transaction never fails with a conflict here. Reads run on reader
  * connections against WAL snapshots (readers.ts) and never wait for the writer.
  */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import {
   Catalog,
   StorageError,
   StorageErrorCode,
   type Commit,
   type CommitListener,
+  type ProcessInfo,
   type ReadTransaction,
   type Store,
   type WriteResult,
@@ -53,6 +56,13 @@ function nextTimestamp(previous: bigint): bigint {
 
 export class SqliteStore implements Store {
   readonly driver = 'sqlite' as const;
+  private readonly self: ProcessInfo = {
+    id: randomBytes(4).toString('hex'),
+    host: hostname(),
+    pid: process.pid,
+    startedAt: Date.now(),
+    self: true,
+  };
   private readonly writer: Connection;
   private readonly readers: ReaderPool;
   private readonly queue = new WriteQueue();
@@ -90,6 +100,11 @@ export class SqliteStore implements Store {
         ),
       );
     }
+  }
+
+  /** A SQLite file is served by one process (its job runners count on it): this one. */
+  processes(): Promise<ProcessInfo[]> {
+    return Promise.resolve([this.self]);
   }
 
   catalog(): Catalog {

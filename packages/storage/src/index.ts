@@ -4,6 +4,7 @@ export type {
   CommitListenerOptions,
   Document,
   IndexEntry,
+  ProcessInfo,
   ReadTransaction,
   ScanRequest,
   Store,

@@ -127,9 +127,21 @@ export interface CommitListenerOptions {
   readonly unordered?: boolean;
 }
 
+/** A Sleigh process using the store (the dashboard's list of servers). */
+export interface ProcessInfo {
+  readonly id: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly startedAt: number;
+  /** This process. */
+  readonly self: boolean;
+}
+
 export interface Store {
   /** Which driver this is, for logs and for the rare test that must know. */
   readonly driver: 'sqlite' | 'postgres';
+  /** The processes using this store now: this one, and on a shared database the others. */
+  processes(): Promise<ProcessInfo[]>;
   /** The catalog as of the latest commit this process knows of. */
   catalog(): Catalog;
   /** Runs `fn` against one consistent snapshot. */
