@@ -47,7 +47,7 @@ import {
 } from './runtime/context.js';
 import { installDeterminism } from './runtime/determinism.js';
 import { findLogged, recordOutcome, sweep as sweepMutationLog } from './mutation-log.js';
-import { CalledFunctionError, type Host } from './runtime/host.js';
+import { CalledFunctionError, type HealthReport, type Host } from './runtime/host.js';
 import { CronRunner, cronsOf, syncCrons } from './jobs/crons.js';
 import { type PoolJob } from './jobs/pool-jobs.js';
 import {
@@ -58,6 +58,8 @@ import {
   type TransactionHooks,
 } from './jobs/pool-runner.js';
 import { listFailed, retryFailed, type FailedJob } from './jobs/pool-graph.js';
+import { Monitor } from './observe/monitor.js';
+import type { PoolStats } from './observe/pool-stats.js';
 import { PoolService } from './jobs/pool-service.js';
 import { RunningAttempts } from './jobs/attempts.js';
 import { SYSTEM_MODULES } from './system/functions.js';
@@ -260,6 +262,12 @@ export class Engine implements Host, JobHost, PoolHost {
   readonly pools: PoolService;
   /** Pool job attempts running in this process: their abort signals and heartbeats. */
   readonly attempts = new RunningAttempts();
+  /** What this process knows of itself: execution log, pool throughput, commit rate. */
+  readonly monitor = new Monitor();
+  /** Pool starts and ends as the runner reports them (PoolHost). */
+  get poolStats(): PoolStats {
+    return this.monitor.pools;
+  }
 
   private constructor(options: EngineOptions) {
     this.store = options.store;
@@ -350,15 +358,39 @@ export class Engine implements Host, JobHost, PoolHost {
     return this.registry.all();
   }
 
-  appFunctions(): Array<{ path: string; kind: string; visibility: string; args: JSONValue }> {
+  async health(): Promise<HealthReport> {
+    const servers = await this.store.processes();
+    const self = servers.find((server) => server.self);
+    const monitor = this.monitor;
+    return {
+      version: monitor.version,
+      driver: this.store.driver,
+      server: { id: self?.id ?? '', startedAt: monitor.startedAt },
+      servers,
+      commitsPerSecond: monitor.commitsPerSecond(),
+      commits: monitor.commits,
+      subscriptions: monitor.read('subscriptions'),
+      connections: monitor.read('connections'),
+      executions: monitor.executions.total,
+    };
+  }
+
+  appFunctions(): Array<{
+    path: string;
+    kind: string;
+    visibility: string;
+    args: JSONValue;
+    returns: JSONValue;
+  }> {
     return this.registry
       .all()
       .filter((info) => !info.module.startsWith('_system/'))
-      .map(({ path, kind, visibility, args }) => ({
+      .map(({ path, kind, visibility, args, returns }) => ({
         path,
         kind,
         visibility,
         args,
+        returns,
       }))
       .sort((a, b) => (a.path < b.path ? -1 : 1));
   }
@@ -558,9 +590,14 @@ export class Engine implements Host, JobHost, PoolHost {
   }
 
   /** Calls the handler inside its execution context; returns its JSON result string. */
-  private invoke(execution: Execution, info: FunctionInfo, args: JSONValue): Promise<string> {
+  private invoke(
+    execution: Execution,
+    info: FunctionInfo,
+    args: JSONValue,
+    nested = false,
+  ): Promise<string> {
     const argsString = JSON.stringify([args]);
-    return executions.run(execution, () => {
+    const running = executions.run(execution, () => {
       switch (info.kind) {
         case 'query':
           return info.fn.invokeQuery!(argsString);
@@ -570,6 +607,32 @@ export class Engine implements Host, JobHost, PoolHost {
           return info.fn.invokeAction!(execution.requestId, argsString);
       }
     });
+    if (nested) return running;
+    // The execution log (the dashboard's Logs page): one record per top-level run.
+    const startedAt = Date.now();
+    const started = performance.now();
+    const record = (error: unknown) =>
+      this.monitor.executions.record({
+        startedAt,
+        durationMs: performance.now() - started,
+        path: info.path,
+        kind: info.kind,
+        source:
+          execution.poolJobId !== null
+            ? 'pool'
+            : execution.scheduledFunctionId !== null
+              ? 'scheduler'
+              : 'client',
+        outcome: error === null ? 'success' : 'failure',
+        error:
+          error === null ? null : error instanceof Error ? error.message : JSON.stringify(error),
+        logLines: execution.logLines,
+      });
+    void running.then(
+      () => record(null),
+      (error: unknown) => record(error),
+    );
+    return running;
   }
 
   /**
@@ -912,7 +975,11 @@ export class Engine implements Host, JobHost, PoolHost {
     };
     const call = async (): Promise<string> => {
       try {
-        return this.checkReturn(info, await this.invoke(child, info, args), state.tx.catalog());
+        return this.checkReturn(
+          info,
+          await this.invoke(child, info, args, true),
+          state.tx.catalog(),
+        );
       } catch (error) {
         if (state.doomed !== null) throw state.doomed;
         const failure = asFunctionError(info.path, error);

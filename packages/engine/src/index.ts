@@ -18,3 +18,8 @@ export { ReadSet, type KeyInterval } from './runtime/readset.js';
 export { JobRunner, type JobRunnerOptions } from './jobs/runner.js';
 export { SCHEDULED, type JobState, type ScheduledFunction } from './jobs/scheduled.js';
 export type { FailedJob } from './jobs/pool-graph.js';
+export { Monitor } from './observe/monitor.js';
+export type { ExecutionRecord } from './observe/execution-log.js';
+export type { PoolSecond } from './observe/pool-stats.js';
+export type { HealthReport } from './runtime/host.js';
+export { LIVE_FIGURES } from './system/functions.js';

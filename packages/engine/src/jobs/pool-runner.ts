@@ -54,6 +54,7 @@ import {
 import { forgetEdges, releaseDependents } from './pool-graph.js';
 import { isLimited, pickLimited } from './pool-limits.js';
 import type { RunningAttempts } from './attempts.js';
+import type { PoolStats } from '../observe/pool-stats.js';
 import { writeWithRetry } from './write-retry.js';
 
 /** Code run inside a mutation's own transaction: before its handler, and after it succeeded. */
@@ -76,6 +77,8 @@ export interface PoolHost {
   nextCreationTime(): number;
   /** Attempts running here, as their code sees them (abort signals, heartbeats). */
   readonly attempts: RunningAttempts;
+  /** Where starts (with their latency) and ends are counted, for the dashboard's charts. */
+  readonly poolStats: PoolStats;
 }
 
 export interface PoolRunnerOptions {
@@ -612,6 +615,8 @@ export class PoolRunner {
       pool.started.set(job._id, startedAt);
       this.askCycle(pool);
     }
+    const stats = this.host.poolStats;
+    stats.started(job.pool, startedAt - job.due, startedAt);
     const run = this.attempt({ ...job, startedAt }).then(
       (outcome) => {
         // The slot is free at once; the attempt's record follows in the next cycle.
@@ -621,6 +626,7 @@ export class PoolRunner {
           this.askCycle(pool);
           return;
         }
+        stats.ended(job.pool, outcome.ok);
         if (outcome.ok && job.kind === 'mutation') {
           // Recorded by the mutation's own transaction.
           if (job.onComplete !== null) pool.lookForCompleting = true;
@@ -636,6 +642,7 @@ export class PoolRunner {
       (error: unknown) => {
         pool.running.delete(job._id);
         this.drain(pool);
+        stats.ended(job.pool, false);
         pool.ended.push({
           job,
           startedAt,

@@ -5,6 +5,8 @@ import type { JSONValue } from 'convex/values';
 import type { Execution, FunctionKind } from './context.js';
 import type { PoolService } from '../jobs/pool-service.js';
 import type { DatabaseHost } from './database.js';
+import type { Monitor } from '../observe/monitor.js';
+import type { ProcessInfo } from '@sleigh/storage';
 
 export interface Host extends DatabaseHost {
   /** `ctx.runQuery` / `ctx.runMutation` inside a query or mutation: the same transaction.
@@ -39,7 +41,29 @@ export interface Host extends DatabaseHost {
   /** The deployment's name, for `ctx.meta.getDeploymentMetadata()`. */
   readonly deploymentName: string;
   /** The app's functions (Sleigh's own `_system/` ones left out), for the system functions. */
-  appFunctions(): Array<{ path: string; kind: string; visibility: string; args: JSONValue }>;
+  appFunctions(): Array<{
+    path: string;
+    kind: string;
+    visibility: string;
+    args: JSONValue;
+    returns: JSONValue;
+  }>;
+  /** What this process knows of itself (execution log, pool throughput, commit rate). */
+  readonly monitor: Monitor;
+  /** The process's and the fleet's vital signs, for the Health page. */
+  health(): Promise<HealthReport>;
+}
+
+export interface HealthReport {
+  readonly version: string;
+  readonly driver: 'sqlite' | 'postgres';
+  readonly server: { readonly id: string; readonly startedAt: number };
+  readonly servers: ReadonlyArray<ProcessInfo>;
+  readonly commitsPerSecond: number;
+  readonly commits: number;
+  readonly subscriptions: number;
+  readonly connections: number;
+  readonly executions: number;
 }
 
 /**

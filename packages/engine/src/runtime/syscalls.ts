@@ -6,7 +6,7 @@
  *
  * Arguments and results are JSON strings of Convex-encoded values (PROTOCOL.md §1).
  */
-import { documentJson, StorageError } from '@sleigh/storage';
+import { BY_CREATION_TIME, BY_ID, documentJson, StorageError } from '@sleigh/storage';
 import { convexToJson, type JSONValue } from 'convex/values';
 import { FunctionErrorCode, SyscallError } from '../errors.js';
 import { executions, type Execution, type FunctionKind, type TransactionState } from './context.js';
@@ -199,16 +199,59 @@ const ASYNC: Record<string, AsyncHandler> = {
   'sleigh/system/tables': async (execution) => {
     const state = systemOnly(execution);
     state.readSet.catalogDependent = true;
-    return state.tx
-      .catalog()
+    const catalog = state.tx.catalog();
+    return catalog
       .tables()
       .map((table) => table.name)
       .filter((name) => !name.startsWith('_'))
-      .sort();
+      .sort()
+      .map((name) => ({
+        name,
+        // The built-in order first, then the schema's indexes (fields as declared).
+        indexes: catalog
+          .indexes(name)
+          .filter((index) => index.name !== BY_ID)
+          .map((index) => ({
+            name: index.name,
+            fields:
+              index.name === BY_CREATION_TIME
+                ? ['_creationTime']
+                : index.fields.filter((field) => field !== '_creationTime' && field !== '_id'),
+          }))
+          .sort((a, b) =>
+            a.name === BY_CREATION_TIME
+              ? -1
+              : b.name === BY_CREATION_TIME
+                ? 1
+                : a.name < b.name
+                  ? -1
+                  : 1,
+          ),
+        documentType: execution.host.documentValidator(name),
+      }));
   },
   'sleigh/system/functions': async (execution) => {
     systemOnly(execution);
     return execution.host.appFunctions();
+  },
+  'sleigh/system/logs': async (execution, args) => {
+    systemOnly(execution);
+    return execution.host.monitor.executions.recent({
+      function: optionalString(args.function),
+      outcome: args.outcome === 'success' || args.outcome === 'failure' ? args.outcome : undefined,
+      limit: typeof args.limit === 'number' ? args.limit : undefined,
+    }) as unknown as JSONValue;
+  },
+  'sleigh/system/poolStats': async (execution, args) => {
+    systemOnly(execution);
+    return execution.host.monitor.pools.series(
+      String(args.pool),
+      typeof args.seconds === 'number' ? args.seconds : 300,
+    ) as unknown as JSONValue;
+  },
+  'sleigh/system/health': async (execution) => {
+    systemOnly(execution);
+    return (await execution.host.health()) as unknown as JSONValue;
   },
   'sleigh/pool/heartbeat': async (execution) => execution.host.pools.heartbeat(execution),
   'sleigh/pool/whenAborted': (execution) => execution.host.pools.whenAborted(execution),
@@ -326,6 +369,10 @@ export function installSyscalls(): void {
       throw new Error(`Syscall ${op} is not supported by Sleigh`);
     },
   };
+}
+
+function optionalString(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
 /** The transaction of one of Sleigh's own `_system/` queries; refuses everyone else. */

@@ -1,0 +1,61 @@
+/**
+ * `_system/logs`, `_system/health` and `_system/functions`: the recent executions, vital signs
+ * and the app's functions. Executions and rates live in each process's memory (observe/); the
+ * server re-runs subscriptions to these as they change, so they are live like the rest.
+ */
+import { internalQueryGeneric } from 'convex/server';
+import { v, type JSONValue } from 'convex/values';
+import { POOL_JOB_STATES } from '../jobs/pool-jobs.js';
+import { system, systemDb } from './syscall.js';
+
+/** This server's recent executions, newest first (the Logs page). */
+const recent = internalQueryGeneric({
+  args: {
+    function: v.optional(v.string()),
+    outcome: v.optional(v.union(v.literal('success'), v.literal('failure'))),
+    limit: v.optional(v.number()),
+  },
+  handler: async (_ctx, args) => await system('logs', args as Record<string, JSONValue>),
+});
+
+/** How long ready pool jobs scanned per pool for the oldest (priorities reorder them). */
+const LAG_SCAN = 100;
+
+/** Servers, commit rate, subscriptions, and how far behind the pools and scheduler are. */
+const status = internalQueryGeneric({
+  args: {},
+  handler: async (ctx) => {
+    const now = Date.now();
+    const db = systemDb(ctx);
+    let oldestReady = now;
+    for (const pool of await db.query('_pools').collect()) {
+      const ready = await db
+        .query('_pool_jobs')
+        .withIndex('by_due', (q) => q.eq('pool', pool.name as string).eq('state', 'pending'))
+        .take(LAG_SCAN);
+      for (const job of ready) oldestReady = Math.min(oldestReady, job.due as number);
+    }
+    const nextScheduled = await db
+      .query('_scheduled_functions')
+      .withIndex('by_state_time', (q) => q.eq('state.kind', 'pending'))
+      .first();
+    const scheduledTime = (nextScheduled?.scheduledTime as number | undefined) ?? now;
+    const report = (await system('health')) as Record<string, JSONValue>;
+    return {
+      ...report,
+      jobLagMs: Math.max(0, now - oldestReady),
+      scheduledLagMs: Math.max(0, now - scheduledTime),
+      states: [...POOL_JOB_STATES],
+    };
+  },
+});
+
+/** The app's functions: path, kind, visibility, argument and return validators. */
+const list = internalQueryGeneric({
+  args: {},
+  handler: async () => await system('functions'),
+});
+
+export const LOGS = { recent };
+export const HEALTH = { status };
+export const FUNCTIONS = { list };
