@@ -4,6 +4,7 @@
  * function's log lines.
  */
 import { watch, type FSWatcher } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { LoadError, setLogSink } from '@sleigh/engine';
 import { loadOrCreateAdminKey, SleighServer } from '@sleigh/server';
 import {
@@ -39,6 +40,16 @@ function msFromEnv(name: string): number | undefined {
   return value;
 }
 
+/** The built dashboard of @sleigh/dashboard, when it is installed. */
+function dashboardOption(): { dashboardDir?: string } {
+  try {
+    const assets = import.meta.resolve('@sleigh/dashboard/assets');
+    return { dashboardDir: fileURLToPath(new URL('./dist/', assets)) };
+  } catch {
+    return {};
+  }
+}
+
 export async function startServing(options: ServeOptions, output: Output): Promise<RunningServer> {
   const { where } = options;
   const leaseMs = msFromEnv('SLEIGH_JOB_LEASE_MS');
@@ -66,6 +77,7 @@ export async function startServing(options: ServeOptions, output: Output): Promi
       },
       ...(shutdownGraceMs === undefined ? {} : { shutdownGraceMs }),
       onWarning: (message) => output.err(`sleigh: warning: ${message}`),
+      ...dashboardOption(),
     });
   } catch (error) {
     await store.close();
@@ -104,6 +116,7 @@ export async function startServing(options: ServeOptions, output: Output): Promi
   }
   output.out(`Sleigh ready at ${server.url}`);
   output.out(`Admin key: ${adminKey}`);
+  output.out(`Dashboard: ${server.url}/dashboard/ (sign in with the admin key)`);
   output.out(
     `Functions: ${where.functionsDir} (${server.engine.functions().length} functions); data: ${describeStore(where)}`,
   );

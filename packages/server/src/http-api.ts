@@ -8,6 +8,7 @@
  *   POST /api/function                                {path, args, format}  (any kind)
  *   POST /api/query_ts → {ts};  POST /api/query_at_ts {path, args, ts};  POST /api/query_batch {queries}
  *   GET  /instance_info, /version, /instance_name
+ *   GET  /metrics (Prometheus, admin key), /dashboard/… (dashboard-assets.ts)
  *
  * A function's own failure is HTTP 560 with `{status: "error", errorMessage, errorData?}`;
  * a malformed request is 400 with `{code, message}`; a bad key is 401.
@@ -16,6 +17,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CallOptions, Engine, FunctionKind } from '@sleigh/engine';
 import { jsonToConvex, type JSONValue, type Value } from 'convex/values';
 import { sameKey } from './admin-key.js';
+import { DASHBOARD_PATH, serveDashboard } from './dashboard-assets.js';
+import { renderMetrics } from './metrics.js';
 import type { Subscriptions } from './sync/subscriptions.js';
 
 export interface HttpHost {
@@ -25,6 +28,10 @@ export interface HttpHost {
   readonly startedAt: number;
   readonly version: string;
   readonly deploymentName: string;
+  /** The dashboard's built files (null: not served). */
+  readonly dashboardDir: string | null;
+  /** Connected clients, for /metrics. */
+  readonly connections: number;
 }
 
 /** Function failures: the JS client accepts this status as "the function threw". */
@@ -212,6 +219,31 @@ async function route(host: HttpHost, req: IncomingMessage, res: ServerResponse):
         driver: host.engine.store.driver,
       }),
     );
+  }
+  if (
+    (method === 'GET' || method === 'HEAD') &&
+    (path === DASHBOARD_PATH || path.startsWith(`${DASHBOARD_PATH}/`))
+  ) {
+    return serveDashboard(host.dashboardDir, path, req, res);
+  }
+  if (method === 'GET' && path === '/metrics') {
+    const header = req.headers.authorization ?? '';
+    const key = header.replace(/^(Bearer|Convex) /, '').trim();
+    if (header === '' || !sameKey(host.adminKey, key)) {
+      throw new HttpError(
+        401,
+        'MissingAdminKey',
+        'Metrics need the admin key: send "Authorization: Bearer <admin key>"',
+      );
+    }
+    const metrics = await renderMetrics(host.engine, {
+      version: host.version,
+      subscriptions: host.subscriptions.subscriptionCount,
+      connections: host.connections,
+    });
+    res.writeHead(200, { 'Content-Type': metrics.contentType });
+    res.end(metrics.body);
+    return;
   }
   if (method === 'GET' && path === '/version') return send(res, 200, host.version, 'text/plain');
   if (method === 'GET' && path === '/instance_name')

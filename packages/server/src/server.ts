@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Engine, type EngineOptions, type JobRunnerOptions } from '@sleigh/engine';
+import { Engine, LIVE_FIGURES, type EngineOptions, type JobRunnerOptions } from '@sleigh/engine';
 import type { Store } from '@sleigh/storage';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { sameKey } from './admin-key.js';
@@ -39,7 +39,12 @@ export interface ServerOptions {
   readonly jobs?: boolean | JobRunnerOptions;
   /** On close, how long running scheduled functions may take to finish (default 10 s). */
   readonly shutdownGraceMs?: number;
+  /** The dashboard's built files, served at /dashboard (the CLI passes @sleigh/dashboard's). */
+  readonly dashboardDir?: string;
 }
+
+/** Live figures kept in memory are pushed at most this often (logs) or every second (rates). */
+const LOG_PUSH_MS = 250;
 
 /** Mutation-log records older than this are swept: resends come within minutes of a drop. */
 const MUTATION_LOG_AGE_MS = 60 * 60_000;
@@ -57,6 +62,9 @@ export class SleighServer implements SessionHost, HttpHost {
   private closing: Promise<void> | null = null;
   private readonly shutdownGraceMs: number;
   readonly faults: SessionHost['faults'];
+  readonly dashboardDir: string | null;
+  private readonly unsubscribeLog: () => void;
+  private logPush: NodeJS.Timeout | null = null;
 
   private constructor(
     readonly engine: Engine,
@@ -73,7 +81,22 @@ export class SleighServer implements SessionHost, HttpHost {
     const pingAfter = options.pingAfterMs ?? 15_000;
     this.deploymentName = options.deploymentName ?? 'sleigh';
     const log = options.log ?? ((message: string) => console.error(`sleigh: ${message}`));
-    this.unsubscribeCommits = engine.store.onCommit((commit) => subscriptions.onCommit(commit));
+    this.dashboardDir = options.dashboardDir ?? null;
+    const monitor = engine.monitor;
+    monitor.version = SLEIGH_VERSION;
+    monitor.gauge('subscriptions', () => subscriptions.subscriptionCount);
+    monitor.gauge('connections', () => this.sessions.size);
+    this.unsubscribeCommits = engine.store.onCommit((commit) => {
+      monitor.commitHeard();
+      subscriptions.onCommit(commit);
+    });
+    // Figures that no commit announces: the log pushes soon after an execution, rates each second.
+    this.unsubscribeLog = monitor.executions.onRecord(() => {
+      this.logPush ??= setTimeout(() => {
+        this.logPush = null;
+        subscriptions.invalidatePaths([LIVE_FIGURES.logs]);
+      }, LOG_PUSH_MS);
+    });
     http.on('request', (req, res) => void handleHttp(this, req, res));
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const path = new URL(req.url ?? '/', 'http://localhost').pathname;
@@ -92,6 +115,7 @@ export class SleighServer implements SessionHost, HttpHost {
         },
         Math.min(5000, pingAfter),
       ),
+      setInterval(() => subscriptions.invalidatePaths(LIVE_FIGURES.everySecond), 1000),
       setInterval(() => {
         this.engine
           .sweepMutationLog(MUTATION_LOG_AGE_MS)
@@ -195,6 +219,8 @@ export class SleighServer implements SessionHost, HttpHost {
       // Running jobs finish (or are handed back) while clients can still watch them.
       await this.engine.stopJobs(this.shutdownGraceMs);
       for (const timer of this.timers) clearInterval(timer);
+      if (this.logPush !== null) clearTimeout(this.logPush);
+      this.unsubscribeLog();
       this.unsubscribeCommits();
       this.subscriptions.close();
       for (const client of this.wss.clients) client.close(1001, 'Server shutting down');

@@ -50,6 +50,8 @@ export class QueryEntry {
   private fingerprint = '';
   snapshot = -1n;
   invalidatedAt = -1n;
+  /** Re-run whatever the commits say (new code; a figure kept in memory moved). */
+  forced = false;
 
   constructor(
     readonly key: string,
@@ -59,12 +61,13 @@ export class QueryEntry {
   ) {}
 
   get stale(): boolean {
-    return this.outcome === null || this.invalidatedAt > this.snapshot;
+    return this.outcome === null || this.forced || this.invalidatedAt > this.snapshot;
   }
 
   /** Stores a new outcome; returns true when the result differs from the previous one. */
   update(outcome: QueryOutcome, snapshot: bigint): boolean {
     this.outcome = outcome;
+    this.forced = false;
     this.snapshot = snapshot;
     const fingerprint = outcome.ok
       ? `ok:${outcome.json}`
@@ -83,6 +86,8 @@ const BATCH = 256;
 
 export class Subscriptions {
   private readonly entries = new Map<string, QueryEntry>();
+  /** The entries of Sleigh's own `_system/` functions (the dashboard's). */
+  private readonly systemEntries = new Set<QueryEntry>();
   private readonly dirty = new Set<Subscriber>();
   /** Subscribers waiting for commits up to a timestamp before they can send. */
   private readonly held = new Map<Subscriber, bigint>();
@@ -116,12 +121,34 @@ export class Subscriptions {
     return this.entries.size;
   }
 
+  /** Query subscriptions of all clients (identical ones counted once per client). */
+  get subscriptionCount(): number {
+    let count = 0;
+    for (const entry of this.entries.values()) count += entry.subscribers.size;
+    return count;
+  }
+
+  /**
+   * Re-runs the subscriptions to Sleigh's own functions whose path starts with one of
+   * `prefixes`: those that read figures kept in memory (logs, rates), which no commit announces.
+   */
+  invalidatePaths(prefixes: readonly string[]): void {
+    let any = false;
+    for (const entry of this.systemEntries) {
+      if (!prefixes.some((prefix) => entry.path.startsWith(prefix))) continue;
+      entry.forced = true;
+      any = true;
+    }
+    if (any) this.schedule();
+  }
+
   subscribe(subscriber: Subscriber, path: string, args: JSONValue, identity: Identity): QueryEntry {
     const key = `${identity.key}\u0000${path}\u0000${JSON.stringify(args)}`;
     let entry = this.entries.get(key);
     if (entry === undefined) {
       entry = new QueryEntry(key, path, args, identity);
       this.entries.set(key, entry);
+      if (path.startsWith('_system/')) this.systemEntries.add(entry);
     }
     entry.subscribers.add(subscriber);
     this.markDirty(subscriber);
@@ -132,6 +159,7 @@ export class Subscriptions {
     entry.subscribers.delete(subscriber);
     if (entry.subscribers.size === 0 && this.entries.get(entry.key) === entry) {
       this.entries.delete(entry.key);
+      this.systemEntries.delete(entry);
     }
   }
 
@@ -262,7 +290,7 @@ export class Subscriptions {
 
   /** New code: every entry re-runs. */
   invalidateAll(): void {
-    for (const entry of this.entries.values()) entry.invalidatedAt = entry.snapshot + 1n;
+    for (const entry of this.entries.values()) entry.forced = true;
     this.schedule();
   }
 
