@@ -272,6 +272,7 @@ export async function startWorkshop(options: WorkshopOptions = {}): Promise<Work
       `Sleigh ready at ${urls.join(', ')}; ${reindeer} reindeer, ${elves} elves and Santa at work`,
     );
     if (pageUrl !== null) log(`North Pole page: ${pageUrl}`);
+    log(`Dashboard: ${url}/dashboard/ (admin key ${adminKey})`);
 
     const finished = (async () => {
       await exited(santa);

@@ -178,6 +178,7 @@ export async function runExample(options: ExampleOptions = {}): Promise<Summary>
   });
   try {
     log(`Sleigh ready at ${server.url} (${options.db === undefined ? 'SQLite' : 'PostgreSQL'})`);
+    log(`Dashboard: ${server.url}/dashboard/ (admin key ${server.adminKey})`);
     // A fresh start, in case the data folder or database was used before. The admin key lets
     // a client call internal functions; the client's types only know public ones.
     const admin = new ConvexHttpClient(server.url);
