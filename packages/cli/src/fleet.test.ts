@@ -185,6 +185,19 @@ describe('a fleet of sleigh servers on one PostgreSQL', () => {
     }
     // It really moved: every server took connections.
     expect(balancer.routed.size).toBe(3);
+
+    // Each server's dashboard lists the whole fleet, itself marked.
+    const health = makeFunctionReference<
+      'query',
+      Record<string, never>,
+      { servers: Array<{ id: string; pid: number; self: boolean }> }
+    >('_system/health:status');
+    const admin = new ConvexHttpClient(servers[1]!.url);
+    (admin as unknown as { setAdminAuth(key: string): void }).setAdminAuth(ADMIN_KEY);
+    const report = await admin.query(health, {});
+    expect(report.servers).toHaveLength(3);
+    expect(report.servers.filter((server) => server.self)).toHaveLength(1);
+    expect(new Set(report.servers.map((server) => server.pid)).size).toBe(3);
   });
 
   it('claims scheduled functions, cron ticks and pool jobs once across the fleet, with maxParallelism global', async () => {
