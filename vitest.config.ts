@@ -14,6 +14,7 @@ export default defineConfig({
   test: {
     include: [
       'packages/*/src/**/*.test.ts',
+      'packages/dashboard/e2e/**/*.test.ts',
       'examples/*/src/**/*.test.ts',
       'bench/src/**/*.test.ts',
     ],
