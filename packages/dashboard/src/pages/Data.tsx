@@ -137,7 +137,8 @@ function TableView({ info }: { info: TableInfo }) {
 
   // Defaults are left out so a server that knows only `{ table, paginationOpts }` still answers.
   const args: Omit<DocumentsArgs, 'paginationOpts'> = { table: info.name };
-  if (query.index !== CREATION) args.index = query.index;
+  // An index the table does not have (an old link) falls back to the first, as the select shows.
+  if (index !== undefined && index.name !== CREATION) args.index = index.name;
   if (query.order !== 'desc') args.order = query.order;
   if (query.filters.length > 0) args.filters = query.filters;
 
