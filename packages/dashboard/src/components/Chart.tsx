@@ -8,6 +8,8 @@ export interface SeriesSpec {
   color: string;
   /** Unit shown in the legend's values. */
   unit?: string;
+  /** Draw each value as a dot too (sparse series, where lone values would not show). */
+  points?: boolean;
 }
 
 interface Props {
@@ -35,7 +37,9 @@ function cssVar(name: string, fallback: string): string {
 export function Chart({ title, series, times, values, height = 180, testId, summary }: Props) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
-  const seriesKey = series.map((s) => `${s.label}:${s.color}:${s.unit ?? ''}`).join('|');
+  const seriesKey = series
+    .map((s) => `${s.label}:${s.color}:${s.unit ?? ''}:${String(s.points)}`)
+    .join('|');
   const data: AlignedData = [times.map((t) => t / 1000), ...values];
 
   useEffect(() => {
@@ -63,7 +67,7 @@ export function Chart({ title, series, times, values, height = 180, testId, summ
           stroke: s.color,
           width: 2,
           spanGaps: false,
-          points: { show: false },
+          points: s.points === true ? { show: true, size: 5, fill: s.color } : { show: false },
           value: (_u: uPlot, v: number | null) =>
             v === null ? '—' : `${Number.isInteger(v) ? v : v.toFixed(1)}${s.unit ?? ''}`,
         })),

@@ -119,8 +119,8 @@ function Stats({ pool }: { pool: string }) {
             title="Latency, enqueue to start"
             testId="chart-latency"
             series={[
-              { label: 'p50', color: resolved.p50, unit: ' ms' },
-              { label: 'p99', color: resolved.p99, unit: ' ms' },
+              { label: 'p50', color: resolved.p50, unit: ' ms', points: true },
+              { label: 'p99', color: resolved.p99, unit: ' ms', points: true },
             ]}
             times={stats.data.map((point) => point.t)}
             values={[
