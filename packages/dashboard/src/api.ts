@@ -51,7 +51,7 @@ export interface Execution {
   durationMs: number;
   path: string;
   kind: string;
-  source: 'client' | 'scheduler' | 'pool' | 'cron';
+  source: 'client' | 'scheduler' | 'pool';
   outcome: Outcome;
   error: string | null;
   logLines: string[];
