@@ -95,6 +95,8 @@ export interface PoolInfo {
   name: string;
   maxParallelism: number;
   counts: Partial<Record<JobState, number>>;
+  /** Jobs executing now (`running` also counts jobs a runner claimed ahead, not started). */
+  inUse: number;
 }
 
 export interface JobRow {

@@ -23,7 +23,13 @@ type Status = {
   jobLagMs: number;
   commits: number;
 };
-type Second = { t: number; started: number; succeeded: number; failed: number };
+type Second = {
+  t: number;
+  started: number;
+  succeeded: number;
+  failed: number;
+  latencyP99Ms: number | null;
+};
 
 const data = {
   tables: ref<
@@ -54,6 +60,9 @@ const pools = {
     {
       name: string;
       state: string;
+      enqueuedAt: number;
+      startedAt: number | null;
+      finishedAt: number | null;
       argsBytes: number;
       resultBytes: number;
       dependsOn: string[];
@@ -76,6 +85,11 @@ const diamond = ref<'mutation', Record<string, never>, Record<string, string>>('
 const failingChain = ref<'mutation', { switch: string }, Record<string, string>>(
   'graph:failingChain',
 );
+const enqueueWork = ref<
+  'mutation',
+  { pool: string; label: string; ms: number; count?: number },
+  string[]
+>('pools:enqueueWork');
 const setSwitch = ref<'mutation', { name: string; on: boolean }, null>('graph:setSwitch');
 
 function admin(client: ReturnType<typeof connect>): ReturnType<typeof connect> {
@@ -193,6 +207,9 @@ describe.each(DRIVERS)('the dashboard backend on $name', (driver) => {
     );
     const a = await client.query(pools.job, { id: ids.a! });
     expect(a).toMatchObject({ state: 'finished', dependsOn: [] });
+    // When its last attempt ran stays on record.
+    expect(a!.startedAt).toBeGreaterThanOrEqual(a!.enqueuedAt);
+    expect(a!.finishedAt).toBeGreaterThanOrEqual(a!.startedAt!);
     expect(a!.dependents.sort()).toEqual([ids.b, ids.c].sort());
     expect(a!.argsBytes).toBeGreaterThan(0);
     expect(a!.resultBytes).toBeGreaterThan(0);
@@ -229,6 +246,37 @@ describe.each(DRIVERS)('the dashboard backend on $name', (driver) => {
       seconds.reduce((sum, second) => sum + second[key], 0);
     expect(total('started')).toBeGreaterThanOrEqual(4 + 2 + 3 + 1);
     expect(total('failed')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('measures start latency from when a job was ready, and parallelism in use', async () => {
+    const server = await startServer(driver, { app: 'pools' });
+    const client = admin(connect(server));
+    const poolList = ref<
+      'query',
+      Record<string, never>,
+      Array<{ name: string; inUse: number; maxParallelism: number }>
+    >('_system/pools:pools');
+    const busy: number[] = [];
+    client.onUpdate(poolList, {}, (list) =>
+      busy.push(list.find((pool) => pool.name === 'narrow')?.inUse ?? 0),
+    );
+    // Nine jobs of 100 ms through three slots: the last three wait about 200 ms to start.
+    await client.mutation(enqueueWork, { pool: 'narrow', label: 'slow', ms: 100, count: 9 });
+    await expect
+      .poll(
+        async () =>
+          (await client.query(pools.stats, { pool: 'narrow', seconds: 30 })).reduce(
+            (sum, second) => sum + second.succeeded,
+            0,
+          ),
+        { timeout: 10_000 },
+      )
+      .toBe(9);
+    const seconds = await client.query(pools.stats, { pool: 'narrow', seconds: 30 });
+    const p99 = Math.max(...seconds.map((second) => second.latencyP99Ms ?? 0));
+    expect(p99).toBeGreaterThanOrEqual(150);
+    expect(Math.max(...busy)).toBeGreaterThan(0);
+    expect(Math.max(...busy)).toBeLessThanOrEqual(3);
   });
 
   it('reports health live and serves the same figures to Prometheus', async () => {

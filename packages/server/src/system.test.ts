@@ -112,6 +112,7 @@ describe.each(DRIVERS)('system functions on $name', (driver) => {
         finished: 0,
         failed: 0,
       },
+      inUse: 0,
     });
   });
 

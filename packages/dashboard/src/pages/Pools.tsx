@@ -30,9 +30,9 @@ export function PoolsPage() {
   );
 }
 
-/** A pool's counts by state and its parallelism in use (running / maxParallelism). */
+/** A pool's counts by state and its parallelism in use (executing / maxParallelism). */
 export function PoolCard({ pool, link = false }: { pool: PoolInfo; link?: boolean }) {
-  const running = pool.counts.running ?? 0;
+  const running = pool.inUse;
   const headingId = `pool-${pool.name}`;
   return (
     <article

@@ -298,6 +298,8 @@ export function afterAttempt(
   return finish(
     {
       ...rest,
+      // Kept once it ended: the dashboard shows when its last attempt ran.
+      ...(startedAt === undefined ? {} : { startedAt }),
       failures:
         result.kind === 'failed'
           ? [...job.failures, { startedAt: startedAt ?? now, endedAt: now, error: result.error }]

@@ -127,6 +127,8 @@ interface PoolState {
   placed: boolean;
   /** The group served last (round-robin between groups). */
   nextGroup: string | null;
+  /** When each claimed job became ready (its start latency is measured from it). */
+  readonly readyAt: Map<string, number>;
   cycling: boolean;
   again: boolean;
   cycleAsked: boolean;
@@ -323,6 +325,7 @@ export class PoolRunner {
         delayedDue: Infinity,
         placed: false,
         nextGroup: null,
+        readyAt: new Map(),
         cycling: false,
         again: false,
         cycleAsked: false,
@@ -353,6 +356,7 @@ export class PoolRunner {
     if (index < 0) return;
     const [job] = pool.queue.splice(index, 1);
     pool.queued.delete(id);
+    pool.readyAt.delete(id);
     this.unwatchQueued(pool, job!);
   }
 
@@ -532,6 +536,8 @@ export class PoolRunner {
             claimed = await saveJobs(
               tx,
               picked.map((job) => {
+                // When it became ready, before its due turns into the lease's end.
+                pool.readyAt.set(job._id, job.due);
                 return {
                   ...job,
                   state: 'running' as const,
@@ -616,7 +622,9 @@ export class PoolRunner {
       this.askCycle(pool);
     }
     const stats = this.host.poolStats;
-    stats.started(job.pool, startedAt - job.due, startedAt);
+    const readyAt = pool.readyAt.get(job._id) ?? job.enqueuedAt;
+    pool.readyAt.delete(job._id);
+    stats.started(job.pool, startedAt - readyAt, startedAt);
     const run = this.attempt({ ...job, startedAt }).then(
       (outcome) => {
         // The slot is free at once; the attempt's record follows in the next cycle.
@@ -668,7 +676,10 @@ export class PoolRunner {
               const returnValue = JSON.parse(resultJson) as JSONValue;
               const now = Date.now();
               const done = afterAttempt(
-                current,
+                // Its start may not be recorded yet (starts are written in batches).
+                current.startedAt === undefined && job.startedAt !== undefined
+                  ? { ...current, startedAt: job.startedAt }
+                  : current,
                 { kind: 'success', returnValue: jsonToConvex(returnValue) },
                 now,
                 { retryable: false },

@@ -65,7 +65,8 @@ export class ExecutionLog {
       if (filter.outcome !== undefined && entry.outcome !== filter.outcome) continue;
       out.push(entry);
     }
-    return out;
+    // Recorded as they end; listed by when they started.
+    return out.sort((a, b) => b.startedAt - a.startedAt);
   }
 
   /** Called after each recorded execution; returns an unsubscribe. */

@@ -38,14 +38,17 @@ const pools = internalQueryGeneric({
     for (const pool of await db.query('_pools').collect()) {
       const name = pool.name as string;
       const counts: Record<string, number> = {};
+      let inUse = 0;
       for (const state of POOL_JOB_STATES) {
         const jobs = await db
           .query('_pool_jobs')
           .withIndex('by_due', byState(name, state))
           .take(COUNT_CAP);
         counts[state] = jobs.length;
+        // Claimed ahead (a runner's local queue) is `running` too, but not started yet.
+        if (state === 'running') inUse = jobs.filter((job) => job.startedAt !== undefined).length;
       }
-      out.push({ name, maxParallelism: pool.maxParallelism as number, counts });
+      out.push({ name, maxParallelism: pool.maxParallelism as number, counts, inUse });
     }
     return out;
   },
