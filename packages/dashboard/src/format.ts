@@ -33,10 +33,12 @@ export function formatTime(ms: number | null | undefined): string {
   return `${timeFormat.format(date)}.${String(date.getMilliseconds()).padStart(3, '0')}`;
 }
 
-/** A duration in ms, readable: 850 ms, 3.2 s, 4 min 10 s, 2 h 5 min. */
+/** A duration in ms, readable: 0.31 ms, 850 ms, 3.2 s, 4 min 10 s, 2 h 5 min. */
 export function formatDuration(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return '—';
   if (ms < 0) return `-${formatDuration(-ms)}`;
+  // Most function runs take well under a millisecond: show them as more than "0 ms".
+  if (ms < 10) return `${ms.toFixed(2)} ms`;
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
   if (ms < 3_600_000) return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;

@@ -154,8 +154,8 @@ function JobView({ job }: { job: JobDetail }) {
               {job.maxAttempts !== null ? ` of ${job.maxAttempts}` : ''}
             </Row>
             <Row label="Priority">{jsonShort(job.priority)}</Row>
-            <Row label="Group">{jsonShort(job.group)}</Row>
-            <Row label="Unique key">{jsonShort(job.uniqueKey)}</Row>
+            <Row label="Group">{job.group === null ? '—' : jsonShort(job.group)}</Row>
+            <Row label="Unique key">{job.uniqueKey === null ? '—' : jsonShort(job.uniqueKey)}</Row>
             <Row label="Args size">{formatBytes(job.argsBytes)}</Row>
             <Row label="Result size">{formatBytes(job.resultBytes)}</Row>
           </dl>
