@@ -278,6 +278,12 @@ describe('the dashboard in Chromium', () => {
       await link.focus();
       await page.keyboard.press('Enter');
       await page.getByTestId(testId).waitFor();
+      if (name !== 'Data') {
+        // The new page has the focus (Data is where it started: no navigation).
+        await expect
+          .poll(async () => await page.evaluate(() => document.activeElement?.id))
+          .toBe('main');
+      }
       await screenshot(page, `phone-${name.toLowerCase()}`);
       // Nothing wider than the screen (wide tables scroll inside their own box).
       const overflow = await page.evaluate(

@@ -1,5 +1,5 @@
 import { ConvexProvider, useConvexConnectionState, type ConvexReactClient } from 'convex/react';
-import { useCallback, useEffect, useState, type ReactNode } from 'react';
+import { useCallback, useEffect, useRef, useState, type ReactNode } from 'react';
 import { Navigate, NavLink, Route, Routes, useLocation } from 'react-router';
 import { checkKey, createClient, KeyRefused, storedKey } from './client';
 import { ErrorBoundary } from './components/ErrorBoundary';
@@ -128,6 +128,14 @@ function Layout({ children, onSignOut }: { children: ReactNode; onSignOut: () =>
     setSeenPath(location.pathname);
     setMenuOpen(false);
   }
+  // A new page takes the focus, so keyboard and screen-reader users start at its content.
+  const main = useRef<HTMLElement>(null);
+  const firstPath = useRef(location.pathname);
+  useEffect(() => {
+    if (location.pathname === firstPath.current) return;
+    firstPath.current = '';
+    main.current?.focus();
+  }, [location.pathname]);
 
   return (
     <div className="layout">
@@ -159,7 +167,7 @@ function Layout({ children, onSignOut }: { children: ReactNode; onSignOut: () =>
           ))}
         </ul>
       </nav>
-      <main id="main" className="content" tabIndex={-1}>
+      <main id="main" className="content" tabIndex={-1} ref={main}>
         <ErrorBoundary resetKey={location.pathname} title="This page failed">
           {children}
         </ErrorBoundary>
