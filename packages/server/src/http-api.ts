@@ -30,8 +30,6 @@ export interface HttpHost {
   readonly deploymentName: string;
   /** The dashboard's built files (null: not served). */
   readonly dashboardDir: string | null;
-  /** Connected clients, for /metrics. */
-  readonly connections: number;
 }
 
 /** Function failures: the JS client accepts this status as "the function threw". */
@@ -236,11 +234,7 @@ async function route(host: HttpHost, req: IncomingMessage, res: ServerResponse):
         'Metrics need the admin key: send "Authorization: Bearer <admin key>"',
       );
     }
-    const metrics = await renderMetrics(host.engine, {
-      version: host.version,
-      subscriptions: host.subscriptions.subscriptionCount,
-      connections: host.connections,
-    });
+    const metrics = await renderMetrics(host.engine);
     res.writeHead(200, { 'Content-Type': metrics.contentType });
     res.end(metrics.body);
     return;

@@ -14,7 +14,10 @@ interface PoolRow {
 }
 
 interface Status {
+  version: string;
   servers: unknown[];
+  subscriptions: number;
+  connections: number;
   jobLagMs: number;
   scheduledLagMs: number;
 }
@@ -27,7 +30,6 @@ async function admin<T>(engine: Engine, path: string): Promise<T> {
 
 export async function renderMetrics(
   engine: Engine,
-  figures: { version: string; subscriptions: number; connections: number },
 ): Promise<{ contentType: string; body: string }> {
   const [status, pools] = await Promise.all([
     admin<Status>(engine, '_system/health:status'),
@@ -41,7 +43,7 @@ export async function renderMetrics(
     new Counter({ name, help, labelNames, registers: [registry] });
 
   gauge('sleigh_info', 'Sleigh version and storage driver', ['version', 'driver']).set(
-    { version: figures.version, driver: engine.store.driver },
+    { version: status.version, driver: engine.store.driver },
     1,
   );
   gauge('sleigh_start_time_seconds', 'When this server started').set(monitor.startedAt / 1000);
@@ -53,9 +55,9 @@ export async function renderMetrics(
     monitor.commitsPerSecond(),
   );
   gauge('sleigh_subscriptions', 'Query subscriptions of connected clients').set(
-    figures.subscriptions,
+    status.subscriptions,
   );
-  gauge('sleigh_connections', 'Connected sync-protocol clients').set(figures.connections);
+  gauge('sleigh_connections', 'Connected sync-protocol clients').set(status.connections);
   const executions = counter(
     'sleigh_function_executions_total',
     'Function executions on this server',

@@ -6,7 +6,8 @@
  * must not fill it).
  */
 
-export type ExecutionSource = 'client' | 'scheduler' | 'pool' | 'cron';
+/** Who ran it: a client, the scheduler (crons included) or a workpool. */
+export type ExecutionSource = 'client' | 'scheduler' | 'pool';
 
 export interface ExecutionRecord {
   readonly id: string;

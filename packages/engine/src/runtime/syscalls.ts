@@ -218,14 +218,10 @@ const ASYNC: Record<string, AsyncHandler> = {
                 ? ['_creationTime']
                 : index.fields.filter((field) => field !== '_creationTime' && field !== '_id'),
           }))
-          .sort((a, b) =>
-            a.name === BY_CREATION_TIME
-              ? -1
-              : b.name === BY_CREATION_TIME
-                ? 1
-                : a.name < b.name
-                  ? -1
-                  : 1,
+          .sort(
+            (a, b) =>
+              Number(b.name === BY_CREATION_TIME) - Number(a.name === BY_CREATION_TIME) ||
+              a.name.localeCompare(b.name),
           ),
         documentType: execution.host.documentValidator(name),
       }));

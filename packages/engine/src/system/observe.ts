@@ -5,7 +5,6 @@
  */
 import { internalQueryGeneric } from 'convex/server';
 import { v, type JSONValue } from 'convex/values';
-import { POOL_JOB_STATES } from '../jobs/pool-jobs.js';
 import { system, systemDb } from './syscall.js';
 
 /** This server's recent executions, newest first (the Logs page). */
@@ -45,7 +44,6 @@ const status = internalQueryGeneric({
       ...report,
       jobLagMs: Math.max(0, now - oldestReady),
       scheduledLagMs: Math.max(0, now - scheduledTime),
-      states: [...POOL_JOB_STATES],
     };
   },
 });
