@@ -64,3 +64,8 @@ export function formatCount(count: number | undefined, cap = 10_000): string {
   if (count === undefined) return '—';
   return count >= cap ? `${cap.toLocaleString()}+` : count.toLocaleString();
 }
+
+/** "1 job", "3 jobs". */
+export function counted(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}

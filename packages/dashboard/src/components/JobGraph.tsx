@@ -1,7 +1,7 @@
 import dagre from '@dagrejs/dagre';
 import { useId, useMemo } from 'react';
 import { useHref, useNavigate } from 'react-router';
-import type { GraphNode, JobGraph as Graph } from '../api';
+import { JOB_STATES, type GraphNode, type JobGraph as Graph } from '../api';
 
 const NODE_WIDTH = 168;
 const NODE_HEIGHT = 46;
@@ -15,16 +15,7 @@ export function shownState(node: Pick<GraphNode, 'state' | 'outcome'>): string {
 }
 
 /** The legend's entries, in the order a job goes through them. */
-export const LEGEND = [
-  'waiting',
-  'delayed',
-  'pending',
-  'running',
-  'completing',
-  'finished',
-  'failed',
-  'canceled',
-] as const;
+export const LEGEND = [...JOB_STATES, 'canceled'] as const;
 
 interface Laid {
   width: number;

@@ -164,3 +164,19 @@ export function ActionStatus({ error, message }: { error: string | null; message
     );
   return null;
 }
+
+/** The "Load more" button of a paginated list (`usePaginatedQuery`), while there is more. */
+export function LoadMore({
+  status,
+  loadMore,
+}: {
+  status: 'LoadingFirstPage' | 'CanLoadMore' | 'LoadingMore' | 'Exhausted';
+  loadMore: () => void;
+}) {
+  if (status !== 'CanLoadMore' && status !== 'LoadingMore') return null;
+  return (
+    <button type="button" onClick={loadMore} disabled={status === 'LoadingMore'}>
+      {status === 'LoadingMore' ? 'Loading…' : 'Load more'}
+    </button>
+  );
+}

@@ -6,8 +6,8 @@ import { api, type Doc, type DocumentFilter, type DocumentsArgs, type TableInfo 
 import { DataTable, type ColumnDef } from '../components/DataTable';
 import { DocumentEditor } from '../components/DocumentEditor';
 import { ErrorBoundary } from '../components/ErrorBoundary';
-import { ErrorText, Field, LiveView, PageHeader } from '../components/ui';
-import { formatCount, formatTime, jsonShort, jsonText } from '../format';
+import { ErrorText, Field, LiveView, LoadMore, PageHeader } from '../components/ui';
+import { counted, formatCount, formatTime, jsonShort, jsonText } from '../format';
 import { useAction, useLive } from '../hooks';
 import { describe, parseJsonValue, templateFor } from '../validator';
 
@@ -408,13 +408,9 @@ function DocumentList({
         <span className="muted" role="status">
           {status === 'LoadingFirstPage'
             ? 'Loading…'
-            : `${results.length} document${results.length === 1 ? '' : 's'} shown${status === 'Exhausted' ? ' (all)' : ''}`}
+            : `${counted(results.length, 'document')} shown${status === 'Exhausted' ? ' (all)' : ''}`}
         </span>
-        {(status === 'CanLoadMore' || status === 'LoadingMore') && (
-          <button type="button" onClick={() => loadMore(PAGE)} disabled={status === 'LoadingMore'}>
-            {status === 'LoadingMore' ? 'Loading…' : 'Load more'}
-          </button>
-        )}
+        <LoadMore status={status} loadMore={() => loadMore(PAGE)} />
       </div>
     </div>
   );

@@ -13,7 +13,7 @@ import {
   PageHeader,
   StateBadge,
 } from '../components/ui';
-import { formatBytes, formatDuration, formatTime, jsonShort } from '../format';
+import { counted, formatBytes, formatDuration, formatTime, jsonShort } from '../format';
 import { useAction, useLive, useNow } from '../hooks';
 
 /** `/jobs/:id`: a pool job's timings, attempts, args and result, actions and its graph. */
@@ -95,7 +95,7 @@ function JobView({ job }: { job: JobDetail }) {
             onClick={() =>
               run(
                 () => retry({ ids: [job.id] }),
-                (n) => `Retried ${n} job${n === 1 ? '' : 's'}`,
+                (n) => `Retried ${counted(n, 'job')}`,
               )
             }
           >
@@ -110,7 +110,7 @@ function JobView({ job }: { job: JobDetail }) {
             onClick={() =>
               run(
                 () => cancel({ ids: [job.id] }),
-                (n) => `Canceled ${n} job${n === 1 ? '' : 's'}`,
+                (n) => `Canceled ${counted(n, 'job')}`,
               )
             }
           >
@@ -123,7 +123,7 @@ function JobView({ job }: { job: JobDetail }) {
           onClick={() =>
             run(
               () => rerun({ id: job.id }),
-              (n) => `${n} job${n === 1 ? '' : 's'} set to run again`,
+              (n) => `${counted(n, 'job')} set to run again`,
             )
           }
         >

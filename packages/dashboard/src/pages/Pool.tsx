@@ -12,10 +12,11 @@ import {
   Field,
   LiveView,
   Loading,
+  LoadMore,
   PageHeader,
   StateBadge,
 } from '../components/ui';
-import { formatCount, formatDuration, formatTime } from '../format';
+import { counted, formatCount, formatDuration, formatTime } from '../format';
 import { useAction, useDebounced, useLive } from '../hooks';
 import { PoolCard } from './Pools';
 
@@ -313,7 +314,7 @@ function JobList({ args }: { args: { pool: string; state: JobState; name?: strin
                 onClick={() =>
                   run(
                     () => retry({ ids: [job.id] }),
-                    (n) => `Retried ${n} job${n === 1 ? '' : 's'}`,
+                    (n) => `Retried ${counted(n, 'job')}`,
                   )
                 }
               >
@@ -331,7 +332,7 @@ function JobList({ args }: { args: { pool: string; state: JobState; name?: strin
               onClick={() =>
                 run(
                   () => cancel({ ids: [job.id] }),
-                  (n) => `Canceled ${n} job${n === 1 ? '' : 's'}`,
+                  (n) => `Canceled ${counted(n, 'job')}`,
                 )
               }
             >
@@ -362,15 +363,9 @@ function JobList({ args }: { args: { pool: string; state: JobState; name?: strin
       />
       <div className="row pager">
         <span className="muted" role="status">
-          {status === 'LoadingFirstPage'
-            ? 'Loading…'
-            : `${results.length} job${results.length === 1 ? '' : 's'} shown`}
+          {status === 'LoadingFirstPage' ? 'Loading…' : `${counted(results.length, 'job')} shown`}
         </span>
-        {(status === 'CanLoadMore' || status === 'LoadingMore') && (
-          <button type="button" onClick={() => loadMore(PAGE)} disabled={status === 'LoadingMore'}>
-            {status === 'LoadingMore' ? 'Loading…' : 'Load more'}
-          </button>
-        )}
+        <LoadMore status={status} loadMore={() => loadMore(PAGE)} />
       </div>
     </>
   );

@@ -5,7 +5,7 @@ import { Link, useSearchParams } from 'react-router';
 import { api, SCHEDULE_STATES, type Cron, type Scheduled, type ScheduleState } from '../api';
 import { DataTable } from '../components/DataTable';
 import { ErrorBoundary } from '../components/ErrorBoundary';
-import { ActionStatus, LiveView, PageHeader, StateBadge } from '../components/ui';
+import { ActionStatus, LiveView, LoadMore, PageHeader, StateBadge } from '../components/ui';
 import { formatRelative, formatTime, jsonShort } from '../format';
 import { useAction, useLive, useNow } from '../hooks';
 
@@ -134,11 +134,7 @@ function ScheduledList({ state }: { state: ScheduleState }) {
         empty={status === 'LoadingFirstPage' ? 'Loading…' : `No ${state} scheduled functions.`}
       />
       <div className="row pager">
-        {(status === 'CanLoadMore' || status === 'LoadingMore') && (
-          <button type="button" onClick={() => loadMore(PAGE)} disabled={status === 'LoadingMore'}>
-            {status === 'LoadingMore' ? 'Loading…' : 'Load more'}
-          </button>
-        )}
+        <LoadMore status={status} loadMore={() => loadMore(PAGE)} />
       </div>
     </>
   );
