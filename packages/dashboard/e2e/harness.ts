@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Driver } from '@sleigh/engine/testing';
 import type { SleighServer } from '@sleigh/server';
-import { ADMIN_KEY, connect, startServer } from '@sleigh/server/testing';
+import { ADMIN_KEY, asAdmin, connect, startServer } from '@sleigh/server/testing';
 import type { ConvexClient } from 'convex/browser';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { expect, onTestFinished } from 'vitest';
@@ -42,9 +42,7 @@ export interface Running {
 
 export async function startDashboard(driver: Driver): Promise<Running> {
   const server = await startServer(driver, { app: 'dashboard', dashboardDir });
-  const client = connect(server);
-  (client as unknown as { setAdminAuth(key: string): void }).setAdminAuth(ADMIN_KEY);
-  return { server, client };
+  return { server, client: asAdmin(connect(server)) };
 }
 
 /** A fresh browser session (its own sessionStorage) whose console errors fail the test. */

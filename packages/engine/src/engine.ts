@@ -47,7 +47,12 @@ import {
 } from './runtime/context.js';
 import { installDeterminism } from './runtime/determinism.js';
 import { findLogged, recordOutcome, sweep as sweepMutationLog } from './mutation-log.js';
-import { CalledFunctionError, type HealthReport, type Host } from './runtime/host.js';
+import {
+  CalledFunctionError,
+  type AppFunction,
+  type HealthReport,
+  type Host,
+} from './runtime/host.js';
 import { CronRunner, cronsOf, syncCrons } from './jobs/crons.js';
 import { type PoolJob } from './jobs/pool-jobs.js';
 import {
@@ -375,13 +380,7 @@ export class Engine implements Host, JobHost, PoolHost {
     };
   }
 
-  appFunctions(): Array<{
-    path: string;
-    kind: string;
-    visibility: string;
-    args: JSONValue;
-    returns: JSONValue;
-  }> {
+  appFunctions(): AppFunction[] {
     return this.registry
       .all()
       .filter((info) => !info.module.startsWith('_system/'))

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeFunctionReference as ref, type PaginationResult } from 'convex/server';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { ADMIN_KEY, connect, DRIVERS, startServer } from './test-server.js';
+import { ADMIN_KEY, asAdmin, connect, DRIVERS, startServer } from './test-server.js';
 
 type Page<T> = PaginationResult<T>;
 type Message = { _id: string; channel: string; author: string; body: string; likes?: number };
@@ -92,15 +92,10 @@ const enqueueWork = ref<
 >('pools:enqueueWork');
 const setSwitch = ref<'mutation', { name: string; on: boolean }, null>('graph:setSwitch');
 
-function admin(client: ReturnType<typeof connect>): ReturnType<typeof connect> {
-  (client as unknown as { setAdminAuth(key: string): void }).setAdminAuth(ADMIN_KEY);
-  return client;
-}
-
 describe.each(DRIVERS)('the dashboard backend on $name', (driver) => {
   it('browses a table in index order with filters, and edits it through the schema', async () => {
     const server = await startServer(driver);
-    const client = admin(connect(server));
+    const client = asAdmin(connect(server));
     const tables = await client.query(data.tables, {});
     const messages = tables.find((table) => table.name === 'messages')!;
     expect(messages.indexes.map((index) => index.name)).toEqual([
@@ -169,7 +164,7 @@ describe.each(DRIVERS)('the dashboard backend on $name', (driver) => {
 
   it('streams executions live, with outcomes, errors and log lines, filtered', async () => {
     const server = await startServer(driver);
-    const client = admin(connect(server));
+    const client = asAdmin(connect(server));
     const seen: Execution[][] = [];
     client.onUpdate(logs, { function: 'messages:send' }, (list) => seen.push(list));
     await client.mutation(send, { channel: 'c', author: 'a', body: 'hello' });
@@ -189,7 +184,7 @@ describe.each(DRIVERS)('the dashboard backend on $name', (driver) => {
 
   it("shows a job's page and its graph going live to done; retries and re-runs", async () => {
     const server = await startServer(driver, { app: 'pools' });
-    const client = admin(connect(server));
+    const client = asAdmin(connect(server));
     const ids = await client.mutation(diamond, {});
     const graphs: Array<{ nodes: Node[] }> = [];
     client.onUpdate(pools.graph, { id: ids.d! }, (graph) => graphs.push(graph));
@@ -250,7 +245,7 @@ describe.each(DRIVERS)('the dashboard backend on $name', (driver) => {
 
   it('measures start latency from when a job was ready, and parallelism in use', async () => {
     const server = await startServer(driver, { app: 'pools' });
-    const client = admin(connect(server));
+    const client = asAdmin(connect(server));
     const poolList = ref<
       'query',
       Record<string, never>,
@@ -281,7 +276,7 @@ describe.each(DRIVERS)('the dashboard backend on $name', (driver) => {
 
   it('reports health live and serves the same figures to Prometheus', async () => {
     const server = await startServer(driver, { app: 'pools' });
-    const client = admin(connect(server));
+    const client = asAdmin(connect(server));
     const reports: Status[] = [];
     client.onUpdate(status, {}, (report) => reports.push(report));
     await expect.poll(() => reports.length).toBeGreaterThan(0);

@@ -2,7 +2,7 @@ import { makeFunctionReference } from 'convex/server';
 import { ConvexError, type Value } from 'convex/values';
 import { describe, expect, it } from 'vitest';
 import {
-  ADMIN_KEY,
+  asAdmin,
   connect,
   DRIVERS,
   httpClient,
@@ -151,14 +151,13 @@ describe.each(DRIVERS)('server on $name', (driver) => {
     await expect(client.query(api.secretCount, { channel: 'c' })).rejects.toThrow(
       /Could not find public query "messages:secretCount"/,
     );
-    const admin = connect(server);
-    (admin as unknown as { setAdminAuth(key: string): void }).setAdminAuth(ADMIN_KEY);
+    const admin = asAdmin(connect(server));
     expect(await admin.query(api.secretCount, { channel: 'c' })).toBe(0);
     const http = httpClient(server);
     await expect(http.query(api.secretCount, { channel: 'c' })).rejects.toThrow(
       /Could not find public query/,
     );
-    (http as unknown as { setAdminAuth(key: string): void }).setAdminAuth(ADMIN_KEY);
+    asAdmin(http);
     expect(await http.query(api.secretCount, { channel: 'c' })).toBe(0);
   });
 

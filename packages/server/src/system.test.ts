@@ -4,7 +4,7 @@
  */
 import { makeFunctionReference, type PaginationResult } from 'convex/server';
 import { describe, expect, it } from 'vitest';
-import { ADMIN_KEY, connect, DRIVERS, startServer } from './test-server.js';
+import { asAdmin, connect, DRIVERS, startServer } from './test-server.js';
 
 type Table = { name: string; documents: number };
 type Pool = { name: string; maxParallelism: number; counts: Record<string, number> };
@@ -55,15 +55,10 @@ const enqueueWork = makeFunctionReference<
   string[]
 >('pools:enqueueWork');
 
-function admin(client: ReturnType<typeof connect>): ReturnType<typeof connect> {
-  (client as unknown as { setAdminAuth(key: string): void }).setAdminAuth(ADMIN_KEY);
-  return client;
-}
-
 describe.each(DRIVERS)('system functions on $name', (driver) => {
   it('gives the admin live table counts, pages of documents and the functions; nobody else', async () => {
     const server = await startServer(driver);
-    const client = admin(connect(server));
+    const client = asAdmin(connect(server));
     const counts: Table[][] = [];
     client.onUpdate(system.tables, {}, (tables) => counts.push(tables));
     await expect.poll(() => counts.length).toBeGreaterThan(0);
@@ -97,7 +92,7 @@ describe.each(DRIVERS)('system functions on $name', (driver) => {
 
   it("shows each pool's jobs by state", async () => {
     const server = await startServer(driver, { app: 'pools', jobs: false });
-    const client = admin(connect(server));
+    const client = asAdmin(connect(server));
     await client.mutation(enqueueWork, { pool: 'narrow', label: 'counted', ms: 1, count: 4 });
     const pools = await client.query(system.pools, {});
     expect(pools.find((pool) => pool.name === 'narrow')).toEqual({
@@ -118,7 +113,7 @@ describe.each(DRIVERS)('system functions on $name', (driver) => {
 
   it("lists a pool's jobs by state and cancels them", async () => {
     const server = await startServer(driver, { app: 'pools', jobs: false });
-    const client = admin(connect(server));
+    const client = asAdmin(connect(server));
     const ids = await client.mutation(enqueueWork, {
       pool: 'narrow',
       label: 'listed',
@@ -143,7 +138,7 @@ describe.each(DRIVERS)('system functions on $name', (driver) => {
 
   it('lists scheduled functions by state, cancels one, and shows the crons', async () => {
     const server = await startServer(driver, { app: 'jobs', jobs: false });
-    const client = admin(connect(server));
+    const client = asAdmin(connect(server));
     const id = await client.mutation(scheduleWork, { label: 'later', ms: 1, delayMs: 60_000 });
     const listed = await client.query(system.scheduled, {
       state: 'pending',
@@ -158,7 +153,7 @@ describe.each(DRIVERS)('system functions on $name', (driver) => {
     expect(canceled.page.map((job) => job._id)).toEqual([id]);
 
     const fleet = await startServer(driver, { app: 'fleet', jobs: false });
-    const crons = await admin(connect(fleet)).query(system.crons, {});
+    const crons = await asAdmin(connect(fleet)).query(system.crons, {});
     expect(crons).toMatchObject([{ name: 'tick', function: 'fleet:tick' }]);
     expect(crons[0]!.nextRun).toBeGreaterThan(0);
   });

@@ -60,6 +60,15 @@ export function connect(server: SleighServer): ConvexClient {
   return client;
 }
 
+/**
+ * Authenticates an official client with the admin key (`setAdminAuth` is internal to the
+ * clients): it may then call internal functions and Sleigh's `_system/` ones.
+ */
+export function asAdmin<T extends ConvexClient | ConvexHttpClient>(client: T, key = ADMIN_KEY): T {
+  (client as unknown as { setAdminAuth(key: string): void }).setAdminAuth(key);
+  return client;
+}
+
 export function httpClient(server: SleighServer): ConvexHttpClient {
   return new ConvexHttpClient(server.url);
 }

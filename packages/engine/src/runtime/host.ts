@@ -41,18 +41,21 @@ export interface Host extends DatabaseHost {
   /** The deployment's name, for `ctx.meta.getDeploymentMetadata()`. */
   readonly deploymentName: string;
   /** The app's functions (Sleigh's own `_system/` ones left out), for the system functions. */
-  appFunctions(): Array<{
-    path: string;
-    kind: string;
-    visibility: string;
-    args: JSONValue;
-    returns: JSONValue;
-  }>;
+  appFunctions(): AppFunction[];
   /** What this process knows of itself (execution log, pool throughput, commit rate). */
   readonly monitor: Monitor;
   /** The process's and the fleet's vital signs, for the Health page. */
   health(): Promise<HealthReport>;
 }
+
+/** A function of the app as the Functions page lists it (validators as exported JSON). */
+export type AppFunction = {
+  path: string;
+  kind: string;
+  visibility: string;
+  args: JSONValue;
+  returns: JSONValue;
+};
 
 export interface HealthReport {
   readonly version: string;
