@@ -47,7 +47,13 @@ export async function benchSleighQueue(
   name: string,
   store: Store,
   buildDir: string,
-  options: { jobs: number; batch: number; samples: number },
+  options: {
+    jobs: number;
+    batch: number;
+    samples: number;
+    /** Called around the throughput phase (a profiler, say). */
+    around?: { start(): Promise<void>; stop(): Promise<void> };
+  },
 ): Promise<QueueFigures> {
   const engine = await Engine.start({ store, functionsDir: APP, buildDir, codegen: false });
   const ok = (outcome: { ok: boolean }) => {
@@ -64,12 +70,14 @@ export async function benchSleighQueue(
     }
     let started = 0;
     hooks.__sleighBenchStarted = () => void started++;
+    await options.around?.start();
     const t0 = performance.now();
     engine.startJobs({ log: (message) => console.error(`sleigh (${name}): ${message}`) });
     while (started < options.jobs || (await busy(store))) {
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
     const elapsed = performance.now() - t0;
+    await options.around?.stop();
 
     // Latency on the idle pool: one job at a time, from the enqueue call to its handler.
     const latencies: number[] = [];

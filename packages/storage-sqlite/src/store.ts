@@ -131,6 +131,7 @@ export class SqliteStore implements Store {
     return this.queue.run(async () => {
       this.checkOpen();
       const db = this.writer.db;
+      this.readers.writing();
       db.exec('BEGIN IMMEDIATE');
       const tx = new SqliteTransaction(this.writer, this.currentCatalog, this.head, true);
       let value: T;

@@ -205,6 +205,47 @@ describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
     expect(!bad.ok && bad.error.message).toMatch(/uniqueKey must be a string of 1 to 256/);
   });
 
+  it('runs a job claimed ahead that gains a dependent while it waits for a slot, and the dependent', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    // Four slow steps fill the pool of four; the fifth is claimed ahead and waits in the queue.
+    const ids = (await call(
+      engine.mutation('graph:enqueueSteps', {
+        labels: ['slow0', 'slow1', 'slow2', 'slow3', 'queued'],
+        ms: 400,
+      }),
+    )) as string[];
+    // The runner claims within milliseconds; the slow steps hold their slots for 400 ms.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await steps(engine)).toEqual([]);
+    const child = (await call(
+      engine.mutation('graph:dependOn', { id: ids[4]!, label: 'child' }),
+    )) as string;
+    // Well before any lease (30 s) could run out: the write to the queued job did not strand it.
+    await expect.poll(() => settled(engine, [...ids, child]), { timeout: 5000 }).toBe(true);
+    const [queued, childResult] = await results(engine, [ids[4]!, child]);
+    expect(queued).toEqual({ kind: 'success', returnValue: 'queued()' });
+    expect(childResult).toEqual({ kind: 'success', returnValue: 'child(queued())' });
+    expect(byLabel(await steps(engine), 'queued')).toHaveLength(1);
+  });
+
+  it('never cancels a job that started when its unique key is replaced, even before its start is recorded', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    for (let round = 0; round < 5; round++) {
+      const first = (await call(
+        engine.mutation('graph:enqueueSelfReplacing', { key: `r${round}`, label: `first${round}` }),
+      )) as string;
+      await expect.poll(() => settled(engine, [first], 'unique')).toBe(true);
+      const [result] = await results(engine, [first], 'unique');
+      expect(result?.kind).toBe('success');
+      const replacement = result?.returnValue as string;
+      expect(replacement).not.toBe(first);
+      await expect.poll(() => settled(engine, [replacement], 'unique')).toBe(true);
+      expect((await results(engine, [replacement], 'unique'))[0]?.kind).toBe('success');
+    }
+    const labels = (await steps(engine)).map((step) => step.label);
+    expect(labels.filter((label) => label.startsWith('first'))).toHaveLength(10);
+  });
+
   it('keeps jobs that failed for good as dead letters, and retries them with what depends on them', async () => {
     const engine = await startApp('pools', driver, { jobs: {} });
     await call(engine.mutation('graph:setSwitch', { name: 'broken', on: true }));

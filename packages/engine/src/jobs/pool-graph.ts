@@ -406,6 +406,8 @@ export type DuplicatePolicy = 'skip' | 'replace';
  * Takes `key` of `pool` for `job`, or says which job holds it. With `skip`, a key held by an
  * unfinished job (or within its window) keeps its holder; with `replace`, a holder that has not
  * started is canceled and the key moves to the new job (a running one finishes on its own).
+ * `startedHere` says whether a job the database has pending started in this process already
+ * (an exclusive store's runner records starts after the fact).
  */
 export async function takeUniqueKey(
   tx: WriteTransaction,
@@ -415,6 +417,7 @@ export async function takeUniqueKey(
   windowMs: number | null,
   now: number,
   creationTime: () => number,
+  startedHere: (id: string) => boolean,
 ): Promise<{ holder: string } | null> {
   const id = derivedDocumentId(SYSTEM_TABLES._pool_unique.number, `${job.pool}\u0000${key}`);
   const taken = (await tx.get(POOL_UNIQUE, id)) as unknown as UniqueKey | null;
@@ -435,7 +438,10 @@ export async function takeUniqueKey(
   const inWindow = taken.until !== null && now < taken.until;
   if (unfinished || inWindow) {
     if (policy === 'skip') return { holder: taken.job };
-    if (holder !== null && (holder.state === 'pending' || holder.state === 'waiting')) {
+    const notStarted =
+      holder !== null &&
+      (holder.state === 'waiting' || (holder.state === 'pending' && !startedHere(holder._id)));
+    if (notStarted) {
       const replaced = finish(
         holder,
         { kind: 'canceled', reason: `replaced by ${job._id} (unique key "${key}")` },

@@ -104,14 +104,23 @@ interface PoolState {
   readonly completingPrefix: Uint8Array;
   /** This runner's jobs of the pool running now, by id. */
   readonly running: Map<string, Promise<void>>;
-  /** Jobs claimed ahead (on an exclusive store), started as slots free. */
+  /** Jobs claimed ahead, started as slots free. */
   queue: PoolJob[];
-  readonly queued: Set<string>;
+  /** Each queued job's `by_due` key as the database has it (hex), by id. */
+  readonly queued: Map<string, string>;
   /**
-   * The `by_due` key of each queued job (hex) → its id: a commit that moves one of these keys
-   * (a cancel) takes the job out of the queue before it starts.
+   * The same keys → ids: a commit that writes one of these keys (a cancel, a new dependent)
+   * takes the job out of the queue before it starts, to be looked at again.
    */
   readonly queuedKeys: Map<string, string>;
+  /**
+   * Jobs this runner holds (queued, or started) that the database still has pending: on an
+   * exclusive store a claim is not written, only the start of a job that outlives a cycle, or
+   * its outcome. A crash loses nothing (they are pending), and claims skip these.
+   */
+  readonly unclaimed: Set<string>;
+  /** Queued jobs whose claim was written, taken out of the queue by a commit: read them again. */
+  readonly recheck: Set<string>;
   /** Jobs claimed ahead that started since the last cycle, with when: the cycle records it. */
   started: Map<string, number>;
   /** Attempts that ended and wait for the next cycle to be recorded. */
@@ -212,11 +221,13 @@ export class PoolRunner {
       .write(async (tx) => {
         const now = Date.now();
         for (const pool of this.pools.values()) {
-          await this.recordEnded(tx, pool.ended.splice(0), now);
+          await this.recordEnded(tx, pool, pool.ended.splice(0), now);
           const ours = [...pool.running.keys(), ...pool.queue.map((job) => job._id)];
           pool.queue = [];
           pool.queued.clear();
           pool.queuedKeys.clear();
+          // Held but pending in the database: nothing to hand back.
+          pool.unclaimed.clear();
           for (const id of ours) {
             const job = await getPoolJob(tx, id);
             if (job?.state !== 'running' || job.owner !== this.id) continue;
@@ -315,8 +326,10 @@ export class PoolRunner {
         completingPrefix: encodeKey([name, 'completing']),
         running: new Map(),
         queue: [],
-        queued: new Set(),
+        queued: new Map(),
         queuedKeys: new Map(),
+        unclaimed: new Set(),
+        recheck: new Set(),
         started: new Map(),
         ended: [],
         completing: new Set(),
@@ -340,24 +353,52 @@ export class PoolRunner {
     return index === undefined ? null : Buffer.from(indexKey(index, job)).toString('hex');
   }
 
-  private watchQueued(pool: PoolState, job: PoolJob): void {
-    const key = this.dueKey(job);
-    if (key !== null) pool.queuedKeys.set(key, job._id);
+  /** Watches a queued job's key; `stored` is the job as the database has it. */
+  private watchQueued(pool: PoolState, stored: PoolJob): void {
+    const key = this.dueKey(stored) ?? '';
+    pool.queued.set(stored._id, key);
+    pool.queuedKeys.set(key, stored._id);
   }
 
-  private unwatchQueued(pool: PoolState, job: PoolJob): void {
-    const key = this.dueKey(job);
-    if (key !== null) pool.queuedKeys.delete(key);
+  private unwatchQueued(pool: PoolState, id: string): void {
+    const key = pool.queued.get(id);
+    pool.queued.delete(id);
+    if (key !== undefined) pool.queuedKeys.delete(key);
   }
 
-  /** A queued job changed in the database under us (canceled): it must not start. */
+  /**
+   * A queued job was written under us (canceled, or given a dependent): it must not start as
+   * it is. One the database still has pending is simply claimable again; one whose claim was
+   * written is read again in the next cycle.
+   */
   private dropQueued(pool: PoolState, id: string): void {
     const index = pool.queue.findIndex((job) => job._id === id);
     if (index < 0) return;
-    const [job] = pool.queue.splice(index, 1);
-    pool.queued.delete(id);
-    pool.readyAt.delete(id);
-    this.unwatchQueued(pool, job!);
+    pool.queue.splice(index, 1);
+    this.unwatchQueued(pool, id);
+    if (!pool.unclaimed.delete(id)) pool.recheck.add(id);
+    else pool.readyAt.delete(id);
+    this.askCycle(pool);
+  }
+
+  /** Whether the job, as read now, is still this runner's to run and record. */
+  private isOurs(pool: PoolState, current: PoolJob | null): current is PoolJob {
+    if (current === null) return false;
+    if (current.state === 'running') return current.owner === this.id;
+    return current.state === 'pending' && pool.unclaimed.has(current._id);
+  }
+
+  /** A job of ours as the claim would have written it (an exclusive store's are still pending). */
+  private asClaimed(current: PoolJob): PoolJob {
+    if (current.state === 'running') return current;
+    return { ...current, state: 'running', attempt: current.attempt + 1, owner: this.id };
+  }
+
+  /** Held jobs now recorded in the database (or no longer ours): no longer unclaimed. */
+  private forgetUnclaimed(pool: PoolState, ids: Iterable<string>): void {
+    for (const id of ids) {
+      if (pool.unclaimed.delete(id)) this.host.attempts.recorded(id);
+    }
   }
 
   /** Asks for a cycle on the next turn, so attempts that end together are recorded together. */
@@ -414,6 +455,7 @@ export class PoolRunner {
 
   private async recordEnded(
     tx: WriteTransaction,
+    pool: PoolState,
     ended: readonly Ended[],
     now: number,
   ): Promise<boolean> {
@@ -427,8 +469,10 @@ export class PoolRunner {
     for (const [i, { startedAt, result, retryable }] of ended.entries()) {
       const current = currents[i] ?? null;
       // Canceled meanwhile, or taken back after a lost lease: not ours to record.
-      if (current?.state !== 'running' || current.owner !== this.id) continue;
-      const next = afterAttempt({ ...current, startedAt }, result, now, { retryable });
+      if (!this.isOurs(pool, current)) continue;
+      const next = afterAttempt({ ...this.asClaimed(current), startedAt }, result, now, {
+        retryable,
+      });
       completing ||= next.state === 'completing';
       updates.push(next);
     }
@@ -443,22 +487,28 @@ export class PoolRunner {
     const started = pool.started;
     pool.started = new Map();
     for (const { job } of ended) started.delete(job._id);
+    const recheck = [...pool.recheck];
+    pool.recheck.clear();
     const max = pool.options.maxParallelism;
     // On an exclusive store this runner sees every claim, so it may claim ahead (a local queue
     // started as slots free) without counting in the database; elsewhere it claims only the
     // pool's free slots, counted in the transaction.
-    const holding = pool.running.size + pool.queue.length;
+    const holding = pool.running.size + pool.queue.length + recheck.length;
     // Refill the local queue once it runs low; how much may be claimed is decided below. A pool
     // with group or rate limits never claims ahead: its claims must be its starts.
     const limited = isLimited(pool.options);
     const ahead = limited ? 0 : CLAIM_AHEAD;
     const wanted = this.active && pool.queue.length <= max ? max + ahead - holding : 0;
+    // An exclusive store's claims stay in memory (see PoolState.unclaimed); limited pools'
+    // claims are their starts, written with the start log.
+    const claimInMemory = this.exclusive && !limited;
     const lookForCompleting = pool.lookForCompleting && this.active;
     // Delayed jobs are looked at when one was written, or when the first of them comes due.
     const lookForDelayed = this.active && (pool.lookForDelayed || Date.now() >= pool.delayedDue);
     if (
       ended.length === 0 &&
       started.size === 0 &&
+      recheck.length === 0 &&
       wanted <= 0 &&
       !lookForCompleting &&
       !lookForDelayed
@@ -467,23 +517,41 @@ export class PoolRunner {
     }
     pool.lookForCompleting = false;
     pool.lookForDelayed = false;
-    let result: { claimed: PoolJob[]; next: number | null; completing: PoolJob[] };
+    let result: {
+      claimed: PoolJob[];
+      /** Each claimed job as the database has it now (its key is watched while queued). */
+      stored: PoolJob[];
+      kept: PoolJob[];
+      next: number | null;
+      completing: PoolJob[];
+    };
     try {
       ({ value: result } = await this.store.write(async (tx) => {
         const now = Date.now();
-        const madeCompleting = await this.recordEnded(tx, ended, now);
-        const startedJobs = (await tx.getMany(POOL_JOBS, [
-          ...started.keys(),
+        const madeCompleting = await this.recordEnded(tx, pool, ended, now);
+        const startedIds = [...started.keys()];
+        const currents = (await tx.getMany(POOL_JOBS, [
+          ...startedIds,
+          ...recheck,
         ])) as Array<PoolJob | null>;
         const starts: PoolJob[] = [];
-        for (const [i, [, at]] of [...started].entries()) {
-          const current = startedJobs[i] ?? null;
-          if (current?.state === 'running' && current.owner === this.id) {
-            starts.push({ ...current, startedAt: at });
-          }
+        for (const [i, id] of startedIds.entries()) {
+          const current = currents[i] ?? null;
+          if (!this.isOurs(pool, current)) continue;
+          // A start recorded after the fact: the job is running (and leased) from now on.
+          const lease = current.state === 'pending' ? { due: now + this.leaseMs } : {};
+          starts.push({ ...this.asClaimed(current), ...lease, startedAt: started.get(id)! });
         }
         await saveJobs(tx, starts, now);
+        // Re-read queued jobs that a commit touched: still ours and not started, they queue again.
+        const kept = currents
+          .slice(startedIds.length)
+          .filter(
+            (job): job is PoolJob =>
+              job?.state === 'running' && job.owner === this.id && job.startedAt === undefined,
+          );
         let claimed: PoolJob[] = [];
+        let stored: PoolJob[] = [];
         let next: number | null = null;
         if (lookForDelayed) next = await this.promoteDelayed(tx, pool, now);
         if (wanted > 0) {
@@ -523,31 +591,35 @@ export class PoolRunner {
               pool.nextGroup = claim.nextGroup;
               if (claim.retryAt !== null) next = Math.min(next ?? Infinity, claim.retryAt);
             } else {
-              picked = (
-                await tx.scan({
-                  table: POOL_JOBS,
-                  index: BY_DUE,
-                  ...dueRange(pool.name, 'pending'),
-                  order: 'asc',
-                  limit: free,
-                })
-              ).map((entry) => entry.document as PoolJob);
+              // Jobs held but still pending here are in the range too: skip them.
+              const entries = await tx.scan({
+                table: POOL_JOBS,
+                index: BY_DUE,
+                ...dueRange(pool.name, 'pending'),
+                order: 'asc',
+                limit: free + pool.unclaimed.size,
+              });
+              picked = [];
+              for (const entry of entries) {
+                const job = entry.document as PoolJob;
+                if (pool.unclaimed.has(job._id)) continue;
+                picked.push(job);
+                if (picked.length === free) break;
+              }
             }
-            claimed = await saveJobs(
-              tx,
-              picked.map((job) => {
-                // When it became ready, before its due turns into the lease's end.
-                pool.readyAt.set(job._id, job.due);
-                return {
-                  ...job,
-                  state: 'running' as const,
-                  attempt: job.attempt + 1,
-                  owner: this.id,
-                  due: now + this.leaseMs,
-                };
-              }),
-              now,
-            );
+            claimed = picked.map((job) => {
+              // When it became ready, before its due turns into the lease's end.
+              pool.readyAt.set(job._id, job.due);
+              return {
+                ...job,
+                state: 'running' as const,
+                attempt: job.attempt + 1,
+                owner: this.id,
+                due: now + this.leaseMs,
+              };
+            });
+            stored = claimInMemory ? picked : await saveJobs(tx, claimed, now);
+            if (!claimInMemory) claimed = stored;
           }
         }
         let completing: PoolJob[] = [];
@@ -559,26 +631,39 @@ export class PoolRunner {
             .map((entry) => entry.document as PoolJob)
             .filter((job) => !pool.completing.has(job._id));
         }
-        return { claimed, next, completing };
+        return { claimed, stored, kept, next, completing };
       }));
     } catch (error) {
       pool.ended.unshift(...ended);
       for (const [id, at] of started) if (!pool.started.has(id)) pool.started.set(id, at);
+      for (const id of recheck) pool.recheck.add(id);
       pool.lookForCompleting ||= lookForCompleting;
       pool.lookForDelayed ||= lookForDelayed;
       throw error;
     }
-    for (const job of result.claimed) {
-      pool.queue.push(job);
-      pool.queued.add(job._id);
+    // What this cycle recorded is in the database now: those jobs are no longer held pending.
+    this.forgetUnclaimed(pool, started.keys());
+    this.forgetUnclaimed(
+      pool,
+      ended.map(({ job }) => job._id),
+    );
+    const keptIds = new Set(result.kept.map((job) => job._id));
+    for (const id of recheck) if (!keptIds.has(id)) pool.readyAt.delete(id);
+    for (const job of result.kept.reverse()) {
+      pool.queue.unshift(job);
       this.watchQueued(pool, job);
+    }
+    for (const [i, job] of result.claimed.entries()) {
+      pool.queue.push(job);
+      this.watchQueued(pool, result.stored[i]!);
+      if (claimInMemory) pool.unclaimed.add(job._id);
     }
     this.drain(pool);
     for (const job of result.completing) this.complete(pool, job);
     if (lookForDelayed) pool.delayedDue = result.next ?? Infinity;
     // The next delayed job, or when a rate limit lets more start.
     this.armTimer(pool, result.next);
-    if (pool.ended.length > 0) pool.again = true;
+    if (pool.ended.length > 0 || pool.recheck.size > 0) pool.again = true;
   }
 
   /**
@@ -609,8 +694,7 @@ export class PoolRunner {
   private drain(pool: PoolState): void {
     while (pool.running.size < pool.options.maxParallelism && pool.queue.length > 0) {
       const job = pool.queue.shift()!;
-      pool.queued.delete(job._id);
-      this.unwatchQueued(pool, job);
+      this.unwatchQueued(pool, job._id);
       this.launch(pool, job);
     }
   }
@@ -621,22 +705,26 @@ export class PoolRunner {
       pool.started.set(job._id, startedAt);
       this.askCycle(pool);
     }
+    if (pool.unclaimed.has(job._id)) this.host.attempts.startedUnrecorded(job._id);
     const stats = this.host.poolStats;
     const readyAt = pool.readyAt.get(job._id) ?? job.enqueuedAt;
     pool.readyAt.delete(job._id);
     stats.started(job.pool, startedAt - readyAt, startedAt);
-    const run = this.attempt({ ...job, startedAt }).then(
+    const run = this.attempt(pool, { ...job, startedAt }).then(
       (outcome) => {
         // The slot is free at once; the attempt's record follows in the next cycle.
         pool.running.delete(job._id);
         this.drain(pool);
         if ('skipped' in outcome) {
+          // No longer ours (canceled meanwhile): nothing to record.
+          this.forgetUnclaimed(pool, [job._id]);
           this.askCycle(pool);
           return;
         }
         stats.ended(job.pool, outcome.ok);
         if (outcome.ok && job.kind === 'mutation') {
           // Recorded by the mutation's own transaction.
+          this.forgetUnclaimed(pool, [job._id]);
           if (job.onComplete !== null) pool.lookForCompleting = true;
           this.askCycle(pool);
           return;
@@ -663,16 +751,15 @@ export class PoolRunner {
     pool.running.set(job._id, run);
   }
 
-  private async attempt(job: PoolJob): Promise<AttemptOutcome> {
+  private async attempt(pool: PoolState, job: PoolJob): Promise<AttemptOutcome> {
     const hooks: TransactionHooks =
       job.kind === 'mutation'
         ? {
             before: async (tx) => {
-              const current = await getPoolJob(tx, job._id);
-              if (current?.state !== 'running' || current.owner !== this.id) throw new SkipRun();
+              if (!this.isOurs(pool, await getPoolJob(tx, job._id))) throw new SkipRun();
             },
             after: async (tx, resultJson) => {
-              const current = (await getPoolJob(tx, job._id))!;
+              const current = this.asClaimed((await getPoolJob(tx, job._id))!);
               const returnValue = JSON.parse(resultJson) as JSONValue;
               const now = Date.now();
               const done = afterAttempt(
@@ -803,7 +890,7 @@ export class PoolRunner {
                     for (const moved of [this.dueKey(job), this.dueKey(renewed)]) {
                       if (moved !== null) this.renewing.add(moved);
                     }
-                    this.unwatchQueued(pool, pool.queue[queuedAt]!);
+                    this.unwatchQueued(pool, job._id);
                     pool.queue[queuedAt] = renewed;
                     this.watchQueued(pool, renewed);
                   }
@@ -843,10 +930,13 @@ export class PoolRunner {
     }
   }
 
-  /** A job whose runner is gone: a mutation or query never committed, so it simply runs again;
-   * an action may have done its work, so the lost attempt counts against its retries. */
+  /**
+   * A job whose runner is gone: a mutation or query never committed, and a job claimed ahead
+   * never started, so it simply runs again; an action that started may have done its work, so
+   * the lost attempt counts against its retries.
+   */
   private takenBack(job: PoolJob, now: number): PoolJob {
-    if (job.kind !== 'action') {
+    if (job.kind !== 'action' || job.startedAt === undefined) {
       const { owner: _owner, startedAt: _started, ...rest } = job;
       return { ...rest, state: 'pending', due: now, attempt: job.attempt - 1 };
     }

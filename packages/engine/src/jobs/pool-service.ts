@@ -222,6 +222,7 @@ export class PoolService {
             unique.windowMs,
             now,
             this.creationTime,
+            (id) => this.attempts.startedHere(id),
           );
           // A duplicate: the caller gets the job holding the key (and so do its dependents).
           if (taken !== null) {

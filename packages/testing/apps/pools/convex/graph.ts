@@ -166,6 +166,18 @@ export const cyclic = mutation({
   },
 });
 
+/** Independent steps of the graph pool, each taking `ms`. */
+export const enqueueSteps = mutation({
+  args: { labels: v.array(v.string()), ms: v.number() },
+  handler: async (ctx, { labels, ms }): Promise<WorkId[]> => {
+    const ids: WorkId[] = [];
+    for (const label of labels) {
+      ids.push(await graph.enqueueAction(ctx, internal.graph.step, { label, ms }));
+    }
+    return ids;
+  },
+});
+
 /** A child of a job that already finished: it starts at once (or fails at once). */
 export const dependOn = mutation({
   args: { id: v.string(), label: v.string() },
@@ -217,6 +229,42 @@ export const uniqueStep = internalAction({
     await new Promise((resolve) => setTimeout(resolve, ms));
     await ctx.runMutation(internal.graph.logStep, { label, start, end: Date.now(), inputs: [] });
   },
+});
+
+/** Enqueues `label` under unique key `key`, replacing the job that holds it if it can. */
+export const replaceUnique = internalMutation({
+  args: { key: v.string(), label: v.string() },
+  handler: async (ctx, { key, label }): Promise<WorkId> =>
+    await unique.enqueueAction(
+      ctx,
+      internal.graph.uniqueStep,
+      { label, ms: 5 },
+      { uniqueKey: key, onDuplicate: 'replace' },
+    ),
+});
+
+/**
+ * A unique job that, as soon as it starts, enqueues its replacement under its own key: it has
+ * started, so it must not be canceled, whether or not its start is in the database yet.
+ */
+export const selfReplacing = internalAction({
+  args: { key: v.string(), label: v.string() },
+  handler: async (ctx, { key, label }): Promise<string> => {
+    const start = Date.now();
+    const replacement = await ctx.runMutation(internal.graph.replaceUnique, {
+      key,
+      label: `${label} replacement`,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await ctx.runMutation(internal.graph.logStep, { label, start, end: Date.now(), inputs: [] });
+    return replacement;
+  },
+});
+
+export const enqueueSelfReplacing = mutation({
+  args: { key: v.string(), label: v.string() },
+  handler: async (ctx, args): Promise<WorkId> =>
+    await unique.enqueueAction(ctx, internal.graph.selfReplacing, args, { uniqueKey: args.key }),
 });
 
 /** Jobs of a pool of one, each with a priority: they run one at a time, in priority order. */
