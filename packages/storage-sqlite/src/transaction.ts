@@ -1,6 +1,11 @@
 /**
  * Read and write transactions over one connection. better-sqlite3 is synchronous, so each method
  * does its work at once; they return promises only to honour the driver contract.
+ *
+ * A write transaction remembers the documents it got or wrote, with their rows: replacing or
+ * deleting one needs its old version (for its old index keys), and parsing it again would cost
+ * as much as the write itself. Like the PostgreSQL driver's cache, it relies on callers treating
+ * documents as values (writing a changed copy, never changing one in place).
  */
 import {
   checkDistinct,
@@ -32,6 +37,8 @@ export class SqliteTransaction implements WriteTransaction {
   readonly writes: WrittenKey[] = [];
   catalogChanged = false;
   private savepoints = 0;
+  /** What this write transaction knows of documents, by `table:id` (null: none there). */
+  private known = new Map<string, { doc: number; document: Document } | null>();
 
   constructor(
     private readonly conn: Connection,
@@ -77,8 +84,24 @@ export class SqliteTransaction implements WriteTransaction {
   async get(table: string, id: string): Promise<Document | null> {
     this.check(false);
     const info = this.currentCatalog.requireTable(table);
-    const row = this.conn.getDocument(info.number, toBuffer(idKey(id)));
+    return this.writable ? (this.stored(info, id)?.document ?? null) : this.read(info, id);
+  }
+
+  private read(table: TableInfo, id: string): Document | null {
+    const row = this.conn.getDocument(table.number, toBuffer(idKey(id)));
     return row === undefined ? null : deserializeDocument(row.value);
+  }
+
+  /** A document and its row, from what this write transaction knows or from the database. */
+  private stored(table: TableInfo, id: string): { doc: number; document: Document } | null {
+    const key = `${table.number}:${id}`;
+    let entry = this.known.get(key);
+    if (entry === undefined) {
+      const row = this.conn.getDocument(table.number, toBuffer(idKey(id)));
+      entry = row === undefined ? null : { doc: row.doc, document: deserializeDocument(row.value) };
+      this.known.set(key, entry);
+    }
+    return entry;
   }
 
   async scan(request: ScanRequest): Promise<IndexEntry[]> {
@@ -125,6 +148,7 @@ export class SqliteTransaction implements WriteTransaction {
       }
       throw error;
     }
+    this.known.set(`${info.number}:${document._id}`, { doc, document });
     for (const { index, key: entryKey } of diffIndexes(indexes, null, document, this.writes)
       .added) {
       this.conn.insertEntry(index.id, toBuffer(entryKey), doc);
@@ -133,14 +157,14 @@ export class SqliteTransaction implements WriteTransaction {
 
   /** The stored row of a document that must exist, or a NotFound error saying what was asked. */
   private existing(table: TableInfo, id: string, verb: string): { doc: number; old: Document } {
-    const row = this.conn.getDocument(table.number, toBuffer(idKey(id)));
-    if (row === undefined) {
+    const entry = this.stored(table, id);
+    if (entry === null) {
       throw new StorageError(
         StorageErrorCode.NotFound,
         `Table "${table.name}" has no document with _id ${id} to ${verb}`,
       );
     }
-    return { doc: row.doc, old: deserializeDocument(row.value) };
+    return { doc: entry.doc, old: entry.document };
   }
 
   async replace(table: string, document: Document): Promise<Document> {
@@ -150,6 +174,7 @@ export class SqliteTransaction implements WriteTransaction {
     const { doc, old } = this.existing(info, document._id, 'replace');
     const indexes = this.currentCatalog.indexes(table);
     this.conn.updateDocument(doc, serialized);
+    this.known.set(`${info.number}:${document._id}`, { doc, document });
     const { removed, added } = diffIndexes(indexes, old, document, this.writes);
     for (const { index, key } of removed) this.conn.deleteEntry(index.id, toBuffer(key));
     for (const { index, key } of added) this.conn.insertEntry(index.id, toBuffer(key), doc);
@@ -168,6 +193,7 @@ export class SqliteTransaction implements WriteTransaction {
     const { doc, old } = this.existing(info, id, 'delete');
     const indexes = this.currentCatalog.indexes(table);
     this.conn.deleteDocument(doc);
+    this.known.set(`${info.number}:${id}`, null);
     for (const { index, key } of diffIndexes(indexes, old, null, this.writes).removed) {
       this.conn.deleteEntry(index.id, toBuffer(key));
     }
@@ -223,6 +249,7 @@ export class SqliteTransaction implements WriteTransaction {
       writes: this.writes.length,
       catalog: this.currentCatalog,
       catalogChanged: this.catalogChanged,
+      known: new Map(this.known),
     };
     db.exec(`SAVEPOINT ${name}`);
     try {
@@ -235,6 +262,7 @@ export class SqliteTransaction implements WriteTransaction {
       this.writes.length = before.writes;
       this.currentCatalog = before.catalog;
       this.catalogChanged = before.catalogChanged;
+      this.known = before.known;
       throw error;
     } finally {
       this.savepoints--;

@@ -292,6 +292,27 @@ export function subtransactionCases(harness: HarnessFactory): void {
       });
     });
 
+    it('replace a document from its version before a nested transaction that was undone', async () => {
+      await withStore(harness(), async (store) => {
+        const [doc] = await seed(store, 't', [{ n: 1 }], { by_n: ['n'] });
+        await store.write(async (tx) => {
+          expect((await tx.get('t', doc!._id))?.n).toBe(1);
+          await expect(
+            tx.subtransaction(async () => {
+              await tx.replace('t', { ...doc!, n: 100 });
+              throw new Error('nested failure');
+            }),
+          ).rejects.toThrow('nested failure');
+          // The old version is n = 1 again: its entry moves, and no entry of 100 is left behind.
+          await tx.replace('t', { ...doc!, n: 5 });
+        });
+        await store.read(async (tx) => {
+          const entries = await tx.scan({ table: 't', index: 'by_n', order: 'asc', limit: 10 });
+          expect(entries.map((e) => e.document.n)).toEqual([5]);
+        });
+      });
+    });
+
     it('nest, and a refused document inside one leaves the outer transaction able to commit', async () => {
       await withStore(harness(), async (store) => {
         const [doc] = await seed(store, 't', [{ n: 1 }]);
