@@ -242,7 +242,8 @@ export class PostgresStore implements Store {
       try {
         value = await fn(tx);
         tx.end();
-        await tx.settle();
+        // A transaction with writes learns of their failures as it commits (one round trip).
+        if (tx.writes.length === 0 && !tx.catalogChanged) await tx.settle();
       } catch (error) {
         tx.end();
         if (tx.hasBegun) await client.query('ROLLBACK').catch(() => (broken = true));
@@ -296,6 +297,16 @@ export class PostgresStore implements Store {
       ]),
     );
     const committed = client.query('COMMIT');
+    try {
+      await tx.settle();
+    } catch (error) {
+      // A statement failed, so the transaction was aborted and COMMIT rolls it back; unless the
+      // connection went, with COMMIT in flight: then it may have committed.
+      await Promise.allSettled([locked, recorded, committed]);
+      if (StorageError.is(error, StorageErrorCode.Unavailable))
+        throw translateError(error.cause, true);
+      throw error;
+    }
     let ts: bigint;
     try {
       await locked;

@@ -278,46 +278,40 @@ export function afterAttempt(
   now: number,
   options: { retryable: boolean },
 ): PoolJob {
-  const { owner: _owner, startedAt, ...rest } = job;
+  const failures =
+    result.kind === 'failed'
+      ? [...job.failures, { startedAt: job.startedAt ?? now, endedAt: now, error: result.error }]
+      : job.failures;
   if (
     result.kind === 'failed' &&
     options.retryable &&
     job.retry !== null &&
     job.attempt < job.retry.maxAttempts
   ) {
-    return {
-      ...rest,
-      state: 'pending',
-      due: now + backoffMs(job.retry, job.attempt),
-      failures: [
-        ...job.failures,
-        { startedAt: startedAt ?? now, endedAt: now, error: result.error },
-      ],
-    };
+    const { owner: _owner, startedAt: _startedAt, ...rest } = job;
+    return { ...rest, state: 'pending', due: now + backoffMs(job.retry, job.attempt), failures };
   }
-  return finish(
-    {
-      ...rest,
-      // Kept once it ended: the dashboard shows when its last attempt ran.
-      ...(startedAt === undefined ? {} : { startedAt }),
-      failures:
-        result.kind === 'failed'
-          ? [...job.failures, { startedAt: startedAt ?? now, endedAt: now, error: result.error }]
-          : job.failures,
-    },
-    result,
-    now,
-  );
+  // Its startedAt is kept once it ended: the dashboard shows when its last attempt ran.
+  return finish(failures === job.failures ? job : { ...job, failures }, result, now);
 }
 
 /**
  * The job done with `result`: completing when an onComplete must still run, else ended
- * (`ended` says which state and for how long).
+ * (`ended` says which state and for how long). One copy: this is every job's last write.
  */
 export function finish(job: PoolJob, result: RunResult, now: number): PoolJob {
-  const { owner: _owner, ...rest } = job;
-  const done = { ...rest, result, finishedAt: now };
-  return job.onComplete === null ? ended(done, now) : { ...done, state: 'completing', due: now };
+  const { owner: _owner, ...done } = job;
+  done.result = result;
+  done.finishedAt = now;
+  if (job.onComplete !== null) {
+    done.state = 'completing';
+    done.due = now;
+  } else {
+    const failed = result.kind === 'failed';
+    done.state = failed ? 'failed' : 'finished';
+    done.due = now + (failed ? (job.failedTtlMs ?? DEFAULT_FAILED_TTL_MS) : job.ttlMs);
+  }
+  return done;
 }
 
 /** A job with its result as it rests: failed (kept for failedTtlMs) or finished (ttlMs). */

@@ -134,6 +134,8 @@ interface PoolState {
   delayedDue: number;
   /** Jobs stored before `rank` existed have been filed (placeUnranked). */
   placed: boolean;
+  /** Whether the last count of the pool's running jobs found only this runner's claims. */
+  alone: boolean;
   /** The group served last (round-robin between groups). */
   nextGroup: string | null;
   /** When each claimed job became ready (its start latency is measured from it). */
@@ -336,6 +338,7 @@ export class PoolRunner {
         lookForCompleting: true,
         lookForDelayed: true,
         delayedDue: Infinity,
+        alone: true,
         placed: false,
         nextGroup: null,
         readyAt: new Map(),
@@ -388,10 +391,21 @@ export class PoolRunner {
     return current.state === 'pending' && pool.unclaimed.has(current._id);
   }
 
-  /** A job of ours as the claim would have written it (an exclusive store's are still pending). */
-  private asClaimed(current: PoolJob): PoolJob {
-    if (current.state === 'running') return current;
-    return { ...current, state: 'running', attempt: current.attempt + 1, owner: this.id };
+  /**
+   * A job of ours as the claim would have written it (an exclusive store's are still pending),
+   * started at `startedAt` when given.
+   */
+  private asClaimed(current: PoolJob, startedAt?: number): PoolJob {
+    const started = startedAt === undefined ? {} : { startedAt };
+    if (current.state === 'running')
+      return startedAt === undefined ? current : { ...current, ...started };
+    return {
+      ...current,
+      state: 'running',
+      attempt: current.attempt + 1,
+      owner: this.id,
+      ...started,
+    };
   }
 
   /** Held jobs now recorded in the database (or no longer ours): no longer unclaimed. */
@@ -470,9 +484,7 @@ export class PoolRunner {
       const current = currents[i] ?? null;
       // Canceled meanwhile, or taken back after a lost lease: not ours to record.
       if (!this.isOurs(pool, current)) continue;
-      const next = afterAttempt({ ...this.asClaimed(current), startedAt }, result, now, {
-        retryable,
-      });
+      const next = afterAttempt(this.asClaimed(current, startedAt), result, now, { retryable });
       completing ||= next.state === 'completing';
       updates.push(next);
     }
@@ -560,6 +572,19 @@ export class PoolRunner {
           // claimed. Either way no more than maxParallelism run at once across all runners.
           // (On an exclusive store every claim is this runner's.)
           let free = wanted;
+          // Every pending job is ready: highest priority first, then oldest. Jobs held but
+          // still pending here are in the range too, and skipped.
+          const scanPending = (limit: number) =>
+            tx.scan({
+              table: POOL_JOBS,
+              index: BY_DUE,
+              ...dueRange(pool.name, 'pending'),
+              order: 'asc',
+              limit: limit + pool.unclaimed.size,
+            });
+          // While this runner held every claim last time, it reads what it will likely claim
+          // together with the count (one round trip, not two).
+          const early = !limited && !this.exclusive && pool.alone ? scanPending(wanted) : null;
           if (!this.exclusive) {
             const running = dueRange(pool.name, 'running');
             const busy = (
@@ -571,11 +596,12 @@ export class PoolRunner {
                 limit: holding + max + 1,
               })
             ).length;
+            pool.alone = busy <= holding;
             if (busy > holding) free = Math.min(wanted, max - busy);
           }
           if (limited && !this.exclusive) free = Math.min(free, max - holding);
+          if (free <= 0) await early;
           if (free > 0) {
-            // Every pending job is ready: highest priority first, then oldest.
             let picked: PoolJob[];
             if (limited) {
               const claim = await pickLimited(
@@ -591,14 +617,7 @@ export class PoolRunner {
               pool.nextGroup = claim.nextGroup;
               if (claim.retryAt !== null) next = Math.min(next ?? Infinity, claim.retryAt);
             } else {
-              // Jobs held but still pending here are in the range too: skip them.
-              const entries = await tx.scan({
-                table: POOL_JOBS,
-                index: BY_DUE,
-                ...dueRange(pool.name, 'pending'),
-                order: 'asc',
-                limit: free + pool.unclaimed.size,
-              });
+              const entries = await (early ?? scanPending(free));
               picked = [];
               for (const entry of entries) {
                 const job = entry.document as PoolJob;
