@@ -11,6 +11,8 @@
  *   for a cycle on the next turn of the event loop, so attempts that end together commit
  *   together.
  * - Isolation: pools never share slots, timers or cycles, so a flooded pool delays no other.
+ * - On an exclusive store (SQLite) claims stay in memory: claimed jobs are still pending in the
+ *   database until their start (if they outlive a cycle) or their outcome is written.
  * - Mutation jobs run exactly once: the mutation's transaction checks the job is still this
  *   runner's and records its result itself. Actions run at least once: a job whose lease ran out
  *   (its process died) counts as a failed attempt and is retried per its policy.
@@ -21,6 +23,12 @@
  *   commit / timer / attempt ended ─▶ cycle(pool): [complete ended] + [count running, claim due] ─▶ run
  *                                          ▲                                                      │
  *                                          ╰──────────────── attempt ended ◀──────────────────────╯
+ *
+ *   A job claimed on an exclusive store (PoolState.unclaimed; the database says pending until ⇒):
+ *
+ *   pending ──claim (memory)──▶ queued ──slot free──▶ started ──still running at a cycle──⇒ running
+ *      ▲                           │                     │                                     │
+ *      ╰──a commit wrote its key───╯                     ╰──ended first──⇒ outcome ◀──ended────╯
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
