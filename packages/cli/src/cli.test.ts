@@ -215,7 +215,7 @@ describe('sleigh export and import', () => {
 
 const enqueueWork = makeFunctionReference<
   'mutation',
-  { pool: string; label: string; ms: number },
+  { pool: string; label: string; ms: number; count?: number },
   string[]
 >('pools:enqueueWork');
 const attempts = makeFunctionReference<'query', { label: string }, Array<{ at: number }>>(
@@ -226,6 +226,12 @@ const jobResult = makeFunctionReference<
   { pool: string; id: string },
   { kind: string; returnValue?: unknown; error?: string } | null
 >('pools:result');
+
+const jobStatus = makeFunctionReference<
+  'query',
+  { pool: string; ids: string[] },
+  Array<{ state: string }>
+>('pools:status');
 
 describe.each(['sqlite', 'postgres'])('jobs when sleigh serve stops, on %s', (driver) => {
   const serve = (dir: string, schema: string, env: Record<string, string>) =>
@@ -272,6 +278,49 @@ describe.each(['sqlite', 'postgres'])('jobs when sleigh serve stops, on %s', (dr
       .toEqual({ kind: 'success', returnValue: 'killed done' });
     // The lost attempt counted; the job ran again and finished, never stuck running.
     expect(await again.query(attempts, { label: 'killed' })).toHaveLength(2);
+    expect(await second.stop('SIGTERM')).toBe(0);
+  });
+
+  it('does not charge a job claimed ahead, never started, for its server being killed', async () => {
+    const dir = project('pools');
+    const schema = schemaFor();
+    const env = { SLEIGH_JOB_LEASE_MS: '600' };
+    const first = await serve(dir, schema, env);
+    const client = new ConvexHttpClient(first.url);
+    // Three fill the pool of three (no retries); the fourth is claimed ahead and waits.
+    const busy = await client.mutation(enqueueWork, {
+      pool: 'narrow',
+      label: 'busy',
+      ms: 5000,
+      count: 3,
+    });
+    const [queued] = await client.mutation(enqueueWork, {
+      pool: 'narrow',
+      label: 'queued',
+      ms: 10,
+    });
+    // Killed once the database knows the three started (their starts are written in batches).
+    await expect
+      .poll(
+        async () =>
+          (await client.query(jobStatus, { pool: 'narrow', ids: busy })).map((s) => s.state),
+        { timeout: 10_000 },
+      )
+      .toEqual(['running', 'running', 'running']);
+    expect(await first.stop('SIGKILL')).toBe(null);
+
+    const second = await serve(dir, schema, env);
+    const again = new ConvexHttpClient(second.url);
+    // The started ones lost their only attempt; the waiting one runs, with nothing charged.
+    await expect
+      .poll(() => again.query(jobResult, { pool: 'narrow', id: queued! }), { timeout: 20_000 })
+      .toEqual({ kind: 'success', returnValue: 'queued done' });
+    for (const id of busy) {
+      expect((await again.query(jobResult, { pool: 'narrow', id }))?.error).toMatch(
+        /lease ran out/,
+      );
+    }
+    expect(await again.query(attempts, { label: 'queued' })).toHaveLength(1);
     expect(await second.stop('SIGTERM')).toBe(0);
   });
 
