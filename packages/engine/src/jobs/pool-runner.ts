@@ -237,7 +237,7 @@ export class PoolRunner {
           pool.queued.clear();
           pool.queuedKeys.clear();
           // Held but pending in the database: nothing to hand back.
-          pool.unclaimed.clear();
+          this.forgetUnclaimed(pool, [...pool.unclaimed]);
           for (const id of ours) {
             const job = await getPoolJob(tx, id);
             if (job?.state !== 'running' || job.owner !== this.id) continue;
