@@ -593,6 +593,8 @@ export class PoolRunner {
           // While this runner held every claim last time, it reads what it will likely claim
           // together with the count (one round trip, not two).
           const early = !limited && !this.exclusive && pool.alone ? scanPending(wanted) : null;
+          // Its failure (a conflict) surfaces where it is awaited, or through the count's.
+          early?.catch(() => undefined);
           if (!this.exclusive) {
             const running = dueRange(pool.name, 'running');
             const busy = (
