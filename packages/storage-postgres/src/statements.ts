@@ -82,14 +82,19 @@ export const REPLACE_DOCUMENT = statement(
 );
 
 /**
- * Replaces many documents of one table ($2: id keys, $3: values) and moves their index entries
- * ($4/$5: entries to remove; $6/$7: entries to add, $8: the id key of each one's document).
+ * Replaces many documents of one table ($2: id keys, $3: their values as a JSON array of
+ * strings) and moves their index entries ($4/$5: entries to remove; $6/$7: entries to add, $8:
+ * the id key of each one's document).
  */
 export const REPLACE_DOCUMENTS = statement(
   'replace_documents',
-  `WITH d AS (
+  `WITH i AS (
+     SELECT k.id_key, v.value
+     FROM unnest($2::bytea[]) WITH ORDINALITY AS k (id_key, n)
+     JOIN json_array_elements_text($3::json) WITH ORDINALITY AS v (value, n) USING (n)
+   ), d AS (
      UPDATE documents SET value = i.value
-     FROM unnest($2::bytea[], $3::text[]) AS i (id_key, value)
+     FROM i
      WHERE documents.table_number = $1 AND documents.id_key = i.id_key
      RETURNING documents.doc, documents.id_key
    ), gone AS (

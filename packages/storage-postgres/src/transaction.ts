@@ -329,7 +329,9 @@ export class PostgresTransaction implements WriteTransaction {
       sql.REPLACE_DOCUMENTS([
         info.number,
         idKeys,
-        serialized,
+        // One JSON array rather than a text[]: pg escapes array elements in JavaScript, six
+        // times slower than JSON.stringify for documents full of quotes.
+        JSON.stringify(serialized),
         removedIndexes,
         removedKeys,
         addedIndexes,

@@ -140,6 +140,18 @@ export function documentCases(harness: HarnessFactory): void {
       });
     });
 
+    it('replaces many documents at once with every kind of value, losslessly', async () => {
+      await withStore(harness(), async (store) => {
+        const docs = await seed(store, 'values', [{ n: 1 }, { n: 2 }]);
+        const quoted = 'say "hi", {\\} \\" \n\t \\u0000 and ,{},"';
+        const replaced = docs.map((doc, i) => ({ ...doc, ...ROUND_TRIP, quoted, i }));
+        await store.write((tx) => tx.replaceMany('values', replaced));
+        for (const doc of replaced) {
+          expectSameDocument(await store.read((tx) => tx.get('values', doc._id)), doc);
+        }
+      });
+    });
+
     it('replaces many documents at once, keeping every index in step', async () => {
       await withStore(harness(), async (store) => {
         const docs = await seed(
