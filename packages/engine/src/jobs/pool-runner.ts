@@ -62,6 +62,7 @@ import {
 import { forgetEdges, releaseDependents } from './pool-graph.js';
 import { isLimited, pickLimited } from './pool-limits.js';
 import type { RunningAttempts } from './attempts.js';
+import type { DirectDispatch } from './pool-service.js';
 import type { PoolStats } from '../observe/pool-stats.js';
 import { writeWithRetry } from './write-retry.js';
 
@@ -173,7 +174,16 @@ export { isNonRetryable };
 /** How many jobs beyond its slots a runner on an exclusive store claims ahead. */
 const CLAIM_AHEAD = 500;
 
-export class PoolRunner {
+/** A job claimed by the transaction enqueueing it, started when its key shows in a commit. */
+interface Expected {
+  /** The job as this runner runs it (claimed). */
+  readonly job: PoolJob;
+  /** The job as the database has it once that transaction commits. */
+  readonly stored: PoolJob;
+  readonly readyAt: number;
+}
+
+export class PoolRunner implements DirectDispatch {
   readonly id = `pool-runner-${randomBytes(6).toString('hex')}`;
   private readonly leaseMs: number;
   private readonly exclusive: boolean;
@@ -187,6 +197,12 @@ export class PoolRunner {
   private maintenance: NodeJS.Timeout | null = null;
   /** Keys of queued jobs whose lease this runner is renewing right now. */
   private readonly renewing = new Set<string>();
+  /**
+   * Jobs claimed in the transactions enqueueing them, by their `by_due` key (hex) once those
+   * commit: a commit that writes the key hands the job over. A transaction that rolls back never
+   * writes it; its entry is swept by the upkeep.
+   */
+  private readonly expected = new Map<string, Expected>();
 
   constructor(
     private readonly host: PoolHost,
@@ -308,6 +324,70 @@ export class PoolRunner {
       }
       if (wake) this.cycle(pool);
     }
+    if (this.expected.size > 0) {
+      for (const write of commit.writes) {
+        if (write.indexId !== dueIndex.id) continue;
+        const key = Buffer.from(write.key).toString('hex');
+        const expected = this.expected.get(key);
+        if (expected === undefined) continue;
+        this.expected.delete(key);
+        this.adopt(expected);
+      }
+    }
+  }
+
+  /**
+   * Claims a job in the transaction that enqueues it, when its pool is idle here, has a free
+   * slot (counted in that transaction, as a cycle counts) and nothing ahead of it. On an
+   * exclusive store the claim stays in memory, as every claim there.
+   */
+  async claim(tx: WriteTransaction, job: PoolJob, now: number): Promise<void> {
+    const pool = this.pools.get(job.pool);
+    if (!this.active || pool === undefined || isLimited(pool.options)) return;
+    if (pool.cycling || pool.running.size > 0 || pool.queue.length > 0 || pool.ended.length > 0) {
+      return;
+    }
+    const max = pool.options.maxParallelism;
+    const scan = (state: 'pending' | 'running', limit: number) =>
+      tx.scan({
+        table: POOL_JOBS,
+        index: BY_DUE,
+        ...dueRange(pool.name, state),
+        order: 'asc',
+        limit,
+      });
+    const [ahead, running] = await Promise.all([
+      scan('pending', 1),
+      this.exclusive ? Promise.resolve([]) : scan('running', max),
+    ]);
+    if ((ahead[0]?.document as PoolJob | undefined)?._id !== job._id || running.length >= max) {
+      return;
+    }
+    const claimed: PoolJob = {
+      ...job,
+      state: 'running',
+      attempt: job.attempt + 1,
+      owner: this.id,
+      due: now + this.leaseMs,
+    };
+    const stored = this.exclusive ? job : await saveJob(tx, claimed, now);
+    const key = this.dueKey(stored);
+    if (key === null) return;
+    this.expected.set(key, { job: this.exclusive ? claimed : stored, stored, readyAt: job.due });
+  }
+
+  /** Takes over a job its enqueuing transaction claimed, now committed, and starts it. */
+  private adopt({ job, stored, readyAt }: Expected): void {
+    const pool = this.pools.get(job.pool);
+    // Not ours to start after all: a pending one is claimed as usual, a running one taken back
+    // when its lease runs out (uncharged, as it never started).
+    if (pool === undefined || !this.active) return;
+    pool.readyAt.set(job._id, readyAt);
+    if (this.exclusive) pool.unclaimed.add(job._id);
+    pool.queue.push(job);
+    this.watchQueued(pool, stored);
+    // Started once the committing code has returned, not inside its commit.
+    queueMicrotask(() => this.drain(pool));
   }
 
   private async loadPools(): Promise<void> {
@@ -886,6 +966,9 @@ export class PoolRunner {
    */
   private async maintain(takeBackAll: boolean): Promise<void> {
     if (!this.active) return;
+    // Claims of enqueuing transactions that never committed.
+    const stale = Date.now() - this.leaseMs;
+    for (const [key, { readyAt }] of this.expected) if (readyAt < stale) this.expected.delete(key);
     for (const pool of this.pools.values()) {
       try {
         if (!pool.placed) {

@@ -70,9 +70,21 @@ export interface PoolFunctions {
   checkArgs(path: string, args: JSONValue, catalog: Catalog): void;
 }
 
+/**
+ * This process's pool runner, taking a job straight from the transaction that enqueues it: a
+ * job enqueued alone into a pool idle here starts as that transaction commits, without waiting
+ * for a claim of its own (a transaction and its round trips, on PostgreSQL).
+ */
+export interface DirectDispatch {
+  /** Claims `job` (just inserted, pending) in `tx` for this runner when it may start now. */
+  claim(tx: WriteTransaction, job: PoolJob, now: number): Promise<void>;
+}
+
 export class PoolService {
   /** Pools whose stored options this process knows to match, by name: no read needed. */
   private readonly known = new Map<string, string>();
+  /** Set while this process runs pool jobs. */
+  dispatch: DirectDispatch | null = null;
 
   constructor(
     private readonly store: Store,
@@ -238,8 +250,10 @@ export class PoolService {
           );
           job = await linkDependencies(tx, job, parentIds, now, this.creationTime, parents);
         }
-        await insertJob(tx, { ...job, _creationTime: this.creationTime() });
+        const stored = await insertJob(tx, { ...job, _creationTime: this.creationTime() });
         ids[i] = job._id;
+        if (list.length === 1 && stored.state === 'pending')
+          await this.dispatch?.claim(tx, stored, now);
       }
       await parents.save(tx, now);
       return ids;

@@ -30,6 +30,21 @@ const allFinished = async (engine: Engine, pool: string, ids: string[]) =>
   (await statuses(engine, pool, ids)).every((status) => status.state === 'finished');
 const peak = async (engine: Engine, label: string) =>
   Math.max(0, ...(await events(engine, `${label}:peak`)).map((event) => event.peak ?? 0));
+/** The most attempts of `label` running at once, from the starts and ends they recorded. */
+const mostAtOnce = async (engine: Engine, label: string) => {
+  const starts = (await events(engine, label)).map((event) => ({ at: event.at, delta: 1 }));
+  const ends = (await events(engine, `${label}:peak`)).map((event) => ({
+    at: event.at,
+    delta: -1,
+  }));
+  let now = 0;
+  let most = 0;
+  for (const { delta } of [...starts, ...ends].sort((x, y) => x.at - y.at || x.delta - y.delta)) {
+    now += delta;
+    most = Math.max(most, now);
+  }
+  return { starts: starts.length, most };
+};
 
 describe.each(DRIVERS)('workpools on $name', (driver) => {
   it('runs actions with exactly maxParallelism at once, and keeps their results', async () => {
@@ -328,18 +343,42 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
       b.startJobs({ exclusive: false });
       await expect.poll(() => allFinished(a, 'narrow', ids), { timeout: 20_000 }).toBe(true);
       // Starts and ends of every attempt, from both processes: never more than 3 between them.
-      const starts = (await events(a, 'two')).map((event) => ({ at: event.at, delta: 1 }));
-      const ends = (await events(a, 'two:peak')).map((event) => ({ at: event.at, delta: -1 }));
-      expect(starts).toHaveLength(30);
-      let now = 0;
-      let most = 0;
-      for (const { delta } of [...starts, ...ends].sort(
-        (x, y) => x.at - y.at || x.delta - y.delta,
-      )) {
-        now += delta;
-        most = Math.max(most, now);
-      }
+      const { starts, most } = await mostAtOnce(a, 'two');
+      expect(starts).toBe(30);
       expect(most).toBeLessThanOrEqual(3);
     },
   );
+
+  const two = driver.name === 'postgres' ? ', on two runners' : '';
+  it(`holds maxParallelism for jobs enqueued one at a time into an idle pool, all at once${two}`, async () => {
+    // Each enqueue may claim its job itself (the pool is idle here): the claims must still add
+    // up to at most maxParallelism, and every job run exactly once.
+    const place = driver.place();
+    const a = await startApp('pools', driver, { store: await place.open() });
+    const b = two === '' ? a : await startApp('pools', driver, { store: await place.open() });
+    a.startJobs({ exclusive: driver.name === 'sqlite' });
+    if (b !== a) b.startJobs({ exclusive: false });
+    // One job first, so that both runners know the pool and find it idle.
+    const [first] = await enqueue(a, { pool: 'narrow', label: 'first', ms: 1 });
+    await expect.poll(() => allFinished(a, 'narrow', [first!])).toBe(true);
+    const ids = (
+      await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          enqueue(i % 2 === 0 ? a : b, { pool: 'narrow', label: 'single', ms: 30 }),
+        ),
+      )
+    ).flat();
+    await expect.poll(() => allFinished(a, 'narrow', ids), { timeout: 20_000 }).toBe(true);
+    const { starts, most } = await mostAtOnce(a, 'single');
+    expect(starts).toBe(30);
+    expect(most).toBeLessThanOrEqual(3);
+    // And one job alone into the idle pool runs at once, with its result.
+    const [alone] = await enqueue(a, { pool: 'narrow', label: 'alone', ms: 1 });
+    await expect
+      .poll(() => result(a, 'narrow', alone!))
+      .toEqual({
+        kind: 'success',
+        returnValue: 'alone done',
+      });
+  });
 });
