@@ -11,6 +11,8 @@
  *   for a cycle on the next turn of the event loop, so attempts that end together commit
  *   together.
  * - Isolation: pools never share slots, timers or cycles, so a flooded pool delays no other.
+ * - Direct dispatch: a job enqueued alone into a pool idle here is claimed by the enqueuing
+ *   transaction itself (`claim`) and started when that commit is announced (`adopt`).
  * - On an exclusive store (SQLite) claims stay in memory: claimed jobs are still pending in the
  *   database until their start (if they outlive a cycle) or their outcome is written.
  * - Mutation jobs run exactly once: the mutation's transaction checks the job is still this
