@@ -228,6 +228,22 @@ describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
     expect(byLabel(await steps(engine), 'queued')).toHaveLength(1);
   });
 
+  it('runs a job and the child one mutation enqueued after it, into an idle pool, at once', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    // The runner knows the pool, and it is idle: the first job may be claimed by the mutation.
+    const [warm] = (await call(
+      engine.mutation('graph:enqueueSteps', { labels: ['warm'], ms: 1 }),
+    )) as string[];
+    await expect.poll(() => settled(engine, [warm!])).toBe(true);
+    const [parent, child] = (await call(engine.mutation('graph:parentAndChild', {}))) as string[];
+    // Well before a lease (30 s) could run out, though the child's link rewrote the parent.
+    await expect.poll(() => settled(engine, [parent!, child!]), { timeout: 5000 }).toBe(true);
+    expect((await results(engine, [child!]))[0]).toEqual({
+      kind: 'success',
+      returnValue: 'child(parent())',
+    });
+  });
+
   it('never cancels a job that started when its unique key is replaced, even before its start is recorded', async () => {
     const engine = await startApp('pools', driver, { jobs: {} });
     for (let round = 0; round < 5; round++) {

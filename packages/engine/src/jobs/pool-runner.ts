@@ -327,13 +327,19 @@ export class PoolRunner implements DirectDispatch {
       if (wake) this.cycle(pool);
     }
     if (this.expected.size > 0) {
+      // A key written once is the claim's own write; a second write of it (the same
+      // transaction canceled the job, say) means the job is no longer as claimed: not started.
+      const seen = new Map<string, number>();
       for (const write of commit.writes) {
         if (write.indexId !== dueIndex.id) continue;
         const key = Buffer.from(write.key).toString('hex');
-        const expected = this.expected.get(key);
-        if (expected === undefined) continue;
+        if (this.expected.has(key)) seen.set(key, (seen.get(key) ?? 0) + 1);
+      }
+      for (const [key, times] of seen) {
+        const expected = this.expected.get(key)!;
         this.expected.delete(key);
-        this.adopt(expected);
+        if (times === 1) this.adopt(expected);
+        else this.recheckClaimed(expected);
       }
     }
   }
@@ -376,6 +382,19 @@ export class PoolRunner implements DirectDispatch {
     const key = this.dueKey(stored);
     if (key === null) return;
     this.expected.set(key, { job: this.exclusive ? claimed : stored, stored, readyAt: job.due });
+  }
+
+  /**
+   * A job its enqueuing transaction claimed, then wrote again (canceled it, gave it a
+   * dependent): the next cycle reads it, and runs it if it is still this runner's. On an
+   * exclusive store it is still pending, if anything, and claimed as any other.
+   */
+  private recheckClaimed({ job, readyAt }: Expected): void {
+    const pool = this.pools.get(job.pool);
+    if (pool === undefined || !this.active || this.exclusive) return;
+    pool.readyAt.set(job._id, readyAt);
+    pool.recheck.add(job._id);
+    this.askCycle(pool);
   }
 
   /** Takes over a job its enqueuing transaction claimed, now committed, and starts it. */

@@ -376,9 +376,14 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     const [alone] = await enqueue(a, { pool: 'narrow', label: 'alone', ms: 1 });
     await expect
       .poll(() => result(a, 'narrow', alone!))
-      .toEqual({
-        kind: 'success',
-        returnValue: 'alone done',
-      });
+      .toEqual({ kind: 'success', returnValue: 'alone done' });
+    // One canceled by the mutation that enqueued it never runs, claimed there or not.
+    const canceled = (await call(
+      a.mutation('pools:enqueueAndCancel', { pool: 'narrow', label: 'never' }),
+    )) as string;
+    expect(await result(a, 'narrow', canceled)).toEqual({ kind: 'canceled' });
+    const [after] = await enqueue(a, { pool: 'narrow', label: 'after', ms: 1 });
+    await expect.poll(() => allFinished(a, 'narrow', [after!])).toBe(true);
+    expect(await events(a, 'never')).toEqual([]);
   });
 });

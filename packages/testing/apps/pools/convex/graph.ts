@@ -178,6 +178,21 @@ export const enqueueSteps = mutation({
   },
 });
 
+/** A job and a child of it, enqueued one after the other by one mutation. */
+export const parentAndChild = mutation({
+  args: {},
+  handler: async (ctx): Promise<WorkId[]> => {
+    const parent = await graph.enqueueAction(ctx, internal.graph.step, { label: 'parent' });
+    const child = await graph.enqueueAction(
+      ctx,
+      internal.graph.step,
+      { label: 'child' },
+      { dependsOn: [parent] },
+    );
+    return [parent, child];
+  },
+});
+
 /** A child of a job that already finished: it starts at once (or fails at once). */
 export const dependOn = mutation({
   args: { id: v.string(), label: v.string() },

@@ -207,6 +207,16 @@ export const enqueueFromQuery = query({
     await pools.narrow.enqueueAction(internal.pools.work, { label: 'q', ms: 1 }),
 });
 
+/** Enqueues one job and cancels it in the same mutation: it must never run. */
+export const enqueueAndCancel = mutation({
+  args: { pool: vPool, label: v.string() },
+  handler: async (ctx, { pool, label }): Promise<WorkId> => {
+    const id = await pools[pool].enqueueAction(ctx, internal.pools.work, { label, ms: 1 });
+    await pools[pool].cancel(ctx, id);
+    return id;
+  },
+});
+
 export const cancel = mutation({
   args: { pool: vPool, id: v.string() },
   handler: async (ctx, { pool, id }) => {
