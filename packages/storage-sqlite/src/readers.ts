@@ -82,17 +82,11 @@ export class ReaderPool {
   }
 
   /**
-   * Before a write transaction: close the current snapshot if nobody is reading it. An open
-   * read transaction keeps SQLite from restarting the WAL, and commits made meanwhile take
-   * several times longer; reads that come later open a fresh one at no measurable cost.
+   * Closes the current snapshot if nobody is reading it: after a commit (it is stale), and
+   * before a write transaction (an open read transaction keeps SQLite from restarting the WAL,
+   * and commits made meanwhile take several times longer; a later read opens a fresh one).
    */
-  writing(): void {
-    const current = this.current;
-    if (current !== null && current.refs === 0) this.retire(current);
-  }
-
-  /** After a commit: close the current snapshot if nobody is reading it. */
-  committed(): void {
+  closeIdle(): void {
     const current = this.current;
     if (current !== null && current.refs === 0) this.retire(current);
   }

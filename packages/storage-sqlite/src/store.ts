@@ -131,7 +131,7 @@ export class SqliteStore implements Store {
     return this.queue.run(async () => {
       this.checkOpen();
       const db = this.writer.db;
-      this.readers.writing();
+      this.readers.closeIdle();
       db.exec('BEGIN IMMEDIATE');
       const tx = new SqliteTransaction(this.writer, this.currentCatalog, this.head, true);
       let value: T;
@@ -161,7 +161,7 @@ export class SqliteStore implements Store {
       }
       this.head = ts;
       this.currentCatalog = tx.catalog();
-      this.readers.committed();
+      this.readers.closeIdle();
       const commit: Commit = { ts, writes: tx.writes, catalogChanged: tx.catalogChanged };
       this.notify(commit);
       return { value, commit };
