@@ -307,21 +307,23 @@ export function finish(job: PoolJob, result: RunResult, now: number): PoolJob {
     done.state = 'completing';
     done.due = now;
   } else {
-    const failed = result.kind === 'failed';
-    done.state = failed ? 'failed' : 'finished';
-    done.due = now + (failed ? (job.failedTtlMs ?? DEFAULT_FAILED_TTL_MS) : job.ttlMs);
+    Object.assign(done, resting(job, result, now));
   }
   return done;
 }
 
-/** A job with its result as it rests: failed (kept for failedTtlMs) or finished (ttlMs). */
-export function ended(job: PoolJob, now: number): PoolJob {
-  const failed = job.result?.kind === 'failed';
+/** Where a job with `result` rests: failed (kept for failedTtlMs) or finished (ttlMs). */
+function resting(job: PoolJob, result: RunResult | undefined, now: number) {
+  const failed = result?.kind === 'failed';
   return {
-    ...job,
-    state: failed ? 'failed' : 'finished',
+    state: failed ? ('failed' as const) : ('finished' as const),
     due: now + (failed ? (job.failedTtlMs ?? DEFAULT_FAILED_TTL_MS) : job.ttlMs),
   };
+}
+
+/** A job with its result as it rests: failed (kept for failedTtlMs) or finished (ttlMs). */
+export function ended(job: PoolJob, now: number): PoolJob {
+  return { ...job, ...resting(job, job.result, now) };
 }
 
 /** Whether the job has its result: completing (onComplete to run), finished or failed. */
