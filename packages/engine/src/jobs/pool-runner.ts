@@ -371,13 +371,7 @@ export class PoolRunner implements DirectDispatch {
     if ((ahead[0]?.document as PoolJob | undefined)?._id !== job._id || running.length >= max) {
       return;
     }
-    const claimed: PoolJob = {
-      ...job,
-      state: 'running',
-      attempt: job.attempt + 1,
-      owner: this.id,
-      due: now + this.leaseMs,
-    };
+    const claimed = this.claimed(job, now);
     const stored = this.exclusive ? job : await saveJob(tx, claimed, now);
     const key = this.dueKey(stored);
     if (key === null) return;
@@ -498,6 +492,17 @@ export class PoolRunner implements DirectDispatch {
     if (current === null) return false;
     if (current.state === 'running') return current.owner === this.id;
     return current.state === 'pending' && pool.unclaimed.has(current._id);
+  }
+
+  /** A pending job claimed by this runner at `now`: its next attempt, leased. */
+  private claimed(job: PoolJob, now: number): PoolJob {
+    return {
+      ...job,
+      state: 'running',
+      attempt: job.attempt + 1,
+      owner: this.id,
+      due: now + this.leaseMs,
+    };
   }
 
   /**
@@ -740,13 +745,7 @@ export class PoolRunner implements DirectDispatch {
             claimed = picked.map((job) => {
               // When it became ready, before its due turns into the lease's end.
               pool.readyAt.set(job._id, job.due);
-              return {
-                ...job,
-                state: 'running' as const,
-                attempt: job.attempt + 1,
-                owner: this.id,
-                due: now + this.leaseMs,
-              };
+              return this.claimed(job, now);
             });
             stored = claimInMemory ? picked : await saveJobs(tx, claimed, now);
             if (!claimInMemory) claimed = stored;
