@@ -31,6 +31,12 @@ import { MAX_KEY, MIN_KEY, toBuffer, type Connection } from './connection.js';
 
 const BACKFILL_PAGE = 1000;
 
+/** A document with its row id (what index entries point at). */
+interface StoredRow {
+  readonly doc: number;
+  readonly document: Document;
+}
+
 export class SqliteTransaction implements WriteTransaction {
   private ended = false;
   /** Old and new index keys of every write, in order: the commit's write set. */
@@ -38,7 +44,7 @@ export class SqliteTransaction implements WriteTransaction {
   catalogChanged = false;
   private savepoints = 0;
   /** What this write transaction knows of documents, by `table:id` (null: none there). */
-  private known = new Map<string, { doc: number; document: Document } | null>();
+  private known = new Map<string, StoredRow | null>();
 
   constructor(
     private readonly conn: Connection,
@@ -84,24 +90,27 @@ export class SqliteTransaction implements WriteTransaction {
   async get(table: string, id: string): Promise<Document | null> {
     this.check(false);
     const info = this.currentCatalog.requireTable(table);
-    return this.writable ? (this.stored(info, id)?.document ?? null) : this.read(info, id);
+    return (this.writable ? this.stored(info, id) : this.fetch(info, id))?.document ?? null;
   }
 
-  private read(table: TableInfo, id: string): Document | null {
+  /** A document and its row, from the database. */
+  private fetch(table: TableInfo, id: string): StoredRow | null {
     const row = this.conn.getDocument(table.number, toBuffer(idKey(id)));
-    return row === undefined ? null : deserializeDocument(row.value);
+    return row === undefined ? null : { doc: row.doc, document: deserializeDocument(row.value) };
   }
 
   /** A document and its row, from what this write transaction knows or from the database. */
-  private stored(table: TableInfo, id: string): { doc: number; document: Document } | null {
-    const key = `${table.number}:${id}`;
-    let entry = this.known.get(key);
+  private stored(table: TableInfo, id: string): StoredRow | null {
+    let entry = this.known.get(`${table.number}:${id}`);
     if (entry === undefined) {
-      const row = this.conn.getDocument(table.number, toBuffer(idKey(id)));
-      entry = row === undefined ? null : { doc: row.doc, document: deserializeDocument(row.value) };
-      this.known.set(key, entry);
+      entry = this.fetch(table, id);
+      this.remember(table, id, entry);
     }
     return entry;
+  }
+
+  private remember(table: TableInfo, id: string, entry: StoredRow | null): void {
+    this.known.set(`${table.number}:${id}`, entry);
   }
 
   async scan(request: ScanRequest): Promise<IndexEntry[]> {
@@ -148,7 +157,7 @@ export class SqliteTransaction implements WriteTransaction {
       }
       throw error;
     }
-    this.known.set(`${info.number}:${document._id}`, { doc, document });
+    this.remember(info, document._id, { doc, document });
     for (const { index, key: entryKey } of diffIndexes(indexes, null, document, this.writes)
       .added) {
       this.conn.insertEntry(index.id, toBuffer(entryKey), doc);
@@ -174,7 +183,7 @@ export class SqliteTransaction implements WriteTransaction {
     const { doc, old } = this.existing(info, document._id, 'replace');
     const indexes = this.currentCatalog.indexes(table);
     this.conn.updateDocument(doc, serialized);
-    this.known.set(`${info.number}:${document._id}`, { doc, document });
+    this.remember(info, document._id, { doc, document });
     const { removed, added } = diffIndexes(indexes, old, document, this.writes);
     for (const { index, key } of removed) this.conn.deleteEntry(index.id, toBuffer(key));
     for (const { index, key } of added) this.conn.insertEntry(index.id, toBuffer(key), doc);
@@ -193,7 +202,7 @@ export class SqliteTransaction implements WriteTransaction {
     const { doc, old } = this.existing(info, id, 'delete');
     const indexes = this.currentCatalog.indexes(table);
     this.conn.deleteDocument(doc);
-    this.known.set(`${info.number}:${id}`, null);
+    this.remember(info, id, null);
     for (const { index, key } of diffIndexes(indexes, old, null, this.writes).removed) {
       this.conn.deleteEntry(index.id, toBuffer(key));
     }
