@@ -522,7 +522,7 @@ export class Engine implements Host, JobHost, PoolHost {
       ...options,
     });
     this.poolRunner.start();
-    this.pools.dispatch = this.poolRunner;
+    this.pools.runner = this.poolRunner;
     if (options.crons !== false) {
       this.cronRunner ??= new CronRunner(
         this.store,

@@ -21,26 +21,6 @@ export interface RunningAttempt {
 
 export class RunningAttempts {
   private readonly byJob = new Map<string, RunningAttempt>();
-  /**
-   * Jobs started here that the database still has pending: an exclusive store's runner claims
-   * without writing, and records the start or the outcome in its next cycle.
-   */
-  private readonly unrecorded = new Set<string>();
-
-  /** Whether the job started here and has not been recorded as ended. */
-  startedHere(jobId: string): boolean {
-    return this.byJob.has(jobId) || this.unrecorded.has(jobId);
-  }
-
-  /** The job started here before the database knows it (see `unrecorded`). */
-  startedUnrecorded(jobId: string): void {
-    this.unrecorded.add(jobId);
-  }
-
-  /** The job's start or outcome is in the database now. */
-  recorded(jobId: string): void {
-    this.unrecorded.delete(jobId);
-  }
 
   start(jobId: string, heartbeatMs: number | null): RunningAttempt {
     const controller = new AbortController();

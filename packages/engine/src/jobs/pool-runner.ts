@@ -64,7 +64,7 @@ import {
 import { forgetEdges, releaseDependents } from './pool-graph.js';
 import { isLimited, pickLimited } from './pool-limits.js';
 import type { RunningAttempts } from './attempts.js';
-import type { DirectDispatch } from './pool-service.js';
+import type { LocalRunner } from './pool-service.js';
 import type { PoolStats } from '../observe/pool-stats.js';
 import { writeWithRetry } from './write-retry.js';
 
@@ -185,7 +185,7 @@ interface Expected {
   readonly readyAt: number;
 }
 
-export class PoolRunner implements DirectDispatch {
+export class PoolRunner implements LocalRunner {
   readonly id = `pool-runner-${randomBytes(6).toString('hex')}`;
   private readonly leaseMs: number;
   private readonly exclusive: boolean;
@@ -522,11 +522,21 @@ export class PoolRunner implements DirectDispatch {
     };
   }
 
+  /**
+   * Whether a job started here and its outcome is not recorded yet: running, or ended and
+   * still pending in the database (an exclusive store records starts after the fact).
+   */
+  startedHere(jobId: string): boolean {
+    for (const pool of this.pools.values()) {
+      if (pool.running.has(jobId)) return true;
+      if (pool.unclaimed.has(jobId) && !pool.queued.has(jobId)) return true;
+    }
+    return false;
+  }
+
   /** Held jobs now recorded in the database (or no longer ours): no longer unclaimed. */
   private forgetUnclaimed(pool: PoolState, ids: Iterable<string>): void {
-    for (const id of ids) {
-      if (pool.unclaimed.delete(id)) this.host.attempts.recorded(id);
-    }
+    for (const id of ids) pool.unclaimed.delete(id);
   }
 
   /** Asks for a cycle on the next turn, so attempts that end together are recorded together. */
@@ -834,7 +844,6 @@ export class PoolRunner implements DirectDispatch {
       pool.started.set(job._id, startedAt);
       this.askCycle(pool);
     }
-    if (pool.unclaimed.has(job._id)) this.host.attempts.startedUnrecorded(job._id);
     const stats = this.host.poolStats;
     const readyAt = pool.readyAt.get(job._id) ?? job.enqueuedAt;
     pool.readyAt.delete(job._id);

@@ -70,21 +70,23 @@ export interface PoolFunctions {
   checkArgs(path: string, args: JSONValue, catalog: Catalog): void;
 }
 
-/**
- * This process's pool runner, taking a job straight from the transaction that enqueues it: a
- * job enqueued alone into a pool idle here starts as that transaction commits, without waiting
- * for a claim of its own (a transaction and its round trips, on PostgreSQL).
- */
-export interface DirectDispatch {
-  /** Claims `job` (just inserted, pending) in `tx` for this runner when it may start now. */
+/** What enqueueing asks of this process's pool runner, while one runs. */
+export interface LocalRunner {
+  /**
+   * Claims `job` (just inserted, pending) in `tx` when it may start now: a job enqueued alone
+   * into a pool idle here starts as that transaction commits, without waiting for a claim of
+   * its own (a transaction and its round trips, on PostgreSQL).
+   */
   claim(tx: WriteTransaction, job: PoolJob, now: number): Promise<void>;
+  /** Whether a job started here and its outcome is not recorded yet. */
+  startedHere(jobId: string): boolean;
 }
 
 export class PoolService {
   /** Pools whose stored options this process knows to match, by name: no read needed. */
   private readonly known = new Map<string, string>();
   /** Set while this process runs pool jobs. */
-  dispatch: DirectDispatch | null = null;
+  runner: LocalRunner | null = null;
 
   constructor(
     private readonly store: Store,
@@ -234,7 +236,7 @@ export class PoolService {
             unique.windowMs,
             now,
             this.creationTime,
-            (id) => this.attempts.startedHere(id),
+            (id) => this.runner?.startedHere(id) ?? false,
           );
           // A duplicate: the caller gets the job holding the key (and so do its dependents).
           if (taken !== null) {
@@ -253,7 +255,7 @@ export class PoolService {
         const stored = await insertJob(tx, { ...job, _creationTime: this.creationTime() });
         ids[i] = job._id;
         if (list.length === 1 && stored.state === 'pending')
-          await this.dispatch?.claim(tx, stored, now);
+          await this.runner?.claim(tx, stored, now);
       }
       await parents.save(tx, now);
       return ids;
