@@ -16,7 +16,7 @@ import { Engine } from '@sleigh/engine';
 import { openPostgresStore, PostgresStore } from '@sleigh/storage-postgres';
 import { openSqliteStore } from '@sleigh/storage-sqlite';
 import { percentile, type Row } from './measure.js';
-import { benchPeerQueues, type QueueFigures } from './peers.js';
+import { benchPeerQueues, formatRate, type QueueFigures } from './peers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const APP = join(here, '..', 'apps', 'jobs', 'convex');
@@ -60,6 +60,7 @@ export async function benchSleighQueue(
     if (!outcome.ok) throw new Error(`benchmark function failed: ${JSON.stringify(outcome)}`);
   };
   try {
+    const enqueueStart = performance.now();
     for (let from = 0; from < options.jobs; from += options.batch) {
       ok(
         await engine.mutation('noop:enqueueBatch', {
@@ -68,6 +69,7 @@ export async function benchSleighQueue(
         }),
       );
     }
+    const enqueueRate = (options.jobs / (performance.now() - enqueueStart)) * 1000;
     let started = 0;
     hooks.__sleighBenchStarted = () => void started++;
     await options.around?.start();
@@ -95,6 +97,7 @@ export async function benchSleighQueue(
       jobsPerSecond: (options.jobs / elapsed) * 1000,
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),
+      note: `maxParallelism 10; enqueueActionBatch ${formatRate(enqueueRate)}`,
     };
   } finally {
     delete hooks.__sleighBenchStarted;

@@ -179,7 +179,7 @@ async function cleanup(what: string, step: () => unknown): Promise<void> {
   }
 }
 
-function formatRate(perSecond: number): string {
+export function formatRate(perSecond: number): string {
   return `${Math.round(perSecond).toLocaleString('en-US')}/s`;
 }
 

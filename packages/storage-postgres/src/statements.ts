@@ -68,6 +68,27 @@ export const INSERT_DOCUMENT = statement(
    SELECT u.index_id, u.key, d.doc FROM d, unnest($4::integer[], $5::bytea[]) AS u (index_id, key)`,
 );
 
+/**
+ * Inserts many documents of one table ($2: id keys, $3: their values as a JSON array of
+ * strings, in the same order) and their index entries ($4/$5: index ids and keys, $6: the id key
+ * of each one's document).
+ */
+export const INSERT_DOCUMENTS = statement(
+  'insert_documents',
+  `WITH d AS (
+     INSERT INTO documents (table_number, id_key, value)
+     SELECT $1, k.id_key, v.value
+     FROM unnest($2::bytea[]) WITH ORDINALITY AS k (id_key, n)
+     JOIN json_array_elements_text($3::json) WITH ORDINALITY AS v (value, n) USING (n)
+     ORDER BY n
+     RETURNING doc, id_key
+   )
+   INSERT INTO index_entries (index_id, key, doc)
+   SELECT a.index_id, a.key, d.doc
+   FROM unnest($4::integer[], $5::bytea[], $6::bytea[]) AS a (index_id, key, id_key)
+   JOIN d ON d.id_key = a.id_key`,
+);
+
 /** Replaces a document's value and moves the index entries whose keys changed. */
 export const REPLACE_DOCUMENT = statement(
   'replace_document',

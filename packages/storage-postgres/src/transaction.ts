@@ -47,6 +47,25 @@ function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
+/**
+ * A unique violation of an insert, as DuplicateId naming the document (PostgreSQL's detail
+ * names the id key); any other error as it is.
+ */
+function duplicateId(error: unknown, table: string, documents: readonly Document[]): unknown {
+  const { code, detail } = error as { code?: string; detail?: string };
+  if (code !== '23505') return error;
+  const hex = /\\x([0-9a-f]+)/.exec(detail ?? '')?.[1];
+  const document =
+    documents.length === 1
+      ? documents[0]
+      : documents.find((doc) => Buffer.from(idKey(doc._id)).toString('hex') === hex);
+  const which = document === undefined ? 'one of these _ids' : `_id ${document._id}`;
+  return new StorageError(
+    StorageErrorCode.DuplicateId,
+    `Table "${table}" already has a document with ${which}`,
+  );
+}
+
 export class PostgresTransaction implements WriteTransaction {
   private begun = false;
   private ended = false;
@@ -246,15 +265,42 @@ export class PostgresTransaction implements WriteTransaction {
         added.map((entry) => entry.index.id),
         added.map((entry) => toBuffer(entry.key)),
       ]),
-      (error) =>
-        (error as { code?: string }).code === '23505'
-          ? new StorageError(
-              StorageErrorCode.DuplicateId,
-              `Table "${table}" already has a document with _id ${document._id}`,
-            )
-          : error,
+      (error) => duplicateId(error, table, [document]),
     );
     this.cache.set(this.cacheKey(info, document._id), document);
+  }
+
+  async insertMany(table: string, documents: readonly Document[]): Promise<void> {
+    this.check(true);
+    checkDistinct(table, documents, 'insertMany');
+    if (documents.length === 0) return;
+    const info = this.currentCatalog.requireTable(table);
+    const indexes = this.currentCatalog.indexes(table);
+    // Checked and serialized before anything is sent: a bad document sends nothing.
+    const serialized = documents.map((document) => prepareDocument(table, document));
+    const idKeys = documents.map((document) => toBuffer(idKey(document._id)));
+    const addedIndexes: number[] = [];
+    const addedKeys: Buffer[] = [];
+    const addedOwners: Buffer[] = [];
+    documents.forEach((document, i) => {
+      for (const entry of diffIndexes(indexes, null, document, this.writes).added) {
+        addedIndexes.push(entry.index.id);
+        addedKeys.push(toBuffer(entry.key));
+        addedOwners.push(idKeys[i]!);
+      }
+      this.cache.set(this.cacheKey(info, document._id), document);
+    });
+    this.send(
+      sql.INSERT_DOCUMENTS([
+        info.number,
+        idKeys,
+        JSON.stringify(serialized),
+        addedIndexes,
+        addedKeys,
+        addedOwners,
+      ]),
+      (error) => duplicateId(error, table, documents),
+    );
   }
 
   /** The current version of a document that must exist, or NotFound saying what was asked. */

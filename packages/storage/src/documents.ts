@@ -174,13 +174,17 @@ export function documentEntry(index: IndexInfo, document: Document): IndexEntry 
 }
 
 /** Refuses a batch that names one document twice (its index changes would collide). */
-export function checkDistinct(table: string, documents: readonly Document[]): void {
+export function checkDistinct(
+  table: string,
+  documents: readonly Document[],
+  verb: 'insertMany' | 'replaceMany' = 'replaceMany',
+): void {
   const seen = new Set<string>();
   for (const document of documents) {
     if (seen.has(document._id)) {
       throw new StorageError(
         StorageErrorCode.InvalidTransaction,
-        `replaceMany: document ${document._id} of table "${table}" appears twice in one batch`,
+        `${verb}: document ${document._id} of table "${table}" appears twice in one batch`,
       );
     }
     seen.add(document._id);

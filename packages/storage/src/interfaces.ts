@@ -88,6 +88,11 @@ export interface ReadTransaction {
 export interface WriteTransaction extends ReadTransaction {
   /** Inserts a document whose `_id` and `_creationTime` the caller chose. */
   insert(table: string, document: Document): Promise<void>;
+  /**
+   * Inserts many documents of one table at once (distinct ids), as one statement where the
+   * database allows: batch enqueues. A duplicate id fails it as `insert` would.
+   */
+  insertMany(table: string, documents: readonly Document[]): Promise<void>;
   /** Replaces the document with the same `_id`; returns the previous version. */
   replace(table: string, document: Document): Promise<Document>;
   /**

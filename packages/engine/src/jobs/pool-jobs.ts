@@ -244,6 +244,18 @@ export async function insertJob(
   return stored;
 }
 
+/** Inserts new jobs (distinct ids), placed, in one batch. */
+export async function insertJobs(
+  tx: WriteTransaction,
+  jobs: readonly PoolJob[],
+  now = Date.now(),
+): Promise<void> {
+  await tx.insertMany(
+    POOL_JOBS,
+    jobs.map((job) => placed(job, now)),
+  );
+}
+
 export function isPoolJobId(id: string): boolean {
   return tableNumberOfId(id) === SYSTEM_TABLES._pool_jobs.number;
 }

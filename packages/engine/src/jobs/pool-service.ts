@@ -27,6 +27,7 @@ import {
   newPoolId,
   newPoolJobId,
   insertJob,
+  insertJobs,
   POOL_JOBS,
   POOLS,
   BY_DUE,
@@ -224,9 +225,23 @@ export class PoolService {
       await this.ensurePool(tx, pool, options);
       const ids: string[] = new Array<string>(list.length);
       const parents = new ParentUpdates();
+      // Jobs with nothing to look up are inserted together, in one statement where the database
+      // allows; the batch is written before anything reads (a unique key, a parent in it).
+      let batch: PoolJob[] = [];
+      const insertBatch = async () => {
+        if (batch.length > 0) await insertJobs(tx, batch);
+        batch = [];
+      };
       for (const i of order) {
         let job = jobs[i]!;
         const { dependsOn, onDependencyFailure, unique } = links[i]!;
+        if (list.length > 1 && unique === null && dependsOn.length === 0) {
+          if (onDependencyFailure !== undefined) job = { ...job, onDependencyFailure };
+          batch.push({ ...job, _creationTime: this.creationTime() });
+          ids[i] = job._id;
+          continue;
+        }
+        await insertBatch();
         if (unique !== null) {
           const taken = await takeUniqueKey(
             tx,
@@ -257,6 +272,7 @@ export class PoolService {
         if (list.length === 1 && stored.state === 'pending')
           await this.runner?.claim(tx, stored, now);
       }
+      await insertBatch();
       await parents.save(tx, now);
       return ids;
     };

@@ -203,6 +203,78 @@ export function documentCases(harness: HarnessFactory): void {
       });
     });
 
+    it('inserts many documents at once, losslessly, with every index entry', async () => {
+      await withStore(harness(), async (store) => {
+        await seed(store, 't', [{ x: 0, y: 'seed' }], { by_x: ['x'], by_y_x: ['y', 'x'] });
+        const number = store.catalog().requireTable('t').number;
+        const quoted = 'say "hi", {\\} \\" \n\t \\u0000 and ,{},"';
+        const docs = [3, 1, 2].map((x) =>
+          makeDocument(number, { ...ROUND_TRIP, quoted, x, y: 'b' }),
+        );
+        const { commit } = await store.write(async (tx) => {
+          await tx.insertMany('t', docs);
+          // Read-your-writes inside the transaction.
+          expect((await tx.get('t', docs[1]!._id))?.x).toBe(1);
+          const inside = await tx.scan({ table: 't', index: 'by_x', order: 'asc', limit: 10 });
+          expect(inside.map((e) => e.document.x)).toEqual([0, 1, 2, 3]);
+        });
+        // A new key in each of the four indexes (by_id, by_creation_time, by_x, by_y_x) of each.
+        expect(commit.writes.length).toBe(12);
+        for (const doc of docs) {
+          expectSameDocument(await store.read((tx) => tx.get('t', doc._id)), doc);
+        }
+        const byYX = await store.read((tx) =>
+          tx.scan({ table: 't', index: 'by_y_x', order: 'asc', limit: 10 }),
+        );
+        expect(byYX.map((e) => [e.document.y, e.document.x])).toEqual([
+          ['b', 1],
+          ['b', 2],
+          ['b', 3],
+          ['seed', 0],
+        ]);
+        const byCreation = await store.read((tx) =>
+          tx.scan({ table: 't', index: BY_CREATION_TIME, order: 'asc', limit: 10 }),
+        );
+        expect(byCreation.map((e) => e.document.x)).toEqual([0, 3, 1, 2]);
+        expect(await store.read((tx) => tx.count('t'))).toBe(4);
+      });
+    });
+
+    it('refuses a batch insert with a taken or repeated id as a whole, naming it', async () => {
+      await withStore(harness(), async (store) => {
+        const [taken] = await seed(store, 't', [{ x: 0 }]);
+        const number = store.catalog().requireTable('t').number;
+        const fresh = [1, 2].map((x) => makeDocument(number, { x }));
+        await expect(
+          store.write((tx) => tx.insertMany('t', [fresh[0]!, { ...taken!, x: 9 }, fresh[1]!])),
+        ).rejects.toSatisfy(
+          (error) =>
+            StorageError.is(error, StorageErrorCode.DuplicateId) &&
+            (error as Error).message.includes(taken!._id),
+        );
+        await expect(
+          store.write((tx) => tx.insertMany('t', [fresh[0]!, fresh[0]!])),
+        ).rejects.toThrow(/insertMany: .* appears twice/);
+        expect(await store.read((tx) => tx.count('t'))).toBe(1);
+        // Undone inside a nested transaction, the rest of the transaction commits.
+        const kept = makeDocument(number, { x: 5 });
+        await store.write(async (tx) => {
+          await expect(
+            tx.subtransaction(async () => {
+              await tx.insertMany('t', [fresh[1]!, { ...taken!, x: 9 }]);
+              await tx.get('t', taken!._id);
+            }),
+          ).rejects.toSatisfy((error) => StorageError.is(error, StorageErrorCode.DuplicateId));
+          expect(await tx.get('t', fresh[1]!._id)).toBeNull();
+          await tx.insertMany('t', [kept]);
+        });
+        const xs = await store.read((tx) =>
+          tx.scan({ table: 't', index: BY_CREATION_TIME, order: 'asc', limit: 10 }),
+        );
+        expect(xs.map((e) => e.document.x)).toEqual([0, 5]);
+      });
+    });
+
     it('refuses to replace or delete a missing document, naming the table and id', async () => {
       await withStore(harness(), async (store) => {
         await store.write((tx) => tx.createTable('t'));
