@@ -22,7 +22,7 @@ export interface RunningAttempt {
 export class RunningAttempts {
   private readonly byJob = new Map<string, RunningAttempt>();
 
-  start(jobId: string, heartbeatMs: number | null): RunningAttempt {
+  private start(jobId: string, heartbeatMs: number | null): RunningAttempt {
     const controller = new AbortController();
     let end: () => void = () => undefined;
     const ended = new Promise<void>((resolve) => (end = resolve));
@@ -38,6 +38,47 @@ export class RunningAttempts {
     };
     this.byJob.set(jobId, attempt);
     return attempt;
+  }
+
+  /**
+   * Runs an attempt of the job within its limits (`run` starts it once it is registered here).
+   * It is given up when it runs longer than `timeoutMs` or goes `heartbeatMs` without a beat:
+   * its code's abort signal fires, and this resolves with `givenUp(why)` without waiting for it.
+   */
+  async run<T>(
+    jobId: string,
+    limits: { timeoutMs: number | null; heartbeatMs: number | null },
+    run: () => Promise<T>,
+    givenUp: (why: string) => T,
+  ): Promise<T> {
+    const { timeoutMs, heartbeatMs } = limits;
+    const attempt = this.start(jobId, heartbeatMs);
+    const timers: NodeJS.Timeout[] = [];
+    try {
+      const running = run();
+      if (timeoutMs === null && heartbeatMs === null) return await running;
+      const stopped = new Promise<T>((resolve) => {
+        const giveUp = (why: string) => {
+          attempt.controller.abort(new Error(why));
+          resolve(givenUp(why));
+        };
+        if (timeoutMs !== null) {
+          timers.push(setTimeout(() => giveUp(`timed out after ${timeoutMs} ms`), timeoutMs));
+        }
+        if (heartbeatMs !== null) {
+          const watch = () => {
+            const left = attempt.deadline - Date.now();
+            if (left <= 0) giveUp(`no heartbeat for ${heartbeatMs} ms`);
+            else timers.push(setTimeout(watch, left));
+          };
+          timers.push(setTimeout(watch, heartbeatMs));
+        }
+      });
+      return await Promise.race([running, stopped]);
+    } finally {
+      for (const timer of timers) clearTimeout(timer);
+      attempt.end();
+    }
   }
 
   /** A heartbeat from the job's code: false when the attempt is no longer running here. */

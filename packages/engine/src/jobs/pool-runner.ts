@@ -17,7 +17,8 @@
  *   database until their start (if they outlive a cycle) or their outcome is written.
  * - Mutation jobs run exactly once: the mutation's transaction checks the job is still this
  *   runner's and records its result itself. Actions run at least once: a job whose lease ran out
- *   (its process died) counts as a failed attempt and is retried per its policy.
+ *   (its process died) counts as a failed attempt and is retried per its policy. Leases and
+ *   take-backs are the upkeep's (pool-upkeep.ts); time limits the attempts' (attempts.ts).
  * - onComplete runs as its own mutation that also moves the job from `completing` to
  *   `finished`, so it runs exactly once too, even across a crash.
  * - Stopping: no more claims; running jobs get `graceMs`; those still running are handed back.
@@ -37,7 +38,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   encodeKey,
   indexKey,
-  keySuccessor,
   StorageError,
   type Commit,
   type Store,
@@ -51,7 +51,6 @@ import {
   ended,
   dueRange,
   getPoolJob,
-  POOL_JOB_STATES,
   POOL_JOBS,
   POOLS,
   saveJob,
@@ -61,8 +60,9 @@ import {
   type PoolOptions,
   type RunResult,
 } from './pool-jobs.js';
-import { forgetEdges, releaseDependents } from './pool-graph.js';
+import { releaseDependents } from './pool-graph.js';
 import { isLimited, pickLimited } from './pool-limits.js';
+import { placeUnranked, renewAndTakeBack, sweepExpired, type LeaseHolder } from './pool-upkeep.js';
 import type { RunningAttempts } from './attempts.js';
 import type { LocalRunner } from './pool-service.js';
 import type { PoolStats } from '../observe/pool-stats.js';
@@ -915,42 +915,13 @@ export class PoolRunner implements LocalRunner {
           }
         : {};
     const heartbeatMs = job.kind === 'action' ? (job.heartbeatMs ?? null) : null;
-    const attempt = this.host.attempts.start(job._id, heartbeatMs);
-    const running = this.host.runPoolJob(job, hooks);
-    if (job.timeoutMs === null && heartbeatMs === null) {
-      try {
-        return await running;
-      } finally {
-        attempt.end();
-      }
-    }
-    // The attempt is given up when it runs too long or stops beating: its code's abort signal
-    // fires, and the runner records a failed (retryable) attempt without waiting for it.
-    const timers: NodeJS.Timeout[] = [];
-    const givenUp = new Promise<AttemptOutcome>((resolve) => {
-      const giveUp = (error: string) => {
-        attempt.controller.abort(new Error(error));
-        resolve({ ok: false, error, retryable: true });
-      };
-      if (job.timeoutMs !== null) {
-        const ms = job.timeoutMs;
-        timers.push(setTimeout(() => giveUp(`timed out after ${ms} ms`), ms));
-      }
-      if (heartbeatMs !== null) {
-        const watch = () => {
-          const left = attempt.deadline - Date.now();
-          if (left <= 0) giveUp(`no heartbeat for ${heartbeatMs} ms`);
-          else timers.push(setTimeout(watch, left));
-        };
-        timers.push(setTimeout(watch, heartbeatMs));
-      }
-    });
-    try {
-      return await Promise.race([running, givenUp]);
-    } finally {
-      for (const timer of timers) clearTimeout(timer);
-      attempt.end();
-    }
+    // Given up (too long, or no heartbeat in time), it counts as a failed attempt, retried.
+    return this.host.attempts.run(
+      job._id,
+      { timeoutMs: job.timeoutMs, heartbeatMs },
+      () => this.host.runPoolJob(job, hooks),
+      (error): AttemptOutcome => ({ ok: false, error, retryable: true }),
+    );
   }
 
   /** Runs a job's onComplete; the same transaction moves it to finished. */
@@ -991,7 +962,7 @@ export class PoolRunner implements LocalRunner {
 
   /**
    * Renews the leases of this runner's jobs, takes back jobs whose runner is gone (all others'
-   * on an exclusive store at start), and deletes results whose ttl passed.
+   * on an exclusive store at start), and deletes results whose ttl passed (pool-upkeep.ts).
    */
   private async maintain(takeBackAll: boolean): Promise<void> {
     if (!this.active) return;
@@ -999,6 +970,12 @@ export class PoolRunner implements LocalRunner {
     const stale = Date.now() - this.leaseMs;
     for (const [key, { readyAt }] of this.expected) if (readyAt < stale) this.expected.delete(key);
     for (const pool of this.pools.values()) {
+      const holder: LeaseHolder = {
+        owner: this.id,
+        leaseMs: this.leaseMs,
+        holds: (id) => pool.running.has(id) || pool.queued.has(id),
+        renewing: (job, renewed) => this.renewingQueued(pool, job, renewed),
+      };
       try {
         if (!pool.placed) {
           await writeWithRetry(this.store, (tx) => placeUnranked(tx, pool.name));
@@ -1006,60 +983,8 @@ export class PoolRunner implements LocalRunner {
         }
         await writeWithRetry(this.store, async (tx) => {
           const now = Date.now();
-          const running = dueRange(pool.name, 'running');
-          let start = running.start;
-          for (;;) {
-            const entries = await tx.scan({
-              table: POOL_JOBS,
-              index: BY_DUE,
-              start,
-              end: running.end,
-              order: 'asc',
-              limit: 500,
-            });
-            for (const entry of entries) {
-              const job = entry.document as PoolJob;
-              if (job.owner === this.id) {
-                const held = pool.running.has(job._id) || pool.queued.has(job._id);
-                // Renewed once half the lease is gone: fewer writes racing the cycles.
-                if (held && job.due - now < this.leaseMs / 2 && pool.queued.has(job._id)) {
-                  // Renewing moves a queued job's key: watch the new one, not the old.
-                  const renewed = { ...job, due: now + this.leaseMs };
-                  const queuedAt = pool.queue.findIndex((queued) => queued._id === job._id);
-                  if (queuedAt >= 0) {
-                    // This commit moves the key itself: not a cancel.
-                    for (const moved of [this.dueKey(job), this.dueKey(renewed)]) {
-                      if (moved !== null) this.renewing.add(moved);
-                    }
-                    this.unwatchQueued(pool, job._id);
-                    pool.queue[queuedAt] = renewed;
-                    this.watchQueued(pool, renewed);
-                  }
-                  await saveJob(tx, renewed);
-                } else if (held && job.due - now < this.leaseMs / 2)
-                  await saveJob(tx, { ...job, due: now + this.leaseMs });
-              } else if (takeBackAll || job.due < now) {
-                const back = this.takenBack(job, now);
-                await saveJob(tx, back);
-                await releaseDependents(tx, [back], now);
-              }
-            }
-            if (entries.length < 500) break;
-            start = keySuccessor(entries[entries.length - 1]!.key);
-          }
-          // Results past their ttl, and dead letters past theirs: an indexed range each.
-          for (const state of ['finished', 'failed'] as const) {
-            for (const entry of await tx.scan({
-              table: POOL_JOBS,
-              index: BY_DUE,
-              ...dueRange(pool.name, state, now),
-              order: 'asc',
-              limit: 500,
-            })) {
-              await forgetEdges(tx, entry.document as PoolJob);
-              await tx.delete(POOL_JOBS, (entry.document as PoolJob)._id);
-            }
-          }
+          await renewAndTakeBack(tx, pool.name, holder, takeBackAll, now);
+          await sweepExpired(tx, pool.name, now);
         });
         pool.lookForCompleting = true;
         this.cycle(pool);
@@ -1072,47 +997,17 @@ export class PoolRunner implements LocalRunner {
   }
 
   /**
-   * A job whose runner is gone: a mutation or query never committed, and a job claimed ahead
-   * never started, so it simply runs again; an action that started may have done its work, so
-   * the lost attempt counts against its retries.
+   * A queued job's lease is being renewed, which moves its key: the queue holds the renewed
+   * job and watches its new key, and the commit moving it is not taken for a cancel.
    */
-  private takenBack(job: PoolJob, now: number): PoolJob {
-    if (job.kind !== 'action' || job.startedAt === undefined) {
-      const { owner: _owner, startedAt: _started, ...rest } = job;
-      return { ...rest, state: 'pending', due: now, attempt: job.attempt - 1 };
+  private renewingQueued(pool: PoolState, job: PoolJob, renewed: PoolJob): void {
+    const queuedAt = pool.queue.findIndex((queued) => queued._id === job._id);
+    if (queuedAt < 0) return;
+    for (const moved of [this.dueKey(job), this.dueKey(renewed)]) {
+      if (moved !== null) this.renewing.add(moved);
     }
-    return afterAttempt(
-      job,
-      {
-        kind: 'failed',
-        error: 'the process running it stopped before it finished (its lease ran out)',
-      },
-      now,
-      { retryable: true },
-    );
-  }
-}
-
-/**
- * Files the pool's jobs stored before `by_due` had a rank (they sort first in each state, with
- * no rank at all): once per pool and process, usually finding none.
- */
-async function placeUnranked(tx: WriteTransaction, pool: string): Promise<void> {
-  const now = Date.now();
-  for (const state of POOL_JOB_STATES) {
-    for (;;) {
-      const entries = await tx.scan({
-        table: POOL_JOBS,
-        index: BY_DUE,
-        ...dueRange(pool, state),
-        order: 'asc',
-        limit: 500,
-      });
-      const unranked = entries
-        .map((entry) => entry.document as PoolJob)
-        .filter((job) => job.rank === undefined);
-      await saveJobs(tx, unranked, now);
-      if (unranked.length < 500) break;
-    }
+    this.unwatchQueued(pool, job._id);
+    pool.queue[queuedAt] = renewed;
+    this.watchQueued(pool, renewed);
   }
 }

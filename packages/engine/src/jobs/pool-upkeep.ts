@@ -1,0 +1,142 @@
+/**
+ * A pool's upkeep, run by each runner every third of a lease (and once at start): the
+ * transactions that keep leases alive, bring back the jobs of runners that are gone, and forget
+ * results whose time is up. None of it is on the hot path; the runner (pool-runner.ts) only says
+ * which jobs it still holds.
+ *
+ *   running, owner = this runner, held here ──half the lease gone──▶ running (lease renewed)
+ *   running, owner gone (lease ran out) ──▶ pending again (never started: not an attempt)
+ *                                       ╰─▶ failed attempt, retried per policy (an action that started)
+ *   finished / failed past its ttl ──▶ deleted (with its edges)
+ */
+import { keySuccessor, type WriteTransaction } from '@sleigh/storage';
+import {
+  afterAttempt,
+  BY_DUE,
+  dueRange,
+  POOL_JOB_STATES,
+  POOL_JOBS,
+  saveJob,
+  saveJobs,
+  type PoolJob,
+} from './pool-jobs.js';
+import { forgetEdges, releaseDependents } from './pool-graph.js';
+
+/** Rows read per page while walking a range. */
+const PAGE = 500;
+
+/** What the upkeep needs to know of the runner doing it. */
+export interface LeaseHolder {
+  /** The runner's id, as claimed jobs name their owner. */
+  readonly owner: string;
+  readonly leaseMs: number;
+  /** Whether the runner still holds the job (running it, or queued to run). */
+  holds(id: string): boolean;
+  /** Called before a held job's renewed lease is written: its `by_due` key moves. */
+  renewing(job: PoolJob, renewed: PoolJob): void;
+}
+
+/**
+ * Renews the leases of the jobs `holder` holds once half of a lease is gone (fewer writes
+ * racing the cycles), and takes back the pool's running jobs whose lease ran out: every other
+ * runner's with `takeBackAll` (an exclusive store's only runner, starting).
+ */
+export async function renewAndTakeBack(
+  tx: WriteTransaction,
+  pool: string,
+  holder: LeaseHolder,
+  takeBackAll: boolean,
+  now: number,
+): Promise<void> {
+  const running = dueRange(pool, 'running');
+  let start = running.start;
+  for (;;) {
+    const entries = await tx.scan({
+      table: POOL_JOBS,
+      index: BY_DUE,
+      start,
+      end: running.end,
+      order: 'asc',
+      limit: PAGE,
+    });
+    for (const entry of entries) {
+      const job = entry.document as PoolJob;
+      if (job.owner === holder.owner) {
+        if (holder.holds(job._id) && job.due - now < holder.leaseMs / 2) {
+          const renewed = { ...job, due: now + holder.leaseMs };
+          holder.renewing(job, renewed);
+          await saveJob(tx, renewed);
+        }
+      } else if (takeBackAll || job.due < now) {
+        const back = takenBack(job, now);
+        await saveJob(tx, back);
+        await releaseDependents(tx, [back], now);
+      }
+    }
+    if (entries.length < PAGE) break;
+    start = keySuccessor(entries[entries.length - 1]!.key);
+  }
+}
+
+/** Deletes the pool's results past their ttl, and its dead letters past theirs. */
+export async function sweepExpired(tx: WriteTransaction, pool: string, now: number): Promise<void> {
+  // An indexed range each: their `due` is when they expire.
+  for (const state of ['finished', 'failed'] as const) {
+    for (const entry of await tx.scan({
+      table: POOL_JOBS,
+      index: BY_DUE,
+      ...dueRange(pool, state, now),
+      order: 'asc',
+      limit: PAGE,
+    })) {
+      const job = entry.document as PoolJob;
+      await forgetEdges(tx, job);
+      await tx.delete(POOL_JOBS, job._id);
+    }
+  }
+}
+
+/**
+ * A job whose runner is gone: a mutation or query never committed, and a job claimed ahead
+ * never started, so it simply runs again; an action that started may have done its work, so
+ * the lost attempt counts against its retries.
+ */
+export function takenBack(job: PoolJob, now: number): PoolJob {
+  if (job.kind !== 'action' || job.startedAt === undefined) {
+    const { owner: _owner, startedAt: _started, ...rest } = job;
+    return { ...rest, state: 'pending', due: now, attempt: job.attempt - 1 };
+  }
+  return afterAttempt(
+    job,
+    {
+      kind: 'failed',
+      error: 'the process running it stopped before it finished (its lease ran out)',
+    },
+    now,
+    { retryable: true },
+  );
+}
+
+/**
+ * Files the pool's jobs stored before `by_due` had a rank (they sort first in each state, with
+ * no rank at all): once per pool and process, usually finding none.
+ */
+export async function placeUnranked(tx: WriteTransaction, pool: string): Promise<void> {
+  const now = Date.now();
+  for (const state of POOL_JOB_STATES) {
+    for (;;) {
+      const entries = await tx.scan({
+        table: POOL_JOBS,
+        index: BY_DUE,
+        ...dueRange(pool, state),
+        order: 'asc',
+        limit: PAGE,
+      });
+      const unranked = entries
+        .map((entry) => entry.document as PoolJob)
+        .filter((job) => job.rank === undefined);
+      await saveJobs(tx, unranked, now);
+      if (unranked.length < PAGE) break;
+    }
+  }
+}
