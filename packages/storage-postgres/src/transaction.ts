@@ -77,10 +77,15 @@ export class PostgresTransaction implements WriteTransaction {
   catalogChanged = false;
   private savepoints = 0;
 
+  /**
+   * @param heardTs in a write transaction, the newest commit this process had heard of before
+   *   it began: its snapshot surely includes it (see `snapshotTimestamp`).
+   */
   constructor(
     readonly client: pg.PoolClient,
     private currentCatalog: Catalog,
     private readonly mode: 'read' | 'write',
+    private readonly heardTs: bigint = 0n,
   ) {}
 
   get hasBegun(): boolean {
@@ -170,8 +175,16 @@ export class PostgresTransaction implements WriteTransaction {
     return this.snapshotTimestamp();
   }
 
-  /** The snapshot's timestamp, also after the callback ended (for the commit record). */
+  /**
+   * The snapshot's timestamp, also after the callback ended (for a commit that wrote nothing).
+   *
+   * A write transaction answers with the newest commit this process had heard of when it began,
+   * which its snapshot includes, rather than reading `commits`: under SERIALIZABLE that read
+   * would conflict with every commit made meanwhile (each adds a row there), so any concurrent
+   * transaction that read what this one writes would be failed too, not only true cycles.
+   */
   snapshotTimestamp(): Promise<bigint> {
+    if (this.mode === 'write') return Promise.resolve(this.heardTs);
     this.snapshot ??= this.snapshotQuery();
     return this.snapshot;
   }

@@ -75,7 +75,12 @@ export interface Commit {
 export interface ReadTransaction {
   /** The catalog as of this transaction's start (plus its own changes, in a write transaction). */
   catalog(): Catalog;
-  /** The commit timestamp of the snapshot this transaction reads. */
+  /**
+   * The commit timestamp of the snapshot this transaction reads. In a write transaction on a
+   * shared database it may be an earlier commit the snapshot includes (the newest this process
+   * had heard of when the transaction began): learning the exact one would make the transaction
+   * conflict with every commit made meanwhile.
+   */
   timestamp(): Promise<bigint>;
   get(table: string, id: string): Promise<Document | null>;
   /** Many documents of one table by id, in the order asked (null where missing). */
