@@ -800,6 +800,7 @@ export class Engine implements Host, JobHost, PoolHost {
             continue;
           }
         } else if (StorageError.is(error) && error.retryable && attempt < MAX_ATTEMPTS) {
+          if (StorageError.is(error, 'conflict')) this.monitor.conflicts++;
           await sleep(Math.min(50, attempt) * Math.random());
           continue;
         }

@@ -54,6 +54,10 @@ export async function renderMetrics(
   gauge('sleigh_commits_per_second', 'Commit rate over the last ten seconds').set(
     monitor.commitsPerSecond(),
   );
+  counter(
+    'sleigh_mutation_conflicts_total',
+    'Mutation attempts on this server that lost a race to a concurrent transaction and ran again',
+  ).inc(monitor.conflicts);
   gauge('sleigh_subscriptions', 'Query subscriptions of connected clients').set(
     status.subscriptions,
   );

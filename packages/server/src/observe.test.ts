@@ -306,6 +306,7 @@ describe.each(DRIVERS)('the dashboard backend on $name', (driver) => {
       /^sleigh_function_executions_total\{kind="mutation",outcome="success"\} \d+$/m,
     );
     expect(text).toMatch(/^sleigh_commits_total \d+$/m);
+    expect(text).toMatch(/^sleigh_mutation_conflicts_total \d+$/m);
   });
 });
 

@@ -17,6 +17,8 @@ export class Monitor {
   version = 'unknown';
   /** Commits heard of since start (this process's and, on a shared database, the others'). */
   commits = 0;
+  /** Mutation attempts here that lost a race to a concurrent transaction and ran again. */
+  conflicts = 0;
   private readonly commitSeconds = new Map<number, number>();
   private readonly gauges = new Map<string, () => number>();
 
