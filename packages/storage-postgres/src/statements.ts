@@ -142,22 +142,23 @@ export const INSERT_ENTRIES = statement(
    SELECT * FROM unnest($1::integer[], $2::bytea[], $3::bigint[])`,
 );
 
-export const COMMIT_LOCK = statement('commit_lock', 'SELECT pg_advisory_xact_lock($1)');
-
 /**
- * Records the commit and notifies it (delivered by PostgreSQL at COMMIT, in commit order). Under
- * the commit lock the timestamp is the larger of the last one plus one and the wall clock in
- * nanoseconds; sequences ignore transactions, so the last one is always current even though this
- * transaction's snapshot is older. $3 is the channel, $4 the origin, $5 the payload's tail.
+ * Takes the commit lock ($1), then records the commit and notifies it (delivered by PostgreSQL
+ * at COMMIT, in commit order): one statement, where the lock's subquery (fenced by OFFSET 0, so
+ * it is not merged into the insert) yields its row before the timestamp is drawn. Under the lock
+ * the timestamp is the larger of the last one plus one and the wall clock in nanoseconds;
+ * sequences ignore transactions, so the last one is always current even though this
+ * transaction's snapshot is older. $4 is the channel, $5 the origin, $6 the payload's tail.
  */
-export const INSERT_COMMIT = statement(
-  'insert_commit',
+export const RECORD_COMMIT = statement(
+  'record_commit',
   `WITH c AS (
      INSERT INTO commits (ts, catalog_changed, writes)
-     VALUES (setval('commit_ts', greatest(nextval('commit_ts'),
-               (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint)), $1, $2)
+     SELECT setval('commit_ts', greatest(nextval('commit_ts'),
+              (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint)), $2, $3
+     FROM (SELECT pg_advisory_xact_lock($1) OFFSET 0) AS locked
      RETURNING ts)
-   SELECT ts::text AS ts, pg_notify($3, $4 || ':' || ts::text || ':' || $5) FROM c`,
+   SELECT ts::text AS ts, pg_notify($4, $5 || ':' || ts::text || ':' || $6) FROM c`,
 );
 
 /** Commit records from $1 on (that one included), up to $2 when not null, at most $3. */

@@ -286,9 +286,9 @@ export class PostgresStore implements Store {
       return { ts, writes: [], catalogChanged: false };
     }
     const writes = encodeWrites(tx.writes);
-    const locked = client.query(sql.COMMIT_LOCK([this.commitLock]));
     const recorded = client.query<{ ts: string }>(
-      sql.INSERT_COMMIT([
+      sql.RECORD_COMMIT([
+        this.commitLock,
         tx.catalogChanged,
         writes,
         this.feed.channel,
@@ -302,14 +302,13 @@ export class PostgresStore implements Store {
     } catch (error) {
       // A statement failed, so the transaction was aborted and COMMIT rolls it back; unless the
       // connection went, with COMMIT in flight: then it may have committed.
-      await Promise.allSettled([locked, recorded, committed]);
+      await Promise.allSettled([recorded, committed]);
       if (StorageError.is(error, StorageErrorCode.Unavailable))
         throw translateError(error.cause, true);
       throw error;
     }
     let ts: bigint;
     try {
-      await locked;
       ts = BigInt((await recorded).rows[0]!.ts);
     } catch (error) {
       // COMMIT of an aborted transaction rolls back; let it finish, then report the cause.
