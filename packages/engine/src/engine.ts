@@ -849,6 +849,8 @@ export class Engine implements Host, JobHost, PoolHost {
         }
         await options.hooks?.before?.(tx);
         const state = newTransactionState(tx, true, new ReadSet());
+        // Not only for getSnapshotTs: asking is what keeps mutations serialized in commit order
+        // on PostgreSQL (its driver's notes say how and at what cost).
         void this.trackSnapshot(tx, state);
         const execution = this.execution(info, state, args, options, logLines, seed);
         try {

@@ -47,7 +47,7 @@ describe('postgres store', () => {
     }
   });
 
-  it('commits concurrent writers that depend one way only, even when they asked their timestamp', async () => {
+  it('keeps writers that ask their timestamp in commit order: one that missed a write commits before it or not at all', async () => {
     const schema = freshSchema();
     const store = await openPostgresStore({ connectionString: databaseUrl(), schema });
     try {
@@ -56,8 +56,9 @@ describe('postgres store', () => {
       const items = store.catalog().requireTable('items').number;
       let bRead!: () => void;
       const read = new Promise<void>((resolve) => (bRead = resolve));
-      // A inserts into the range B reads; B writes what nobody reads. Serializable as B, then A,
-      // so both commit: asking a timestamp (as every mutation does) must not add a conflict.
+      // A inserts into the range B read; B writes what A never reads. PostgreSQL alone would
+      // commit both (B first in its serial order, though it commits second); every mutation asks
+      // its timestamp, and that keeps the serial order the commit order, so B must run again.
       const a = store.write(async (tx) => {
         await tx.timestamp();
         await tx.get('items', first!._id);
@@ -65,18 +66,22 @@ describe('postgres store', () => {
         await tx.insert('items', makeDocument(items, { k: 5 }));
       });
       const b = store.write(async (tx) => {
-        const ts = await tx.timestamp();
+        await tx.timestamp();
         const before = await tx.scan({ table: 'items', index: 'by_k', order: 'asc', limit: 10 });
         bRead();
         await a;
         await tx.replace('other', { ...other!, n: before.length });
-        return ts;
       });
-      const [, { value: ts }] = await Promise.all([a, b]);
-      expect((await store.read((tx) => tx.get('other', other!._id)))?.n).toBe(1);
-      // The timestamp is a commit the snapshot includes: the seeds', at least.
-      expect(ts).toBeGreaterThan(0n);
-      expect(ts).toBeLessThanOrEqual(await store.read((tx) => tx.timestamp()));
+      await a;
+      await expect(b).rejects.toSatisfy((error) =>
+        StorageError.is(error, StorageErrorCode.Conflict),
+      );
+      // Run again, B sees A's write.
+      await writeWithRetries(store, async (tx) => {
+        const now = await tx.scan({ table: 'items', index: 'by_k', order: 'asc', limit: 10 });
+        await tx.replace('other', { ...other!, n: now.length });
+      });
+      expect((await store.read((tx) => tx.get('other', other!._id)))?.n).toBe(2);
     } finally {
       await store.close();
     }

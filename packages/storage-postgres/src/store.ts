@@ -235,7 +235,7 @@ export class PostgresStore implements Store {
 
   async write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<WriteResult<T>> {
     const client = await this.connect();
-    const tx = new PostgresTransaction(client, this.currentCatalog, 'write', this.feed.delivered);
+    const tx = new PostgresTransaction(client, this.currentCatalog, 'write');
     let broken = false;
     try {
       let value: T;

@@ -77,15 +77,10 @@ export class PostgresTransaction implements WriteTransaction {
   catalogChanged = false;
   private savepoints = 0;
 
-  /**
-   * @param heardTs in a write transaction, the newest commit this process had heard of before
-   *   it began: its snapshot surely includes it (see `snapshotTimestamp`).
-   */
   constructor(
     readonly client: pg.PoolClient,
     private currentCatalog: Catalog,
     private readonly mode: 'read' | 'write',
-    private readonly heardTs: bigint = 0n,
   ) {}
 
   get hasBegun(): boolean {
@@ -178,13 +173,13 @@ export class PostgresTransaction implements WriteTransaction {
   /**
    * The snapshot's timestamp, also after the callback ended (for a commit that wrote nothing).
    *
-   * A write transaction answers with the newest commit this process had heard of when it began,
-   * which its snapshot includes, rather than reading `commits`: under SERIALIZABLE that read
-   * would conflict with every commit made meanwhile (each adds a row there), so any concurrent
-   * transaction that read what this one writes would be failed too, not only true cycles.
+   * In a write transaction this reads `commits`, which every commit adds a row to: under
+   * SERIALIZABLE, any two write transactions that both ask and overlap in time then conflict,
+   * and one runs again. That is what keeps the serialization order of mutations (which all ask:
+   * `ctx.meta.getSnapshotTs`) their commit order, as Convex's is and as readers of snapshots
+   * assume; PostgreSQL alone would let a mutation that missed another's write commit after it.
    */
   snapshotTimestamp(): Promise<bigint> {
-    if (this.mode === 'write') return Promise.resolve(this.heardTs);
     this.snapshot ??= this.snapshotQuery();
     return this.snapshot;
   }

@@ -76,10 +76,9 @@ export interface ReadTransaction {
   /** The catalog as of this transaction's start (plus its own changes, in a write transaction). */
   catalog(): Catalog;
   /**
-   * The commit timestamp of the snapshot this transaction reads. In a write transaction on a
-   * shared database it may be an earlier commit the snapshot includes (the newest this process
-   * had heard of when the transaction began): learning the exact one would make the transaction
-   * conflict with every commit made meanwhile.
+   * The commit timestamp of the snapshot this transaction reads. A write transaction that asks
+   * is serialized in commit order with every other that asks (see the PostgreSQL driver's notes):
+   * the engine asks in every mutation.
    */
   timestamp(): Promise<bigint>;
   get(table: string, id: string): Promise<Document | null>;
