@@ -141,7 +141,11 @@ export class SqliteTransaction implements WriteTransaction {
 
   async insert(table: string, document: Document): Promise<void> {
     this.check(true);
-    const info = this.currentCatalog.requireTable(table);
+    this.insertNow(table, this.currentCatalog.requireTable(table), document);
+  }
+
+  /** Inserts a document and its index entries, synchronously. */
+  private insertNow(table: string, info: TableInfo, document: Document): void {
     const serialized = prepareDocument(table, document);
     const key = toBuffer(idKey(document._id));
     const indexes = this.currentCatalog.indexes(table);
@@ -165,13 +169,32 @@ export class SqliteTransaction implements WriteTransaction {
   }
 
   async insertMany(table: string, documents: readonly Document[]): Promise<void> {
+    this.check(true);
     checkDistinct(table, documents, 'insertMany');
     if (documents.length === 0) return;
+    const info = this.currentCatalog.requireTable(table);
     // One process, no round trips: inserting one by one costs the same. A savepoint makes the
-    // batch all or nothing, as PostgreSQL's single statement is.
-    await this.subtransaction(async () => {
-      for (const document of documents) await this.insert(table, document);
-    });
+    // batch all or nothing, as PostgreSQL's single statement is; it all runs synchronously, so
+    // nothing else in the transaction (a concurrent call of the same function) runs inside it.
+    const db = this.conn.db;
+    const writes = this.writes.length;
+    const known = documents.map((document) => this.known.get(`${info.number}:${document._id}`));
+    db.exec('SAVEPOINT sleigh_insert_many');
+    try {
+      for (const document of documents) this.insertNow(table, info, document);
+      db.exec('RELEASE sleigh_insert_many');
+    } catch (error) {
+      db.exec('ROLLBACK TO sleigh_insert_many');
+      db.exec('RELEASE sleigh_insert_many');
+      this.writes.length = writes;
+      documents.forEach((document, i) => {
+        const key = `${info.number}:${document._id}`;
+        const before = known[i];
+        if (before === undefined) this.known.delete(key);
+        else this.known.set(key, before);
+      });
+      throw error;
+    }
   }
 
   /** The stored row of a document that must exist, or a NotFound error saying what was asked. */

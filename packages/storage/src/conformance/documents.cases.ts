@@ -240,6 +240,18 @@ export function documentCases(harness: HarnessFactory): void {
       });
     });
 
+    it('runs batch inserts of one transaction side by side (two enqueues at once)', async () => {
+      await withStore(harness(), async (store) => {
+        await seed(store, 't', [{ x: 0 }]);
+        const number = store.catalog().requireTable('t').number;
+        const batches = [1, 2].map((b) =>
+          [1, 2, 3].map((x) => makeDocument(number, { x: b * 10 + x })),
+        );
+        await store.write((tx) => Promise.all(batches.map((batch) => tx.insertMany('t', batch))));
+        expect(await store.read((tx) => tx.count('t'))).toBe(7);
+      });
+    });
+
     it('refuses a batch insert with a taken or repeated id as a whole, naming it', async () => {
       await withStore(harness(), async (store) => {
         const [taken] = await seed(store, 't', [{ x: 0 }]);
