@@ -283,30 +283,11 @@ export class PostgresTransaction implements WriteTransaction {
     checkDistinct(table, documents, 'insertMany');
     if (documents.length === 0) return;
     const info = this.currentCatalog.requireTable(table);
-    const indexes = this.currentCatalog.indexes(table);
     // Checked and serialized before anything is sent: a bad document sends nothing.
     const serialized = documents.map((document) => prepareDocument(table, document));
-    const idKeys = documents.map((document) => toBuffer(idKey(document._id)));
-    const addedIndexes: number[] = [];
-    const addedKeys: Buffer[] = [];
-    const addedOwners: Buffer[] = [];
-    documents.forEach((document, i) => {
-      for (const entry of diffIndexes(indexes, null, document, this.writes).added) {
-        addedIndexes.push(entry.index.id);
-        addedKeys.push(toBuffer(entry.key));
-        addedOwners.push(idKeys[i]!);
-      }
-      this.cache.set(this.cacheKey(info, document._id), document);
-    });
+    const { idKeys, added } = this.entryChanges(info, documents, null);
     this.send(
-      sql.INSERT_DOCUMENTS([
-        info.number,
-        idKeys,
-        JSON.stringify(serialized),
-        addedIndexes,
-        addedKeys,
-        addedOwners,
-      ]),
+      sql.INSERT_DOCUMENTS([info.number, idKeys, JSON.stringify(serialized), ...added]),
       (error) => duplicateId(error, table, documents),
     );
   }
@@ -354,31 +335,12 @@ export class PostgresTransaction implements WriteTransaction {
     checkDistinct(table, documents);
     if (documents.length === 0) return;
     const info = this.currentCatalog.requireTable(table);
-    const indexes = this.currentCatalog.indexes(table);
     const serialized = documents.map((document) => prepareDocument(table, document));
     // The old versions, fetched together (most are in the cache already).
     const olds = await Promise.all(
       documents.map((document) => this.existing(info, document._id, 'replace')),
     );
-    const idKeys = documents.map((document) => toBuffer(idKey(document._id)));
-    const removedIndexes: number[] = [];
-    const removedKeys: Buffer[] = [];
-    const addedIndexes: number[] = [];
-    const addedKeys: Buffer[] = [];
-    const addedOwners: Buffer[] = [];
-    documents.forEach((document, i) => {
-      const { removed, added } = diffIndexes(indexes, olds[i]!, document, this.writes);
-      for (const entry of removed) {
-        removedIndexes.push(entry.index.id);
-        removedKeys.push(toBuffer(entry.key));
-      }
-      for (const entry of added) {
-        addedIndexes.push(entry.index.id);
-        addedKeys.push(toBuffer(entry.key));
-        addedOwners.push(idKeys[i]!);
-      }
-      this.cache.set(this.cacheKey(info, document._id), document);
-    });
+    const { idKeys, removed, added } = this.entryChanges(info, documents, olds);
     this.send(
       sql.REPLACE_DOCUMENTS([
         info.number,
@@ -386,13 +348,45 @@ export class PostgresTransaction implements WriteTransaction {
         // One JSON array rather than a text[]: pg escapes array elements in JavaScript, six
         // times slower than JSON.stringify for documents full of quotes.
         JSON.stringify(serialized),
-        removedIndexes,
-        removedKeys,
-        addedIndexes,
-        addedKeys,
-        addedOwners,
+        ...removed,
+        ...added,
       ]),
     );
+  }
+
+  /**
+   * The index entries a batch of writes moves, as the bulk statements take them: entries
+   * removed (index ids, keys) and added (index ids, keys, the id key of each one's document).
+   * Records them in the write set and caches the documents as written. `olds` is null for
+   * inserts.
+   */
+  private entryChanges(
+    info: TableInfo,
+    documents: readonly Document[],
+    olds: readonly Document[] | null,
+  ): {
+    idKeys: Buffer[];
+    removed: [indexIds: number[], keys: Buffer[]];
+    added: [indexIds: number[], keys: Buffer[], owners: Buffer[]];
+  } {
+    const indexes = this.currentCatalog.indexes(info.name);
+    const idKeys = documents.map((document) => toBuffer(idKey(document._id)));
+    const removed: [number[], Buffer[]] = [[], []];
+    const added: [number[], Buffer[], Buffer[]] = [[], [], []];
+    documents.forEach((document, i) => {
+      const changes = diffIndexes(indexes, olds?.[i] ?? null, document, this.writes);
+      for (const entry of changes.removed) {
+        removed[0].push(entry.index.id);
+        removed[1].push(toBuffer(entry.key));
+      }
+      for (const entry of changes.added) {
+        added[0].push(entry.index.id);
+        added[1].push(toBuffer(entry.key));
+        added[2].push(idKeys[i]!);
+      }
+      this.cache.set(this.cacheKey(info, document._id), document);
+    });
+    return { idKeys, removed, added };
   }
 
   async delete(table: string, id: string): Promise<Document> {

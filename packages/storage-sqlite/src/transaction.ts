@@ -37,6 +37,11 @@ interface StoredRow {
   readonly document: Document;
 }
 
+/** A document's entry in what a write transaction knows. */
+function knownKey(table: TableInfo, id: string): string {
+  return `${table.number}:${id}`;
+}
+
 export class SqliteTransaction implements WriteTransaction {
   private ended = false;
   /** Old and new index keys of every write, in order: the commit's write set. */
@@ -101,7 +106,7 @@ export class SqliteTransaction implements WriteTransaction {
 
   /** A document and its row, from what this write transaction knows or from the database. */
   private stored(table: TableInfo, id: string): StoredRow | null {
-    let entry = this.known.get(`${table.number}:${id}`);
+    let entry = this.known.get(knownKey(table, id));
     if (entry === undefined) {
       entry = this.fetch(table, id);
       this.remember(table, id, entry);
@@ -110,7 +115,7 @@ export class SqliteTransaction implements WriteTransaction {
   }
 
   private remember(table: TableInfo, id: string, entry: StoredRow | null): void {
-    this.known.set(`${table.number}:${id}`, entry);
+    this.known.set(knownKey(table, id), entry);
   }
 
   async scan(request: ScanRequest): Promise<IndexEntry[]> {
@@ -178,7 +183,7 @@ export class SqliteTransaction implements WriteTransaction {
     // nothing else in the transaction (a concurrent call of the same function) runs inside it.
     const db = this.conn.db;
     const writes = this.writes.length;
-    const known = documents.map((document) => this.known.get(`${info.number}:${document._id}`));
+    const known = documents.map((document) => this.known.get(knownKey(info, document._id)));
     db.exec('SAVEPOINT sleigh_insert_many');
     try {
       for (const document of documents) this.insertNow(table, info, document);
@@ -188,10 +193,9 @@ export class SqliteTransaction implements WriteTransaction {
       db.exec('RELEASE sleigh_insert_many');
       this.writes.length = writes;
       documents.forEach((document, i) => {
-        const key = `${info.number}:${document._id}`;
         const before = known[i];
-        if (before === undefined) this.known.delete(key);
-        else this.known.set(key, before);
+        if (before === undefined) this.known.delete(knownKey(info, document._id));
+        else this.remember(info, document._id, before);
       });
       throw error;
     }
