@@ -235,8 +235,8 @@ export class PoolService {
       for (const i of order) {
         let job = jobs[i]!;
         const { dependsOn, onDependencyFailure, unique } = links[i]!;
+        if (onDependencyFailure !== undefined) job = { ...job, onDependencyFailure };
         if (list.length > 1 && unique === null && dependsOn.length === 0) {
-          if (onDependencyFailure !== undefined) job = { ...job, onDependencyFailure };
           batch.push({ ...job, _creationTime: this.creationTime() });
           ids[i] = job._id;
           continue;
@@ -260,7 +260,6 @@ export class PoolService {
           }
           job = { ...job, uniqueKey: unique.key };
         }
-        if (onDependencyFailure !== undefined) job = { ...job, onDependencyFailure };
         if (dependsOn.length > 0) {
           const parentIds = dependsOn.map((ref) =>
             typeof ref === 'string' ? ref : ids[ref.item]!,
