@@ -12,7 +12,8 @@
  *   together.
  * - Isolation: pools never share slots, timers or cycles, so a flooded pool delays no other.
  * - Direct dispatch: a job enqueued alone into a pool idle here is claimed by the enqueuing
- *   transaction itself (`claim`) and started when that commit is announced (`adopt`).
+ *   transaction itself (`claim`) and started when that commit is announced (`adopt`); that
+ *   transaction's count of the pool, read alongside, hands it back if no slot was free.
  * - On an exclusive store (SQLite) claims stay in memory: claimed jobs are still pending in the
  *   database until their start (if they outlive a cycle) or their outcome is written.
  * - Mutation jobs run exactly once: the mutation's transaction checks the job is still this
@@ -51,6 +52,7 @@ import {
   ended,
   dueRange,
   getPoolJob,
+  placed,
   POOL_JOBS,
   POOLS,
   saveJob,
@@ -183,6 +185,8 @@ interface Expected {
   /** The job as the database has it once that transaction commits. */
   readonly stored: PoolJob;
   readonly readyAt: number;
+  /** Whether the pool had a free slot and nothing ahead, as the enqueuing transaction read. */
+  readonly free: Promise<boolean>;
 }
 
 export class PoolRunner implements LocalRunner {
@@ -345,15 +349,21 @@ export class PoolRunner implements LocalRunner {
   }
 
   /**
-   * Claims a job in the transaction that enqueues it, when its pool is idle here, has a free
-   * slot (counted in that transaction, as a cycle counts) and nothing ahead of it. On an
-   * exclusive store the claim stays in memory, as every claim there.
+   * Offers to claim a job in the transaction that enqueues it, when its pool is idle here: the
+   * job to insert (claimed, or pending on an exclusive store, whose claims stay in memory).
+   *
+   * Whether the pool really had a free slot and nothing waiting ahead is asked in the same
+   * transaction (as a cycle counts) but not waited for: the reads go out with the insert and
+   * their answers are in before COMMIT's, so the enqueue costs no extra round trip. The answer
+   * is looked at when the commit is announced (`adopt`): a job claimed without a free slot is
+   * handed back, uncharged, never started. Serializable transactions make the answer hold at
+   * commit, as a cycle's count does.
    */
-  async claim(tx: WriteTransaction, job: PoolJob, now: number): Promise<void> {
+  claim(tx: WriteTransaction, job: PoolJob, now: number): PoolJob | null {
     const pool = this.pools.get(job.pool);
-    if (!this.active || pool === undefined || isLimited(pool.options)) return;
+    if (!this.active || pool === undefined || isLimited(pool.options)) return null;
     if (pool.cycling || pool.running.size > 0 || pool.queue.length > 0 || pool.ended.length > 0) {
-      return;
+      return null;
     }
     const max = pool.options.maxParallelism;
     const scan = (state: 'pending' | 'running', limit: number) =>
@@ -364,18 +374,25 @@ export class PoolRunner implements LocalRunner {
         order: 'asc',
         limit,
       });
-    const [ahead, running] = await Promise.all([
-      scan('pending', 1),
-      this.exclusive ? Promise.resolve([]) : scan('running', max),
-    ]);
-    if ((ahead[0]?.document as PoolJob | undefined)?._id !== job._id || running.length >= max) {
-      return;
-    }
+    // Sent before the insert, so neither read sees the job itself.
+    const ahead = scan('pending', 1);
+    const running = this.exclusive ? Promise.resolve([]) : scan('running', max);
+    const free = Promise.all([ahead, running]).then(
+      ([pending, busy]) => pending.length === 0 && busy.length < max,
+    );
+    // A failed read fails the transaction itself, and then nothing is adopted.
+    free.catch(() => undefined);
     const claimed = this.claimed(job, now);
-    const stored = this.exclusive ? job : await saveJob(tx, claimed, now);
+    const stored = this.exclusive ? job : placed(claimed, now);
     const key = this.dueKey(stored);
-    if (key === null) return;
-    this.expected.set(key, { job: this.exclusive ? claimed : stored, stored, readyAt: job.due });
+    if (key === null) return null;
+    this.expected.set(key, {
+      job: this.exclusive ? claimed : stored,
+      stored,
+      readyAt: job.due,
+      free,
+    });
+    return stored;
   }
 
   /**
@@ -391,18 +408,41 @@ export class PoolRunner implements LocalRunner {
     this.askCycle(pool);
   }
 
-  /** Takes over a job its enqueuing transaction claimed, now committed, and starts it. */
-  private adopt({ job, stored, readyAt }: Expected): void {
-    const pool = this.pools.get(job.pool);
-    // Not ours to start after all: a pending one is claimed as usual, a running one taken back
-    // when its lease runs out (uncharged, as it never started).
-    if (pool === undefined || !this.active) return;
-    pool.readyAt.set(job._id, readyAt);
-    if (this.exclusive) pool.unclaimed.add(job._id);
-    pool.queue.push(job);
-    this.watchQueued(pool, stored);
-    // Started once the committing code has returned, not inside its commit.
-    queueMicrotask(() => this.drain(pool));
+  /**
+   * Takes over a job its enqueuing transaction claimed, now committed, and starts it; or hands
+   * it back when that transaction found no free slot.
+   */
+  private adopt({ job, stored, readyAt, free }: Expected): void {
+    void free.then((isFree) => {
+      const pool = this.pools.get(job.pool);
+      // Not ours to start after all: a pending one is claimed as usual, a running one taken
+      // back when its lease runs out (uncharged, as it never started).
+      if (pool === undefined || !this.active) return;
+      if (!isFree) {
+        // Pending in the database on an exclusive store: its commit has woken a cycle.
+        if (!this.exclusive) this.handBack(pool, job, readyAt);
+        return;
+      }
+      pool.readyAt.set(job._id, readyAt);
+      if (this.exclusive) pool.unclaimed.add(job._id);
+      pool.queue.push(job);
+      this.watchQueued(pool, stored);
+      this.drain(pool);
+    });
+  }
+
+  /** Makes a job claimed without a free slot pending again, where it was in line, uncharged. */
+  private handBack(pool: PoolState, job: PoolJob, due: number): void {
+    writeWithRetry(this.store, async (tx) => {
+      const current = await getPoolJob(tx, job._id);
+      if (current?.state !== 'running' || current.owner !== this.id) return;
+      if (current.startedAt !== undefined) return;
+      const { owner: _owner, ...rest } = current;
+      await saveJob(tx, { ...rest, state: 'pending', due, attempt: current.attempt - 1 });
+    }).catch((error: unknown) =>
+      // Its lease runs out and the upkeep takes it back, uncharged.
+      this.log(`workpool "${pool.name}": could not hand back job ${job._id}: ${String(error)}`),
+    );
   }
 
   private async loadPools(): Promise<void> {

@@ -27,6 +27,7 @@ import {
   newPoolId,
   newPoolJobId,
   insertJob,
+  placed,
   insertJobs,
   POOL_JOBS,
   POOLS,
@@ -74,11 +75,12 @@ export interface PoolFunctions {
 /** What enqueueing asks of this process's pool runner, while one runs. */
 export interface LocalRunner {
   /**
-   * Claims `job` (just inserted, pending) in `tx` when it may start now: a job enqueued alone
-   * into a pool idle here starts as that transaction commits, without waiting for a claim of
-   * its own (a transaction and its round trips, on PostgreSQL).
+   * Offers to claim `job` (pending, about to be inserted by `tx`) when it may start now: the
+   * job to insert instead, or null. A job enqueued alone into a pool idle here starts as that
+   * transaction commits, without waiting for a claim of its own (a transaction and its round
+   * trips, on PostgreSQL).
    */
-  claim(tx: WriteTransaction, job: PoolJob, now: number): Promise<void>;
+  claim(tx: WriteTransaction, job: PoolJob, now: number): PoolJob | null;
   /** Whether a job started here and its outcome is not recorded yet. */
   startedHere(jobId: string): boolean;
 }
@@ -266,10 +268,13 @@ export class PoolService {
           );
           job = await linkDependencies(tx, job, parentIds, now, this.creationTime, parents);
         }
-        const stored = await insertJob(tx, { ...job, _creationTime: this.creationTime() });
+        const ready = placed({ ...job, _creationTime: this.creationTime() }, now);
+        const claimed =
+          list.length === 1 && ready.state === 'pending'
+            ? this.runner?.claim(tx, ready, now)
+            : null;
+        await insertJob(tx, claimed ?? ready, now);
         ids[i] = job._id;
-        if (list.length === 1 && stored.state === 'pending')
-          await this.runner?.claim(tx, stored, now);
       }
       await insertBatch();
       await parents.save(tx, now);

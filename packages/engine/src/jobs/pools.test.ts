@@ -349,6 +349,35 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     },
   );
 
+  it.runIf(driver.name === 'postgres')(
+    'hands back, uncharged, a job its enqueue claimed while another runner filled the pool',
+    async () => {
+      const place = driver.place();
+      const a = await startApp('pools', driver, { store: await place.open() });
+      const b = await startApp('pools', driver, { store: await place.open() });
+      b.startJobs({ exclusive: false });
+      const busy = await enqueue(b, { pool: 'narrow', label: 'hold', ms: 600, count: 3 });
+      await expect
+        .poll(async () => (await statuses(b, 'narrow', busy)).map((status) => status.state))
+        .toEqual(['running', 'running', 'running']);
+      // Idle as far as runner a knows: its enqueue claims the job, and finds no free slot.
+      a.startJobs({ exclusive: false });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const [late] = await enqueue(a, { pool: 'narrow', label: 'late', ms: 1 });
+      await expect.poll(() => allFinished(a, 'narrow', [...busy, late!])).toBe(true);
+      const holds = await events(a, 'hold:peak');
+      const [start] = await events(a, 'late');
+      // Started only once a slot was free, once, as its first attempt.
+      expect(start!.at).toBeGreaterThanOrEqual(Math.min(...holds.map((event) => event.at)));
+      expect(await events(a, 'late')).toHaveLength(1);
+      const jobs = (await call(a.query('pools:jobs', {}))) as Array<{
+        _id: string;
+        attempt: number;
+      }>;
+      expect(jobs.find((job) => job._id === late)?.attempt).toBe(1);
+    },
+  );
+
   const two = driver.name === 'postgres' ? ', on two runners' : '';
   it(`holds maxParallelism for jobs enqueued one at a time into an idle pool, all at once${two}`, async () => {
     // Each enqueue may claim its job itself (the pool is idle here): the claims must still add
