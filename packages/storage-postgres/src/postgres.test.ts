@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { StorageError, StorageErrorCode } from '@sleigh/storage';
+import { encodeKey, prefixEnd, StorageError, StorageErrorCode } from '@sleigh/storage';
 import { makeDocument, seed, writeWithRetries } from '@sleigh/storage/conformance';
 import { databaseUrl } from '@sleigh/testing';
 import pg from 'pg';
@@ -127,6 +127,57 @@ describe('postgres store', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('vacuums the index table after heavy churn, so a range emptied by it is quick to scan again', async () => {
+    const client = new pg.Client({ connectionString: databaseUrl() });
+    await client.connect();
+    onTestFinished(() => client.end());
+    /** A burst of jobs moving from pending to done; then the pages a scan of pending reads. */
+    const churn = async (vacuumAfterKeys: number) => {
+      const schema = freshSchema();
+      const store = await openPostgresStore({
+        connectionString: databaseUrl(),
+        schema,
+        vacuumAfterKeys,
+      });
+      onTestFinished(() => store.close());
+      const jobs = await seed(store, 'jobs', [], { by_state: ['state'] });
+      expect(jobs).toEqual([]);
+      const number = store.catalog().requireTable('jobs').number;
+      for (let batch = 0; batch < 5; batch++) {
+        const docs = Array.from({ length: 1000 }, (_, i) =>
+          makeDocument(number, { state: 'pending', i }),
+        );
+        await store.write((tx) => tx.insertMany('jobs', docs));
+        await store.write((tx) =>
+          tx.replaceMany(
+            'jobs',
+            docs.map((doc) => ({ ...doc, state: 'done' })),
+          ),
+        );
+      }
+      const index = store.catalog().requireIndex('jobs', 'by_state');
+      return async () => {
+        const { rows } = await client.query<{ 'QUERY PLAN': string }>(
+          `EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) SELECT doc FROM ${schema}.index_entries
+            WHERE index_id = $1 AND key >= $2 AND key < $3 ORDER BY key LIMIT 1`,
+          [
+            index.id,
+            Buffer.from(encodeKey(['pending'])),
+            Buffer.from(prefixEnd(encodeKey(['pending']))),
+          ],
+        );
+        const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
+        return Number(/Buffers: shared hit=(\d+)/.exec(plan)?.[1] ?? 0);
+      };
+    };
+    // Left to autovacuum, the 5,000 dead entries stay where the next scan has to walk them...
+    const untouched = await churn(0);
+    expect(await untouched()).toBeGreaterThan(20);
+    // ...vacuumed after the churn, the range is as cheap as an empty one.
+    const vacuumed = await churn(2000);
+    await expect.poll(vacuumed, { timeout: 10_000, interval: 200 }).toBeLessThanOrEqual(4);
   });
 
   it('says clearly when the database cannot be reached', async () => {

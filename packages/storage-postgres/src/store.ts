@@ -34,6 +34,7 @@ import { lockKey, migrate } from './migrations.js';
 import { quoteIdentifier, translateError } from './sql.js';
 import * as sql from './statements.js';
 import { PostgresTransaction } from './transaction.js';
+import { ChurnVacuum } from './vacuum.js';
 
 export interface PostgresStoreOptions {
   /** A PostgreSQL connection URL, e.g. postgres://user@host:5432/db. */
@@ -47,6 +48,12 @@ export interface PostgresStoreOptions {
    * changed) are kept; older ones are trimmed in the background. Default 10 minutes.
    */
   readonly commitRetentionMs?: number;
+  /**
+   * Vacuum the index table once this process's commits have written this many index keys since
+   * the last time, at most a tenth of the time (vacuum.ts says why). Default 20,000; 0 leaves it
+   * all to autovacuum.
+   */
+  readonly vacuumAfterKeys?: number;
 }
 
 /** Trim the commit log after this many local commits. */
@@ -84,6 +91,7 @@ export class PostgresStore implements Store {
   private readonly closing = new Set<Promise<void>>();
   private closed = false;
   private commitsSinceTrim = 0;
+  private readonly vacuum: ChurnVacuum | null;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -92,8 +100,18 @@ export class PostgresStore implements Store {
     private readonly retentionMs: number,
     connectionString: string,
     head: bigint,
+    vacuumAfterKeys: number,
   ) {
     this.commitLock = lockKey(schema, 'commit');
+    const log = (message: string) => console.error(`sleigh: ${message}`);
+    this.vacuum =
+      vacuumAfterKeys > 0
+        ? new ChurnVacuum(
+            async () => void (await pool.query('VACUUM (SKIP_LOCKED) index_entries')),
+            vacuumAfterKeys,
+            log,
+          )
+        : null;
     this.feed = new CommitFeed(
       {
         connectionString,
@@ -101,7 +119,7 @@ export class PostgresStore implements Store {
         applicationName: this.applicationName,
         pool,
         deliver: (commit, local) => this.deliver(commit, local),
-        log: (message) => console.error(`sleigh: ${message}`),
+        log,
       },
       head,
     );
@@ -139,6 +157,7 @@ export class PostgresStore implements Store {
           options.commitRetentionMs ?? 10 * 60_000,
           options.connectionString,
           BigInt(head.rows[0]!.ts),
+          options.vacuumAfterKeys ?? 20_000,
         );
         await store.feed.start();
         return store;
@@ -265,6 +284,7 @@ export class PostgresStore implements Store {
         this.wake(commit);
         this.feed.committed(commit);
         if (++this.commitsSinceTrim >= TRIM_EVERY) this.trimCommits();
+        this.vacuum?.wrote(commit.writes.length);
       }
       return { value, commit };
     } finally {
@@ -375,6 +395,7 @@ export class PostgresStore implements Store {
     if (this.closed) return;
     this.closed = true;
     await this.feed.close();
+    await this.vacuum?.close();
     await Promise.all(this.closing);
     await this.pool.end();
   }
