@@ -110,6 +110,8 @@ export interface PoolJob extends Document {
   failures: Attempt[];
   /** When the running attempt started; absent while a job claimed ahead waits for a slot. */
   startedAt?: number;
+  /** How many times it was taken back from a runner that was gone (pool-upkeep.ts). */
+  takeBacks?: number;
   owner?: string;
   result?: RunResult;
   finishedAt?: number;

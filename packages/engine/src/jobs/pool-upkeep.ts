@@ -6,7 +6,8 @@
  *
  *   running, owner = this runner, held here ──half the lease gone──▶ running (lease renewed)
  *   running, owner gone (lease ran out) ──▶ pending again (never started: not an attempt)
- *                                       ╰─▶ failed attempt, retried per policy (an action that started)
+ *                                       ╰─▶ failed attempt, retried per policy (an action that
+ *                                           started, or any job taken back a third time)
  *   finished / failed past its ttl ──▶ deleted (with its edges)
  */
 import { keySuccessor, type WriteTransaction } from '@sleigh/storage';
@@ -97,24 +98,29 @@ export async function sweepExpired(tx: WriteTransaction, pool: string, now: numb
 }
 
 /**
+ * Take-backs that cost a job nothing, when its runner went before its start was recorded (or
+ * during a mutation, which never committed). The next one counts as a failed attempt: a job
+ * that kills its process at once (a poison pill) would otherwise go round the fleet forever.
+ * A job merely claimed ahead by a runner that died is charged only if that happens thrice.
+ */
+export const FREE_TAKE_BACKS = 2;
+
+/**
  * A job whose runner is gone: a mutation or query never committed, and a job claimed ahead
- * never started, so it simply runs again; an action that started may have done its work, so
- * the lost attempt counts against its retries.
+ * never started, so it simply runs again (up to FREE_TAKE_BACKS times); an action that started
+ * may have done its work, so the lost attempt counts against its retries.
  */
 export function takenBack(job: PoolJob, now: number): PoolJob {
-  if (job.kind !== 'action' || job.startedAt === undefined) {
+  const takeBacks = (job.takeBacks ?? 0) + 1;
+  const started = job.kind === 'action' && job.startedAt !== undefined;
+  if (!started && takeBacks <= FREE_TAKE_BACKS) {
     const { owner: _owner, startedAt: _started, ...rest } = job;
-    return { ...rest, state: 'pending', due: now, attempt: job.attempt - 1 };
+    return { ...rest, state: 'pending', due: now, attempt: job.attempt - 1, takeBacks };
   }
-  return afterAttempt(
-    job,
-    {
-      kind: 'failed',
-      error: 'the process running it stopped before it finished (its lease ran out)',
-    },
-    now,
-    { retryable: true },
-  );
+  const error = started
+    ? 'the process running it stopped before it finished (its lease ran out)'
+    : `the process holding it stopped ${takeBacks} times before it was known to start (it may be what stops them)`;
+  return afterAttempt({ ...job, takeBacks }, { kind: 'failed', error }, now, { retryable: true });
 }
 
 /**

@@ -8,6 +8,7 @@ import type { JSONValue, Value } from 'convex/values';
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.js';
 import { DRIVERS, startApp } from '../test-harness.js';
+import { getPoolJob, saveJob, type PoolJob } from './pool-jobs.js';
 import { call } from './test-calls.js';
 
 interface Event {
@@ -330,6 +331,44 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
         returnValue: 'orphan done',
       });
     expect((await events(rescuer, 'orphan')).length).toBe(2);
+  });
+
+  it('charges a job taken back from gone runners a third time, so a poison pill cannot loop forever', async () => {
+    const engine = await startApp('pools', driver);
+    const [once] = await enqueue(engine, { pool: 'retrying', label: 'lost-once', ms: 1 });
+    const [thrice] = await enqueue(engine, { pool: 'retrying', label: 'lost-thrice', ms: 1 });
+    // As runners that died left them: claimed, not known to have started, their leases run out;
+    // the second was already taken back twice.
+    await engine.store.write(async (tx) => {
+      for (const [id, takeBacks] of [
+        [once!, 0],
+        [thrice!, 2],
+      ] as const) {
+        const job = (await getPoolJob(tx, id))!;
+        await saveJob(tx, {
+          ...job,
+          state: 'running',
+          owner: 'pool-runner-gone',
+          attempt: job.attempt + 1,
+          due: Date.now() - 1,
+          takeBacks,
+        });
+      }
+    });
+    engine.startJobs({ exclusive: false });
+    await expect
+      .poll(() => allFinished(engine, 'retrying', [once!, thrice!]), { timeout: 10_000 })
+      .toBe(true);
+    const jobs = (await call(engine.query('pools:jobs', {}))) as unknown as PoolJob[];
+    const job = (id: string) => jobs.find((candidate) => candidate._id === id);
+    // Taken back once: runs as if nothing happened.
+    expect(job(once!)).toMatchObject({ attempt: 1, failures: [], takeBacks: 1 });
+    // Taken back a third time: that counts as a failed attempt, retried per the pool's policy.
+    expect(job(thrice!)).toMatchObject({ attempt: 2, takeBacks: 3 });
+    expect(job(thrice!)?.failures.map((failure) => failure.error)).toEqual([
+      'the process holding it stopped 3 times before it was known to start (it may be what stops them)',
+    ]);
+    expect(await events(engine, 'lost-thrice')).toHaveLength(1);
   });
 
   it.runIf(driver.name === 'postgres')(
