@@ -28,14 +28,9 @@ import {
   type WrittenKey,
 } from '@sleigh/storage';
 import { MAX_KEY, MIN_KEY, toBuffer, type Connection } from './connection.js';
+import type { RecentDocuments, StoredRow } from './recent.js';
 
 const BACKFILL_PAGE = 1000;
-
-/** A document with its row id (what index entries point at). */
-interface StoredRow {
-  readonly doc: number;
-  readonly document: Document;
-}
 
 /** A document's entry in what a write transaction knows. */
 function knownKey(table: TableInfo, id: string): string {
@@ -56,7 +51,14 @@ export class SqliteTransaction implements WriteTransaction {
     private currentCatalog: Catalog,
     private readonly ts: bigint,
     private readonly writable: boolean,
+    /** What recent write transactions knew (write transactions only; recent.ts). */
+    private readonly recent: RecentDocuments | null = null,
   ) {}
+
+  /** What this transaction knows of documents now, for the store to keep once it commits. */
+  get knownDocuments(): ReadonlyMap<string, StoredRow | null> {
+    return this.known;
+  }
 
   end(): void {
     this.ended = true;
@@ -106,10 +108,12 @@ export class SqliteTransaction implements WriteTransaction {
 
   /** A document and its row, from what this write transaction knows or from the database. */
   private stored(table: TableInfo, id: string): StoredRow | null {
-    let entry = this.known.get(knownKey(table, id));
+    const key = knownKey(table, id);
+    let entry = this.known.get(key);
     if (entry === undefined) {
-      entry = this.fetch(table, id);
-      this.remember(table, id, entry);
+      entry = this.recent?.get(key);
+      if (entry === undefined) entry = this.fetch(table, id);
+      this.known.set(key, entry);
     }
     return entry;
   }
@@ -132,11 +136,21 @@ export class SqliteTransaction implements WriteTransaction {
       end: request.end === undefined ? MAX_KEY : toBuffer(request.end),
       limit: request.limit,
     };
-    const values =
-      index.name === BY_ID
-        ? this.conn.scanDocuments(request.order, params)
-        : this.conn.scanEntries(request.order, params);
-    return values.map((value) => storedEntry(index, value));
+    if (index.name === BY_ID) {
+      return this.conn
+        .scanDocuments(request.order, params)
+        .map((value) => storedEntry(index, value));
+    }
+    if (!this.writable) {
+      return this.conn.scanEntries(request.order, params).map((value) => storedEntry(index, value));
+    }
+    // A write transaction remembers the documents it parses, as it does those it gets.
+    return this.conn.scanEntryRows(request.order, params).map(({ doc, value }) =>
+      storedEntry(index, value, (document) => {
+        const key = knownKey(table, document._id);
+        if (!this.known.has(key)) this.known.set(key, { doc, document });
+      }),
+    );
   }
 
   async count(table: string): Promise<number> {
