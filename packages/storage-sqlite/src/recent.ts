@@ -18,7 +18,7 @@
  * - a commit that changed the catalog forgets it all too;
  * - documents are values: nobody changes one in place (the drivers' contract already).
  *
- *   empty ──committed transaction──▶ holds what it knew (oldest dropped past `max`)
+ *   empty ──committed transaction──▶ holds what it knew (oldest dropped past its bounds)
  *     ▲                                              │
  *     ╰─── another connection committed / catalog ───╯
  */
@@ -28,12 +28,19 @@ import type { Document } from '@sleigh/storage';
 export interface StoredRow {
   readonly doc: number;
   readonly document: Document;
+  /** Its stored text's length: what keeping it costs, roughly. */
+  readonly size: number;
 }
 
 export class RecentDocuments {
   private readonly rows = new Map<string, StoredRow | null>();
+  private bytes = 0;
 
-  constructor(private readonly max: number) {}
+  /** Keeps at most `max` documents and about `maxBytes` of them (a large one is not kept). */
+  constructor(
+    private readonly max: number,
+    private readonly maxBytes: number,
+  ) {}
 
   /** What is known of `key` (`table:id`): a row, null (none), or undefined (not known). */
   get(key: string): StoredRow | null | undefined {
@@ -44,18 +51,26 @@ export class RecentDocuments {
   absorb(known: ReadonlyMap<string, StoredRow | null>): void {
     for (const [key, row] of known) {
       // Re-inserted, so the most recent stay longest.
-      this.rows.delete(key);
+      this.forget(key);
+      if (row !== null && row.size > this.maxBytes / 100) continue;
       this.rows.set(key, row);
+      this.bytes += row?.size ?? 0;
     }
-    if (this.rows.size <= this.max) return;
-    let excess = this.rows.size - this.max;
     for (const key of this.rows.keys()) {
-      if (excess-- <= 0) break;
-      this.rows.delete(key);
+      if (this.rows.size <= this.max && this.bytes <= this.maxBytes) break;
+      this.forget(key);
     }
+  }
+
+  private forget(key: string): void {
+    const row = this.rows.get(key);
+    if (row === undefined) return;
+    this.bytes -= row?.size ?? 0;
+    this.rows.delete(key);
   }
 
   clear(): void {
     this.rows.clear();
+    this.bytes = 0;
   }
 }

@@ -50,8 +50,10 @@ class WriteQueue {
   }
 }
 
-/** Documents recent write transactions knew, kept for the next ones (recent.ts). */
+/** Documents recent write transactions knew, kept for the next ones (recent.ts): how many. */
 const RECENT_DOCUMENTS = 10_000;
+/** ...and about how much of their stored text, at most. */
+const RECENT_BYTES = 16 * 1024 * 1024;
 
 function nextTimestamp(previous: bigint): bigint {
   const now = BigInt(Date.now()) * 1_000_000n;
@@ -74,7 +76,7 @@ export class SqliteStore implements Store {
   private currentCatalog: Catalog;
   private head: bigint;
   private closed = false;
-  private readonly recent = new RecentDocuments(RECENT_DOCUMENTS);
+  private readonly recent = new RecentDocuments(RECENT_DOCUMENTS, RECENT_BYTES);
   /** The file's data_version as of this store's last write transaction (recent.ts). */
   private dataVersion = -1;
 

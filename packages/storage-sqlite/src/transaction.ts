@@ -103,7 +103,9 @@ export class SqliteTransaction implements WriteTransaction {
   /** A document and its row, from the database. */
   private fetch(table: TableInfo, id: string): StoredRow | null {
     const row = this.conn.getDocument(table.number, toBuffer(idKey(id)));
-    return row === undefined ? null : { doc: row.doc, document: deserializeDocument(row.value) };
+    return row === undefined
+      ? null
+      : { doc: row.doc, document: deserializeDocument(row.value), size: row.value.length };
   }
 
   /** A document and its row, from what this write transaction knows or from the database. */
@@ -148,7 +150,7 @@ export class SqliteTransaction implements WriteTransaction {
     return this.conn.scanEntryRows(request.order, params).map(({ doc, value }) =>
       storedEntry(index, value, (document) => {
         const key = knownKey(table, document._id);
-        if (!this.known.has(key)) this.known.set(key, { doc, document });
+        if (!this.known.has(key)) this.known.set(key, { doc, document, size: value.length });
       }),
     );
   }
@@ -180,7 +182,7 @@ export class SqliteTransaction implements WriteTransaction {
       }
       throw error;
     }
-    this.remember(info, document._id, { doc, document });
+    this.remember(info, document._id, { doc, document, size: serialized.length });
     for (const { index, key: entryKey } of diffIndexes(indexes, null, document, this.writes)
       .added) {
       this.conn.insertEntry(index.id, toBuffer(entryKey), doc);
@@ -234,7 +236,7 @@ export class SqliteTransaction implements WriteTransaction {
     const { doc, old } = this.existing(info, document._id, 'replace');
     const indexes = this.currentCatalog.indexes(table);
     this.conn.updateDocument(doc, serialized);
-    this.remember(info, document._id, { doc, document });
+    this.remember(info, document._id, { doc, document, size: serialized.length });
     const { removed, added } = diffIndexes(indexes, old, document, this.writes);
     for (const { index, key } of removed) this.conn.deleteEntry(index.id, toBuffer(key));
     for (const { index, key } of added) this.conn.insertEntry(index.id, toBuffer(key), doc);
