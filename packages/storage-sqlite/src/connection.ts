@@ -94,20 +94,6 @@ export class Connection {
       .all(p.index, p.start, p.end, p.limit);
   }
 
-  /** scanEntries with each document's row (a write transaction remembers what it parses). */
-  scanEntryRows(order: 'asc' | 'desc', p: ScanParams): DocumentRow[] {
-    return this.prepare<[number, Buffer, Buffer, number], DocumentRow>(
-      `SELECT d.doc, d.value FROM sleigh_index_entries e JOIN sleigh_documents d ON d.doc = e.doc
-       WHERE e.index_id = ? AND e.key >= ? AND e.key < ?
-       ORDER BY e.key ${order === 'asc' ? 'ASC' : 'DESC'} LIMIT ?`,
-    ).all(p.index, p.start, p.end, p.limit);
-  }
-
-  /** Changes whenever another connection (another process) committed to the file. */
-  dataVersion(): number {
-    return this.prepare<[], number>('PRAGMA data_version').pluck().get()!;
-  }
-
   backfillPage(table: number, after: Buffer, limit: number): BackfillRow[] {
     return this.prepare<[number, Buffer, number], BackfillRow>(
       `SELECT doc, id_key, value FROM sleigh_documents

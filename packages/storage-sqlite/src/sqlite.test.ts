@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { StorageError, StorageErrorCode } from '@sleigh/storage';
 import { makeDocument, seed } from '@sleigh/storage/conformance';
 import { tempDir } from '@sleigh/testing';
@@ -47,47 +46,6 @@ describe('sqlite store', () => {
         expect(result.after).toBe(result.ts);
       }
       expect(new Set(results.map((r) => r.first)).size).toBeGreaterThan(2);
-    } finally {
-      await store.close();
-    }
-  });
-
-  it('finds what recent write transactions knew, but never what rolled back or what another connection changed', async () => {
-    const path = join(tempDir(), 'db.sqlite');
-    const store = await openSqliteStore({ path });
-    try {
-      const [doc] = await seed(store, 't', [{ n: 1 }], { by_n: ['n'] });
-      const get = () => store.write((tx) => tx.get('t', doc!._id)).then(({ value }) => value?.n);
-      // Read by a scan in one write transaction; written from what the next one knows.
-      await store.write((tx) =>
-        tx.scan({ table: 't', index: 'by_n', order: 'asc', limit: 10 }).then((e) => e[0]!.document),
-      );
-      await store.write(async (tx) => {
-        await tx.replace('t', { ...(await tx.get('t', doc!._id))!, n: 2 });
-      });
-      expect(await get()).toBe(2);
-      // Its index entries moved with it: the old key is gone, the new one found.
-      const keys = await store.read(async (tx) =>
-        (await tx.scan({ table: 't', index: 'by_n', order: 'asc', limit: 10 })).map(
-          (entry) => entry.document.n,
-        ),
-      );
-      expect(keys).toEqual([2]);
-      // A transaction that rolled back taught nothing.
-      await expect(
-        store.write(async (tx) => {
-          await tx.replace('t', { ...(await tx.get('t', doc!._id))!, n: 5 });
-          throw new Error('changed my mind');
-        }),
-      ).rejects.toThrow('changed my mind');
-      expect(await get()).toBe(2);
-      // Another connection (a second process on the file) changes the document behind its back.
-      const other = new Database(path);
-      other
-        .prepare('UPDATE sleigh_documents SET value = ? WHERE value LIKE ?')
-        .run(JSON.stringify({ ...doc, n: 3 }), `%${doc!._id}%`);
-      other.close();
-      expect(await get()).toBe(3);
     } finally {
       await store.close();
     }

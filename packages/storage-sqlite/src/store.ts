@@ -23,7 +23,6 @@ import {
 import { Connection } from './connection.js';
 import { migrate } from './migrations.js';
 import { ReaderPool } from './readers.js';
-import { RecentDocuments } from './recent.js';
 import { SqliteTransaction } from './transaction.js';
 
 export interface SqliteStoreOptions {
@@ -50,11 +49,6 @@ class WriteQueue {
   }
 }
 
-/** Documents recent write transactions knew, kept for the next ones (recent.ts): how many. */
-const RECENT_DOCUMENTS = 10_000;
-/** ...and about how much of their stored text, at most. */
-const RECENT_BYTES = 16 * 1024 * 1024;
-
 function nextTimestamp(previous: bigint): bigint {
   const now = BigInt(Date.now()) * 1_000_000n;
   return now > previous ? now : previous + 1n;
@@ -76,9 +70,6 @@ export class SqliteStore implements Store {
   private currentCatalog: Catalog;
   private head: bigint;
   private closed = false;
-  private readonly recent = new RecentDocuments(RECENT_DOCUMENTS, RECENT_BYTES);
-  /** The file's data_version as of this store's last write transaction (recent.ts). */
-  private dataVersion = -1;
 
   private constructor(options: SqliteStoreOptions) {
     const synchronous = options.synchronous ?? 'normal';
@@ -142,16 +133,7 @@ export class SqliteStore implements Store {
       const db = this.writer.db;
       this.readers.closeIdle();
       db.exec('BEGIN IMMEDIATE');
-      const version = this.writer.dataVersion();
-      if (version !== this.dataVersion) this.recent.clear();
-      this.dataVersion = version;
-      const tx = new SqliteTransaction(
-        this.writer,
-        this.currentCatalog,
-        this.head,
-        true,
-        this.recent,
-      );
+      const tx = new SqliteTransaction(this.writer, this.currentCatalog, this.head, true);
       let value: T;
       try {
         value = await fn(tx);
@@ -163,7 +145,6 @@ export class SqliteStore implements Store {
       tx.end();
       if (tx.writes.length === 0 && !tx.catalogChanged) {
         db.exec('COMMIT');
-        this.recent.absorb(tx.knownDocuments);
         return { value, commit: { ts: this.head, writes: [], catalogChanged: false } };
       }
       const ts = nextTimestamp(this.head);
@@ -179,8 +160,6 @@ export class SqliteStore implements Store {
         );
       }
       this.head = ts;
-      if (tx.catalogChanged) this.recent.clear();
-      else this.recent.absorb(tx.knownDocuments);
       this.currentCatalog = tx.catalog();
       this.readers.closeIdle();
       const commit: Commit = { ts, writes: tx.writes, catalogChanged: tx.catalogChanged };

@@ -28,9 +28,14 @@ import {
   type WrittenKey,
 } from '@sleigh/storage';
 import { MAX_KEY, MIN_KEY, toBuffer, type Connection } from './connection.js';
-import type { RecentDocuments, StoredRow } from './recent.js';
 
 const BACKFILL_PAGE = 1000;
+
+/** A document with its row id (what index entries point at). */
+interface StoredRow {
+  readonly doc: number;
+  readonly document: Document;
+}
 
 /** A document's entry in what a write transaction knows. */
 function knownKey(table: TableInfo, id: string): string {
@@ -51,14 +56,7 @@ export class SqliteTransaction implements WriteTransaction {
     private currentCatalog: Catalog,
     private readonly ts: bigint,
     private readonly writable: boolean,
-    /** What recent write transactions knew (write transactions only; recent.ts). */
-    private readonly recent: RecentDocuments | null = null,
   ) {}
-
-  /** What this transaction knows of documents now, for the store to keep once it commits. */
-  get knownDocuments(): ReadonlyMap<string, StoredRow | null> {
-    return this.known;
-  }
 
   end(): void {
     this.ended = true;
@@ -103,19 +101,15 @@ export class SqliteTransaction implements WriteTransaction {
   /** A document and its row, from the database. */
   private fetch(table: TableInfo, id: string): StoredRow | null {
     const row = this.conn.getDocument(table.number, toBuffer(idKey(id)));
-    return row === undefined
-      ? null
-      : { doc: row.doc, document: deserializeDocument(row.value), size: row.value.length };
+    return row === undefined ? null : { doc: row.doc, document: deserializeDocument(row.value) };
   }
 
   /** A document and its row, from what this write transaction knows or from the database. */
   private stored(table: TableInfo, id: string): StoredRow | null {
-    const key = knownKey(table, id);
-    let entry = this.known.get(key);
+    let entry = this.known.get(knownKey(table, id));
     if (entry === undefined) {
-      entry = this.recent?.get(key);
-      if (entry === undefined) entry = this.fetch(table, id);
-      this.known.set(key, entry);
+      entry = this.fetch(table, id);
+      this.remember(table, id, entry);
     }
     return entry;
   }
@@ -138,21 +132,11 @@ export class SqliteTransaction implements WriteTransaction {
       end: request.end === undefined ? MAX_KEY : toBuffer(request.end),
       limit: request.limit,
     };
-    if (index.name === BY_ID) {
-      return this.conn
-        .scanDocuments(request.order, params)
-        .map((value) => storedEntry(index, value));
-    }
-    if (!this.writable) {
-      return this.conn.scanEntries(request.order, params).map((value) => storedEntry(index, value));
-    }
-    // A write transaction remembers the documents it parses, as it does those it gets.
-    return this.conn.scanEntryRows(request.order, params).map(({ doc, value }) =>
-      storedEntry(index, value, (document) => {
-        const key = knownKey(table, document._id);
-        if (!this.known.has(key)) this.known.set(key, { doc, document, size: value.length });
-      }),
-    );
+    const values =
+      index.name === BY_ID
+        ? this.conn.scanDocuments(request.order, params)
+        : this.conn.scanEntries(request.order, params);
+    return values.map((value) => storedEntry(index, value));
   }
 
   async count(table: string): Promise<number> {
@@ -182,7 +166,7 @@ export class SqliteTransaction implements WriteTransaction {
       }
       throw error;
     }
-    this.remember(info, document._id, { doc, document, size: serialized.length });
+    this.remember(info, document._id, { doc, document });
     for (const { index, key: entryKey } of diffIndexes(indexes, null, document, this.writes)
       .added) {
       this.conn.insertEntry(index.id, toBuffer(entryKey), doc);
@@ -236,7 +220,7 @@ export class SqliteTransaction implements WriteTransaction {
     const { doc, old } = this.existing(info, document._id, 'replace');
     const indexes = this.currentCatalog.indexes(table);
     this.conn.updateDocument(doc, serialized);
-    this.remember(info, document._id, { doc, document, size: serialized.length });
+    this.remember(info, document._id, { doc, document });
     const { removed, added } = diffIndexes(indexes, old, document, this.writes);
     for (const { index, key } of removed) this.conn.deleteEntry(index.id, toBuffer(key));
     for (const { index, key } of added) this.conn.insertEntry(index.id, toBuffer(key), doc);

@@ -140,15 +140,10 @@ class StoredEntry implements IndexEntry {
   constructor(
     private readonly index: IndexInfo,
     private readonly text: string,
-    private readonly onParse?: (document: Document) => void,
   ) {}
 
   get document(): Document {
-    if (this.parsed === undefined) {
-      this.parsed = deserializeDocument(this.text);
-      this.onParse?.(this.parsed);
-    }
-    return this.parsed;
+    return (this.parsed ??= deserializeDocument(this.text));
   }
 
   get key(): Uint8Array {
@@ -161,16 +156,9 @@ class StoredEntry implements IndexEntry {
   }
 }
 
-/**
- * An entry of `index` from a document's stored text (as `serializeDocument` wrote it);
- * `onParse` hears of the document if and when it is parsed.
- */
-export function storedEntry(
-  index: IndexInfo,
-  text: string,
-  onParse?: (document: Document) => void,
-): IndexEntry {
-  return new StoredEntry(index, text, onParse);
+/** An entry of `index` from a document's stored text (as `serializeDocument` wrote it). */
+export function storedEntry(index: IndexInfo, text: string): IndexEntry {
+  return new StoredEntry(index, text);
 }
 
 /** An entry of `index` for a document already in memory. */
