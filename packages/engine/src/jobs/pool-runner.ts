@@ -41,7 +41,6 @@ import {
   indexKey,
   StorageError,
   type Commit,
-  type IndexEntry,
   type Store,
   type WriteTransaction,
 } from '@sleigh/storage';
@@ -632,43 +631,18 @@ export class PoolRunner implements LocalRunner {
     pool.timer.unref();
   }
 
-  private async readJobs(
-    tx: WriteTransaction,
-    ids: readonly string[],
-  ): Promise<Array<PoolJob | null>> {
-    return ids.length === 0 ? [] : ((await tx.getMany(POOL_JOBS, ids)) as Array<PoolJob | null>);
-  }
-
-  /**
-   * The pool's pending jobs, first in line first: every one is ready, highest priority first,
-   * then oldest. Jobs held but still pending here (an exclusive store's) are in the range too,
-   * and the caller skips them.
-   */
-  private scanPending(tx: WriteTransaction, pool: PoolState, limit: number): Promise<IndexEntry[]> {
-    return tx.scan({
-      table: POOL_JOBS,
-      index: BY_DUE,
-      ...dueRange(pool.name, 'pending'),
-      order: 'asc',
-      limit: limit + pool.unclaimed.size,
-    });
-  }
-
   private async recordEnded(
     tx: WriteTransaction,
     pool: PoolState,
     ended: readonly Ended[],
     now: number,
-    /** The ended jobs as read in this transaction already, when they were. */
-    read?: Promise<Array<PoolJob | null>>,
   ): Promise<boolean> {
     let completing = false;
     // Read them all at once and write them all at once: a round trip each on PostgreSQL.
-    const currents = await (read ??
-      this.readJobs(
-        tx,
-        ended.map(({ job }) => job._id),
-      ));
+    const currents = (await tx.getMany(
+      POOL_JOBS,
+      ended.map(({ job }) => job._id),
+    )) as Array<PoolJob | null>;
     const updates: PoolJob[] = [];
     for (const [i, { startedAt, result, retryable }] of ended.entries()) {
       const current = currents[i] ?? null;
@@ -730,37 +704,12 @@ export class PoolRunner implements LocalRunner {
     try {
       ({ value: result } = await this.store.write(async (tx) => {
         const now = Date.now();
+        const madeCompleting = await this.recordEnded(tx, pool, ended, now);
         const startedIds = [...started.keys()];
-        // Every read the cycle can name now goes out first, together: on PostgreSQL a read sent
-        // after a batch of writes waits for the database to apply them, and the database applies
-        // the writes while this process works out the claims. (Reads sent in a transaction must
-        // all be awaited or caught: a conflict fails the transaction either way.)
-        const endedRead = this.readJobs(
-          tx,
-          ended.map(({ job }) => job._id),
-        );
-        const currentsRead = this.readJobs(tx, [...startedIds, ...recheck]);
-        const countFirst = wanted > 0 && !this.exclusive;
-        const runningRead = countFirst
-          ? tx.scan({
-              table: POOL_JOBS,
-              index: BY_DUE,
-              ...dueRange(pool.name, 'running'),
-              order: 'asc',
-              // The ended jobs are still running in what it reads.
-              limit: holding + ended.length + max + 1,
-            })
-          : null;
-        // Jobs this cycle makes pending (delayed ones come due, dependents of ended ones) are
-        // claimed in the same cycle: then pending is read after them.
-        const makesPending = lookForDelayed || ended.some(({ job }) => (job.dependents ?? 0) > 0);
-        const early =
-          countFirst && !limited && pool.alone && !makesPending
-            ? this.scanPending(tx, pool, wanted)
-            : null;
-        for (const read of [currentsRead, runningRead, early]) read?.catch(() => undefined);
-        const madeCompleting = await this.recordEnded(tx, pool, ended, now, endedRead);
-        const currents = await currentsRead;
+        const currents = (await tx.getMany(POOL_JOBS, [
+          ...startedIds,
+          ...recheck,
+        ])) as Array<PoolJob | null>;
         const starts: PoolJob[] = [];
         for (const [i, id] of startedIds.entries()) {
           const current = currents[i] ?? null;
@@ -787,15 +736,32 @@ export class PoolRunner implements LocalRunner {
           // claimed. Either way no more than maxParallelism run at once across all runners.
           // (On an exclusive store every claim is this runner's.)
           let free = wanted;
-          // While this runner held every claim last time, it read what it will likely claim
-          // together with the count (`early`), before the cycle's writes.
-          if (runningRead !== null) {
-            // Jobs of ours this cycle just recorded ended are no longer running.
-            const endedIds = new Set(ended.map(({ job }) => job._id));
-            const busy = (await runningRead).filter((entry) => {
-              const job = entry.document as PoolJob;
-              return !(endedIds.has(job._id) && job.owner === this.id);
-            }).length;
+          // Every pending job is ready: highest priority first, then oldest. Jobs held but
+          // still pending here are in the range too, and skipped.
+          const scanPending = (limit: number) =>
+            tx.scan({
+              table: POOL_JOBS,
+              index: BY_DUE,
+              ...dueRange(pool.name, 'pending'),
+              order: 'asc',
+              limit: limit + pool.unclaimed.size,
+            });
+          // While this runner held every claim last time, it reads what it will likely claim
+          // together with the count (one round trip, not two).
+          const early = !limited && !this.exclusive && pool.alone ? scanPending(wanted) : null;
+          // Its failure (a conflict) surfaces where it is awaited, or through the count's.
+          early?.catch(() => undefined);
+          if (!this.exclusive) {
+            const running = dueRange(pool.name, 'running');
+            const busy = (
+              await tx.scan({
+                table: POOL_JOBS,
+                index: BY_DUE,
+                ...running,
+                order: 'asc',
+                limit: holding + max + 1,
+              })
+            ).length;
             pool.alone = busy <= holding;
             if (busy > holding) free = Math.min(wanted, max - busy);
           }
@@ -817,7 +783,7 @@ export class PoolRunner implements LocalRunner {
               pool.nextGroup = claim.nextGroup;
               if (claim.retryAt !== null) next = Math.min(next ?? Infinity, claim.retryAt);
             } else {
-              const entries = await (early ?? this.scanPending(tx, pool, free));
+              const entries = await (early ?? scanPending(free));
               picked = [];
               for (const entry of entries) {
                 const job = entry.document as PoolJob;
