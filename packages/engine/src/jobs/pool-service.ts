@@ -88,6 +88,12 @@ export interface LocalRunner {
 export class PoolService {
   /** Pools whose stored options this process knows to match, by name: no read needed. */
   private readonly known = new Map<string, string>();
+  /**
+   * Pools whose document each transaction wrote itself: until it commits, finding the document
+   * there proves nothing (a transaction that retried after a conflict would otherwise skip the
+   * write, and runners would never hear of the pool).
+   */
+  private readonly writtenIn = new WeakMap<WriteTransaction, Set<string>>();
   /** Set while this process runs pool jobs. */
   runner: LocalRunner | null = null;
 
@@ -142,6 +148,7 @@ export class PoolService {
   ): Promise<void> {
     const text = JSON.stringify(options);
     if (this.known.get(name) === text) return;
+    const written = this.writtenIn.get(tx);
     const [entry] = await tx.scan({
       table: POOLS,
       index: 'by_name',
@@ -154,7 +161,8 @@ export class PoolService {
     if (existing !== undefined) {
       const { _id, _creationTime, name: _name, ...stored } = existing;
       if (JSON.stringify(stored) === text) {
-        this.known.set(name, text);
+        // Only a stored document says so for good; one this transaction wrote may roll back.
+        if (written?.has(name) !== true) this.known.set(name, text);
         return;
       }
       await tx.replace(POOLS, { _id, _creationTime, name, ...options });
@@ -166,6 +174,8 @@ export class PoolService {
         ...options,
       });
     }
+    if (written === undefined) this.writtenIn.set(tx, new Set([name]));
+    else written.add(name);
   }
 
   async enqueue(

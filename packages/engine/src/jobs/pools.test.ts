@@ -280,6 +280,22 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     });
   });
 
+  it('runs jobs of a pool first enqueued into by a mutation that rolled back', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    // The first enqueue writes the pool's document; the second finds it, written by the same
+    // transaction, which then rolls back: the pool must not be taken as stored.
+    const failed = await engine.mutation('pools:enqueueTwiceThenFail', {
+      pool: 'other',
+      label: 'undone',
+    });
+    expect(failed.ok).toBe(false);
+    const [id] = await enqueue(engine, { pool: 'other', label: 'after-undo', ms: 1 });
+    await expect
+      .poll(() => result(engine, 'other', id!), { timeout: 5000 })
+      .toEqual({ kind: 'success', returnValue: 'after-undo done' });
+    expect(await events(engine, 'undone')).toEqual([]);
+  });
+
   it('refuses bad enqueues with clear errors', async () => {
     const engine = await startApp('pools', driver, { jobs: {} });
     const error = async (what: string) => {

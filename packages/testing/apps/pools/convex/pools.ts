@@ -217,6 +217,16 @@ export const enqueueAndCancel = mutation({
   },
 });
 
+/** Enqueues two jobs one at a time, then fails: nothing of it may stay, nor be remembered. */
+export const enqueueTwiceThenFail = mutation({
+  args: { pool: vPool, label: v.string() },
+  handler: async (ctx, { pool, label }) => {
+    await pools[pool].enqueueAction(ctx, internal.pools.work, { label, ms: 1 });
+    await pools[pool].enqueueAction(ctx, internal.pools.work, { label, ms: 1 });
+    throw new Error('changed my mind');
+  },
+});
+
 export const cancel = mutation({
   args: { pool: vPool, id: v.string() },
   handler: async (ctx, { pool, id }) => {
