@@ -310,6 +310,15 @@ export function afterAttempt(
 }
 
 /**
+ * A claimed job handed back without its attempt counting (it never ran, or ran where nothing
+ * it did can have committed): pending again, due at `due`, no longer anyone's.
+ */
+export function handedBack(job: PoolJob, due: number): PoolJob {
+  const { owner: _owner, startedAt: _started, ...rest } = job;
+  return { ...rest, state: 'pending', due, attempt: job.attempt - 1 };
+}
+
+/**
  * The job done with `result`: completing when an onComplete must still run, else ended
  * (`ended` says which state and for how long). One copy: this is every job's last write.
  */

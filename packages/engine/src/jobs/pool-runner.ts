@@ -52,6 +52,7 @@ import {
   ended,
   dueRange,
   getPoolJob,
+  handedBack,
   placed,
   POOL_JOBS,
   POOLS,
@@ -263,13 +264,7 @@ export class PoolRunner implements LocalRunner {
           for (const id of ours) {
             const job = await getPoolJob(tx, id);
             if (job?.state !== 'running' || job.owner !== this.id) continue;
-            const { owner: _owner, startedAt: _started, ...rest } = job;
-            await saveJob(tx, {
-              ...rest,
-              state: 'pending',
-              due: now,
-              attempt: job.attempt - 1,
-            });
+            await saveJob(tx, handedBack(job, now));
           }
         }
       })
@@ -437,8 +432,7 @@ export class PoolRunner implements LocalRunner {
       const current = await getPoolJob(tx, job._id);
       if (current?.state !== 'running' || current.owner !== this.id) return;
       if (current.startedAt !== undefined) return;
-      const { owner: _owner, ...rest } = current;
-      await saveJob(tx, { ...rest, state: 'pending', due, attempt: current.attempt - 1 });
+      await saveJob(tx, handedBack(current, due));
     }).catch((error: unknown) =>
       // Its lease runs out and the upkeep takes it back, uncharged.
       this.log(`workpool "${pool.name}": could not hand back job ${job._id}: ${String(error)}`),

@@ -15,6 +15,7 @@ import {
   afterAttempt,
   BY_DUE,
   dueRange,
+  handedBack,
   POOL_JOB_STATES,
   POOL_JOBS,
   saveJob,
@@ -113,10 +114,7 @@ export const FREE_TAKE_BACKS = 2;
 export function takenBack(job: PoolJob, now: number): PoolJob {
   const takeBacks = (job.takeBacks ?? 0) + 1;
   const started = job.kind === 'action' && job.startedAt !== undefined;
-  if (!started && takeBacks <= FREE_TAKE_BACKS) {
-    const { owner: _owner, startedAt: _started, ...rest } = job;
-    return { ...rest, state: 'pending', due: now, attempt: job.attempt - 1, takeBacks };
-  }
+  if (!started && takeBacks <= FREE_TAKE_BACKS) return { ...handedBack(job, now), takeBacks };
   const error = started
     ? 'the process running it stopped before it finished (its lease ran out)'
     : `the process holding it stopped ${takeBacks} times before it was known to start (it may be what stops them)`;
