@@ -5,9 +5,9 @@
  * which jobs it still holds.
  *
  *   running, owner = this runner, held here ──half the lease gone──▶ running (lease renewed)
- *   running, owner gone (lease ran out) ──▶ pending again (never started: not an attempt)
- *                                       ╰─▶ failed attempt, retried per policy (an action that
- *                                           started, or any job taken back a third time)
+ *   running, not held here (lease ran out) ──▶ pending again (never started: not an attempt)
+ *                                          ╰─▶ failed attempt, retried per policy (an action that
+ *                                              started, or any job taken back a third time)
  *   finished / failed past its ttl ──▶ deleted (with its edges)
  */
 import { keySuccessor, type WriteTransaction } from '@sleigh/storage';
@@ -40,8 +40,8 @@ export interface LeaseHolder {
 
 /**
  * Renews the leases of the jobs `holder` holds once half of a lease is gone (fewer writes
- * racing the cycles), and takes back the pool's running jobs whose lease ran out: every other
- * runner's with `takeBackAll` (an exclusive store's only runner, starting).
+ * racing the cycles), and takes back the pool's other running jobs whose lease ran out, its
+ * own included: every one with `takeBackAll` (an exclusive store's only runner, starting).
  */
 export async function renewAndTakeBack(
   tx: WriteTransaction,
@@ -63,13 +63,15 @@ export async function renewAndTakeBack(
     });
     for (const entry of entries) {
       const job = entry.document as PoolJob;
-      if (job.owner === holder.owner) {
-        if (holder.holds(job._id) && job.due - now < holder.leaseMs / 2) {
+      if (job.owner === holder.owner && holder.holds(job._id)) {
+        if (job.due - now < holder.leaseMs / 2) {
           const renewed = { ...job, due: now + holder.leaseMs };
           holder.renewing(job, renewed);
           await saveJob(tx, renewed);
         }
       } else if (takeBackAll || job.due < now) {
+        // Another runner's, or one of ours that this runner lost hold of (a hand-back that
+        // failed): a lease that ran out is the same either way.
         const back = takenBack(job, now);
         await saveJob(tx, back);
         await releaseDependents(tx, [back], now);

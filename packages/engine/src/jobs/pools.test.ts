@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.js';
 import { DRIVERS, startApp } from '../test-harness.js';
 import { getPoolJob, saveJob, type PoolJob } from './pool-jobs.js';
+import { renewAndTakeBack, type LeaseHolder } from './pool-upkeep.js';
 import { call } from './test-calls.js';
 
 interface Event {
@@ -385,6 +386,33 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
       'the process holding it stopped 3 times before it was known to start (it may be what stops them)',
     ]);
     expect(await events(engine, 'lost-thrice')).toHaveLength(1);
+  });
+
+  it('takes back its own running jobs it no longer holds once their lease ran out, and renews those it holds', async () => {
+    const engine = await startApp('pools', driver);
+    const [held] = await enqueue(engine, { pool: 'narrow', label: 'held', ms: 1 });
+    const [lost] = await enqueue(engine, { pool: 'narrow', label: 'lost', ms: 1 });
+    const past = Date.now() - 1;
+    await engine.store.write(async (tx) => {
+      for (const id of [held!, lost!]) {
+        const job = (await getPoolJob(tx, id))!;
+        await saveJob(tx, { ...job, state: 'running', owner: 'me', attempt: 1, due: past });
+      }
+    });
+    // A runner whose hand-back of `lost` failed: it holds only `held`.
+    const holder: LeaseHolder = {
+      owner: 'me',
+      leaseMs: 10_000,
+      holds: (id) => id === held,
+      renewing: () => undefined,
+    };
+    await engine.store.write((tx) => renewAndTakeBack(tx, 'narrow', holder, false, Date.now()));
+    const jobs = (await call(engine.query('pools:jobs', {}))) as unknown as PoolJob[];
+    const job = (id: string) => jobs.find((candidate) => candidate._id === id);
+    expect(job(held!)).toMatchObject({ state: 'running', owner: 'me', attempt: 1 });
+    expect(job(held!)!.due).toBeGreaterThan(Date.now());
+    expect(job(lost!)).toMatchObject({ state: 'pending', attempt: 0, takeBacks: 1 });
+    expect(job(lost!)!.owner).toBeUndefined();
   });
 
   it.runIf(driver.name === 'postgres')(
