@@ -44,6 +44,7 @@ export {
   compareBytes,
   encodeKey,
   encodeValue,
+  hasPrefix,
   KEY_MAX_BYTE,
   keySuccessor,
   keyToHex,

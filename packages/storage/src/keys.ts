@@ -213,6 +213,13 @@ export function prefixEnd(prefix: Uint8Array): Uint8Array {
   return end;
 }
 
+/** Whether `key` starts with the bytes of `prefix` (a commit's write within a range, say). */
+export function hasPrefix(key: Uint8Array, prefix: Uint8Array): boolean {
+  if (key.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
+  return true;
+}
+
 /** Lower-case hex, for error messages and logs. */
 export function keyToHex(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex');

@@ -2,10 +2,10 @@
  * The pool runner: runs workpool jobs in this process, each pool on its own.
  *
  * - A cycle is one transaction per pool that records the attempts that ended since the last
- *   one (batched completion) and claims due jobs for the slots that frees (batched claims). The
- *   pool's running jobs are counted in the database in that same transaction, so
- *   `maxParallelism` holds across every process on the database (two claimers conflict and one
- *   retries), not only in this one.
+ *   one (batched completion) and claims due jobs for the slots that frees (batched claims); what
+ *   it does is pool-cycle.ts, when it runs and what follows is here. The pool's running jobs are
+ *   counted in that same transaction, so `maxParallelism` holds across every process on the
+ *   database, not only in this one. What the runner knows of each pool is pool-state.ts.
  * - Waking: a commit that writes a pool's pending (or completing) keys starts a cycle at once; a
  *   timer per pool waits for its next pending job that is not due yet; a finished attempt asks
  *   for a cycle on the next turn of the event loop, so attempts that end together commit
@@ -37,7 +37,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  encodeKey,
+  hasPrefix,
   indexKey,
   StorageError,
   type Commit,
@@ -57,14 +57,14 @@ import {
   POOL_JOBS,
   POOLS,
   saveJob,
-  saveJobs,
   type PoolDocument,
   type PoolJob,
-  type PoolOptions,
   type RunResult,
 } from './pool-jobs.js';
 import { releaseDependents } from './pool-graph.js';
-import { isLimited, pickLimited } from './pool-limits.js';
+import { isLimited } from './pool-limits.js';
+import { planCycle, recordEnded, runCycle, unplanCycle, type CycleResult } from './pool-cycle.js';
+import { Claimant, newPoolState, type PoolState } from './pool-state.js';
 import { placeUnranked, renewAndTakeBack, sweepExpired, type LeaseHolder } from './pool-upkeep.js';
 import type { RunningAttempts } from './attempts.js';
 import type { LocalRunner } from './pool-service.js';
@@ -103,70 +103,6 @@ export interface PoolRunnerOptions {
   readonly log?: (message: string) => void;
 }
 
-interface Ended {
-  readonly job: PoolJob;
-  readonly startedAt: number;
-  readonly result: RunResult;
-  readonly retryable: boolean;
-}
-
-interface PoolState {
-  readonly name: string;
-  options: PoolOptions;
-  readonly pendingPrefix: Uint8Array;
-  readonly delayedPrefix: Uint8Array;
-  readonly completingPrefix: Uint8Array;
-  /** This runner's jobs of the pool running now, by id. */
-  readonly running: Map<string, Promise<void>>;
-  /** Jobs claimed ahead, started as slots free. */
-  queue: PoolJob[];
-  /** Each queued job's `by_due` key as the database has it (hex), by id. */
-  readonly queued: Map<string, string>;
-  /**
-   * The same keys → ids: a commit that writes one of these keys (a cancel, a new dependent)
-   * takes the job out of the queue before it starts, to be looked at again.
-   */
-  readonly queuedKeys: Map<string, string>;
-  /**
-   * Jobs this runner holds (queued, or started) that the database still has pending: on an
-   * exclusive store a claim is not written, only the start of a job that outlives a cycle, or
-   * its outcome. A crash loses nothing (they are pending), and claims skip these.
-   */
-  readonly unclaimed: Set<string>;
-  /** Queued jobs whose claim was written, taken out of the queue by a commit: read them again. */
-  readonly recheck: Set<string>;
-  /** Jobs claimed ahead that started since the last cycle, with when: the cycle records it. */
-  started: Map<string, number>;
-  /** Attempts that ended and wait for the next cycle to be recorded. */
-  ended: Ended[];
-  /** onComplete runs in flight here. */
-  readonly completing: Set<string>;
-  lookForCompleting: boolean;
-  /** A delayed job was written: look at what is due and when the next one comes. */
-  lookForDelayed: boolean;
-  /** When the first delayed job known of comes due (Infinity: none). */
-  delayedDue: number;
-  /** Jobs stored before `rank` existed have been filed (placeUnranked). */
-  placed: boolean;
-  /** Whether the last count of the pool's running jobs found only this runner's claims. */
-  alone: boolean;
-  /** The group served last (round-robin between groups). */
-  nextGroup: string | null;
-  /** When each claimed job became ready (its start latency is measured from it). */
-  readonly readyAt: Map<string, number>;
-  cycling: boolean;
-  again: boolean;
-  cycleAsked: boolean;
-  timer: NodeJS.Timeout | null;
-  timerAt: number;
-}
-
-function startsWith(key: Uint8Array, prefix: Uint8Array): boolean {
-  if (key.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
-  return true;
-}
-
 function isNonRetryable(error: unknown): boolean {
   for (let e = error as { name?: unknown; cause?: unknown } | undefined; e;) {
     if (e.name === 'NonRetryableError') return true;
@@ -175,9 +111,6 @@ function isNonRetryable(error: unknown): boolean {
   return false;
 }
 export { isNonRetryable };
-
-/** How many jobs beyond its slots a runner on an exclusive store claims ahead. */
-const CLAIM_AHEAD = 500;
 
 /** A job claimed by the transaction enqueueing it, started when its key shows in a commit. */
 interface Expected {
@@ -194,6 +127,8 @@ export class PoolRunner implements LocalRunner {
   readonly id = `pool-runner-${randomBytes(6).toString('hex')}`;
   private readonly leaseMs: number;
   private readonly exclusive: boolean;
+  /** This runner as the owner of the jobs it claims. */
+  private readonly claimant: Claimant;
   private readonly log: (message: string) => void;
   private readonly pools = new Map<string, PoolState>();
   private started = false;
@@ -217,6 +152,7 @@ export class PoolRunner implements LocalRunner {
   ) {
     this.leaseMs = options.leaseMs ?? 30_000;
     this.exclusive = options.exclusive ?? false;
+    this.claimant = new Claimant(this.id, this.leaseMs, this.exclusive);
     this.log = options.log ?? ((message) => console.error(`sleigh: ${message}`));
   }
 
@@ -254,7 +190,7 @@ export class PoolRunner implements LocalRunner {
       .write(async (tx) => {
         const now = Date.now();
         for (const pool of this.pools.values()) {
-          await this.recordEnded(tx, pool, pool.ended.splice(0), now);
+          await recordEnded(tx, pool, pool.ended.splice(0), now, this.claimant);
           const ours = [...pool.running.keys(), ...pool.queue.map((job) => job._id)];
           pool.queue = [];
           pool.queued.clear();
@@ -314,11 +250,11 @@ export class PoolRunner implements LocalRunner {
           const id = pool.queuedKeys.get(key);
           if (id !== undefined && !this.renewing.has(key)) this.dropQueued(pool, id);
         }
-        if (startsWith(write.key, pool.pendingPrefix)) wake = true;
-        else if (startsWith(write.key, pool.delayedPrefix)) {
+        if (hasPrefix(write.key, pool.pendingPrefix)) wake = true;
+        else if (hasPrefix(write.key, pool.delayedPrefix)) {
           pool.lookForDelayed = true;
           wake = true;
-        } else if (startsWith(write.key, pool.completingPrefix)) {
+        } else if (hasPrefix(write.key, pool.completingPrefix)) {
           pool.lookForCompleting = true;
           wake = true;
         }
@@ -377,7 +313,7 @@ export class PoolRunner implements LocalRunner {
     );
     // A failed read fails the transaction itself, and then nothing is adopted.
     free.catch(() => undefined);
-    const claimed = this.claimed(job, now);
+    const claimed = this.claimant.claimed(job, now);
     const stored = this.exclusive ? job : placed(claimed, now);
     const key = this.dueKey(stored);
     if (key === null) return null;
@@ -457,34 +393,7 @@ export class PoolRunner implements LocalRunner {
         existing.options = options;
         continue;
       }
-      this.pools.set(name, {
-        name,
-        options,
-        pendingPrefix: encodeKey([name, 'pending']),
-        delayedPrefix: encodeKey([name, 'delayed']),
-        completingPrefix: encodeKey([name, 'completing']),
-        running: new Map(),
-        queue: [],
-        queued: new Map(),
-        queuedKeys: new Map(),
-        unclaimed: new Set(),
-        recheck: new Set(),
-        started: new Map(),
-        ended: [],
-        completing: new Set(),
-        lookForCompleting: true,
-        lookForDelayed: true,
-        delayedDue: Infinity,
-        alone: true,
-        placed: false,
-        nextGroup: null,
-        readyAt: new Map(),
-        cycling: false,
-        again: false,
-        cycleAsked: false,
-        timer: null,
-        timerAt: Infinity,
-      });
+      this.pools.set(name, newPoolState(name, options));
     }
   }
 
@@ -519,41 +428,6 @@ export class PoolRunner implements LocalRunner {
     if (!pool.unclaimed.delete(id)) pool.recheck.add(id);
     else pool.readyAt.delete(id);
     this.askCycle(pool);
-  }
-
-  /** Whether the job, as read now, is still this runner's to run and record. */
-  private isOurs(pool: PoolState, current: PoolJob | null): current is PoolJob {
-    if (current === null) return false;
-    if (current.state === 'running') return current.owner === this.id;
-    return current.state === 'pending' && pool.unclaimed.has(current._id);
-  }
-
-  /** A pending job claimed by this runner at `now`: its next attempt, leased. */
-  private claimed(job: PoolJob, now: number): PoolJob {
-    return {
-      ...job,
-      state: 'running',
-      attempt: job.attempt + 1,
-      owner: this.id,
-      due: now + this.leaseMs,
-    };
-  }
-
-  /**
-   * A job of ours as the claim would have written it (an exclusive store's are still pending),
-   * started at `startedAt` when given.
-   */
-  private asClaimed(current: PoolJob, startedAt?: number): PoolJob {
-    const started = startedAt === undefined ? {} : { startedAt };
-    if (current.state === 'running')
-      return startedAt === undefined ? current : { ...current, ...started };
-    return {
-      ...current,
-      state: 'running',
-      attempt: current.attempt + 1,
-      owner: this.id,
-      ...started,
-    };
   }
 
   /**
@@ -625,203 +499,26 @@ export class PoolRunner implements LocalRunner {
     pool.timer.unref();
   }
 
-  private async recordEnded(
-    tx: WriteTransaction,
-    pool: PoolState,
-    ended: readonly Ended[],
-    now: number,
-  ): Promise<boolean> {
-    let completing = false;
-    // Read them all at once and write them all at once: a round trip each on PostgreSQL.
-    const currents = (await tx.getMany(
-      POOL_JOBS,
-      ended.map(({ job }) => job._id),
-    )) as Array<PoolJob | null>;
-    const updates: PoolJob[] = [];
-    for (const [i, { startedAt, result, retryable }] of ended.entries()) {
-      const current = currents[i] ?? null;
-      // Canceled meanwhile, or taken back after a lost lease: not ours to record.
-      if (!this.isOurs(pool, current)) continue;
-      const next = afterAttempt(this.asClaimed(current, startedAt), result, now, { retryable });
-      completing ||= next.state === 'completing';
-      updates.push(next);
-    }
-    await saveJobs(tx, updates);
-    await releaseDependents(tx, updates, now);
-    return completing;
-  }
-
   private async cycleOnce(pool: PoolState): Promise<void> {
-    const ended = pool.ended;
-    pool.ended = [];
-    const started = pool.started;
-    pool.started = new Map();
-    for (const { job } of ended) started.delete(job._id);
-    const recheck = [...pool.recheck];
-    pool.recheck.clear();
-    const max = pool.options.maxParallelism;
-    // On an exclusive store this runner sees every claim, so it may claim ahead (a local queue
-    // started as slots free) without counting in the database; elsewhere it claims only the
-    // pool's free slots, counted in the transaction.
-    const holding = pool.running.size + pool.queue.length + recheck.length;
-    // Refill the local queue once it runs low; how much may be claimed is decided below. A pool
-    // with group or rate limits never claims ahead: its claims must be its starts.
-    const limited = isLimited(pool.options);
-    const ahead = limited ? 0 : CLAIM_AHEAD;
-    const wanted = this.active && pool.queue.length <= max ? max + ahead - holding : 0;
-    // An exclusive store's claims stay in memory (see PoolState.unclaimed); limited pools'
-    // claims are their starts, written with the start log.
-    const claimInMemory = this.exclusive && !limited;
-    const lookForCompleting = pool.lookForCompleting && this.active;
-    // Delayed jobs are looked at when one was written, or when the first of them comes due.
-    const lookForDelayed = this.active && (pool.lookForDelayed || Date.now() >= pool.delayedDue);
-    if (
-      ended.length === 0 &&
-      started.size === 0 &&
-      recheck.length === 0 &&
-      wanted <= 0 &&
-      !lookForCompleting &&
-      !lookForDelayed
-    ) {
-      return;
-    }
-    pool.lookForCompleting = false;
-    pool.lookForDelayed = false;
-    let result: {
-      claimed: PoolJob[];
-      /** Each claimed job as the database has it now (its key is watched while queued). */
-      stored: PoolJob[];
-      kept: PoolJob[];
-      next: number | null;
-      completing: PoolJob[];
-    };
+    const plan = planCycle(pool, this.claimant, this.active);
+    if (plan === null) return;
+    let result: CycleResult;
     try {
-      ({ value: result } = await this.store.write(async (tx) => {
-        const now = Date.now();
-        const madeCompleting = await this.recordEnded(tx, pool, ended, now);
-        const startedIds = [...started.keys()];
-        const currents = (await tx.getMany(POOL_JOBS, [
-          ...startedIds,
-          ...recheck,
-        ])) as Array<PoolJob | null>;
-        const starts: PoolJob[] = [];
-        for (const [i, id] of startedIds.entries()) {
-          const current = currents[i] ?? null;
-          if (!this.isOurs(pool, current)) continue;
-          // A start recorded after the fact: the job is running (and leased) from now on.
-          const lease = current.state === 'pending' ? { due: now + this.leaseMs } : {};
-          starts.push({ ...this.asClaimed(current), ...lease, startedAt: started.get(id)! });
-        }
-        await saveJobs(tx, starts, now);
-        // Re-read queued jobs that a commit touched: still ours and not started, they queue again.
-        const kept = currents
-          .slice(startedIds.length)
-          .filter(
-            (job): job is PoolJob =>
-              job?.state === 'running' && job.owner === this.id && job.startedAt === undefined,
-          );
-        let claimed: PoolJob[] = [];
-        let stored: PoolJob[] = [];
-        let next: number | null = null;
-        if (lookForDelayed) next = await this.promoteDelayed(tx, pool, now);
-        if (wanted > 0) {
-          // Claiming ahead is safe while every claimed job of the pool is this runner's: it
-          // starts at most maxParallelism of them. Otherwise only the pool's free slots may be
-          // claimed. Either way no more than maxParallelism run at once across all runners.
-          // (On an exclusive store every claim is this runner's.)
-          let free = wanted;
-          // Every pending job is ready: highest priority first, then oldest. Jobs held but
-          // still pending here are in the range too, and skipped.
-          const scanPending = (limit: number) =>
-            tx.scan({
-              table: POOL_JOBS,
-              index: BY_DUE,
-              ...dueRange(pool.name, 'pending'),
-              order: 'asc',
-              limit: limit + pool.unclaimed.size,
-            });
-          // While this runner held every claim last time, it reads what it will likely claim
-          // together with the count (one round trip, not two).
-          const early = !limited && !this.exclusive && pool.alone ? scanPending(wanted) : null;
-          // Its failure (a conflict) surfaces where it is awaited, or through the count's.
-          early?.catch(() => undefined);
-          if (!this.exclusive) {
-            const running = dueRange(pool.name, 'running');
-            const busy = (
-              await tx.scan({
-                table: POOL_JOBS,
-                index: BY_DUE,
-                ...running,
-                order: 'asc',
-                limit: holding + max + 1,
-              })
-            ).length;
-            pool.alone = busy <= holding;
-            if (busy > holding) free = Math.min(wanted, max - busy);
-          }
-          if (limited && !this.exclusive) free = Math.min(free, max - holding);
-          if (free <= 0) await early;
-          if (free > 0) {
-            let picked: PoolJob[];
-            if (limited) {
-              const claim = await pickLimited(
-                tx,
-                pool.name,
-                pool.options,
-                free,
-                now,
-                pool.nextGroup,
-                () => this.host.nextCreationTime(),
-              );
-              picked = claim.jobs;
-              pool.nextGroup = claim.nextGroup;
-              if (claim.retryAt !== null) next = Math.min(next ?? Infinity, claim.retryAt);
-            } else {
-              const entries = await (early ?? scanPending(free));
-              picked = [];
-              for (const entry of entries) {
-                const job = entry.document as PoolJob;
-                if (pool.unclaimed.has(job._id)) continue;
-                picked.push(job);
-                if (picked.length === free) break;
-              }
-            }
-            claimed = picked.map((job) => {
-              // When it became ready, before its due turns into the lease's end.
-              pool.readyAt.set(job._id, job.due);
-              return this.claimed(job, now);
-            });
-            stored = claimInMemory ? picked : await saveJobs(tx, claimed, now);
-            if (!claimInMemory) claimed = stored;
-          }
-        }
-        let completing: PoolJob[] = [];
-        if (lookForCompleting || madeCompleting) {
-          const range = dueRange(pool.name, 'completing');
-          completing = (
-            await tx.scan({ table: POOL_JOBS, index: BY_DUE, ...range, order: 'asc', limit: 50 })
-          )
-            .map((entry) => entry.document as PoolJob)
-            .filter((job) => !pool.completing.has(job._id));
-        }
-        return { claimed, stored, kept, next, completing };
-      }));
+      ({ value: result } = await this.store.write((tx) =>
+        runCycle(tx, pool, plan, this.claimant, () => this.host.nextCreationTime()),
+      ));
     } catch (error) {
-      pool.ended.unshift(...ended);
-      for (const [id, at] of started) if (!pool.started.has(id)) pool.started.set(id, at);
-      for (const id of recheck) pool.recheck.add(id);
-      pool.lookForCompleting ||= lookForCompleting;
-      pool.lookForDelayed ||= lookForDelayed;
+      unplanCycle(pool, plan);
       throw error;
     }
     // What this cycle recorded is in the database now: those jobs are no longer held pending.
-    this.forgetUnclaimed(pool, started.keys());
+    this.forgetUnclaimed(pool, plan.started.keys());
     this.forgetUnclaimed(
       pool,
-      ended.map(({ job }) => job._id),
+      plan.ended.map(({ job }) => job._id),
     );
     const keptIds = new Set(result.kept.map((job) => job._id));
-    for (const id of recheck) if (!keptIds.has(id)) pool.readyAt.delete(id);
+    for (const id of plan.recheck) if (!keptIds.has(id)) pool.readyAt.delete(id);
     for (const job of result.kept.reverse()) {
       pool.queue.unshift(job);
       this.watchQueued(pool, job);
@@ -829,38 +526,14 @@ export class PoolRunner implements LocalRunner {
     for (const [i, job] of result.claimed.entries()) {
       pool.queue.push(job);
       this.watchQueued(pool, result.stored[i]!);
-      if (claimInMemory) pool.unclaimed.add(job._id);
+      if (plan.claimInMemory) pool.unclaimed.add(job._id);
     }
     this.drain(pool);
     for (const job of result.completing) this.complete(pool, job);
-    if (lookForDelayed) pool.delayedDue = result.next ?? Infinity;
+    if (plan.lookForDelayed) pool.delayedDue = result.next ?? Infinity;
     // The next delayed job, or when a rate limit lets more start.
     this.armTimer(pool, result.next);
     if (pool.ended.length > 0 || pool.recheck.size > 0) pool.again = true;
-  }
-
-  /**
-   * Moves the pool's delayed jobs that are due to pending (the claims that follow in the same
-   * transaction see them); resolves with when the next one comes due, or null.
-   */
-  private async promoteDelayed(
-    tx: WriteTransaction,
-    pool: PoolState,
-    now: number,
-  ): Promise<number | null> {
-    const batch = 1000;
-    const entries = await tx.scan({
-      table: POOL_JOBS,
-      index: BY_DUE,
-      ...dueRange(pool.name, 'delayed'),
-      order: 'asc',
-      limit: batch + 1,
-    });
-    const jobs = entries.map((entry) => entry.document as PoolJob);
-    const due = jobs.filter((job) => job.due <= now).slice(0, batch);
-    await saveJobs(tx, due, now);
-    if (due.length === batch) return now;
-    return jobs.find((job) => job.due > now)?.due ?? null;
   }
 
   /** Starts claimed jobs while the pool has free slots here. */
@@ -928,10 +601,10 @@ export class PoolRunner implements LocalRunner {
       job.kind === 'mutation'
         ? {
             before: async (tx) => {
-              if (!this.isOurs(pool, await getPoolJob(tx, job._id))) throw new SkipRun();
+              if (!this.claimant.isOurs(pool, await getPoolJob(tx, job._id))) throw new SkipRun();
             },
             after: async (tx, resultJson) => {
-              const current = this.asClaimed((await getPoolJob(tx, job._id))!);
+              const current = this.claimant.asClaimed((await getPoolJob(tx, job._id))!);
               const returnValue = JSON.parse(resultJson) as JSONValue;
               const now = Date.now();
               const done = afterAttempt(

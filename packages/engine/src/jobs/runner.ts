@@ -21,7 +21,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { encodeKey, keySuccessor, prefixEnd, type Commit, type Store } from '@sleigh/storage';
+import {
+  encodeKey,
+  hasPrefix,
+  keySuccessor,
+  prefixEnd,
+  type Commit,
+  type Store,
+} from '@sleigh/storage';
 import { convexToJson, type JSONValue } from 'convex/values';
 import {
   BY_STATE_TIME,
@@ -58,12 +65,6 @@ export interface JobRunnerOptions {
 }
 
 const PENDING_PREFIX = encodeKey(['pending']);
-
-function startsWith(key: Uint8Array, prefix: Uint8Array): boolean {
-  if (key.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
-  return true;
-}
 
 interface Completion {
   readonly id: string;
@@ -146,7 +147,7 @@ export class JobRunner {
     const index = this.host.store.catalog().index(SCHEDULED, BY_STATE_TIME);
     if (index === undefined) return false;
     return commit.writes.some(
-      (write) => write.indexId === index.id && startsWith(write.key, PENDING_PREFIX),
+      (write) => write.indexId === index.id && hasPrefix(write.key, PENDING_PREFIX),
     );
   }
 

@@ -1,0 +1,313 @@
+/**
+ * A pool's cycle: the one transaction in which a runner records what happened to its jobs since
+ * the last one and claims more (pool-runner.ts decides when a cycle runs and what follows it).
+ *
+ *   planCycle (take the pool's ended / started / rechecked jobs, and how many may be claimed)
+ *     ─▶ runCycle, one transaction:
+ *          record ended attempts (batched completion; dependents released)
+ *          record starts of jobs claimed ahead that began since the last cycle
+ *          read rechecked queued jobs again (kept: still ours, not started)
+ *          promote delayed jobs that are due
+ *          count the pool's running jobs, claim pending ones for the free slots (batched claims)
+ *          find jobs whose onComplete must run
+ *     ─▶ committed: the runner queues and starts what was claimed
+ *     ─▶ failed (a conflict, say): unplanCycle puts the work back for the next cycle
+ *
+ * Counting the pool's running jobs in the cycle's own transaction is what makes
+ * `maxParallelism` hold across every process on the database: two claimers conflict, and one
+ * retries.
+ */
+import type { WriteTransaction } from '@sleigh/storage';
+import { afterAttempt, BY_DUE, dueRange, POOL_JOBS, saveJobs, type PoolJob } from './pool-jobs.js';
+import { releaseDependents } from './pool-graph.js';
+import { isLimited, pickLimited } from './pool-limits.js';
+import type { Claimant, Ended, PoolState } from './pool-state.js';
+
+/** How many jobs beyond its slots a runner claims ahead, while it holds every claim. */
+const CLAIM_AHEAD = 500;
+
+/** What one cycle was given to do, taken out of the pool's state. */
+export interface CyclePlan {
+  readonly ended: readonly Ended[];
+  /** Jobs claimed ahead that started since the last cycle, with when. */
+  readonly started: ReadonlyMap<string, number>;
+  readonly recheck: readonly string[];
+  /** This runner's jobs of the pool: running, queued, or read again now. */
+  readonly holding: number;
+  /** At most this many jobs are claimed (0: none). */
+  readonly wanted: number;
+  /** Whether the pool has group or rate limits (its claims are then its starts). */
+  readonly limited: boolean;
+  /** Claims stay in memory (an exclusive store, an unlimited pool: PoolState.unclaimed). */
+  readonly claimInMemory: boolean;
+  readonly lookForCompleting: boolean;
+  readonly lookForDelayed: boolean;
+}
+
+export interface CycleResult {
+  /** Jobs claimed, as this runner runs them. */
+  readonly claimed: PoolJob[];
+  /** Each claimed job as the database has it now (its key is watched while queued). */
+  readonly stored: PoolJob[];
+  /** Rechecked jobs still ours and not started: they queue again. */
+  readonly kept: PoolJob[];
+  /** When the next delayed job comes due, or a rate limit lets more start (null: never). */
+  readonly next: number | null;
+  /** Jobs whose onComplete must run. */
+  readonly completing: PoolJob[];
+}
+
+/**
+ * Takes what the pool's next cycle has to do out of its state; null when there is nothing.
+ * `active`: the runner still claims (it is not stopping).
+ */
+export function planCycle(pool: PoolState, claimant: Claimant, active: boolean): CyclePlan | null {
+  const ended = pool.ended;
+  pool.ended = [];
+  const started = pool.started;
+  pool.started = new Map();
+  for (const { job } of ended) started.delete(job._id);
+  const recheck = [...pool.recheck];
+  pool.recheck.clear();
+  const max = pool.options.maxParallelism;
+  // On an exclusive store this runner sees every claim, so it may claim ahead (a local queue
+  // started as slots free) without counting in the database; elsewhere it claims ahead only
+  // while every claim of the pool is its own (see runCycle).
+  const holding = pool.running.size + pool.queue.length + recheck.length;
+  // Refill the local queue once it runs low. A pool with group or rate limits never claims
+  // ahead: its claims must be its starts.
+  const limited = isLimited(pool.options);
+  const ahead = limited ? 0 : CLAIM_AHEAD;
+  const wanted = active && pool.queue.length <= max ? max + ahead - holding : 0;
+  const lookForCompleting = pool.lookForCompleting && active;
+  // Delayed jobs are looked at when one was written, or when the first of them comes due.
+  const lookForDelayed = active && (pool.lookForDelayed || Date.now() >= pool.delayedDue);
+  if (
+    ended.length === 0 &&
+    started.size === 0 &&
+    recheck.length === 0 &&
+    wanted <= 0 &&
+    !lookForCompleting &&
+    !lookForDelayed
+  ) {
+    return null;
+  }
+  pool.lookForCompleting = false;
+  pool.lookForDelayed = false;
+  return {
+    ended,
+    started,
+    recheck,
+    holding,
+    wanted,
+    limited,
+    // An exclusive store's claims stay in memory; limited pools' claims are their starts,
+    // written with the start log.
+    claimInMemory: claimant.exclusive && !limited,
+    lookForCompleting,
+    lookForDelayed,
+  };
+}
+
+/** Puts the work of a cycle that failed back into the pool's state, for the next cycle. */
+export function unplanCycle(pool: PoolState, plan: CyclePlan): void {
+  pool.ended.unshift(...plan.ended);
+  for (const [id, at] of plan.started) if (!pool.started.has(id)) pool.started.set(id, at);
+  for (const id of plan.recheck) pool.recheck.add(id);
+  pool.lookForCompleting ||= plan.lookForCompleting;
+  pool.lookForDelayed ||= plan.lookForDelayed;
+}
+
+/** The cycle's transaction; `nextCreationTime` is for rate-limit records. */
+export async function runCycle(
+  tx: WriteTransaction,
+  pool: PoolState,
+  plan: CyclePlan,
+  claimant: Claimant,
+  nextCreationTime: () => number,
+): Promise<CycleResult> {
+  const now = Date.now();
+  const madeCompleting = await recordEnded(tx, pool, plan.ended, now, claimant);
+  const startedIds = [...plan.started.keys()];
+  const currents = (await tx.getMany(POOL_JOBS, [
+    ...startedIds,
+    ...plan.recheck,
+  ])) as Array<PoolJob | null>;
+  const starts: PoolJob[] = [];
+  for (const [i, id] of startedIds.entries()) {
+    const current = currents[i] ?? null;
+    if (!claimant.isOurs(pool, current)) continue;
+    // A start recorded after the fact: the job is running (and leased) from now on.
+    const lease = current.state === 'pending' ? { due: now + claimant.leaseMs } : {};
+    starts.push({ ...claimant.asClaimed(current), ...lease, startedAt: plan.started.get(id)! });
+  }
+  await saveJobs(tx, starts, now);
+  const kept = currents
+    .slice(startedIds.length)
+    .filter(
+      (job): job is PoolJob =>
+        job?.state === 'running' && job.owner === claimant.id && job.startedAt === undefined,
+    );
+  const next = plan.lookForDelayed ? await promoteDelayed(tx, pool, now) : null;
+  const claims =
+    plan.wanted > 0
+      ? await claim(tx, pool, plan, claimant, now, nextCreationTime)
+      : { claimed: [], stored: [], retryAt: null };
+  let completing: PoolJob[] = [];
+  if (plan.lookForCompleting || madeCompleting) {
+    const range = dueRange(pool.name, 'completing');
+    completing = (
+      await tx.scan({ table: POOL_JOBS, index: BY_DUE, ...range, order: 'asc', limit: 50 })
+    )
+      .map((entry) => entry.document as PoolJob)
+      .filter((job) => !pool.completing.has(job._id));
+  }
+  const retryAt = claims.retryAt;
+  return {
+    claimed: claims.claimed,
+    stored: claims.stored,
+    kept,
+    next: retryAt === null ? next : Math.min(next ?? Infinity, retryAt),
+    completing,
+  };
+}
+
+/**
+ * Claims pending jobs for the pool's free slots. Claiming ahead is safe while every claimed
+ * job of the pool is this runner's: it starts at most maxParallelism of them. Otherwise only
+ * the pool's free slots may be claimed. Either way no more than maxParallelism run at once
+ * across all runners. (On an exclusive store every claim is this runner's.)
+ */
+async function claim(
+  tx: WriteTransaction,
+  pool: PoolState,
+  plan: CyclePlan,
+  claimant: Claimant,
+  now: number,
+  nextCreationTime: () => number,
+): Promise<{ claimed: PoolJob[]; stored: PoolJob[]; retryAt: number | null }> {
+  const { wanted, holding, limited } = plan;
+  const max = pool.options.maxParallelism;
+  let free = wanted;
+  // Every pending job is ready: highest priority first, then oldest. Jobs held but still
+  // pending here are in the range too, and skipped.
+  const scanPending = (limit: number) =>
+    tx.scan({
+      table: POOL_JOBS,
+      index: BY_DUE,
+      ...dueRange(pool.name, 'pending'),
+      order: 'asc',
+      limit: limit + pool.unclaimed.size,
+    });
+  // While this runner held every claim last time, it reads what it will likely claim together
+  // with the count (one round trip, not two).
+  const early = !limited && !claimant.exclusive && pool.alone ? scanPending(wanted) : null;
+  // Its failure (a conflict) surfaces where it is awaited, or through the count's.
+  early?.catch(() => undefined);
+  if (!claimant.exclusive) {
+    const busy = (
+      await tx.scan({
+        table: POOL_JOBS,
+        index: BY_DUE,
+        ...dueRange(pool.name, 'running'),
+        order: 'asc',
+        limit: holding + max + 1,
+      })
+    ).length;
+    pool.alone = busy <= holding;
+    if (busy > holding) free = Math.min(wanted, max - busy);
+  }
+  if (limited && !claimant.exclusive) free = Math.min(free, max - holding);
+  if (free <= 0) {
+    await early;
+    return { claimed: [], stored: [], retryAt: null };
+  }
+  let picked: PoolJob[];
+  let retryAt: number | null = null;
+  if (limited) {
+    const limitedClaim = await pickLimited(
+      tx,
+      pool.name,
+      pool.options,
+      free,
+      now,
+      pool.nextGroup,
+      nextCreationTime,
+    );
+    picked = limitedClaim.jobs;
+    pool.nextGroup = limitedClaim.nextGroup;
+    retryAt = limitedClaim.retryAt;
+  } else {
+    const entries = await (early ?? scanPending(free));
+    picked = [];
+    for (const entry of entries) {
+      const job = entry.document as PoolJob;
+      if (pool.unclaimed.has(job._id)) continue;
+      picked.push(job);
+      if (picked.length === free) break;
+    }
+  }
+  const claimed = picked.map((job) => {
+    // When it became ready, before its due turns into the lease's end.
+    pool.readyAt.set(job._id, job.due);
+    return claimant.claimed(job, now);
+  });
+  if (plan.claimInMemory) return { claimed, stored: picked, retryAt };
+  const stored = await saveJobs(tx, claimed, now);
+  return { claimed: stored, stored, retryAt };
+}
+
+/**
+ * Records attempts that ended: each job's next state (retried, or done with its result), and
+ * its dependents released. Resolves with whether one now waits for its onComplete.
+ */
+export async function recordEnded(
+  tx: WriteTransaction,
+  pool: PoolState,
+  ended: readonly Ended[],
+  now: number,
+  claimant: Claimant,
+): Promise<boolean> {
+  let completing = false;
+  // Read them all at once and write them all at once: a round trip each on PostgreSQL.
+  const currents = (await tx.getMany(
+    POOL_JOBS,
+    ended.map(({ job }) => job._id),
+  )) as Array<PoolJob | null>;
+  const updates: PoolJob[] = [];
+  for (const [i, { startedAt, result, retryable }] of ended.entries()) {
+    const current = currents[i] ?? null;
+    // Canceled meanwhile, or taken back after a lost lease: not ours to record.
+    if (!claimant.isOurs(pool, current)) continue;
+    const next = afterAttempt(claimant.asClaimed(current, startedAt), result, now, { retryable });
+    completing ||= next.state === 'completing';
+    updates.push(next);
+  }
+  await saveJobs(tx, updates);
+  await releaseDependents(tx, updates, now);
+  return completing;
+}
+
+/**
+ * Moves the pool's delayed jobs that are due to pending (the claims that follow in the same
+ * transaction see them); resolves with when the next one comes due, or null.
+ */
+async function promoteDelayed(
+  tx: WriteTransaction,
+  pool: PoolState,
+  now: number,
+): Promise<number | null> {
+  const batch = 1000;
+  const entries = await tx.scan({
+    table: POOL_JOBS,
+    index: BY_DUE,
+    ...dueRange(pool.name, 'delayed'),
+    order: 'asc',
+    limit: batch + 1,
+  });
+  const jobs = entries.map((entry) => entry.document as PoolJob);
+  const due = jobs.filter((job) => job.due <= now).slice(0, batch);
+  await saveJobs(tx, due, now);
+  if (due.length === batch) return now;
+  return jobs.find((job) => job.due > now)?.due ?? null;
+}
