@@ -79,8 +79,18 @@ import {
   type ScheduledFunction,
 } from './jobs/scheduled.js';
 import { ReadSet } from './runtime/readset.js';
+import {
+  asFunctionError,
+  success,
+  type ActionOutcome,
+  type MutationOutcome,
+  type QueryOutcome,
+  type Result,
+} from './outcomes.js';
 import { installSyscalls } from './runtime/syscalls.js';
 import { checkValue } from './runtime/validator.js';
+
+export type { ActionOutcome, MutationOutcome, QueryOutcome, Result, Success } from './outcomes.js';
 
 export interface EngineOptions {
   readonly store: Store;
@@ -118,46 +128,8 @@ export interface CallOptions {
   readonly poolJobId?: string;
 }
 
-/**
- * A function's result: its value as Convex-encoded JSON text (`json`, what goes on the wire),
- * parsed on demand (`value`), or the error it failed with.
- */
-export type Result = Success | { readonly ok: false; readonly error: FunctionError };
-
-export interface Success {
-  readonly ok: true;
-  readonly json: string;
-  readonly value: JSONValue;
-}
-
-function success<Extra extends object>(json: string, extra: Extra): Success & Extra {
-  let parsed: JSONValue | undefined;
-  const result = Object.defineProperty({ ok: true as const, json }, 'value', {
-    get: () => (parsed ??= JSON.parse(json) as JSONValue),
-    enumerable: true,
-  }) as Success;
-  return Object.assign(result, extra);
-}
-
 let requestCounter = 0;
 const requestPrefix = randomBytes(4).toString('hex');
-
-export type QueryOutcome = Result & {
-  readonly logLines: string[];
-  /** The snapshot the query read. */
-  readonly ts: bigint;
-  readonly readSet: ReadSet;
-};
-
-export type MutationOutcome = (
-  | (Success & {
-      /** The commit's timestamp (the snapshot's, for a mutation that wrote nothing). */
-      readonly ts: bigint;
-    })
-  | { readonly ok: false; readonly error: FunctionError }
-) & { readonly logLines: string[] };
-
-export type ActionOutcome = Result & { readonly logLines: string[] };
 
 /** Retries of a mutation that keeps conflicting; each waits a little longer. */
 const MAX_ATTEMPTS = 100;
@@ -207,39 +179,13 @@ function nextCreationTime(): number {
   return lastCreationTime;
 }
 
-/** Turns whatever a handler threw into a FunctionError that names the function. */
-function asFunctionError(path: string, error: unknown): FunctionError {
-  if (FunctionError.is(error)) return error;
-  const thrown = error as {
-    message?: unknown;
-    data?: unknown;
-    name?: unknown;
-    stack?: unknown;
-  } | null;
-  if (thrown !== null && typeof thrown === 'object' && Symbol.for('ConvexError') in thrown) {
-    // convex/server serialised the data to a JSON string of its Convex-encoded value.
-    const data = typeof thrown.data === 'string' ? (JSON.parse(thrown.data) as JSONValue) : null;
-    return new FunctionError(
-      FunctionErrorCode.Thrown,
-      `Uncaught ConvexError in ${path}: ${String(thrown.message)}`,
-      {
-        data,
-      },
-    );
+/** The kind of the function at `path`, or null when there is none. */
+function functionKind(registry: Registry, path: string): FunctionKind | null {
+  try {
+    return registry.lookup(path, null, 'function').kind;
+  } catch {
+    return null;
   }
-  if (error instanceof CalledFunctionError) {
-    return new FunctionError(FunctionErrorCode.Thrown, error.message, { data: error.data });
-  }
-  if (error instanceof Error) {
-    return new FunctionError(
-      FunctionErrorCode.Thrown,
-      `Uncaught ${error.name} in ${path}: ${error.message}`,
-      {
-        cause: error,
-      },
-    );
-  }
-  return new FunctionError(FunctionErrorCode.Thrown, `Uncaught value in ${path}: ${String(error)}`);
 }
 
 function idChecker(catalog: Catalog): (id: string, table: string) => boolean {
@@ -339,13 +285,7 @@ export class Engine implements Host, JobHost, PoolHost {
       });
     }
     const crons = cronsOf(bundle.modules.get('crons'));
-    const kindOf = (path: string): FunctionKind | null => {
-      try {
-        return registry.lookup(path, null, 'function').kind;
-      } catch {
-        return null;
-      }
-    };
+    const kindOf = (path: string) => functionKind(registry, path);
     await this.store.write((tx) => syncCrons(tx, crons, kindOf, Date.now(), nextCreationTime));
     this.registry = registry;
     this.schema = schema;
@@ -454,11 +394,7 @@ export class Engine implements Host, JobHost, PoolHost {
   }
 
   kindOf(path: string): FunctionKind | null {
-    try {
-      return this.registry.lookup(path, null, 'function').kind;
-    } catch {
-      return null;
-    }
+    return functionKind(this.registry, path);
   }
 
   async runScheduledMutation(
