@@ -29,7 +29,7 @@ import {
   type WriteTransaction,
 } from '@sleigh/storage';
 import { convexToJson, jsonToConvex, type JSONValue, type ValidatorJSON } from 'convex/values';
-import { FunctionError, FunctionErrorCode, SkipRun } from './errors.js';
+import { FunctionError, FunctionErrorCode, isNonRetryable, SkipRun } from './errors.js';
 import { bundleFunctions, LoadError } from './loader/bundle.js';
 import { generateCode } from './loader/codegen.js';
 import { Registry, type FunctionInfo } from './loader/registry.js';
@@ -56,7 +56,6 @@ import {
 import { CronRunner, cronsOf, syncCrons } from './jobs/crons.js';
 import { type PoolJob } from './jobs/pool-jobs.js';
 import {
-  isNonRetryable,
   PoolRunner,
   type AttemptOutcome,
   type PoolHost,

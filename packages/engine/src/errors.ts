@@ -82,3 +82,16 @@ export class SkipRun extends Error {
     this.name = 'SkipRun';
   }
 }
+
+/**
+ * Whether a pool job's error says not to retry it: a `NonRetryableError` of @sleigh/workpool
+ * thrown by the job, or anywhere in its chain of causes. Known by name, as the class lives in
+ * the app's bundle, not here.
+ */
+export function isNonRetryable(error: unknown): boolean {
+  for (let e = error as { name?: unknown; cause?: unknown } | undefined; e;) {
+    if (e.name === 'NonRetryableError') return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}

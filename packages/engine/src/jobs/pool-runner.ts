@@ -103,15 +103,6 @@ export interface PoolRunnerOptions {
   readonly log?: (message: string) => void;
 }
 
-function isNonRetryable(error: unknown): boolean {
-  for (let e = error as { name?: unknown; cause?: unknown } | undefined; e;) {
-    if (e.name === 'NonRetryableError') return true;
-    e = e.cause as typeof e;
-  }
-  return false;
-}
-export { isNonRetryable };
-
 /** A job claimed by the transaction enqueueing it, started when its key shows in a commit. */
 interface Expected {
   /** The job as this runner runs it (claimed). */
