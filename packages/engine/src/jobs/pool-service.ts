@@ -11,6 +11,7 @@ import {
   encodeKey,
   idKey,
   prefixEnd,
+  sameBytes,
   type Catalog,
   type ReadTransaction,
   type Store,
@@ -550,12 +551,6 @@ function resultJson(job: PoolJob | null): JSONValue {
   if (job === null) return { kind: 'failed', error: 'the job is unknown, or its result expired' };
   if (job.result === undefined) return null;
   return convexToJson(job.result);
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 function encodeName(name: string): Uint8Array {
