@@ -28,8 +28,8 @@ import {
   type Store,
   type WriteTransaction,
 } from '@sleigh/storage';
-import { convexToJson, jsonToConvex, type JSONValue, type ValidatorJSON } from 'convex/values';
-import { FunctionError, FunctionErrorCode, isNonRetryable, SkipRun } from './errors.js';
+import { jsonToConvex, type JSONValue, type ValidatorJSON } from 'convex/values';
+import { FunctionError, FunctionErrorCode, SkipRun } from './errors.js';
 import { bundleFunctions, LoadError } from './loader/bundle.js';
 import { generateCode } from './loader/codegen.js';
 import { Registry, type FunctionInfo } from './loader/registry.js';
@@ -53,22 +53,15 @@ import {
   type HealthReport,
   type Host,
 } from './runtime/host.js';
-import { CronRunner, cronsOf, syncCrons } from './jobs/crons.js';
-import { type PoolJob } from './jobs/pool-jobs.js';
-import {
-  PoolRunner,
-  type AttemptOutcome,
-  type PoolHost,
-  type TransactionHooks,
-} from './jobs/pool-runner.js';
+import { cronsOf, syncCrons } from './jobs/crons.js';
+import type { TransactionHooks } from './jobs/pool-runner.js';
 import { listFailed, retryFailed, type FailedJob } from './jobs/pool-graph.js';
 import { Monitor } from './observe/monitor.js';
-import type { PoolStats } from './observe/pool-stats.js';
 import { PoolService } from './jobs/pool-service.js';
 import { RunningAttempts } from './jobs/attempts.js';
 import { SYSTEM_MODULES } from './system/functions.js';
 import { writeWithRetry } from './jobs/write-retry.js';
-import { jobArgs, JobRunner, type JobHost, type JobRunnerOptions } from './jobs/runner.js';
+import type { JobRunner, JobRunnerOptions } from './jobs/runner.js';
 import {
   cancelScheduled,
   getScheduled,
@@ -78,6 +71,7 @@ import {
   type ScheduledFunction,
 } from './jobs/scheduled.js';
 import { ReadSet } from './runtime/readset.js';
+import { Background } from './background.js';
 import {
   asFunctionError,
   success,
@@ -194,7 +188,7 @@ function idChecker(catalog: Catalog): (id: string, table: string) => boolean {
   };
 }
 
-export class Engine implements Host, JobHost, PoolHost {
+export class Engine implements Host {
   readonly store: Store;
   readonly functionsDir: string;
   readonly deploymentName: string;
@@ -205,19 +199,14 @@ export class Engine implements Host, JobHost, PoolHost {
   private schema: Schema | null = null;
   /** Retries run one at a time in this process, so a hot document stops bouncing them. */
   private retryLane: Promise<unknown> = Promise.resolve();
-  private runner: JobRunner | null = null;
-  private cronRunner: CronRunner | null = null;
-  private poolRunner: PoolRunner | null = null;
   /** Workpools as functions use them (the `sleigh/pool/*` syscalls). */
   readonly pools: PoolService;
   /** Pool job attempts running in this process: their abort signals and heartbeats. */
   readonly attempts = new RunningAttempts();
   /** What this process knows of itself: execution log, pool throughput, commit rate. */
   readonly monitor = new Monitor();
-  /** Pool starts and ends as the runner reports them (PoolHost). */
-  get poolStats(): PoolStats {
-    return this.monitor.pools;
-  }
+  /** The runners of scheduled functions, workpools and crons, and their host. */
+  private readonly background: Background;
 
   private constructor(options: EngineOptions) {
     this.store = options.store;
@@ -245,6 +234,7 @@ export class Engine implements Host, JobHost, PoolHost {
       nextCreationTime,
       this.attempts,
     );
+    this.background = new Background(this, this.pools, this.attempts, this.monitor.pools);
   }
 
   /** Builds and loads the functions folder and applies its schema. */
@@ -396,83 +386,14 @@ export class Engine implements Host, JobHost, PoolHost {
     return functionKind(this.registry, path);
   }
 
-  async runScheduledMutation(
-    job: ScheduledFunction,
-  ): Promise<{ ok: boolean; error?: string; skipped?: boolean }> {
-    const outcome = await this.mutation(job.name, jobArgs(job), {
-      caller: 'function',
-      scheduledFunctionId: job._id,
-    });
-    if (outcome.ok) return { ok: true };
-    return {
-      ok: false,
-      error: outcome.error.message,
-      skipped: outcome.error.code === FunctionErrorCode.Canceled,
-    };
-  }
-
-  async runScheduledAction(job: ScheduledFunction): Promise<{ ok: boolean; error?: string }> {
-    const outcome = await this.action(job.name, jobArgs(job), {
-      caller: 'function',
-      scheduledFunctionId: job._id,
-    });
-    return outcome.ok ? { ok: true } : { ok: false, error: outcome.error.message };
-  }
-
-  async runPoolJob(job: PoolJob, hooks: TransactionHooks): Promise<AttemptOutcome> {
-    const args = convexToJson(job.args);
-    const options: CallOptions = { caller: 'function', hooks, poolJobId: job._id };
-    const outcome =
-      job.kind === 'query'
-        ? await this.query(job.fn, args, options)
-        : job.kind === 'mutation'
-          ? await this.mutation(job.fn, args, options)
-          : await this.action(job.fn, args, options);
-    if (outcome.ok) return { ok: true, value: jsonToConvex(outcome.value) };
-    if (outcome.error.code === FunctionErrorCode.Canceled) return { skipped: true };
-    return {
-      ok: false,
-      error: outcome.error.message,
-      retryable: !isNonRetryable(outcome.error),
-    };
-  }
-
-  async runOnComplete(
-    job: PoolJob,
-    args: JSONValue,
-    hooks: TransactionHooks,
-  ): Promise<AttemptOutcome> {
-    const outcome = await this.mutation(job.onComplete!.fn, args, { caller: 'function', hooks });
-    if (outcome.ok) return { ok: true, value: null };
-    if (outcome.error.code === FunctionErrorCode.Canceled) return { skipped: true };
-    return { ok: false, error: outcome.error.message, retryable: false };
-  }
-
-  /** Starts running scheduled functions in this process (a server does; tests may not). */
+  /** Starts running background work in this process (a server does; tests may not). */
   startJobs(options: JobRunnerOptions = {}): JobRunner {
-    this.runner ??= new JobRunner(this, { exclusive: this.store.driver === 'sqlite', ...options });
-    this.runner.start();
-    this.poolRunner ??= new PoolRunner(this, {
-      exclusive: this.store.driver === 'sqlite',
-      ...options,
-    });
-    this.poolRunner.start();
-    this.pools.runner = this.poolRunner;
-    if (options.crons !== false) {
-      this.cronRunner ??= new CronRunner(
-        this.store,
-        nextCreationTime,
-        options.log ?? ((message) => console.error(`sleigh: ${message}`)),
-      );
-      this.cronRunner.start();
-    }
-    return this.runner;
+    return this.background.start(options);
   }
 
-  /** Stops running scheduled functions: see JobRunner.stop. */
+  /** Stops running background work: see Background.stop. */
   async stopJobs(graceMs?: number): Promise<void> {
-    this.cronRunner?.stop();
-    await Promise.all([this.runner?.stop(graceMs), this.poolRunner?.stop(graceMs)]);
+    await this.background.stop(graceMs);
   }
 
   // Running functions.
