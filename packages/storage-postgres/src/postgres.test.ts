@@ -3,7 +3,7 @@ import { encodeKey, prefixEnd, StorageError, StorageErrorCode } from '@sleigh/st
 import { makeDocument, seed, writeWithRetries } from '@sleigh/storage/conformance';
 import { databaseUrl } from '@sleigh/testing';
 import pg from 'pg';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { decodeWrites } from './commit-feed.js';
 import { openPostgresStore, PostgresStore } from './store.js';
 
@@ -178,6 +178,55 @@ describe('postgres store', () => {
     // ...vacuumed after the churn, the range is as cheap as an empty one.
     const vacuumed = await churn(2000);
     await expect.poll(vacuumed, { timeout: 10_000, interval: 200 }).toBeLessThanOrEqual(4);
+  });
+
+  it('leaves the vacuum to autovacuum for a role that does not own the index table, saying so once', async () => {
+    const schema = freshSchema();
+    const owner = await openPostgresStore({ connectionString: databaseUrl(), schema });
+    const [first] = await seed(owner, 'jobs', [{ state: 'pending' }], { by_state: ['state'] });
+    const number = owner.catalog().requireTable('jobs').number;
+    await owner.close();
+    // A role that may use every table but owns none: PostgreSQL would only warn at its VACUUM.
+    const admin = new pg.Client({ connectionString: databaseUrl() });
+    await admin.connect();
+    const role = `sleigh_guest_${randomBytes(4).toString('hex')}`;
+    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'guest'`);
+    onTestFinished(async () => {
+      await admin.query(`DROP OWNED BY ${role}`);
+      await admin.query(`DROP ROLE ${role}`);
+      await admin.end();
+    });
+    const database = (await admin.query<{ db: string }>('SELECT current_database() AS db')).rows[0]!
+      .db;
+    // Opening a store runs CREATE SCHEMA IF NOT EXISTS, which needs CREATE on the database.
+    await admin.query(`GRANT CREATE ON DATABASE "${database}" TO ${role}`);
+    await admin.query(`GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${role}`);
+    await admin.query(`GRANT ALL ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
+    await admin.query(`GRANT ALL ON ALL SEQUENCES IN SCHEMA ${schema} TO ${role}`);
+    const url = new URL(databaseUrl());
+    url.username = role;
+    url.password = 'guest';
+
+    const logged: string[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((message: unknown) => {
+      logged.push(String(message));
+    });
+    onTestFinished(() => spy.mockRestore());
+    const guest = await openPostgresStore({
+      connectionString: url.toString(),
+      schema,
+      vacuumAfterKeys: 500,
+    });
+    onTestFinished(() => guest.close());
+    const refused = () => logged.filter((line) => line.includes('does not own it'));
+    for (let round = 0; round < 3; round++) {
+      const docs = Array.from({ length: 500 }, (_, i) => makeDocument(number, { state: 'new', i }));
+      await guest.write((tx) => tx.insertMany('jobs', docs));
+      await expect.poll(() => refused().length).toBe(1);
+    }
+    // The guest's writes went through all the same.
+    expect((await guest.read((tx) => tx.get('jobs', first!._id)))?.state).toBe('pending');
+    expect(logged.filter((line) => line.includes('churn failed'))).toEqual([]);
   });
 
   it('says clearly when the database cannot be reached', async () => {

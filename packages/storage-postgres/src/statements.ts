@@ -193,3 +193,15 @@ export const TRIM_COMMITS = statement(
    WHERE committed_at < clock_timestamp() - make_interval(secs => $1)
      AND ts < (SELECT max(ts) FROM commits)`,
 );
+
+/**
+ * Whether this role may vacuum `index_entries`: it owns the table or the database (superusers
+ * are members of every role). PostgreSQL does not refuse anyone else's VACUUM; it warns and
+ * skips the table.
+ */
+export const MAY_VACUUM_INDEX_ENTRIES = statement(
+  'may_vacuum_index_entries',
+  `SELECT pg_has_role(c.relowner, 'MEMBER') OR pg_has_role(d.datdba, 'MEMBER') AS may
+   FROM pg_class c, pg_database d
+   WHERE c.oid = 'index_entries'::regclass AND d.datname = current_database()`,
+);

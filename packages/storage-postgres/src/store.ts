@@ -92,6 +92,8 @@ export class PostgresStore implements Store {
   private closed = false;
   private commitsSinceTrim = 0;
   private readonly vacuum: ChurnVacuum | null;
+  /** Whether this role may vacuum the index table (asked before the first vacuum). */
+  private mayVacuum: boolean | null = null;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -106,11 +108,7 @@ export class PostgresStore implements Store {
     const log = (message: string) => console.error(`sleigh: ${message}`);
     this.vacuum =
       vacuumAfterKeys > 0
-        ? new ChurnVacuum(
-            async () => void (await pool.query('VACUUM (SKIP_LOCKED) index_entries')),
-            vacuumAfterKeys,
-            log,
-          )
+        ? new ChurnVacuum(() => this.vacuumIndexEntries(), vacuumAfterKeys, log)
         : null;
     this.feed = new CommitFeed(
       {
@@ -389,6 +387,17 @@ export class PostgresStore implements Store {
 
   whenDelivered(ts: bigint, timeoutMs = 10_000): Promise<boolean> {
     return this.feed.whenDelivered(ts, timeoutMs);
+  }
+
+  /** Vacuums the index table (vacuum.ts); resolves false when this role may not. */
+  private async vacuumIndexEntries(): Promise<boolean> {
+    if (this.mayVacuum === null) {
+      const { rows } = await this.pool.query<{ may: boolean }>(sql.MAY_VACUUM_INDEX_ENTRIES([]));
+      this.mayVacuum = rows[0]?.may === true;
+    }
+    if (!this.mayVacuum) return false;
+    await this.pool.query('VACUUM (SKIP_LOCKED) index_entries');
+    return true;
   }
 
   async close(): Promise<void> {

@@ -14,18 +14,23 @@
  * someone else is vacuuming, and with a gap of at least nine times the last vacuum's duration
  * before the next, so it takes at most a tenth of one connection's time. A small database is
  * vacuumed every couple of seconds under load; a large one, where each vacuum takes longer,
- * more rarely. If PostgreSQL refuses (the role does not own the table), it says so once and
- * stops trying.
+ * more rarely. A role that may not vacuum the table (PostgreSQL would only warn and skip it) is
+ * told so once, and the work is left to autovacuum; a vacuum that fails (the database went away,
+ * say) is tried again after a minute.
  *
  *   counting ──keys ≥ afterKeys──▶ due ──gap passed──▶ vacuuming ──done──▶ counting
- *       ▲                                                                     │
- *       ╰──────────────────── gap = max(1 s, 9 × its duration) ───────────────╯
+ *       ▲                                                  │  │                 │
+ *       │                                                  │  ╰─failed: gap = 1 min
+ *       ╰──────────── gap = max(1 s, 9 × its duration) ────┼────────────────────╯
+ *                                                          ╰─not allowed──▶ stopped
  */
 
 /** The least time between two vacuums. */
 const MIN_GAP_MS = 1000;
 /** The next vacuum waits this many times as long as the last one took. */
 const GAP_FACTOR = 9;
+/** How long after a failed vacuum the next may start. */
+const RETRY_GAP_MS = 60_000;
 
 export class ChurnVacuum {
   private written = 0;
@@ -34,8 +39,9 @@ export class ChurnVacuum {
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
 
+  /** `vacuum` resolves false, having done nothing, when the role may not vacuum the table. */
   constructor(
-    private readonly vacuum: () => Promise<void>,
+    private readonly vacuum: () => Promise<boolean>,
     private readonly afterKeys: number,
     private readonly log: (message: string) => void,
   ) {}
@@ -61,17 +67,25 @@ export class ChurnVacuum {
     this.written = 0;
     const started = Date.now();
     this.running = this.vacuum().then(
-      () => {
+      (allowed) => {
         this.running = null;
+        if (!allowed) {
+          this.stopped = true;
+          this.log(
+            'not vacuuming the index table after heavy churn: this role does not own it; leaving it to autovacuum',
+          );
+          return;
+        }
         this.notBefore = Date.now() + Math.max(MIN_GAP_MS, GAP_FACTOR * (Date.now() - started));
         this.consider();
       },
       (error: unknown) => {
         this.running = null;
-        this.stopped = true;
+        this.notBefore = Date.now() + RETRY_GAP_MS;
         this.log(
-          `vacuuming after heavy churn failed (${(error as Error).message}); leaving it to autovacuum`,
+          `vacuuming the index table after heavy churn failed (${(error as Error).message}); trying again in a minute`,
         );
+        this.consider();
       },
     );
   }
