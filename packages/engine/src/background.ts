@@ -64,7 +64,7 @@ export class Background implements JobHost, PoolHost {
     return this.calls.nextCreationTime();
   }
 
-  /** Starts the runners in this process; resolves with the scheduled functions' runner. */
+  /** Starts the runners in this process; returns the scheduled functions' runner. */
   start(options: JobRunnerOptions = {}): JobRunner {
     // SQLite's file is this process's alone: its runners may keep claims in memory.
     const exclusive = this.store.driver === 'sqlite';
