@@ -75,12 +75,20 @@ export async function migrate(client: pg.ClientBase, schema: string): Promise<vo
   await client.query('BEGIN');
   try {
     await client.query('SELECT pg_advisory_xact_lock($1)', [lockKey(schema, 'migrate')]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${qs}`);
-    await client.query(`CREATE TABLE IF NOT EXISTS ${qs}.migrations (
-      version integer PRIMARY KEY,
-      description text NOT NULL,
-      applied_at timestamptz NOT NULL DEFAULT now()
-    )`);
+    // Creating needs CREATE on the database and schema even when they exist: look first, so a
+    // role granted only the use of a schema set up by its owner can open it.
+    const { rows: found } = await client.query<{ table: string | null }>(
+      'SELECT to_regclass($1)::text AS table',
+      [`${qs}.migrations`],
+    );
+    if (found[0]?.table == null) {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${qs}`);
+      await client.query(`CREATE TABLE IF NOT EXISTS ${qs}.migrations (
+        version integer PRIMARY KEY,
+        description text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`);
+    }
     const { rows } = await client.query<{ version: number }>(
       `SELECT version FROM ${qs}.migrations`,
     );
