@@ -4,6 +4,8 @@
  *
  *   planCycle (take the pool's ended / started / rechecked jobs, and how many may be claimed)
  *     ─▶ runCycle, one transaction:
+ *          send its reads at once: ended, started and rechecked jobs, and (unless delayed jobs
+ *            are promoted first) the claim's count and pending jobs
  *          record ended attempts (batched completion; dependents released)
  *          record starts of jobs claimed ahead that began since the last cycle
  *          read rechecked queued jobs again (kept: still ours, not started)
@@ -17,7 +19,7 @@
  * `maxParallelism` hold across every process on the database: two claimers conflict, and one
  * retries.
  */
-import type { WriteTransaction } from '@sleigh/storage';
+import type { IndexEntry, WriteTransaction } from '@sleigh/storage';
 import { afterAttempt, BY_DUE, dueRange, POOL_JOBS, saveJobs, type PoolJob } from './pool-jobs.js';
 import { releaseDependents } from './pool-graph.js';
 import { isLimited, pickLimited } from './pool-limits.js';
@@ -127,12 +129,24 @@ export async function runCycle(
   nextCreationTime: () => number,
 ): Promise<CycleResult> {
   const now = Date.now();
-  const madeCompleting = await recordEnded(tx, pool, plan.ended, now, claimant);
+  // Every read the cycle can make up front goes out at once (one round trip on PostgreSQL), so
+  // that afterwards this process prepares the completions and the claims while the database
+  // writes the completions, instead of each side waiting for the other.
   const startedIds = [...plan.started.keys()];
-  const currents = (await tx.getMany(POOL_JOBS, [
-    ...startedIds,
-    ...plan.recheck,
-  ])) as Array<PoolJob | null>;
+  const endedRead = readJobs(
+    tx,
+    plan.ended.map(({ job }) => job._id),
+  );
+  const othersRead = readJobs(tx, [...startedIds, ...plan.recheck]);
+  // Claim reads go first unless something this cycle writes may add pending jobs (delayed
+  // ones promoted): those the claim must see. Jobs released by completions are claimed by the
+  // cycle that their commit asks for.
+  const claimReads =
+    plan.wanted > 0 && !plan.limited && !plan.lookForDelayed
+      ? sendClaimReads(tx, pool, plan, claimant, plan.ended.length)
+      : null;
+  const recorded = await recordEnded(tx, pool, plan.ended, now, claimant, await endedRead);
+  const currents = await othersRead;
   const starts: PoolJob[] = [];
   for (const [i, id] of startedIds.entries()) {
     const current = currents[i] ?? null;
@@ -151,10 +165,14 @@ export async function runCycle(
   const next = plan.lookForDelayed ? await promoteDelayed(tx, pool, now) : null;
   const claims =
     plan.wanted > 0
-      ? await claim(tx, pool, plan, claimant, now, nextCreationTime)
+      ? await claim(tx, pool, plan, claimant, now, nextCreationTime, {
+          reads: claimReads ?? sendClaimReads(tx, pool, plan, claimant, 0),
+          // Read before this cycle's completions: its own ended jobs were still running.
+          endedRunning: claimReads === null ? 0 : recorded.endedRunning,
+        })
       : { claimed: [], stored: [], retryAt: null };
   let completing: PoolJob[] = [];
-  if (plan.lookForCompleting || madeCompleting) {
+  if (plan.lookForCompleting || recorded.completing) {
     const range = dueRange(pool.name, 'completing');
     completing = (
       await tx.scan({ table: POOL_JOBS, index: BY_DUE, ...range, order: 'asc', limit: 50 })
@@ -172,6 +190,67 @@ export async function runCycle(
   };
 }
 
+/** Reads jobs by id; a failure (a conflict, say) surfaces where the result is awaited. */
+function readJobs(tx: WriteTransaction, ids: readonly string[]): Promise<Array<PoolJob | null>> {
+  const read = tx.getMany(POOL_JOBS, ids) as Promise<Array<PoolJob | null>>;
+  // Awaited later, perhaps after another read failed first: never an unhandled rejection.
+  read.catch(() => undefined);
+  return read;
+}
+
+/** A claim's reads, sent before it needs them: the pool's running jobs and pending ones. */
+interface ClaimReads {
+  /** The running jobs, counted on a shared store (null: an exclusive one, which needn't). */
+  readonly running: Promise<IndexEntry[]> | null;
+  /** Pending jobs, when the claim will likely take them (unlimited pools, alone last time). */
+  readonly pending: Promise<IndexEntry[]> | null;
+}
+
+/**
+ * Sends a claim's reads. `ending`: jobs of this runner that the cycle records as ended, still
+ * running in the database when read before their completions.
+ */
+function sendClaimReads(
+  tx: WriteTransaction,
+  pool: PoolState,
+  plan: CyclePlan,
+  claimant: Claimant,
+  ending: number,
+): ClaimReads {
+  const max = pool.options.maxParallelism;
+  // While this runner held every claim last time, it reads what it will likely claim together
+  // with the count (one round trip, not two).
+  const pending =
+    !plan.limited && !claimant.exclusive && pool.alone ? scanPending(tx, pool, plan.wanted) : null;
+  const running = claimant.exclusive
+    ? null
+    : tx.scan({
+        table: POOL_JOBS,
+        index: BY_DUE,
+        ...dueRange(pool.name, 'running'),
+        order: 'asc',
+        limit: plan.holding + ending + max + 1,
+      });
+  // Their failures (a conflict) surface where they are awaited.
+  pending?.catch(() => undefined);
+  running?.catch(() => undefined);
+  return { running, pending };
+}
+
+/**
+ * Every pending job is ready: highest priority first, then oldest. Jobs held but still pending
+ * here are in the range too, and skipped.
+ */
+function scanPending(tx: WriteTransaction, pool: PoolState, limit: number): Promise<IndexEntry[]> {
+  return tx.scan({
+    table: POOL_JOBS,
+    index: BY_DUE,
+    ...dueRange(pool.name, 'pending'),
+    order: 'asc',
+    limit: limit + pool.unclaimed.size,
+  });
+}
+
 /**
  * Claims pending jobs for the pool's free slots. Claiming ahead is safe while every claimed
  * job of the pool is this runner's: it starts at most maxParallelism of them. Otherwise only
@@ -185,37 +264,19 @@ async function claim(
   claimant: Claimant,
   now: number,
   nextCreationTime: () => number,
+  sent: { reads: ClaimReads; endedRunning: number },
 ): Promise<{ claimed: PoolJob[]; stored: PoolJob[]; retryAt: number | null }> {
   const { wanted, holding, limited } = plan;
   const max = pool.options.maxParallelism;
   let free = wanted;
-  // Every pending job is ready: highest priority first, then oldest. Jobs held but still
-  // pending here are in the range too, and skipped.
-  const scanPending = (limit: number) =>
-    tx.scan({
-      table: POOL_JOBS,
-      index: BY_DUE,
-      ...dueRange(pool.name, 'pending'),
-      order: 'asc',
-      limit: limit + pool.unclaimed.size,
-    });
-  // While this runner held every claim last time, it reads what it will likely claim together
-  // with the count (one round trip, not two).
-  const early = !limited && !claimant.exclusive && pool.alone ? scanPending(wanted) : null;
-  // Its failure (a conflict) surfaces where it is awaited, or through the count's.
-  early?.catch(() => undefined);
-  if (!claimant.exclusive) {
-    const busy = (
-      await tx.scan({
-        table: POOL_JOBS,
-        index: BY_DUE,
-        ...dueRange(pool.name, 'running'),
-        order: 'asc',
-        limit: holding + max + 1,
-      })
-    ).length;
-    pool.alone = busy <= holding;
-    if (busy > holding) free = Math.min(wanted, max - busy);
+  const early = sent.reads.pending;
+  if (sent.reads.running !== null) {
+    // This runner's jobs in the database's running range: those it holds, and those whose
+    // completion this cycle writes when the count was read before it.
+    const ours = holding + sent.endedRunning;
+    const busy = (await sent.reads.running).length;
+    pool.alone = busy <= ours;
+    if (busy > ours) free = Math.min(wanted, max - (busy - sent.endedRunning));
   }
   if (limited && !claimant.exclusive) free = Math.min(free, max - holding);
   if (free <= 0) {
@@ -238,7 +299,7 @@ async function claim(
     pool.nextGroup = limitedClaim.nextGroup;
     retryAt = limitedClaim.retryAt;
   } else {
-    const entries = await (early ?? scanPending(free));
+    const entries = await (early ?? scanPending(tx, pool, free));
     picked = [];
     for (const entry of entries) {
       const job = entry.document as PoolJob;
@@ -259,7 +320,9 @@ async function claim(
 
 /**
  * Records attempts that ended: each job's next state (retried, or done with its result), and
- * its dependents released. Resolves with whether one now waits for its onComplete.
+ * its dependents released. `currents`: the jobs as the database has them, when already read.
+ * Resolves with whether one now waits for its onComplete, and how many of the jobs were still
+ * running as this runner's (their completion moves them out of the running range).
  */
 export async function recordEnded(
   tx: WriteTransaction,
@@ -267,25 +330,30 @@ export async function recordEnded(
   ended: readonly Ended[],
   now: number,
   claimant: Claimant,
-): Promise<boolean> {
+  currents?: ReadonlyArray<PoolJob | null>,
+): Promise<{ completing: boolean; endedRunning: number }> {
   let completing = false;
+  let endedRunning = 0;
   // Read them all at once and write them all at once: a round trip each on PostgreSQL.
-  const currents = (await tx.getMany(
-    POOL_JOBS,
-    ended.map(({ job }) => job._id),
-  )) as Array<PoolJob | null>;
+  const read =
+    currents ??
+    ((await tx.getMany(
+      POOL_JOBS,
+      ended.map(({ job }) => job._id),
+    )) as Array<PoolJob | null>);
   const updates: PoolJob[] = [];
   for (const [i, { startedAt, result, retryable }] of ended.entries()) {
-    const current = currents[i] ?? null;
+    const current = read[i] ?? null;
     // Canceled meanwhile, or taken back after a lost lease: not ours to record.
     if (!claimant.isOurs(pool, current)) continue;
+    if (current.state === 'running') endedRunning++;
     const next = afterAttempt(claimant.asClaimed(current, startedAt), result, now, { retryable });
     completing ||= next.state === 'completing';
     updates.push(next);
   }
   await saveJobs(tx, updates);
   await releaseDependents(tx, updates, now);
-  return completing;
+  return { completing, endedRunning };
 }
 
 /**

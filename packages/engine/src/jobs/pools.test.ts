@@ -498,4 +498,24 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     await expect.poll(() => allFinished(a, 'narrow', [after!])).toBe(true);
     expect(await events(a, 'never')).toEqual([]);
   });
+
+  it(`holds maxParallelism while cycles record short jobs' ends and claim more${two}`, async () => {
+    // A cycle reads the pool's running jobs before it writes the ends it records (they are
+    // still running then): its count must tell them from another runner's.
+    const place = driver.place();
+    const a = await startApp('pools', driver, { store: await place.open() });
+    const b = two === '' ? a : await startApp('pools', driver, { store: await place.open() });
+    a.startJobs({ exclusive: driver.name === 'sqlite' });
+    if (b !== a) b.startJobs({ exclusive: false });
+    // A second wave while the first runs: on two runners, the one that did not claim the first
+    // finds the other's jobs running, and may claim only free slots.
+    const ids = await enqueue(a, { pool: 'narrow', label: 'short', ms: 5, count: 60 });
+    await expect.poll(async () => (await events(a, 'short')).length > 0).toBe(true);
+    ids.push(...(await enqueue(b, { pool: 'narrow', label: 'short', ms: 5, count: 60 })));
+    await expect.poll(() => allFinished(a, 'narrow', ids), { timeout: 30_000 }).toBe(true);
+    const { starts, most } = await mostAtOnce(a, 'short');
+    expect(starts).toBe(120);
+    expect(most).toBeLessThanOrEqual(3);
+    expect(most).toBeGreaterThanOrEqual(2);
+  });
 });
