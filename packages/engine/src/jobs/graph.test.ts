@@ -262,6 +262,35 @@ describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
     expect(labels.filter((label) => label.startsWith('first'))).toHaveLength(10);
   });
 
+  it.runIf(driver.name === 'postgres')(
+    'keeps a job another runner holds when its unique key is replaced from elsewhere: it may have started',
+    async () => {
+      const place = driver.place();
+      // A server without a runner enqueues; the runner's process claims.
+      const elsewhere = await startApp('pools', driver, { store: await place.open() });
+      const enqueue = async (args: Record<string, JSONValue>) =>
+        (await call(elsewhere.mutation('graph:enqueueUnique', args))) as string;
+      const blockers = [
+        await enqueue({ key: 'b1', label: 'b1', ms: 600 }),
+        await enqueue({ key: 'b2', label: 'b2', ms: 600 }),
+      ];
+      const held = await enqueue({ key: 'h', label: 'held', ms: 5 });
+      const runner = await startApp('pools', driver, { store: await place.open(), jobs: {} });
+      // Claimed with the blockers, it waits for a slot: pending in the database, but held.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const replacement = await enqueue({ key: 'h', label: 'replacement', onDuplicate: 'replace' });
+      expect(replacement).not.toBe(held);
+      await expect
+        .poll(() => settled(runner, [...blockers, held, replacement], 'unique'), {
+          timeout: 10_000,
+        })
+        .toBe(true);
+      expect((await results(runner, [held], 'unique'))[0]?.kind).toBe('success');
+      const labels = (await steps(runner)).map((step) => step.label).sort();
+      expect(labels).toEqual(['b1', 'b2', 'held', 'replacement']);
+    },
+  );
+
   it('keeps jobs that failed for good as dead letters, and retries them with what depends on them', async () => {
     const engine = await startApp('pools', driver, { jobs: {} });
     await call(engine.mutation('graph:setSwitch', { name: 'broken', on: true }));

@@ -4,24 +4,28 @@
  *
  *   planCycle (take the pool's ended / started / rechecked jobs, and how many may be claimed)
  *     ─▶ runCycle, one transaction:
- *          send its reads at once: ended, started and rechecked jobs, and (unless delayed jobs
- *            are promoted first) the claim's count and pending jobs
+ *          send its reads at once: ended, started and rechecked jobs, every runner's holdings
+ *            of the pool (shared store), and (unless delayed jobs are promoted first) the
+ *            claim's count and pending jobs
+ *          let go of held jobs another runner took over (lostHoldings)
  *          record ended attempts (batched completion; dependents released)
  *          record starts of jobs claimed ahead that began since the last cycle
  *          read rechecked queued jobs again (kept: still ours, not started)
  *          promote delayed jobs that are due
- *          count the pool's running jobs, claim pending ones for the free slots (batched claims)
+ *          count the pool's claims (running jobs, and others' holdings), claim pending ones
+ *            for the free slots (in memory; written for mutation jobs and limited pools)
+ *          rewrite its holdings (shared store): what it holds once this commits
  *          find jobs whose onComplete must run
  *     ─▶ committed: the runner queues and starts what was claimed
  *     ─▶ failed (a conflict, say): unplanCycle puts the work back for the next cycle
  *
- * Counting the pool's running jobs in the cycle's own transaction is what makes
- * `maxParallelism` hold across every process on the database: two claimers conflict, and one
- * retries.
+ * Counting the pool's claims in the cycle's own transaction is what makes `maxParallelism`
+ * hold across every process on the database: two claimers conflict, and one retries.
  */
 import type { IndexEntry, WriteTransaction } from '@sleigh/storage';
 import { afterAttempt, BY_DUE, dueRange, POOL_JOBS, saveJobs, type PoolJob } from './pool-jobs.js';
 import { releaseDependents } from './pool-graph.js';
+import { readHoldings, writeHoldings, type Holdings } from './pool-holdings.js';
 import { isLimited, pickLimited } from './pool-limits.js';
 import type { Claimant, Ended, PoolState } from './pool-state.js';
 
@@ -40,7 +44,11 @@ export interface CyclePlan {
   readonly wanted: number;
   /** Whether the pool has group or rate limits (its claims are then its starts). */
   readonly limited: boolean;
-  /** Claims stay in memory (an exclusive store, an unlimited pool: PoolState.unclaimed). */
+  /**
+   * Claims of an unlimited pool stay in memory (PoolState.unclaimed): on an exclusive store
+   * nobody else needs to know; on a shared one the runner's holdings list them
+   * (pool-holdings.ts), except mutation jobs', which are written.
+   */
   readonly claimInMemory: boolean;
   readonly lookForCompleting: boolean;
   readonly lookForDelayed: boolean;
@@ -57,6 +65,8 @@ export interface CycleResult {
   readonly next: number | null;
   /** Jobs whose onComplete must run. */
   readonly completing: PoolJob[];
+  /** Held jobs no longer this runner's: its holdings were taken back (it stalled too long). */
+  readonly lost: readonly string[];
 }
 
 /**
@@ -103,9 +113,8 @@ export function planCycle(pool: PoolState, claimant: Claimant, active: boolean):
     holding,
     wanted,
     limited,
-    // An exclusive store's claims stay in memory; limited pools' claims are their starts,
-    // written with the start log.
-    claimInMemory: claimant.exclusive && !limited,
+    // Limited pools' claims are their starts, written with the start log.
+    claimInMemory: !limited,
     lookForCompleting,
     lookForDelayed,
   };
@@ -133,6 +142,10 @@ export async function runCycle(
   // that afterwards this process prepares the completions and the claims while the database
   // writes the completions, instead of each side waiting for the other.
   const startedIds = [...plan.started.keys()];
+  // On a shared store, every runner's holdings of the pool: its own to rewrite, and the
+  // others' to count and skip.
+  const holdingsRead = claimant.exclusive ? null : readHoldings(tx, pool.name);
+  holdingsRead?.catch(() => undefined);
   const endedRead = readJobs(
     tx,
     plan.ended.map(({ job }) => job._id),
@@ -145,6 +158,9 @@ export async function runCycle(
     plan.wanted > 0 && !plan.limited && !plan.lookForDelayed
       ? sendClaimReads(tx, pool, plan, claimant, plan.ended.length)
       : null;
+  const holdings = holdingsRead === null ? null : await holdingsRead;
+  const own = holdings?.find((held) => held.owner === claimant.id) ?? null;
+  const lost = holdings === null ? [] : await lostHoldings(tx, pool, own, holdings);
   const recorded = await recordEnded(tx, pool, plan.ended, now, claimant, await endedRead);
   const currents = await othersRead;
   const starts: PoolJob[] = [];
@@ -169,8 +185,25 @@ export async function runCycle(
           reads: claimReads ?? sendClaimReads(tx, pool, plan, claimant, 0),
           // Read before this cycle's completions: its own ended jobs were still running.
           endedRunning: claimReads === null ? 0 : recorded.endedRunning,
+          others: holdings?.filter((held) => held.owner !== claimant.id) ?? null,
         })
       : { claimed: [], stored: [], retryAt: null };
+  if (holdings !== null) {
+    // What it holds once this commits: less what this cycle recorded, plus its new claims.
+    const recordedIds = new Set([...plan.started.keys(), ...plan.ended.map(({ job }) => job._id)]);
+    const held = [...pool.unclaimed].filter((id) => !recordedIds.has(id));
+    for (const job of claims.stored) if (job.state === 'pending') held.push(job._id);
+    await writeHoldings(
+      tx,
+      pool.name,
+      claimant.id,
+      own,
+      held,
+      now,
+      claimant.leaseMs,
+      nextCreationTime,
+    );
+  }
   let completing: PoolJob[] = [];
   if (plan.lookForCompleting || recorded.completing) {
     const range = dueRange(pool.name, 'completing');
@@ -187,7 +220,30 @@ export async function runCycle(
     kept,
     next: retryAt === null ? next : Math.min(next ?? Infinity, retryAt),
     completing,
+    lost,
   };
+}
+
+/**
+ * On a shared store, the held jobs this runner lost: those its holdings no longer list (taken
+ * back by another runner after this one stalled for longer than its lease) that are not
+ * pending and free any more, claimed elsewhere. From here on they are not its own, in this
+ * transaction too. The rest it simply holds again (this cycle lists them anew).
+ */
+async function lostHoldings(
+  tx: WriteTransaction,
+  pool: PoolState,
+  own: Holdings | null,
+  holdings: readonly Holdings[],
+): Promise<string[]> {
+  const listed = new Set(own?.jobs ?? []);
+  const missing = [...pool.unclaimed].filter((id) => !listed.has(id));
+  if (missing.length === 0) return [];
+  const elsewhere = new Set(holdings.flatMap((held) => held.jobs));
+  const currents = (await tx.getMany(POOL_JOBS, missing)) as Array<PoolJob | null>;
+  const lost = missing.filter((id, i) => currents[i]?.state !== 'pending' || elsewhere.has(id));
+  for (const id of lost) pool.unclaimed.delete(id);
+  return lost;
 }
 
 /** Reads jobs by id; a failure (a conflict, say) surfaces where the result is awaited. */
@@ -264,13 +320,34 @@ async function claim(
   claimant: Claimant,
   now: number,
   nextCreationTime: () => number,
-  sent: { reads: ClaimReads; endedRunning: number },
+  sent: {
+    reads: ClaimReads;
+    endedRunning: number;
+    /** Other runners' holdings of the pool (null: an exclusive store). */
+    others: Holdings[] | null;
+  },
 ): Promise<{ claimed: PoolJob[]; stored: PoolJob[]; retryAt: number | null }> {
   const { wanted, holding, limited } = plan;
   const max = pool.options.maxParallelism;
   let free = wanted;
-  const early = sent.reads.pending;
-  if (sent.reads.running !== null) {
+  let early = sent.reads.pending;
+  // Jobs other runners hold: pending in the database, but claimed.
+  const othersHeld = new Set(sent.others?.flatMap((held) => held.jobs) ?? []);
+  if (sent.reads.running !== null && plan.claimInMemory) {
+    // Claims in memory on a shared store: every claim of the pool is a running job (a written
+    // claim, or a recorded start) or a held one, and each says whose it is.
+    const running = await sent.reads.running;
+    const othersRunning = running.filter(
+      (entry) => (entry.document as PoolJob).owner !== claimant.id,
+    ).length;
+    pool.alone = othersRunning === 0 && othersHeld.size === 0;
+    if (!pool.alone) free = Math.min(wanted, max - holding - othersRunning - othersHeld.size);
+    // Read assuming no other holdings: too few, perhaps, once theirs are skipped.
+    if (othersHeld.size > 0 && early !== null) {
+      await early;
+      early = null;
+    }
+  } else if (sent.reads.running !== null) {
     // This runner's jobs in the database's running range: those it holds, and those whose
     // completion this cycle writes when the count was read before it.
     const ours = holding + sent.endedRunning;
@@ -299,11 +376,11 @@ async function claim(
     pool.nextGroup = limitedClaim.nextGroup;
     retryAt = limitedClaim.retryAt;
   } else {
-    const entries = await (early ?? scanPending(tx, pool, free));
+    const entries = await (early ?? scanPending(tx, pool, free + othersHeld.size));
     picked = [];
     for (const entry of entries) {
       const job = entry.document as PoolJob;
-      if (pool.unclaimed.has(job._id)) continue;
+      if (pool.unclaimed.has(job._id) || othersHeld.has(job._id)) continue;
       picked.push(job);
       if (picked.length === free) break;
     }
@@ -313,7 +390,23 @@ async function claim(
     pool.readyAt.set(job._id, job.due);
     return claimant.claimed(job, now);
   });
-  if (plan.claimInMemory) return { claimed, stored: picked, retryAt };
+  if (plan.claimInMemory && claimant.exclusive) return { claimed, stored: picked, retryAt };
+  if (plan.claimInMemory) {
+    // Held, except mutation jobs: their transaction checks the claim, so it is written.
+    const written = await saveJobs(
+      tx,
+      claimed.filter((job) => job.kind === 'mutation'),
+      now,
+    );
+    let next = 0;
+    const stored = picked.map((job) => (job.kind === 'mutation' ? written[next++]! : job));
+    next = 0;
+    return {
+      claimed: claimed.map((job) => (job.kind === 'mutation' ? written[next++]! : job)),
+      stored,
+      retryAt,
+    };
+  }
   const stored = await saveJobs(tx, claimed, now);
   return { claimed: stored, stored, retryAt };
 }

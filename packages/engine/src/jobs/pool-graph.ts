@@ -406,8 +406,9 @@ export type DuplicatePolicy = 'skip' | 'replace';
  * Takes `key` of `pool` for `job`, or says which job holds it. With `skip`, a key held by an
  * unfinished job (or within its window) keeps its holder; with `replace`, a holder that has not
  * started is canceled and the key moves to the new job (a running one finishes on its own).
- * `startedHere` says whether a job the database has pending started in this process already
- * (an exclusive store's runner records starts after the fact).
+ * `mayHaveStarted` says whether a job the database has pending may have started already: its
+ * start is recorded after the fact, by this process's runner on an exclusive store, by the
+ * runner holding it on a shared one.
  */
 export async function takeUniqueKey(
   tx: WriteTransaction,
@@ -417,7 +418,7 @@ export async function takeUniqueKey(
   windowMs: number | null,
   now: number,
   creationTime: () => number,
-  startedHere: (id: string) => boolean,
+  mayHaveStarted: (holder: PoolJob) => Promise<boolean>,
 ): Promise<{ holder: string } | null> {
   const id = derivedDocumentId(SYSTEM_TABLES._pool_unique.number, `${job.pool}\u0000${key}`);
   const taken = (await tx.get(POOL_UNIQUE, id)) as unknown as UniqueKey | null;
@@ -440,7 +441,8 @@ export async function takeUniqueKey(
     if (policy === 'skip') return { holder: taken.job };
     const notStarted =
       holder !== null &&
-      (holder.state === 'waiting' || (holder.state === 'pending' && !startedHere(holder._id)));
+      (holder.state === 'waiting' ||
+        (holder.state === 'pending' && !(await mayHaveStarted(holder))));
     if (notStarted) {
       const replaced = finish(
         holder,

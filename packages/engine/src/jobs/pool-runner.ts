@@ -14,8 +14,11 @@
  * - Direct dispatch: a job enqueued alone into a pool idle here is claimed by the enqueuing
  *   transaction itself (`claim`) and started when that commit is announced (`adopt`); that
  *   transaction's count of the pool, read alongside, hands it back if no slot was free.
- * - On an exclusive store (SQLite) claims stay in memory: claimed jobs are still pending in the
- *   database until their start (if they outlive a cycle) or their outcome is written.
+ * - Claims of unlimited pools stay in memory: claimed jobs are still pending in the database
+ *   until their start (if they outlive a cycle) or their outcome is written. On a shared store
+ *   (PostgreSQL) the runner's holdings document lists them for the other runners to count and
+ *   skip (pool-holdings.ts); mutation jobs' claims are written there, as their transaction
+ *   checks them.
  * - Mutation jobs run exactly once: the mutation's transaction checks the job is still this
  *   runner's and records its result itself. Actions run at least once: a job whose lease ran out
  *   (its process died) counts as a failed attempt and is retried per its policy. Leases and
@@ -28,11 +31,14 @@
  *                                          ▲                                                      │
  *                                          ╰──────────────── attempt ended ◀──────────────────────╯
  *
- *   A job claimed on an exclusive store (PoolState.unclaimed; the database says pending until ⇒):
+ *   A job claimed in memory (PoolState.unclaimed; the database says pending until ⇒):
  *
  *   pending ──claim (memory)──▶ queued ──slot free──▶ started ──still running at a cycle──⇒ running
  *      ▲                           │                     │                                     │
  *      ╰──a commit wrote its key───╯                     ╰──ended first──⇒ outcome ◀──ended────╯
+ *
+ *   (on a shared store, from the claim until its start or outcome is written, the runner's
+ *   holdings list it; holdings whose lease ran out are taken back by any runner's upkeep)
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -66,6 +72,7 @@ import { isLimited } from './pool-limits.js';
 import { planCycle, recordEnded, runCycle, unplanCycle, type CycleResult } from './pool-cycle.js';
 import { Claimant, newPoolState, type PoolState } from './pool-state.js';
 import { placeUnranked, renewAndTakeBack, sweepExpired, type LeaseHolder } from './pool-upkeep.js';
+import { dropHoldings, renewHoldings, takeBackHoldings } from './pool-holdings.js';
 import type { RunningAttempts } from './attempts.js';
 import type { LocalRunner } from './pool-service.js';
 import type { PoolStats } from '../observe/pool-stats.js';
@@ -186,8 +193,9 @@ export class PoolRunner implements LocalRunner {
           pool.queue = [];
           pool.queued.clear();
           pool.queuedKeys.clear();
-          // Held but pending in the database: nothing to hand back.
+          // Held but pending in the database: nothing to hand back but the holdings.
           this.forgetUnclaimed(pool, [...pool.unclaimed]);
+          if (!this.exclusive) await dropHoldings(tx, pool.name, this.id);
           for (const id of ours) {
             const job = await getPoolJob(tx, id);
             if (job?.state !== 'running' || job.owner !== this.id) continue;
@@ -433,6 +441,22 @@ export class PoolRunner implements LocalRunner {
     return false;
   }
 
+  /**
+   * Held jobs another runner took back (this one stalled for longer than a lease): those still
+   * queued never start here; those running finish, and their outcome is not recorded.
+   */
+  private forgetLost(pool: PoolState, ids: readonly string[], claimedAgain: Set<string>): void {
+    this.log(
+      `workpool "${pool.name}": ${ids.length} held job(s) were taken back (this runner was unresponsive for longer than its lease); they run again wherever they are claimed`,
+    );
+    const lost = new Set(ids);
+    for (const job of pool.queue.filter((queued) => lost.has(queued._id))) {
+      this.unwatchQueued(pool, job._id);
+      if (!claimedAgain.has(job._id)) pool.readyAt.delete(job._id);
+    }
+    pool.queue = pool.queue.filter((queued) => !lost.has(queued._id));
+  }
+
   /** Held jobs now recorded in the database (or no longer ours): no longer unclaimed. */
   private forgetUnclaimed(pool: PoolState, ids: Iterable<string>): void {
     for (const id of ids) pool.unclaimed.delete(id);
@@ -508,6 +532,10 @@ export class PoolRunner implements LocalRunner {
       pool,
       plan.ended.map(({ job }) => job._id),
     );
+    // Before this cycle's claims are queued: it may have claimed some of them again.
+    if (result.lost.length > 0) {
+      this.forgetLost(pool, result.lost, new Set(result.claimed.map((job) => job._id)));
+    }
     const keptIds = new Set(result.kept.map((job) => job._id));
     for (const id of plan.recheck) if (!keptIds.has(id)) pool.readyAt.delete(id);
     for (const job of result.kept.reverse()) {
@@ -515,9 +543,11 @@ export class PoolRunner implements LocalRunner {
       this.watchQueued(pool, job);
     }
     for (const [i, job] of result.claimed.entries()) {
+      const stored = result.stored[i]!;
       pool.queue.push(job);
-      this.watchQueued(pool, result.stored[i]!);
-      if (plan.claimInMemory) pool.unclaimed.add(job._id);
+      this.watchQueued(pool, stored);
+      // Pending in the database: claimed in memory (and, on a shared store, held).
+      if (stored.state === 'pending') pool.unclaimed.add(job._id);
     }
     this.drain(pool);
     for (const job of result.completing) this.complete(pool, job);
@@ -682,6 +712,10 @@ export class PoolRunner implements LocalRunner {
         await writeWithRetry(this.store, async (tx) => {
           const now = Date.now();
           await renewAndTakeBack(tx, pool.name, holder, takeBackAll, now);
+          if (!this.exclusive) {
+            await takeBackHoldings(tx, pool.name, this.id, now);
+            await renewHoldings(tx, pool.name, this.id, pool.unclaimed, now, this.leaseMs);
+          }
           await sweepExpired(tx, pool.name, now);
         });
         pool.lookForCompleting = true;

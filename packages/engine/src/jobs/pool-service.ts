@@ -65,6 +65,7 @@ import {
   type EnqueueItem,
 } from './pool-requests.js';
 import { writeWithRetry } from './write-retry.js';
+import { isHeld } from './pool-holdings.js';
 
 /** How the engine resolves and checks a function for a job. */
 export interface PoolFunctions {
@@ -264,7 +265,9 @@ export class PoolService {
             unique.windowMs,
             now,
             this.creationTime,
-            (id) => this.runner?.startedHere(id) ?? false,
+            async (holder) =>
+              (this.runner?.startedHere(holder._id) ?? false) ||
+              (await isHeld(tx, holder.pool, holder._id)),
           );
           // A duplicate: the caller gets the job holding the key (and so do its dependents).
           if (taken !== null) {

@@ -32,9 +32,10 @@ export interface PoolState {
    */
   readonly queuedKeys: Map<string, string>;
   /**
-   * Jobs this runner holds (queued, or started) that the database still has pending: on an
-   * exclusive store a claim is not written, only the start of a job that outlives a cycle, or
-   * its outcome. A crash loses nothing (they are pending), and claims skip these.
+   * Jobs this runner holds (queued, or started) that the database still has pending: a claim
+   * of an unlimited pool is not written, only the start of a job that outlives a cycle, or its
+   * outcome (on a shared store the runner's holdings list them: pool-holdings.ts). A crash
+   * loses nothing (they are pending), and claims skip these.
    */
   readonly unclaimed: Set<string>;
   /** Queued jobs whose claim was written, taken out of the queue by a commit: read them again. */
@@ -98,7 +99,7 @@ export function newPoolState(name: string, options: PoolOptions): PoolState {
 
 /**
  * A runner as the owner of the jobs it claims: its id (the jobs' `owner`), its lease, and
- * whether its store is exclusive (then its claims stay in memory: `PoolState.unclaimed`).
+ * whether its store is exclusive (no other process claims: nothing needs to know its claims).
  */
 export class Claimant {
   constructor(
@@ -119,7 +120,8 @@ export class Claimant {
   }
 
   /**
-   * A job of ours as the claim would have written it (an exclusive store's are still pending),
+   * A job of ours as the claim would have written it (those claimed in memory are still
+   * pending),
    * started at `startedAt` when given.
    */
   asClaimed(current: PoolJob, startedAt?: number): PoolJob {

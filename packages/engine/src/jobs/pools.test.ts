@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.js';
 import { DRIVERS, startApp } from '../test-harness.js';
 import { getPoolJob, saveJob, type PoolJob } from './pool-jobs.js';
+import { holdingsId, POOL_HOLDINGS, type Holdings } from './pool-holdings.js';
 import { renewAndTakeBack, type LeaseHolder } from './pool-upkeep.js';
 import { call } from './test-calls.js';
 
@@ -20,6 +21,11 @@ interface Event {
 type Status = { state: string; previousAttempts?: number };
 type Result = { kind: string; returnValue?: Value; error?: string } | null;
 
+/** The runner that claimed a job (written claims name it). */
+const ownerOf = (job: PoolJob | null): string => {
+  if (job?.owner === undefined) throw new Error(`no owner: ${JSON.stringify(job)}`);
+  return job.owner;
+};
 const enqueue = async (engine: Engine, args: Record<string, JSONValue>) =>
   (await call(engine.mutation('pools:enqueueWork', args))) as string[];
 const events = async (engine: Engine, label: string) =>
@@ -386,6 +392,161 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
       'the process holding it stopped 3 times before it was known to start (it may be what stops them)',
     ]);
     expect(await events(engine, 'lost-thrice')).toHaveLength(1);
+  });
+
+  it('takes back the jobs a runner that died held without writing them, uncharged if never started', async () => {
+    // On a shared store a runner writes one holdings document for the jobs it claimed ahead;
+    // they stay pending in the database. A claim counts them, and skips them, until their
+    // lease runs out.
+    const place = driver.place();
+    const doomed = await startApp('pools', driver, {
+      store: await place.open(),
+      jobs: { leaseMs: 300, exclusive: false, log: () => undefined },
+    });
+    const ids = await enqueue(doomed, { pool: 'retrying', label: 'held', ms: 800, count: 8 });
+    // Five run (their starts recorded); three wait in its queue, held.
+    await expect
+      .poll(async () => (await statuses(doomed, 'retrying', ids)).map((status) => status.state))
+      .toEqual(expect.arrayContaining(['running', 'pending']));
+    await expect
+      .poll(
+        async () =>
+          (await statuses(doomed, 'retrying', ids)).filter((status) => status.state === 'running')
+            .length,
+      )
+      .toBe(5);
+    const holdings = await doomed.store.read(async (tx) =>
+      (await tx.scan({ table: POOL_HOLDINGS, index: 'by_pool', order: 'asc', limit: 10 })).map(
+        (entry) => entry.document as Holdings,
+      ),
+    );
+    expect(holdings).toHaveLength(1);
+    expect(holdings[0]).toMatchObject({ pool: 'retrying' });
+    expect(holdings[0]!.jobs).toHaveLength(3);
+    const held = new Set(holdings[0]!.jobs);
+    await doomed.store.close();
+    const rescuer = await startApp('pools', driver, {
+      store: await place.open(),
+      jobs: { leaseMs: 300, exclusive: false },
+    });
+    await expect.poll(() => allFinished(rescuer, 'retrying', ids), { timeout: 15_000 }).toBe(true);
+    const jobs = (await call(rescuer.query('pools:jobs', {}))) as unknown as PoolJob[];
+    for (const job of jobs.filter((candidate) => ids.includes(candidate._id))) {
+      expect(job.result).toEqual({ kind: 'success', returnValue: 'held done' });
+      if (held.has(job._id)) {
+        // Never started: taken back uncharged, run once.
+        expect(job).toMatchObject({ attempt: 1, failures: [], takeBacks: 1 });
+      } else {
+        // Started where it died: that attempt counts, and the retry ran.
+        expect(job.attempt).toBe(2);
+        expect(job.failures).toHaveLength(1);
+      }
+    }
+    expect(await events(rescuer, 'held')).toHaveLength(5 * 2 + 3);
+    const left = await rescuer.store.read((tx) =>
+      tx.scan({ table: POOL_HOLDINGS, index: 'by_pool', order: 'asc', limit: 10 }),
+    );
+    expect(left).toEqual([]);
+  });
+
+  it('lets go of held jobs another runner took over while it stalled, and runs them once that one is gone', async () => {
+    const logs: string[] = [];
+    const engine = await startApp('pools', driver, {
+      jobs: { exclusive: false, leaseMs: 300, log: (message) => logs.push(message) },
+    });
+    const ids = await enqueue(engine, { pool: 'narrow', label: 'stalled', ms: 400, count: 9 });
+    const running = async () =>
+      (await statuses(engine, 'narrow', ids)).filter((status) => status.state === 'running');
+    await expect.poll(async () => (await running()).length).toBe(3);
+    // As another runner does once this one's lease ran out: takes its holdings and holds the six
+    // queued jobs itself (then dies too, so its lease runs out in a second).
+    const takenOver = Date.now();
+    const { value: queued } = await engine.store.write(async (tx) => {
+      const owner = ownerOf(await getPoolJob(tx, ids[0]!));
+      const own = (await tx.get(POOL_HOLDINGS, holdingsId('narrow', owner))) as Holdings;
+      await tx.delete(POOL_HOLDINGS, own._id);
+      await tx.insert(POOL_HOLDINGS, {
+        ...own,
+        _id: holdingsId('narrow', 'pool-runner-other'),
+        owner: 'pool-runner-other',
+        due: takenOver + 1000,
+      });
+      return own.jobs;
+    });
+    expect(queued).toHaveLength(6);
+    // Its upkeep, every third of a lease, runs a cycle, which finds its holdings gone.
+    await expect.poll(() => allFinished(engine, 'narrow', ids), { timeout: 10_000 }).toBe(true);
+    expect(logs.filter((line) => line.includes('6 held job(s) were taken back'))).toHaveLength(1);
+    // None started here while the other runner held it; each ran once, after its lease.
+    const starts = await events(engine, 'stalled');
+    expect(starts).toHaveLength(9);
+    const jobs = (await call(engine.query('pools:jobs', {}))) as unknown as PoolJob[];
+    for (const job of jobs.filter((candidate) => queued.includes(candidate._id))) {
+      expect(job).toMatchObject({ attempt: 1, failures: [], takeBacks: 1 });
+      expect(job.startedAt).toBeGreaterThanOrEqual(takenOver + 1000);
+    }
+    expect((await mostAtOnce(engine, 'stalled')).most).toBeLessThanOrEqual(3);
+  });
+
+  it('holds its jobs again when its holdings went but nobody took them', async () => {
+    const logs: string[] = [];
+    const engine = await startApp('pools', driver, {
+      jobs: { exclusive: false, leaseMs: 300, log: (message) => logs.push(message) },
+    });
+    const ids = await enqueue(engine, { pool: 'narrow', label: 'kept', ms: 300, count: 9 });
+    await expect
+      .poll(
+        async () =>
+          (await statuses(engine, 'narrow', ids)).filter((status) => status.state === 'running')
+            .length,
+      )
+      .toBe(3);
+    const owner = await engine.store.read(async (tx) => ownerOf(await getPoolJob(tx, ids[0]!)));
+    const holdings = async () =>
+      (await engine.store.read((tx) =>
+        tx.get(POOL_HOLDINGS, holdingsId('narrow', owner)),
+      )) as Holdings | null;
+    await engine.store.write(async (tx) => {
+      await tx.delete(POOL_HOLDINGS, holdingsId('narrow', owner));
+    });
+    // Listed again by the next cycle (its upkeep runs one every third of a lease).
+    await expect.poll(async () => (await holdings())?.jobs.length ?? 0).toBeGreaterThan(0);
+    await expect.poll(() => allFinished(engine, 'narrow', ids), { timeout: 10_000 }).toBe(true);
+    expect(await events(engine, 'kept')).toHaveLength(9);
+    expect(logs.filter((line) => line.includes('taken back'))).toEqual([]);
+  });
+
+  it('charges a held job whose runners keep dying a third time, as a claimed one', async () => {
+    const engine = await startApp('pools', driver);
+    const [once] = await enqueue(engine, { pool: 'retrying', label: 'held-once', ms: 1 });
+    const [thrice] = await enqueue(engine, { pool: 'retrying', label: 'held-thrice', ms: 1 });
+    // As a runner that died left them: held (pending, listed), its lease run out; the second
+    // was already taken back twice.
+    await engine.store.write(async (tx) => {
+      const job = (await getPoolJob(tx, thrice!))!;
+      await saveJob(tx, { ...job, takeBacks: 2 });
+      await tx.insert(POOL_HOLDINGS, {
+        _id: holdingsId('retrying', 'pool-runner-gone'),
+        _creationTime: Date.now(),
+        pool: 'retrying',
+        owner: 'pool-runner-gone',
+        jobs: [once!, thrice!],
+        due: Date.now() - 1,
+      });
+    });
+    engine.startJobs({ exclusive: false });
+    await expect
+      .poll(() => allFinished(engine, 'retrying', [once!, thrice!]), { timeout: 10_000 })
+      .toBe(true);
+    const jobs = (await call(engine.query('pools:jobs', {}))) as unknown as PoolJob[];
+    const job = (id: string) => jobs.find((candidate) => candidate._id === id);
+    expect(job(once!)).toMatchObject({ attempt: 1, failures: [], takeBacks: 1 });
+    expect(job(thrice!)).toMatchObject({ attempt: 2, takeBacks: 3 });
+    expect(job(thrice!)?.failures.map((failure) => failure.error)).toEqual([
+      'the process holding it stopped 3 times before it was known to start (it may be what stops them)',
+    ]);
+    expect(await events(engine, 'held-thrice')).toHaveLength(1);
+    expect(await events(engine, 'held-once')).toHaveLength(1);
   });
 
   it('takes back its own running jobs it no longer holds once their lease ran out, and renews those it holds', async () => {

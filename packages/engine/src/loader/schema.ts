@@ -60,6 +60,8 @@ export const SYSTEM_TABLES = {
   _pool_unique: { number: 8, indexes: {} },
   /** Recent starts of rate-limited pools and groups (jobs/pool-limits.ts), one per limit. */
   _pool_limits: { number: 9, indexes: {} },
+  /** What each runner on a shared store holds of each pool (jobs/pool-holdings.ts). */
+  _pool_holdings: { number: 10, indexes: { by_pool: ['pool', 'owner'] } },
 } as const satisfies Record<string, SystemTable>;
 
 interface ExportedTable {
