@@ -40,7 +40,10 @@ export interface Holdings extends Document {
   pool: string;
   /** The runner holding them. */
   owner: string;
-  /** Ids of the jobs held, pending in the database. */
+  /**
+   * Ids of the jobs held, pending in the database: at most maxParallelism (≤ 1,000) plus the
+   * 500 claimed ahead, well inside a document's 8,192 array items.
+   */
   jobs: string[];
   /** When the lease runs out, unless renewed. */
   due: number;
