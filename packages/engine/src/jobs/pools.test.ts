@@ -54,6 +54,24 @@ const mostAtOnce = async (engine: Engine, label: string) => {
   return { starts: starts.length, most };
 };
 
+/**
+ * Waits for two jobs taken back from gone runners to finish: `once` (taken back once) runs as
+ * if nothing happened; `thrice` (its third take-back) counts a failed attempt, retried per the
+ * pool's policy.
+ */
+const expectChargedThird = async (engine: Engine, once: string, thrice: string) => {
+  await expect
+    .poll(() => allFinished(engine, 'retrying', [once, thrice]), { timeout: 10_000 })
+    .toBe(true);
+  const jobs = (await call(engine.query('pools:jobs', {}))) as unknown as PoolJob[];
+  const job = (id: string) => jobs.find((candidate) => candidate._id === id);
+  expect(job(once)).toMatchObject({ attempt: 1, failures: [], takeBacks: 1 });
+  expect(job(thrice)).toMatchObject({ attempt: 2, takeBacks: 3 });
+  expect(job(thrice)?.failures.map((failure) => failure.error)).toEqual([
+    'the process holding it stopped 3 times before it was known to start (it may be what stops them)',
+  ]);
+};
+
 describe.each(DRIVERS)('workpools on $name', (driver) => {
   it('runs actions with exactly maxParallelism at once, and keeps their results', async () => {
     const engine = await startApp('pools', driver, { jobs: {} });
@@ -379,18 +397,7 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
       }
     });
     engine.startJobs({ exclusive: false });
-    await expect
-      .poll(() => allFinished(engine, 'retrying', [once!, thrice!]), { timeout: 10_000 })
-      .toBe(true);
-    const jobs = (await call(engine.query('pools:jobs', {}))) as unknown as PoolJob[];
-    const job = (id: string) => jobs.find((candidate) => candidate._id === id);
-    // Taken back once: runs as if nothing happened.
-    expect(job(once!)).toMatchObject({ attempt: 1, failures: [], takeBacks: 1 });
-    // Taken back a third time: that counts as a failed attempt, retried per the pool's policy.
-    expect(job(thrice!)).toMatchObject({ attempt: 2, takeBacks: 3 });
-    expect(job(thrice!)?.failures.map((failure) => failure.error)).toEqual([
-      'the process holding it stopped 3 times before it was known to start (it may be what stops them)',
-    ]);
+    await expectChargedThird(engine, once!, thrice!);
     expect(await events(engine, 'lost-thrice')).toHaveLength(1);
   });
 
@@ -535,16 +542,7 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
       });
     });
     engine.startJobs({ exclusive: false });
-    await expect
-      .poll(() => allFinished(engine, 'retrying', [once!, thrice!]), { timeout: 10_000 })
-      .toBe(true);
-    const jobs = (await call(engine.query('pools:jobs', {}))) as unknown as PoolJob[];
-    const job = (id: string) => jobs.find((candidate) => candidate._id === id);
-    expect(job(once!)).toMatchObject({ attempt: 1, failures: [], takeBacks: 1 });
-    expect(job(thrice!)).toMatchObject({ attempt: 2, takeBacks: 3 });
-    expect(job(thrice!)?.failures.map((failure) => failure.error)).toEqual([
-      'the process holding it stopped 3 times before it was known to start (it may be what stops them)',
-    ]);
+    await expectChargedThird(engine, once!, thrice!);
     expect(await events(engine, 'held-thrice')).toHaveLength(1);
     expect(await events(engine, 'held-once')).toHaveLength(1);
   });
