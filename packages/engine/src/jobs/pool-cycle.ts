@@ -393,17 +393,15 @@ async function claim(
   if (plan.claimInMemory && claimant.exclusive) return { claimed, stored: picked, retryAt };
   if (plan.claimInMemory) {
     // Held, except mutation jobs: their transaction checks the claim, so it is written.
-    const written = await saveJobs(
+    const saved = await saveJobs(
       tx,
       claimed.filter((job) => job.kind === 'mutation'),
       now,
     );
-    let next = 0;
-    const stored = picked.map((job) => (job.kind === 'mutation' ? written[next++]! : job));
-    next = 0;
+    const written = new Map(saved.map((job) => [job._id, job]));
     return {
-      claimed: claimed.map((job) => (job.kind === 'mutation' ? written[next++]! : job)),
-      stored,
+      claimed: claimed.map((job) => written.get(job._id) ?? job),
+      stored: picked.map((job) => written.get(job._id) ?? job),
       retryAt,
     };
   }

@@ -152,9 +152,6 @@ export async function renewHoldings(
   // Gone: taken back, which the next cycle finds; there is nothing to renew.
   if (current === null) return;
   const jobs = current.jobs.filter((id) => holding.has(id));
-  if (jobs.length > 0 && current.due - now > leaseMs / 2 && jobs.length === current.jobs.length) {
-    return;
-  }
   await writeHoldings(tx, pool, owner, current, jobs, now, leaseMs, () => current._creationTime);
 }
 

@@ -121,8 +121,7 @@ export class Claimant {
 
   /**
    * A job of ours as the claim would have written it (those claimed in memory are still
-   * pending),
-   * started at `startedAt` when given.
+   * pending), started at `startedAt` when given.
    */
   asClaimed(current: PoolJob, startedAt?: number): PoolJob {
     const started = startedAt === undefined ? {} : { startedAt };
