@@ -7,6 +7,7 @@
 import type { JSONValue } from 'convex/values';
 import { describe, expect, it } from 'vitest';
 import { DRIVERS, startApp } from '../test-harness.js';
+import { readHoldings } from './pool-holdings.js';
 import { byLabel, call, results, settled, steps, type Result } from './test-calls.js';
 
 describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
@@ -277,7 +278,15 @@ describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
       const held = await enqueue({ key: 'h', label: 'held', ms: 5 });
       const runner = await startApp('pools', driver, { store: await place.open(), jobs: {} });
       // Claimed with the blockers, it waits for a slot: pending in the database, but held.
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await expect
+        .poll(
+          () =>
+            runner.store.read(async (tx) =>
+              (await readHoldings(tx, 'unique')).some((holdings) => holdings.jobs.includes(held)),
+            ),
+          { timeout: 5_000 },
+        )
+        .toBe(true);
       const replacement = await enqueue({ key: 'h', label: 'replacement', onDuplicate: 'replace' });
       expect(replacement).not.toBe(held);
       await expect

@@ -26,6 +26,7 @@ import {
   encodeKey,
   prefixEnd,
   type Document,
+  type ReadTransaction,
   type WriteTransaction,
 } from '@sleigh/storage';
 import { SYSTEM_TABLES } from '../loader/schema.js';
@@ -54,7 +55,7 @@ export function holdingsId(pool: string, owner: string): string {
 }
 
 /** Every runner's holdings of `pool` (one document each: a handful). */
-export async function readHoldings(tx: WriteTransaction, pool: string): Promise<Holdings[]> {
+export async function readHoldings(tx: ReadTransaction, pool: string): Promise<Holdings[]> {
   const entries = await tx.scan({
     table: POOL_HOLDINGS,
     index: BY_POOL,
@@ -166,6 +167,6 @@ export async function dropHoldings(
 }
 
 /** Whether any runner holds `jobId` of `pool` (it may have started, unrecorded). */
-export async function isHeld(tx: WriteTransaction, pool: string, jobId: string): Promise<boolean> {
+export async function isHeld(tx: ReadTransaction, pool: string, jobId: string): Promise<boolean> {
   return (await readHoldings(tx, pool)).some((holdings) => holdings.jobs.includes(jobId));
 }
