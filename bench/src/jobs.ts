@@ -15,6 +15,7 @@ import { encodeKey, prefixEnd, type Store } from '@sleigh/storage';
 import { Engine } from '@sleigh/engine';
 import { openPostgresStore, PostgresStore } from '@sleigh/storage-postgres';
 import { openSqliteStore } from '@sleigh/storage-sqlite';
+import { benchFloorPostgres, benchFloorSqlite } from './floor.js';
 import { percentile, type Row } from './measure.js';
 import { benchPeerQueues, formatRate, type QueueFigures } from './peers.js';
 
@@ -132,6 +133,8 @@ export async function benchJobs(options: {
   }
   figures.push(
     ...(await benchPeerQueues({ postgresUrl: options.postgresUrl, jobs, concurrency: 10 })),
+    await benchFloorSqlite(options.tmp, jobs, 10),
+    await benchFloorPostgres(options.postgresUrl, jobs, 10),
   );
   const baseline = figures.find((f) => f.name.includes('graphile') && f.name.includes('batched'));
   return figures.map((f) => ({
