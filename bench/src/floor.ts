@@ -36,13 +36,10 @@ const { invokeAction } = noop as unknown as {
 };
 const context = new AsyncLocalStorage<{ id: number }>();
 
-interface Claimed {
+/** A job's row: claimed as the table has it, ended with its result added. */
+interface JobRow {
   readonly id: number;
-  readonly value: string;
-}
-
-interface Ended {
-  readonly id: number;
+  /** The job as JSON: `{ fnName, args, attempt, enqueuedAt }`, and `result` once ended. */
   readonly value: string;
 }
 
@@ -51,13 +48,13 @@ interface Ended {
  * `cycle` does both in one transaction and hands back the claims.
  */
 interface FloorTable {
-  cycle(ended: readonly Ended[], claimLimit: number): Promise<Claimed[]>;
+  cycle(ended: readonly JobRow[], claimLimit: number): Promise<JobRow[]>;
 }
 
 /** Runs every enqueued job through `table`; returns jobs per second until the last end is written. */
 async function run(table: FloorTable, jobs: number, concurrency: number): Promise<number> {
-  const queue: Claimed[] = [];
-  let ended: Ended[] = [];
+  const queue: JobRow[] = [];
+  let ended: JobRow[] = [];
   let running = 0;
   let recorded = 0;
   let cycling = false;
@@ -68,13 +65,13 @@ async function run(table: FloorTable, jobs: number, concurrency: number): Promis
       while (running < concurrency && queue.length > 0) {
         const job = queue.shift()!;
         running++;
-        const { i } = JSON.parse(job.value) as { i: number };
+        const value = JSON.parse(job.value) as { args: unknown };
         context
-          .run({ id: job.id }, () => invokeAction(String(job.id), JSON.stringify([{ i }])))
+          .run({ id: job.id }, () => invokeAction(String(job.id), JSON.stringify([value.args])))
           .then((result) => {
             running--;
-            const value = JSON.parse(job.value) as Record<string, unknown>;
-            ended.push({ id: job.id, value: JSON.stringify({ ...value, result }) });
+            const done = { ...value, result: JSON.parse(result) as unknown };
+            ended.push({ id: job.id, value: JSON.stringify(done) });
             drain();
             ask();
           }, reject);
@@ -135,14 +132,14 @@ export async function benchFloorSqlite(
     for (let from = 0; from < jobs; from += ENQUEUE_BATCH) {
       enqueue(from, Math.min(ENQUEUE_BATCH, jobs - from));
     }
-    const pending = db.prepare<[number], Claimed>(
+    const pending = db.prepare<[number], JobRow>(
       "SELECT id, value FROM jobs WHERE state = 'pending' ORDER BY due LIMIT ?",
     );
     const take = db.prepare<[number]>("UPDATE jobs SET state = 'running' WHERE id = ?");
     const end = db.prepare<[number, string, number]>(
       "UPDATE jobs SET state = 'success', due = ?, value = ? WHERE id = ?",
     );
-    const cycle = db.transaction((ended: readonly Ended[], claimLimit: number) => {
+    const cycle = db.transaction((ended: readonly JobRow[], claimLimit: number) => {
       const now = Date.now();
       for (const job of ended) end.run(now, job.value, job.id);
       if (claimLimit === 0) return [];

@@ -36,6 +36,8 @@ const result = async (engine: Engine, pool: string, id: string) =>
   (await call(engine.query('pools:result', { pool, id }))) as unknown as Result;
 const allFinished = async (engine: Engine, pool: string, ids: string[]) =>
   (await statuses(engine, pool, ids)).every((status) => status.state === 'finished');
+const runningCount = async (engine: Engine, pool: string, ids: string[]) =>
+  (await statuses(engine, pool, ids)).filter((status) => status.state === 'running').length;
 const peak = async (engine: Engine, label: string) =>
   Math.max(0, ...(await events(engine, `${label}:peak`)).map((event) => event.peak ?? 0));
 /** The most attempts of `label` running at once, from the starts and ends they recorded. */
@@ -415,13 +417,7 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     await expect
       .poll(async () => (await statuses(doomed, 'retrying', ids)).map((status) => status.state))
       .toEqual(expect.arrayContaining(['running', 'pending']));
-    await expect
-      .poll(
-        async () =>
-          (await statuses(doomed, 'retrying', ids)).filter((status) => status.state === 'running')
-            .length,
-      )
-      .toBe(5);
+    await expect.poll(() => runningCount(doomed, 'retrying', ids)).toBe(5);
     const holdings = await doomed.store.read(async (tx) =>
       (await tx.scan({ table: POOL_HOLDINGS, index: 'by_pool', order: 'asc', limit: 10 })).map(
         (entry) => entry.document as Holdings,
@@ -462,9 +458,7 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
       jobs: { exclusive: false, leaseMs: 300, log: (message) => logs.push(message) },
     });
     const ids = await enqueue(engine, { pool: 'narrow', label: 'stalled', ms: 400, count: 9 });
-    const running = async () =>
-      (await statuses(engine, 'narrow', ids)).filter((status) => status.state === 'running');
-    await expect.poll(async () => (await running()).length).toBe(3);
+    await expect.poll(() => runningCount(engine, 'narrow', ids)).toBe(3);
     // As another runner does once this one's lease ran out: takes its holdings and holds the six
     // queued jobs itself (then dies too, so its lease runs out in a second).
     const takenOver = Date.now();
@@ -501,13 +495,7 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
       jobs: { exclusive: false, leaseMs: 300, log: (message) => logs.push(message) },
     });
     const ids = await enqueue(engine, { pool: 'narrow', label: 'kept', ms: 300, count: 9 });
-    await expect
-      .poll(
-        async () =>
-          (await statuses(engine, 'narrow', ids)).filter((status) => status.state === 'running')
-            .length,
-      )
-      .toBe(3);
+    await expect.poll(() => runningCount(engine, 'narrow', ids)).toBe(3);
     const owner = await engine.store.read(async (tx) => ownerOf(await getPoolJob(tx, ids[0]!)));
     const holdings = async () =>
       (await engine.store.read((tx) =>
