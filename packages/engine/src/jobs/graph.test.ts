@@ -6,11 +6,15 @@
  */
 import type { JSONValue } from 'convex/values';
 import { describe, expect, it } from 'vitest';
+import type { Engine } from '../engine.js';
 import { DRIVERS, startApp } from '../test-harness.js';
 import { readHoldings } from './pool-holdings.js';
+import { getPoolJob } from './pool-jobs.js';
 import { byLabel, call, results, settled, steps, type Result } from './test-calls.js';
 
 describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
+  const stored = (engine: Engine, id: string) => engine.store.read((tx) => getPoolJob(tx, id));
+
   it('runs a diamond in dependency order, each step reading what its dependencies returned', async () => {
     const engine = await startApp('pools', driver, { jobs: {} });
     const ids = (await call(engine.mutation('graph:diamond', {}))) as Record<string, string>;
@@ -204,6 +208,90 @@ describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
     expect(labels).toEqual(['later', 'other', 'replacing', 'windowed']);
     const bad = await engine.mutation('graph:enqueueUnique', { key: '', label: 'x' });
     expect(!bad.ok && bad.error.message).toMatch(/uniqueKey must be a string of 1 to 256/);
+  });
+
+  it('replaces a unique key whose job is delayed: it has not started either', async () => {
+    const engine = await startApp('pools', driver);
+    const enqueue = async (args: Record<string, JSONValue>) =>
+      (await call(engine.mutation('graph:enqueueUnique', args))) as string;
+    const delayed = await enqueue({ key: 'del', label: 'delayed', runAfter: 60_000 });
+    expect((await stored(engine, delayed))?.state).toBe('delayed');
+    const replacing = await enqueue({ key: 'del', label: 'replacing', onDuplicate: 'replace' });
+    expect(replacing).not.toBe(delayed);
+    expect((await results(engine, [delayed], 'unique'))[0]).toEqual({
+      kind: 'canceled',
+      reason: `replaced by ${replacing} (unique key "del")`,
+    });
+    engine.startJobs();
+    await expect.poll(() => settled(engine, [replacing], 'unique')).toBe(true);
+    expect((await steps(engine)).map((step) => step.label)).toEqual(['replacing']);
+  });
+
+  it.each([
+    [['dependent', 'after', 'replacer'], 'cancel', 'canceled'],
+    [['dependent', 'replacer', 'after'], 'fail', 'failed'],
+    [['replacer', 'dependent', 'after'], 'cancel', 'canceled'],
+    [['after', 'replacer', 'dependent'], 'fail', 'failed'],
+  ] as const)(
+    'cancels a job replaced by a graph that also depends on it (nodes %j), ending its dependents (%s)',
+    async (order, policy, kind) => {
+      const engine = await startApp('pools', driver);
+      const held = (await call(
+        engine.mutation('graph:enqueueKeyed', { key: 'g', label: 'A' }),
+      )) as string;
+      const ids = (await call(
+        engine.mutation('graph:dependOnAndReplace', {
+          id: held,
+          key: 'g',
+          policy,
+          order: [...order],
+        }),
+      )) as Record<string, string>;
+      const replaced = `replaced by ${ids.replacer} (unique key "g")`;
+      const why = `dependency "A" (${held}) was canceled (${replaced})`;
+      const [a, dependent, after, replacer] = await results(engine, [
+        held,
+        ids.dependent!,
+        ids.after!,
+        ids.replacer!,
+      ]);
+      expect(a).toEqual({ kind: 'canceled', reason: replaced });
+      expect(dependent).toEqual(kind === 'canceled' ? { kind, reason: why } : { kind, error: why });
+      expect(after?.kind).toBe('failed');
+      expect(after?.error).toContain(`dependency "dependent" (${ids.dependent}) `);
+      expect(replacer).toBeNull();
+      // The canceled job keeps the dependent this call gave it (re-runs find it).
+      expect(await stored(engine, held)).toMatchObject({ state: 'finished', dependents: 1 });
+      engine.startJobs();
+      await expect.poll(() => settled(engine, [ids.replacer!])).toBe(true);
+      expect((await steps(engine)).map((step) => step.label)).toEqual(['replacer']);
+    },
+  );
+
+  it('cancels a job replaced by a later node of its own graph, telling its dependent once', async () => {
+    const engine = await startApp('pools', driver);
+    const ids = (await call(engine.mutation('graph:replaceWithinGraph', {}))) as Record<
+      string,
+      string
+    >;
+    expect((await results(engine, [ids.first!]))[0]).toEqual({
+      kind: 'canceled',
+      reason: `replaced by ${ids.second} (unique key "own")`,
+    });
+    // It runs anyway, once the dependency still unmet has succeeded.
+    expect(await stored(engine, ids.child!)).toMatchObject({
+      state: 'waiting',
+      unmetDependencies: 1,
+    });
+    engine.startJobs();
+    await expect.poll(() => settled(engine, Object.values(ids)), { timeout: 10_000 }).toBe(true);
+    expect((await results(engine, [ids.child!]))[0]).toEqual({
+      kind: 'success',
+      returnValue: 'child(canceled+other())',
+    });
+    const ran = await steps(engine);
+    expect(ran.map((step) => step.label).sort()).toEqual(['child', 'other', 'second']);
+    expect(byLabel(ran, 'child')[0]!.start).toBeGreaterThanOrEqual(byLabel(ran, 'other')[0]!.end);
   });
 
   it('runs a job claimed ahead that gains a dependent while it waits for a slot, and the dependent', async () => {

@@ -24,6 +24,7 @@ import {
   keySuccessor,
   newDocumentId,
   prefixEnd,
+  type Document,
   type ReadTransaction,
   type WriteTransaction,
 } from '@sleigh/storage';
@@ -46,9 +47,7 @@ import {
 export const POOL_EDGES = '_pool_edges';
 export const POOL_UNIQUE = '_pool_unique';
 
-interface Edge {
-  _id: string;
-  _creationTime: number;
+interface Edge extends Document {
   parent: string;
   child: string;
 }
@@ -108,41 +107,63 @@ async function edgesOf(
 const INLINE_DEPENDENTS = 16;
 
 /**
- * The parents an enqueue call links to, each read once and written once at the end (a root
- * with thousands of children is one write, not thousands).
+ * The links an enqueue call makes, written together once its jobs are all in: the edges in one
+ * batch, and each parent once (a root with thousands of children is one write, not thousands).
+ * It keeps what the call adds, never a copy of a parent: the call may end a parent meanwhile
+ * (by replacing its unique key), and the counts go onto the parent as it is by then. Until
+ * then no link is visible, so a parent ending meanwhile tells only the dependents it had; the
+ * call's own hear of it when the links are written.
  */
 export class ParentUpdates {
-  private readonly parents = new Map<string, PoolJob>();
+  private readonly edges: Edge[] = [];
+  /** Per parent, the children linked to it, and those of them that wait for it to end. */
+  private readonly added = new Map<string, { children: string[]; waiting: string[] }>();
 
-  async get(tx: WriteTransaction, id: string): Promise<PoolJob | null> {
-    return this.parents.get(id) ?? (await getPoolJob(tx, id));
-  }
-
-  addDependent(parent: PoolJob, child: string): void {
-    const dependents = (parent.dependents ?? 0) + 1;
-    const inline =
-      dependents <= INLINE_DEPENDENTS &&
-      (parent.dependents ?? 0) === (parent.dependentIds?.length ?? 0)
-        ? [...(parent.dependentIds ?? []), child]
-        : undefined;
-    const { dependentIds: _old, ...rest } = parent;
-    this.parents.set(parent._id, {
-      ...rest,
-      dependents,
-      ...(inline === undefined ? {} : { dependentIds: inline }),
-    });
+  link(edge: Edge, waits: boolean): void {
+    let added = this.added.get(edge.parent);
+    if (added === undefined) this.added.set(edge.parent, (added = { children: [], waiting: [] }));
+    this.edges.push(edge);
+    added.children.push(edge.child);
+    if (waits) added.waiting.push(edge.child);
   }
 
   async save(tx: WriteTransaction, now: number): Promise<void> {
-    await saveJobs(tx, [...this.parents.values()], now);
-    this.parents.clear();
+    const ids = [...this.added.keys()];
+    const parents = (await tx.getMany(POOL_JOBS, ids)) as Array<PoolJob | null>;
+    const updates: PoolJob[] = [];
+    const endedSince: Ending[] = [];
+    for (const [i, parent] of parents.entries()) {
+      if (parent === null) continue;
+      const { children, waiting } = this.added.get(ids[i]!)!;
+      updates.push(withDependents(parent, children));
+      // Ended after they linked (this call replaced its unique key, or that of a job it
+      // depends on): they were not written yet when it told its dependents.
+      if (isEnded(parent) && waiting.length > 0) {
+        endedSince.push({ job: parent, dependents: waiting });
+      }
+    }
+    if (this.edges.length > 0) await tx.insertMany(POOL_EDGES, this.edges);
+    await saveJobs(tx, updates, now);
+    this.edges.length = 0;
+    this.added.clear();
+    await release(tx, endedSince, now);
   }
+}
+
+/** `parent` with `children` added to its dependents (listed inline while they are few). */
+function withDependents(parent: PoolJob, children: readonly string[]): PoolJob {
+  const before = parent.dependents ?? 0;
+  const dependents = before + children.length;
+  const { dependentIds: listed, ...rest } = parent;
+  return dependents <= INLINE_DEPENDENTS && before === (listed?.length ?? 0)
+    ? { ...rest, dependents, dependentIds: [...(listed ?? []), ...children] }
+    : { ...rest, dependents };
 }
 
 /**
  * Links a new job to the jobs it depends on and decides how it starts: waiting (some have not
  * succeeded), pending (all have), or already ended (one failed or was canceled and its policy
- * says so). Writes the edges; the parents' dependent counts go into `parents`, written by the
+ * says so). The edges and the parents' dependent counts go into `parents`, written by the
  * caller once the call's jobs are all in. Returns the job to insert.
  */
 export async function linkDependencies(
@@ -157,19 +178,19 @@ export async function linkDependencies(
   let unmet = 0;
   let blockedBy: PoolJob | null = null;
   for (const id of new Set(parentIds)) {
-    const parent = await parents.get(tx, id);
+    const parent = await getPoolJob(tx, id);
     if (parent === null) {
       throw invalid(
         `Workpool "${job.pool}": dependsOn names ${id}, which is not a pool job (or its result expired)`,
       );
     }
-    await tx.insert(POOL_EDGES, {
+    const edge: Edge = {
       _id: newDocumentId(SYSTEM_TABLES._pool_edges.number),
       _creationTime: creationTime(),
       parent: id,
       child: job._id,
-    });
-    parents.addDependent(parent, job._id);
+    };
+    parents.link(edge, !isEnded(parent));
     if (succeeded(parent)) continue;
     if (isEnded(parent) && policy !== 'run') blockedBy ??= parent;
     else if (!isEnded(parent)) unmet++;
@@ -202,21 +223,40 @@ async function dependentsOf(tx: WriteTransaction, job: PoolJob): Promise<string[
   return (await edgesOf(tx, 'parent', job._id)).map((edge) => edge.child);
 }
 
+/** A job that ended, and which of its dependents hear of it (all of them, unless listed). */
+interface Ending {
+  job: PoolJob;
+  dependents?: readonly string[];
+}
+
 /**
  * Jobs that just ended (completing, finished or failed): their waiting dependents move on, and
- * those that end because of it pass it on down, all in this transaction. Each round reads the
- * children of every job that ended at once, and writes each child once.
+ * those that end because of it pass it on down, all in this transaction.
  */
 export async function releaseDependents(
   tx: WriteTransaction,
   ended: readonly PoolJob[],
   now: number,
 ): Promise<void> {
-  let round = ended.filter((job) => (job.dependents ?? 0) > 0 && isEnded(job));
+  const endings = ended.filter((job) => (job.dependents ?? 0) > 0 && isEnded(job));
+  await release(
+    tx,
+    endings.map((job) => ({ job })),
+    now,
+  );
+}
+
+/** Each round reads the children of every job that ended at once, and writes each child once. */
+async function release(
+  tx: WriteTransaction,
+  endings: readonly Ending[],
+  now: number,
+): Promise<void> {
+  let round = endings;
   while (round.length > 0) {
     const effects = new Map<string, PoolJob[]>();
-    for (const parent of round) {
-      for (const child of await dependentsOf(tx, parent)) {
+    for (const { job: parent, dependents } of round) {
+      for (const child of dependents ?? (await dependentsOf(tx, parent))) {
         const list = effects.get(child);
         if (list === undefined) effects.set(child, [parent]);
         else list.push(parent);
@@ -225,7 +265,7 @@ export async function releaseDependents(
     const ids = [...effects.keys()];
     const children = (await tx.getMany(POOL_JOBS, ids)) as Array<PoolJob | null>;
     const updates: PoolJob[] = [];
-    const next: PoolJob[] = [];
+    const next: Ending[] = [];
     for (const [i, found] of children.entries()) {
       let child = found;
       if (child?.state !== 'waiting') continue;
@@ -248,7 +288,7 @@ export async function releaseDependents(
         }
       }
       updates.push(child);
-      if (isEnded(child) && (child.dependents ?? 0) > 0) next.push(child);
+      if (isEnded(child) && (child.dependents ?? 0) > 0) next.push({ job: child });
     }
     await saveJobs(tx, updates, now);
     round = next;
@@ -439,9 +479,11 @@ export async function takeUniqueKey(
   const inWindow = taken.until !== null && now < taken.until;
   if (unfinished || inWindow) {
     if (policy === 'skip') return { holder: taken.job };
+    // Only a pending job may be claimed and started before the database says so.
     const notStarted =
       holder !== null &&
       (holder.state === 'waiting' ||
+        holder.state === 'delayed' ||
         (holder.state === 'pending' && !(await mayHaveStarted(holder))));
     if (notStarted) {
       const replaced = finish(

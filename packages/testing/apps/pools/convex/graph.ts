@@ -2,7 +2,7 @@
  * Jobs that depend on jobs, and unique jobs: graphs enqueued atomically, results flowing down
  * the edges, failures cascading, re-runs from a node, and unique keys under every policy.
  */
-import { NonRetryableError, Workpool, type WorkId } from '@sleigh/workpool';
+import { NonRetryableError, Workpool, type GraphNode, type WorkId } from '@sleigh/workpool';
 import { v } from 'convex/values';
 import { internal } from './_generated/api';
 import {
@@ -198,6 +198,72 @@ export const dependOn = mutation({
   args: { id: v.string(), label: v.string() },
   handler: async (ctx, { id, label }): Promise<WorkId> =>
     await graph.enqueueAction(ctx, internal.graph.step, { label }, { dependsOn: [id as WorkId] }),
+});
+
+/** A step of the graph pool that holds unique key `key`. */
+export const enqueueKeyed = mutation({
+  args: { key: v.string(), label: v.string() },
+  handler: async (ctx, { key, label }): Promise<WorkId> =>
+    await graph.enqueueAction(ctx, internal.graph.step, { label }, { uniqueKey: key, name: label }),
+});
+
+/**
+ * One graph that both waits for `id` and replaces it: `dependent` depends on it (per `policy`),
+ * `after` on `dependent`, and `replacer` takes its unique key; the nodes come in `order`.
+ */
+export const dependOnAndReplace = mutation({
+  args: {
+    id: v.string(),
+    key: v.string(),
+    policy: v.union(v.literal('fail'), v.literal('cancel')),
+    order: v.array(v.union(v.literal('dependent'), v.literal('after'), v.literal('replacer'))),
+  },
+  handler: async (ctx, { id, key, policy, order }): Ids => {
+    const nodes: Record<'dependent' | 'after' | 'replacer', GraphNode> = {
+      dependent: {
+        action: internal.graph.step,
+        args: { label: 'dependent' },
+        dependsOn: [id],
+        onDependencyFailure: policy,
+      },
+      after: { action: internal.graph.step, args: { label: 'after' }, dependsOn: ['dependent'] },
+      replacer: {
+        action: internal.graph.step,
+        args: { label: 'replacer' },
+        uniqueKey: key,
+        onDuplicate: 'replace',
+      },
+    };
+    return await graph.enqueueGraph(
+      ctx,
+      Object.fromEntries(order.map((node) => [node, nodes[node]])),
+    );
+  },
+});
+
+/**
+ * A graph replacing a job of its own: `second` takes the unique key of `first`, which `child`
+ * (running anyway) and `other` come before.
+ */
+export const replaceWithinGraph = mutation({
+  args: {},
+  handler: async (ctx): Ids =>
+    await graph.enqueueGraph(ctx, {
+      first: { action: internal.graph.step, args: { label: 'first' }, uniqueKey: 'own' },
+      child: {
+        action: internal.graph.step,
+        args: { label: 'child' },
+        dependsOn: ['first', 'other'],
+        onDependencyFailure: 'run',
+      },
+      other: { action: internal.graph.step, args: { label: 'other', ms: 50 } },
+      second: {
+        action: internal.graph.step,
+        args: { label: 'second' },
+        uniqueKey: 'own',
+        onDuplicate: 'replace',
+      },
+    }),
 });
 
 export const rerun = mutation({
