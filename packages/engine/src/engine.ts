@@ -32,7 +32,7 @@ import { jsonToConvex, type JSONValue, type ValidatorJSON } from 'convex/values'
 import { FunctionError, FunctionErrorCode, SkipRun } from './errors.js';
 import { bundleFunctions, LoadError } from './loader/bundle.js';
 import { generateCode } from './loader/codegen.js';
-import { Registry, type FunctionInfo } from './loader/registry.js';
+import { aKind, Registry, type FunctionInfo } from './loader/registry.js';
 import { applySchema, parseSchema, type ApplyReport, type Schema } from './loader/schema.js';
 import { installConsoleCapture } from './runtime/console.js';
 import {
@@ -53,7 +53,7 @@ import {
   type HealthReport,
   type Host,
 } from './runtime/host.js';
-import { cronsOf, syncCrons } from './jobs/crons.js';
+import { checkCrons, cronsOf, syncCrons } from './jobs/crons.js';
 import type { TransactionHooks } from './jobs/pool-runner.js';
 import { listFailed, retryFailed, type FailedJob } from './jobs/pool-graph.js';
 import { Monitor } from './observe/monitor.js';
@@ -223,7 +223,7 @@ export class Engine implements Host {
           if (kind !== null && info.kind !== kind) {
             throw new FunctionError(
               FunctionErrorCode.InvalidArguments,
-              `${info.path} is a ${info.kind}, not a ${kind}`,
+              `${info.path} is ${aKind(info.kind)}, not ${aKind(kind)}`,
             );
           }
           return { path: info.path, kind: info.kind };
@@ -264,6 +264,9 @@ export class Engine implements Host {
     }
     // The app's modules, and Sleigh's own `_system/` functions beside them (admin only).
     const registry = new Registry(new Map([...bundle.modules, ...SYSTEM_MODULES]));
+    // Everything that can refuse the code is checked before the schema changes anything.
+    const crons = cronsOf(bundle.modules.get('crons'));
+    checkCrons(crons, (path) => functionKind(registry, path));
     let report: ApplyReport;
     try {
       report = await applySchema(this.store, schema, nextCreationTime);
@@ -273,9 +276,7 @@ export class Engine implements Host {
         cause: error,
       });
     }
-    const crons = cronsOf(bundle.modules.get('crons'));
-    const kindOf = (path: string) => functionKind(registry, path);
-    await this.store.write((tx) => syncCrons(tx, crons, kindOf, Date.now(), nextCreationTime));
+    await this.store.write((tx) => syncCrons(tx, crons, Date.now(), nextCreationTime));
     this.registry = registry;
     this.schema = schema;
     try {

@@ -89,3 +89,19 @@ export async function startApp(
   if (options.jobs !== undefined) engine.startJobs(options.jobs);
   return engine;
 }
+
+/**
+ * Counts Node's TimeoutOverflowWarnings from now until the test ends: each is a timer asked to
+ * wait longer than 2^31 - 1 ms, which Node cuts to 1 ms.
+ */
+export function timerOverflows(): () => number {
+  let count = 0;
+  const listener = (warning: Error) => {
+    if (warning.name === 'TimeoutOverflowWarning') count++;
+  };
+  process.on('warning', listener);
+  onTestFinished(() => {
+    process.off('warning', listener);
+  });
+  return () => count;
+}

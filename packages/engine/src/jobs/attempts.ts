@@ -10,6 +10,8 @@
  * An attempt runs in the process whose runner claimed it, so all of this is in memory; a
  * process that dies loses its attempts, and their leases bring them back elsewhere.
  */
+import { delayUntil } from './timers.js';
+
 export interface RunningAttempt {
   readonly controller: AbortController;
   /** Null when the pool asks for no heartbeats. */
@@ -63,15 +65,19 @@ export class RunningAttempts {
           resolve(givenUp(why));
         };
         if (timeoutMs !== null) {
-          timers.push(setTimeout(() => giveUp(`timed out after ${timeoutMs} ms`), timeoutMs));
+          const end = Date.now() + timeoutMs;
+          const expire = () => {
+            if (Date.now() >= end) giveUp(`timed out after ${timeoutMs} ms`);
+            else timers.push(setTimeout(expire, delayUntil(end)));
+          };
+          timers.push(setTimeout(expire, delayUntil(end)));
         }
         if (heartbeatMs !== null) {
           const watch = () => {
-            const left = attempt.deadline - Date.now();
-            if (left <= 0) giveUp(`no heartbeat for ${heartbeatMs} ms`);
-            else timers.push(setTimeout(watch, left));
+            if (Date.now() >= attempt.deadline) giveUp(`no heartbeat for ${heartbeatMs} ms`);
+            else timers.push(setTimeout(watch, delayUntil(attempt.deadline)));
           };
-          timers.push(setTimeout(watch, heartbeatMs));
+          timers.push(setTimeout(watch, delayUntil(attempt.deadline)));
         }
       });
       return await Promise.race([running, stopped]);

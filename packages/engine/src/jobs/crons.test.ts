@@ -2,11 +2,11 @@
  * Crons on both drivers: schedules in UTC, the `_cron_jobs` table, runs that happen once per
  * tick across restarts and runners, the catch-up policy for missed ticks, and bad crons.ts.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.js';
-import { DRIVERS, startApp } from '../test-harness.js';
+import { DRIVERS, startApp, timerOverflows } from '../test-harness.js';
 import { call } from './test-calls.js';
 import { nextRunAfter } from './crons.js';
 
@@ -112,6 +112,73 @@ describe.each(DRIVERS)('crons on $name', (driver) => {
     writeCrons(engine, '');
     await engine.reload();
     expect(await call(engine.query('scheduling:crons', {}))).toEqual([]);
+  });
+
+  it('updates a cron whose arguments changed, int64 and bytes among them', async () => {
+    const engine = await startApp('jobs', driver, { copy: true });
+    const argsOf = async () =>
+      ((await call(engine.query('scheduling:crons', {}))) as Array<{ args: unknown }>)[0]!.args;
+    const load = async (args: string) => {
+      writeCrons(engine, `crons.daily('d', { hourUTC: 3 }, internal.scheduling.record, ${args});`);
+      await engine.reload();
+    };
+    await load("{ label: 'a' }");
+    expect(await argsOf()).toEqual({ label: 'a' });
+    await load("{ label: 'b' }");
+    expect(await argsOf()).toEqual({ label: 'b' });
+    // int64 arguments are stored, and a reload with them unchanged keeps the cron as it is.
+    await load("{ label: 'b', n: 1n }");
+    const stored = await call(engine.query('scheduling:crons', {}));
+    await engine.reload();
+    expect(await call(engine.query('scheduling:crons', {}))).toEqual(stored);
+    expect(await argsOf()).toEqual({ label: 'b', n: 1n });
+    await load("{ label: 'b', bytes: new Uint8Array([1, 2, 3]).buffer }");
+    await load("{ label: 'b', bytes: new Uint8Array([9, 9, 9, 9]).buffer }");
+    const { bytes } = (await argsOf()) as { bytes: ArrayBuffer };
+    expect([...new Uint8Array(bytes)]).toEqual([9, 9, 9, 9]);
+  });
+
+  it('waits quietly for a tick beyond what a Node timer can wait', async () => {
+    const overflows = timerOverflows();
+    const engine = await startApp('jobs', driver, { copy: true, jobs: {} });
+    writeCrons(
+      engine,
+      "crons.interval('monthly', { hours: 720 }, internal.scheduling.record, { label: 'm' });",
+    );
+    await engine.reload();
+    await sleep(300);
+    expect(overflows()).toBe(0);
+    expect(await runs(engine, 'm')).toEqual([]);
+  });
+
+  it('refuses a cron expression without exactly five fields, which the parser would misread', async () => {
+    const engine = await startApp('jobs', driver, { copy: true });
+    for (const expression of ['0 9 * *', '', '*/10 * * * * *', '5']) {
+      writeCrons(
+        engine,
+        `crons.cron('e', ${JSON.stringify(expression)}, internal.scheduling.record, { label: 'e' });`,
+      );
+      await expect(engine.reload(), expression).rejects.toThrow(
+        `cron "e" has an invalid schedule ${JSON.stringify(expression)}: a cron expression has five fields`,
+      );
+    }
+    expect(await call(engine.query('scheduling:crons', {}))).toEqual([]);
+  });
+
+  it('changes nothing, schema included, when crons.ts refuses a load', async () => {
+    const engine = await startApp('jobs', driver, { copy: true });
+    // New code that drops an index the running code reads through, with a cron that is wrong.
+    const schema = join(engine.functionsDir, 'schema.ts');
+    writeFileSync(
+      schema,
+      readFileSync(schema, 'utf8').replace(".index(\n    'by_label',\n    ['label'],\n  )", ''),
+    );
+    expect(readFileSync(schema, 'utf8')).not.toContain('by_label');
+    writeCrons(engine, "crons.hourly('c', { minuteUTC: 0 }, internal.scheduling.nope, {});");
+    await expect(engine.reload()).rejects.toThrow(
+      /cron "c" runs scheduling:nope, which is not a function/,
+    );
+    expect(await call(engine.query('scheduling:runs', { label: 'x' }))).toEqual([]);
   });
 
   it('runs a missed cron once when the server is back, then on its schedule', async () => {

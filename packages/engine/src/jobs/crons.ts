@@ -11,6 +11,8 @@
  *   mutation runs exactly once and an action at least once) and moves `nextRun` on. Several
  *   runners on one database race for the same tick; the store's serializable transactions let
  *   exactly one of them move it, so a tick runs once across restarts and servers.
+ * - Checking (`checkCrons`) comes before a load applies anything: a refused crons.ts leaves the
+ *   schema and `_cron_jobs` as they were. Cron expressions have Convex's five fields, in UTC.
  * - Missed ticks: when Sleigh was stopped over one or more ticks, the cron runs once as soon as
  *   it is back (one catch-up run, however many ticks were missed), and its next tick is the
  *   first one after that moment. Interval crons count from the catch-up run.
@@ -34,6 +36,7 @@ import { convexToJson, jsonToConvex, type JSONValue, type Value } from 'convex/v
 import { LoadError } from '../loader/bundle.js';
 import { SYSTEM_TABLES } from '../loader/schema.js';
 import { insertScheduled } from './scheduled.js';
+import { delayUntil } from './timers.js';
 
 export const CRONS = '_cron_jobs';
 
@@ -112,6 +115,13 @@ function checkSchedule(cron: string, schedule: CronSchedule): void {
     return;
   }
   const expression = expressionOf(schedule)!;
+  // The parser reads fewer fields as if the leading ones were left out (and six as seconds
+  // first), so "0 9 * *" would run every minute of the 9th: Convex's crons have exactly five.
+  if (typeof expression !== 'string' || expression.trim().split(/\s+/).length !== 5) {
+    throw new LoadError(
+      `crons.ts: cron "${cron}" has an invalid schedule ${JSON.stringify(expression)}: a cron expression has five fields (minute, hour, day of month, month, day of week; in UTC)`,
+    );
+  }
   try {
     CronExpressionParser.parse(expression, { tz: 'UTC', strict: false });
   } catch (error) {
@@ -134,25 +144,24 @@ export function cronsOf(exports: Record<string, unknown> | undefined): Map<strin
   return crons;
 }
 
-function sameSpec(job: CronJob, spec: CronSpec, args: Value): boolean {
+/** Whether the stored cron is the one of the code: same function, schedule and arguments. */
+function sameSpec(job: CronJob, spec: CronSpec): boolean {
   return (
     job.function === spec.name &&
     JSON.stringify(job.schedule) === JSON.stringify(spec.schedule) &&
-    JSON.stringify(jsonToConvex(spec.args[0] ?? {})) === JSON.stringify(args)
+    // Compared in Convex's JSON encoding, which tells bytes, int64 and NaN apart.
+    JSON.stringify(convexToJson(job.args)) === JSON.stringify(spec.args[0] ?? {})
   );
 }
 
 /**
- * Writes the crons of the code into `_cron_jobs`: `kindOf` names each function's kind (a cron
- * must run a mutation or an action).
+ * Checks the crons of the code before anything of a load is applied: `kindOf` names each
+ * function's kind (a cron must run a mutation or an action), and every schedule must parse.
  */
-export async function syncCrons(
-  tx: WriteTransaction,
+export function checkCrons(
   crons: ReadonlyMap<string, CronSpec>,
   kindOf: (path: string) => string | null,
-  now: number,
-  creationTime: () => number,
-): Promise<void> {
+): void {
   for (const [name, spec] of crons) {
     const kind = kindOf(spec.name);
     if (kind !== 'mutation' && kind !== 'action') {
@@ -162,6 +171,15 @@ export async function syncCrons(
     }
     checkSchedule(name, spec.schedule);
   }
+}
+
+/** Writes the crons of the code (checked by checkCrons) into `_cron_jobs`. */
+export async function syncCrons(
+  tx: WriteTransaction,
+  crons: ReadonlyMap<string, CronSpec>,
+  now: number,
+  creationTime: () => number,
+): Promise<void> {
   const existing = new Map<string, CronJob>();
   for (const entry of await tx.scan({
     table: CRONS,
@@ -178,7 +196,7 @@ export async function syncCrons(
   for (const [name, spec] of crons) {
     const args = jsonToConvex(spec.args[0] ?? {});
     const job = existing.get(name);
-    if (job !== undefined && sameSpec(job, spec, args)) continue;
+    if (job !== undefined && sameSpec(job, spec)) continue;
     const next: CronJob = {
       ...(job ?? {
         _id: newDocumentId(SYSTEM_TABLES._cron_jobs.number),
@@ -268,13 +286,10 @@ export class CronRunner {
   private arm(at: number): void {
     if (!this.running) return;
     if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = setTimeout(
-      () => {
-        this.timer = null;
-        this.wake();
-      },
-      Math.max(0, at - Date.now()),
-    );
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.wake();
+    }, delayUntil(at));
     this.timer.unref();
   }
 

@@ -39,6 +39,7 @@ import {
   type JobState,
   type ScheduledFunction,
 } from './scheduled.js';
+import { delayUntil } from './timers.js';
 
 /** What the runner needs from the engine. */
 export interface JobHost {
@@ -181,14 +182,11 @@ export class JobRunner {
     if (this.timer !== null && at >= this.timerAt) return;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(
-      () => {
-        this.timer = null;
-        this.timerAt = Infinity;
-        this.pump();
-      },
-      Math.max(0, at - Date.now()),
-    );
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      this.pump();
+    }, delayUntil(at));
     this.timer.unref();
   }
 

@@ -2,10 +2,10 @@
  * ctx.scheduler and the job runner on both drivers: timing, atomicity, outcomes, cancellation,
  * the `_scheduled_functions` table, restarts, and exactly-once mutations with two runners.
  */
-import type { Value } from 'convex/values';
+import type { JSONValue, Value } from 'convex/values';
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.js';
-import { DRIVERS, startApp } from '../test-harness.js';
+import { DRIVERS, startApp, timerOverflows } from '../test-harness.js';
 import { call } from './test-calls.js';
 
 interface Scheduled {
@@ -46,6 +46,37 @@ describe.each(DRIVERS)('scheduled functions on $name', (driver) => {
     // Nothing runs twice.
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(await count(engine, 'a')).toBe(1);
+  });
+
+  it('waits quietly for a run beyond what a Node timer can wait, and refuses one over 5 years off', async () => {
+    const overflows = timerOverflows();
+    const engine = await startApp('jobs', driver, { jobs: {} });
+    const year = 365 * 24 * 60 * 60 * 1000;
+    const month = year / 12;
+    const id = (await call(
+      engine.mutation('scheduling:later', { label: 'month', delayMs: month }),
+    )) as string;
+    const refused = async (args: Record<string, JSONValue>) => {
+      const outcome = await engine.mutation(
+        'delayMs' in args ? 'scheduling:later' : 'scheduling:at',
+        args,
+      );
+      return outcome.ok ? null : outcome.error.message;
+    };
+    expect(await refused({ label: 'x', delayMs: 6 * year })).toMatch(
+      /ctx.scheduler: cannot run scheduling:record at \d{4}-.* \(more than 5 years away\): runs are scheduled within 5 years of now/,
+    );
+    expect(await refused({ label: 'x', time: 0 })).toMatch(
+      /cannot run scheduling:record at 1970-01-01T00:00:00.000Z \(more than 5 years ago\)/,
+    );
+    expect(await refused({ label: 'x', time: 1e300 })).toMatch(
+      /cannot run scheduling:record at 1e\+300 ms since 1970 \(more than 5 years away\)/,
+    );
+    // Long enough for a runner whose timer overflowed to wake hundreds of times.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(overflows()).toBe(0);
+    expect((await scheduled(engine)).map((job) => job._id)).toEqual([id]);
+    expect(await stateOf(engine, id)).toEqual({ kind: 'pending' });
   });
 
   it('runs due jobs in time order, and a job due in the past at once', async () => {

@@ -39,6 +39,11 @@ function kindOf(value: ConvexFunction): FunctionKind | null {
   return null;
 }
 
+/** "a query", "a mutation", "an action". */
+export function aKind(kind: FunctionKind): string {
+  return `${kind === 'action' ? 'an' : 'a'} ${kind}`;
+}
+
 export class Registry {
   private readonly byPath = new Map<string, FunctionInfo>();
 
@@ -86,7 +91,7 @@ export class Registry {
     if (kind !== null && info.kind !== kind) {
       throw new FunctionError(
         FunctionErrorCode.NotFound,
-        `"${info.path}" is a ${info.kind}, not a ${kind}`,
+        `"${info.path}" is ${aKind(info.kind)}, not ${aKind(kind)}`,
       );
     }
     return info;

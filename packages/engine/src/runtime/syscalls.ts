@@ -9,6 +9,7 @@
 import { BY_CREATION_TIME, BY_ID, documentJson, StorageError } from '@sleigh/storage';
 import { convexToJson, type JSONValue } from 'convex/values';
 import { FunctionErrorCode, SyscallError } from '../errors.js';
+import { tooFarOff } from '../jobs/timers.js';
 import { executions, type Execution, type FunctionKind, type TransactionState } from './context.js';
 import * as db from './database.js';
 import { QueryStream, queryPage, type SerializedQuery } from './query-stream.js';
@@ -188,7 +189,8 @@ const ASYNC: Record<string, AsyncHandler> = {
   'sleigh/pool/status': async (execution, args) =>
     await execution.host.pools.status(execution, args.ids),
   'sleigh/pool/result': (execution, args) => execution.host.pools.result(execution, args.id),
-  'sleigh/pool/cancel': (execution, args) => execution.host.pools.cancel(execution, args.ids),
+  'sleigh/pool/cancel': (execution, args) =>
+    execution.host.pools.cancel(execution, args.ids, args.pool),
   'sleigh/pool/cancelAll': (execution, args) =>
     execution.host.pools.cancelAll(execution, args.pool, args.limit),
   'sleigh/pool/wait': (execution, args) =>
@@ -279,6 +281,13 @@ async function schedule(execution: Execution, args: Args): Promise<JSONValue> {
     throw new SyscallError(
       FunctionErrorCode.InvalidArguments,
       `ctx.scheduler: the time to run ${path} must be a finite number`,
+    );
+  }
+  const far = tooFarOff(ts * 1000);
+  if (far !== null) {
+    throw new SyscallError(
+      FunctionErrorCode.InvalidArguments,
+      `ctx.scheduler: cannot run ${path} at ${far}: runs are scheduled within 5 years of now`,
     );
   }
   return execution.host.schedule(execution, path, (args.args ?? {}) as JSONValue, ts * 1000);
