@@ -132,7 +132,8 @@ export interface JobDetail {
   resultBytes: number | null;
   args: Value;
   result: { kind: string; returnValue?: Value; error?: string; reason?: string } | null;
-  failures: Array<{ startedAt: number; endedAt: number; error: string }>;
+  /** The latest failed attempts (older ones are dropped), each with its attempt number. */
+  failures: Array<{ startedAt: number; endedAt: number; error: string; attempt?: number }>;
   dependsOn: string[];
   dependents: string[];
   /** Not in the contract; the server sends it (an onComplete handler's failure). */

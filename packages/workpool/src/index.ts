@@ -177,8 +177,16 @@ async function syscall(
     throw new Error('Workpool calls work only inside a function run by Sleigh');
   }
   return JSON.parse(
-    await convex.asyncSyscall(`sleigh/pool/${op}`, JSON.stringify(args)),
+    await convex.asyncSyscall(`sleigh/pool/${op}`, JSON.stringify(args, keepNonFinite)),
   ) as JSONValue;
+}
+
+/**
+ * JSON turns NaN and ±Infinity into null; sent as "NaN" or "Infinity" instead, the server's
+ * error names the value the caller gave.
+ */
+function keepNonFinite(_key: string, value: unknown): unknown {
+  return typeof value === 'number' && !Number.isFinite(value) ? String(value) : value;
 }
 
 type AnyRef = FunctionReference<'query' | 'mutation' | 'action', 'public' | 'internal'>;
@@ -240,6 +248,14 @@ function item(
   args: Record<string, Value>,
   options: Omit<EnqueueOptions, 'dependsOn'> & { dependsOn?: WorkId[] },
 ): Record<string, JSONValue> {
+  for (const [what, time] of [
+    ['runAt', options.runAt],
+    ['runAfter', options.runAfter],
+  ] as const) {
+    if (time !== undefined && (typeof time !== 'number' || !Number.isFinite(time))) {
+      throw new Error(`Workpool: ${what} must be a finite number of ms, not ${String(time)}`);
+    }
+  }
   const runAt =
     options.runAt ?? (options.runAfter === undefined ? undefined : Date.now() + options.runAfter);
   const optional: Record<string, JSONValue | undefined> = {
@@ -277,7 +293,7 @@ export class Workpool {
     readonly name: string,
     options: WorkpoolOptions = {},
   ) {
-    this.settings = JSON.parse(JSON.stringify(options)) as JSONValue;
+    this.settings = JSON.parse(JSON.stringify(options, keepNonFinite)) as JSONValue;
   }
 
   private async enqueue(
@@ -557,7 +573,7 @@ export class Workpool {
   cancel(id: WorkId): Promise<void>;
   async cancel(...all: unknown[]): Promise<void> {
     const [id] = withoutCtx<[WorkId]>(all);
-    await syscall('cancel', { ids: [id] });
+    await syscall('cancel', { ids: [id], pool: this.name });
   }
 
   /** Cancels every unfinished job of the pool (up to `limit`); resolves with how many. */

@@ -204,7 +204,7 @@ function JobView({ job }: { job: JobDetail }) {
               <tbody>
                 {job.failures.map((failure, index) => (
                   <tr key={index}>
-                    <td className="num">{index + 1}</td>
+                    <td className="num">{failure.attempt ?? index + 1}</td>
                     <td>{formatTime(failure.startedAt)}</td>
                     <td>{formatTime(failure.endedAt)}</td>
                     <td className="num">{formatDuration(failure.endedAt - failure.startedAt)}</td>

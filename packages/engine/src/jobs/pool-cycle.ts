@@ -23,7 +23,16 @@
  * hold across every process on the database: two claimers conflict, and one retries.
  */
 import type { IndexEntry, WriteTransaction } from '@sleigh/storage';
-import { afterAttempt, BY_DUE, dueRange, POOL_JOBS, saveJobs, type PoolJob } from './pool-jobs.js';
+import {
+  afterAttempt,
+  BY_DUE,
+  dueRange,
+  failedUnstorable,
+  POOL_JOBS,
+  saveJobs,
+  unstorable,
+  type PoolJob,
+} from './pool-jobs.js';
 import { releaseDependents } from './pool-graph.js';
 import { readHoldings, writeHoldings, type Holdings } from './pool-holdings.js';
 import { isLimited, pickLimited } from './pool-limits.js';
@@ -438,7 +447,10 @@ export async function recordEnded(
     // Canceled meanwhile, or taken back after a lost lease: not ours to record.
     if (!claimant.isOurs(pool, current)) continue;
     if (current.state === 'running') endedRunning++;
-    const next = afterAttempt(claimant.asClaimed(current, startedAt), result, now, { retryable });
+    const ran = claimant.asClaimed(current, startedAt);
+    let next = afterAttempt(ran, result, now, { retryable });
+    const problem = unstorable(next);
+    if (problem !== null) next = failedUnstorable(ran, problem, now);
     completing ||= next.state === 'completing';
     updates.push(next);
   }

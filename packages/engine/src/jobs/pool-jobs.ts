@@ -34,8 +34,10 @@
  * anyway), as its `onDependencyFailure` says; so is everything downstream of it.
  */
 import {
+  checkDocument,
   encodeKey,
   newDocumentId,
+  StorageError,
   prefixEnd,
   tableNumberOfId,
   type Document,
@@ -83,6 +85,8 @@ export type Attempt = {
   startedAt: number;
   endedAt: number;
   error: string;
+  /** Which attempt it was (absent in jobs stored before older failures were dropped). */
+  attempt?: number;
 };
 
 export interface PoolJob extends Document {
@@ -106,7 +110,7 @@ export interface PoolJob extends Document {
   /** How long it is kept once it failed for good (default: DEFAULT_FAILED_TTL_MS). */
   failedTtlMs?: number;
   onComplete: { fn: string; context: Value } | null;
-  /** Failed attempts, oldest first. */
+  /** Failed attempts, oldest first: the latest MAX_KEPT_FAILURES of them. */
   failures: Attempt[];
   /** When the running attempt started; absent while a job claimed ahead waits for a slot. */
   startedAt?: number;
@@ -283,18 +287,79 @@ export function backoffMs(retry: RetryBehavior, attempt: number): number {
 }
 
 /**
+ * A job's document holds its result and its failed attempts, and must stay under a document's
+ * limit (1 MiB) whatever its function returned or threw: errors are cut to this many
+ * characters, and only the latest failures are kept.
+ */
+const MAX_STORED_ERROR = 8192;
+const MAX_KEPT_FAILURES = 20;
+
+/** An error as a job keeps it: cut, saying how long it was, when it is very long. */
+export function storedError(message: string): string {
+  if (message.length <= MAX_STORED_ERROR) return message;
+  return `${message.slice(0, MAX_STORED_ERROR)}… (cut: ${message.length} characters in all)`;
+}
+
+/**
+ * Why `job` cannot be stored (its return value too large or too deeply nested for its
+ * document, say), or null when it can. Only jobs that may not fit are measured: a small
+ * result cannot make a stored job too large.
+ */
+export function unstorable(job: PoolJob): string | null {
+  if (!mayNotFit(job)) return null;
+  try {
+    checkDocument(POOL_JOBS, job);
+    return null;
+  } catch (error) {
+    if (StorageError.is(error)) return error.message;
+    throw error;
+  }
+}
+
+/**
+ * The job failed for good because what its attempt left could not be stored (`problem`: its
+ * return value too large, say), rather than blocking every later write of its pool.
+ */
+export function failedUnstorable(job: PoolJob, problem: string, now: number): PoolJob {
+  const error = `Sleigh could not store the outcome of this attempt: ${problem}`;
+  const failed = afterAttempt(job, { kind: 'failed', error }, now, { retryable: false });
+  if (unstorable(failed) === null) return failed;
+  // Its arguments leave no room for its older failures: keep this one alone.
+  return { ...failed, failures: failed.failures.slice(-1) };
+}
+
+function mayNotFit(job: PoolJob): boolean {
+  if (job.failures.length > 0) return true;
+  if (job.result?.kind !== 'success') return false;
+  const value = job.result.returnValue;
+  if (typeof value === 'string') return value.length >= 1024;
+  if (value instanceof ArrayBuffer) return value.byteLength >= 1024;
+  return typeof value === 'object' && value !== null;
+}
+
+/**
  * The job after an attempt ended with `result` at `now`: retried (pending after its backoff)
  * when it failed and tries are left and the error allows it, otherwise done.
  */
 export function afterAttempt(
   job: PoolJob,
-  result: RunResult,
+  ended: RunResult,
   now: number,
   options: { retryable: boolean },
 ): PoolJob {
+  const result: RunResult =
+    ended.kind === 'failed' ? { ...ended, error: storedError(ended.error) } : ended;
   const failures =
     result.kind === 'failed'
-      ? [...job.failures, { startedAt: job.startedAt ?? now, endedAt: now, error: result.error }]
+      ? [
+          ...job.failures,
+          {
+            startedAt: job.startedAt ?? now,
+            endedAt: now,
+            error: result.error,
+            attempt: job.attempt,
+          },
+        ].slice(-MAX_KEPT_FAILURES)
       : job.failures;
   if (
     result.kind === 'failed' &&

@@ -59,9 +59,18 @@ export function positiveNumber(value: unknown, what: string, integer = false): n
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
     throw invalid(`${what} must be a number ≥ 0, not ${JSON.stringify(value)}`);
   }
-  if (integer && !Number.isInteger(value))
-    throw invalid(`${what} must be a whole number, not ${value}`);
+  // Whole numbers go to the database as integers: beyond 2^53 they are neither exact nor int64.
+  if (integer && (!Number.isInteger(value) || value > Number.MAX_SAFE_INTEGER)) {
+    throw invalid(`${what} must be a whole number up to ${Number.MAX_SAFE_INTEGER}, not ${value}`);
+  }
   return value;
+}
+
+/** A time that must be more than 0 (a timeout of 0 would fail every attempt at once). */
+function moreThanZero(value: unknown, what: string): number {
+  const n = positiveNumber(value, what);
+  if (n === 0) throw invalid(`${what} must be more than 0 (leave it out for no limit)`);
+  return n;
 }
 
 export function parseRetry(value: unknown, what: string): RetryBehavior {
@@ -115,7 +124,7 @@ export function parsePool(name: unknown, options: unknown): { name: string; opti
       actionTimeoutMs:
         o.actionTimeoutMs === undefined || o.actionTimeoutMs === null
           ? null
-          : positiveNumber(o.actionTimeoutMs, `Workpool "${name}": actionTimeoutMs`),
+          : moreThanZero(o.actionTimeoutMs, `Workpool "${name}": actionTimeoutMs`),
       heartbeatTimeoutMs: positiveWhole(o.heartbeatTimeoutMs, 'heartbeatTimeoutMs'),
       ttlMs:
         o.ttl === undefined ? DEFAULT_TTL_MS : positiveNumber(o.ttl, `Workpool "${name}": ttl`),

@@ -63,6 +63,7 @@ import {
   POOL_JOBS,
   POOLS,
   saveJob,
+  storedError,
   type PoolDocument,
   type PoolJob,
   type RunResult,
@@ -77,6 +78,7 @@ import type { RunningAttempts } from './attempts.js';
 import type { LocalRunner } from './pool-service.js';
 import type { PoolStats } from '../observe/pool-stats.js';
 import { writeWithRetry } from './write-retry.js';
+import { delayUntil } from './timers.js';
 
 /** Code run inside a mutation's own transaction: before its handler, and after it succeeded. */
 export interface TransactionHooks {
@@ -501,16 +503,13 @@ export class PoolRunner implements LocalRunner {
     if (pool.timer !== null && at >= pool.timerAt) return;
     if (pool.timer !== null) clearTimeout(pool.timer);
     pool.timerAt = at;
-    pool.timer = setTimeout(
-      () => {
-        pool.timer = null;
-        pool.timerAt = Infinity;
-        // Timers may fire a millisecond early by Date.now(): look at delayed jobs regardless.
-        pool.lookForDelayed = true;
-        this.cycle(pool);
-      },
-      Math.max(0, at - Date.now()),
-    );
+    pool.timer = setTimeout(() => {
+      pool.timer = null;
+      pool.timerAt = Infinity;
+      // Timers may fire a millisecond early by Date.now(): look at delayed jobs regardless.
+      pool.lookForDelayed = true;
+      this.cycle(pool);
+    }, delayUntil(at));
     pool.timer.unref();
   }
 
@@ -680,7 +679,10 @@ export class PoolRunner implements LocalRunner {
         await this.store.write(async (tx) => {
           const current = await getPoolJob(tx, job._id);
           if (current?.state === 'completing') {
-            await saveJob(tx, { ...finished(current), onCompleteError: outcome.error });
+            await saveJob(tx, {
+              ...finished(current),
+              onCompleteError: storedError(outcome.error),
+            });
           }
         });
       })

@@ -65,6 +65,7 @@ import {
   type EnqueueItem,
 } from './pool-requests.js';
 import { writeWithRetry } from './write-retry.js';
+import { tooFarOff } from './timers.js';
 import { isHeld } from './pool-holdings.js';
 
 /** How the engine resolves and checks a function for a job. */
@@ -365,6 +366,18 @@ export class PoolService {
     else if (isRecord(item.retry)) retry = parseRetry(item.retry, `Workpool "${pool}": retry`);
     else if (item.retry === undefined && kind === 'action' && options.retryActionsByDefault) {
       retry = options.defaultRetryBehavior;
+    } else if (item.retry !== undefined && item.retry !== false && item.retry !== null) {
+      throw invalid(
+        `Workpool "${pool}": retry must be true, false or { maxAttempts, initialBackoffMs, base }, not ${JSON.stringify(item.retry)}`,
+      );
+    }
+    if (
+      item.name !== undefined &&
+      (typeof item.name !== 'string' || item.name.length > MAX_JOB_NAME)
+    ) {
+      throw invalid(
+        `Workpool "${pool}": a job's name must be a string of at most ${MAX_JOB_NAME} characters, not ${describeName(item.name)}`,
+      );
     }
     let onComplete: PoolJob['onComplete'] = null;
     if (item.onComplete !== undefined) {
@@ -377,6 +390,13 @@ export class PoolService {
     }
     const runAt =
       item.runAt === undefined ? now : positiveNumber(item.runAt, `Workpool "${pool}": runAt`);
+    // Earlier than now is now; later must be within Convex's scheduling limit.
+    const far = tooFarOff(runAt, now, false);
+    if (far !== null) {
+      throw invalid(
+        `Workpool "${pool}": cannot run a job at ${far}: jobs are scheduled within 5 years of now`,
+      );
+    }
     if (
       item.priority !== undefined &&
       (typeof item.priority !== 'number' || !Number.isFinite(item.priority))
@@ -392,7 +412,7 @@ export class PoolService {
       fn: path,
       kind,
       args: jsonToConvex(item.args),
-      name: typeof item.name === 'string' && item.name !== '' ? item.name : path,
+      name: item.name !== undefined && item.name !== '' ? item.name : path,
       state: 'pending',
       due: runAt,
       enqueuedAt: now,
@@ -451,14 +471,22 @@ export class PoolService {
     return this.read(execution, async (tx, state) => resultJson(await this.job(tx, state, id)));
   }
 
-  async cancel(execution: Execution, ids: unknown): Promise<JSONValue> {
+  /** Cancels jobs by id; given `poolName`, each must be a job of that pool. */
+  async cancel(execution: Execution, ids: unknown, poolName?: unknown): Promise<JSONValue> {
     if (!Array.isArray(ids)) throw invalid('Workpool cancel: expected a list of ids');
+    const pool = poolName === undefined ? null : parsePool(poolName, {}).name;
     const now = Date.now();
     return this.inTransaction(execution, 'cancel', async (tx) => {
       let canceled = 0;
       for (const id of ids) {
         if (typeof id !== 'string')
           throw invalid(`Workpool cancel: ${JSON.stringify(id)} is not an id`);
+        const current = await getPoolJob(tx, id);
+        if (pool !== null && current !== null && current.pool !== pool) {
+          throw invalid(
+            `Workpool "${pool}": cannot cancel job ${id}, which belongs to pool "${current.pool}"`,
+          );
+        }
         const job = await cancelJob(tx, id, now);
         if (job === null) continue;
         canceled++;
@@ -548,6 +576,13 @@ export class PoolService {
       }
     }
   }
+}
+
+/** A job's name is a label for people (logs, the dashboard), not a payload. */
+const MAX_JOB_NAME = 1024;
+
+function describeName(name: unknown): string {
+  return typeof name === 'string' ? `one of ${name.length} characters` : JSON.stringify(name);
 }
 
 function resultJson(job: PoolJob | null): JSONValue {

@@ -7,7 +7,7 @@
 import type { JSONValue, Value } from 'convex/values';
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.js';
-import { DRIVERS, startApp } from '../test-harness.js';
+import { DRIVERS, startApp, timerOverflows } from '../test-harness.js';
 import { getPoolJob, saveJob, type PoolJob } from './pool-jobs.js';
 import { holdingsId, POOL_HOLDINGS, type Holdings } from './pool-holdings.js';
 import { renewAndTakeBack, type LeaseHolder } from './pool-upkeep.js';
@@ -329,14 +329,98 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
       const outcome = await engine.mutation('pools:enqueueBad', { what });
       return outcome.ok ? null : outcome.error.message;
     };
-    expect(await error('wrong kind')).toMatch(/pools:bump is a mutation, not a action/);
+    expect(await error('wrong kind')).toMatch(/pools:bump is a mutation, not an action/);
     expect(await error('bad args')).toMatch(/Invalid arguments for pools:work/);
     expect(await error('bad pool')).toMatch(/name must be 1 to 64 letters/);
     expect(await error('bad parallelism')).toMatch(/maxParallelism must be between 1 and 1000/);
+    expect(await error('retry not a policy')).toMatch(
+      /Workpool "narrow": retry must be true, false or \{ maxAttempts, initialBackoffMs, base \}, not 3/,
+    );
+    expect(await error('too far off')).toMatch(
+      /Workpool "narrow": cannot run a job at \d{4}-.* \(more than 5 years away\)/,
+    );
+    expect(await error('runAfter NaN')).toMatch(/runAfter must be a finite number of ms, not NaN/);
+    expect(await error('name not a string')).toMatch(/a job's name must be a string .*, not 5/);
+    expect(await error('timeout 0')).toMatch(
+      /Workpool "instant": actionTimeoutMs must be more than 0/,
+    );
+    expect(await error('parallelism NaN')).toMatch(
+      /Workpool "nan": maxParallelism must be a number ≥ 0, not "NaN"/,
+    );
+    expect(await error('limit beyond int64')).toMatch(
+      /cancelAll: limit must be a whole number up to 9007199254740991, not 100000000000000000000/,
+    );
     const fromQuery = await engine.query('pools:enqueueFromQuery', {});
     expect(fromQuery.ok).toBe(false);
     if (!fromQuery.ok) expect(fromQuery.error.message).toMatch(/not available in a query/);
     expect(await call(engine.query('pools:jobs', {}))).toEqual([]);
+  });
+
+  it('fails a job whose return value is too large to store, and its pool goes on', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const big = (await call(
+      engine.mutation('pools:enqueueSized', { pool: 'counter', bytes: 1_100_000 }),
+    )) as string;
+    const [after] = await enqueue(engine, { pool: 'counter', label: 'after-big', ms: 1 });
+    await expect
+      .poll(() => allFinished(engine, 'counter', [big, after!]), { timeout: 10_000 })
+      .toBe(true);
+    expect(await result(engine, 'counter', big)).toMatchObject({
+      kind: 'failed',
+      error: expect.stringMatching(
+        /^Sleigh could not store the outcome of this attempt: .*over the limit of 1048576 bytes/,
+      ) as unknown,
+    });
+    expect(await result(engine, 'counter', after!)).toEqual({
+      kind: 'success',
+      returnValue: 'after-big done',
+    });
+  });
+
+  it('keeps a cut copy of a very long error, and retries as usual', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const id = (await call(
+      engine.mutation('pools:enqueueSized', { pool: 'retrying', bytes: 400_000, fail: true }),
+    )) as string;
+    await expect.poll(() => allFinished(engine, 'retrying', [id]), { timeout: 10_000 }).toBe(true);
+    const ended = (await result(engine, 'retrying', id)) as { kind: string; error: string };
+    expect(ended.kind).toBe('failed');
+    expect(ended.error).toMatch(/e{1000}… \(cut: \d+ characters in all\)$/);
+    expect(ended.error.length).toBeLessThan(8300);
+    const jobs = (await call(engine.query('pools:jobs', {}))) as unknown as PoolJob[];
+    const job = jobs.find((candidate) => candidate._id === id)!;
+    expect(job.failures.map((failure) => failure.attempt)).toEqual([1, 2, 3]);
+  });
+
+  it('waits quietly for a job and an action timeout beyond what a Node timer can wait', async () => {
+    const overflows = timerOverflows();
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const month = 30 * 24 * 60 * 60 * 1000;
+    const [far] = await enqueue(engine, { pool: 'narrow', label: 'far', ms: 1, runAfter: month });
+    // Its timeout and heartbeat deadline are a month away too: it must not time out at once.
+    const [long] = await enqueue(engine, { pool: 'patient', label: 'long', ms: 300 });
+    await expect
+      .poll(() => result(engine, 'patient', long!), { timeout: 5000 })
+      .toEqual({ kind: 'success', returnValue: 'long done' });
+    expect(await statuses(engine, 'narrow', [far!])).toEqual([
+      { state: 'pending', previousAttempts: 0 },
+    ]);
+    expect(overflows()).toBe(0);
+  });
+
+  it('cancels a job only through its own pool', async () => {
+    const engine = await startApp('pools', driver, {});
+    const [id] = await enqueue(engine, { pool: 'other', label: 'mine', ms: 1 });
+    const outcome = await engine.mutation('pools:cancel', { pool: 'narrow', id: id! });
+    expect(outcome.ok).toBe(false);
+    if (!outcome.ok) {
+      expect(outcome.error.message).toMatch(
+        `Workpool "narrow": cannot cancel job ${id!}, which belongs to pool "other"`,
+      );
+    }
+    expect(await result(engine, 'other', id!)).toBeNull();
+    await call(engine.mutation('pools:cancel', { pool: 'other', id: id! }));
+    expect(await result(engine, 'other', id!)).toEqual({ kind: 'canceled' });
   });
 
   it('deletes results once their ttl has passed', async () => {

@@ -21,6 +21,7 @@ import {
 } from '@sleigh/storage';
 import { jsonToConvex, type JSONValue, type Value } from 'convex/values';
 import { FunctionErrorCode, SyscallError } from '../errors.js';
+import { storedError } from './pool-jobs.js';
 import { SYSTEM_TABLES } from '../loader/schema.js';
 
 export const SCHEDULED = '_scheduled_functions';
@@ -105,7 +106,10 @@ export async function settle(
   now: number,
 ): Promise<void> {
   const { owner: _owner, leaseUntil: _lease, completedTime: _completed, ...rest } = job;
-  const next: ScheduledFunction = { ...rest, state };
+  // However long the error a function threw, its record must stay storable.
+  const kept: JobState =
+    state.kind === 'failed' ? { kind: 'failed', error: storedError(state.error) } : state;
+  const next: ScheduledFunction = { ...rest, state: kept };
   if (state.kind !== 'pending') next.completedTime = now;
   await tx.replace(SCHEDULED, next);
 }
@@ -126,7 +130,7 @@ export async function cancelScheduled(
   if (job === null) {
     throw new SyscallError(
       FunctionErrorCode.InvalidArguments,
-      `ctx.scheduler.cancel: no scheduled function with id ${id}`,
+      `ctx.scheduler.cancel: no scheduled function with id ${id.length > 200 ? `${id.slice(0, 200)}…` : id}`,
     );
   }
   if (job.state.kind === 'pending' || job.state.kind === 'inProgress') {

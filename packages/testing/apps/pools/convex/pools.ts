@@ -14,6 +14,8 @@ import {
   query,
 } from './_generated/server';
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+
 const pools = {
   narrow: new Workpool('narrow', { maxParallelism: 3 }),
   flood: new Workpool('flood', { maxParallelism: 2 }),
@@ -27,6 +29,12 @@ const pools = {
   timeouts: new Workpool('timeouts', { maxParallelism: 5, actionTimeoutMs: 150 }),
   brief: new Workpool('brief', { maxParallelism: 5, ttl: 300 }),
   wide: new Workpool('wide', { maxParallelism: 10 }),
+  // Longer than a Node timer can wait (2^31 - 1 ms).
+  patient: new Workpool('patient', {
+    maxParallelism: 2,
+    actionTimeoutMs: 30 * DAY_MS,
+    heartbeatTimeoutMs: 30 * DAY_MS,
+  }),
 };
 type PoolName = keyof typeof pools;
 const vPool = v.union(...Object.keys(pools).map((name) => v.literal(name as PoolName)));
@@ -187,6 +195,53 @@ export const enqueueBad = mutation({
           label: 'x',
           ms: 1,
         });
+      case 'retry not a policy':
+        // @ts-expect-error: retry is true, false or a policy.
+        return await pools.narrow.enqueueAction(
+          internal.pools.work,
+          { label: 'x', ms: 1 },
+          {
+            retry: 3,
+          },
+        );
+      case 'too far off':
+        return await pools.narrow.enqueueAction(
+          internal.pools.work,
+          { label: 'x', ms: 1 },
+          {
+            runAfter: 6 * 365 * DAY_MS,
+          },
+        );
+      case 'runAfter NaN':
+        return await pools.narrow.enqueueAction(
+          internal.pools.work,
+          { label: 'x', ms: 1 },
+          {
+            runAfter: NaN,
+          },
+        );
+      case 'name not a string':
+        // @ts-expect-error: a name is a string.
+        return await pools.narrow.enqueueAction(
+          internal.pools.work,
+          { label: 'x', ms: 1 },
+          {
+            name: 5,
+          },
+        );
+      case 'timeout 0':
+        return await new Workpool('instant', { actionTimeoutMs: 0 }).enqueueAction(
+          internal.pools.work,
+          { label: 'x', ms: 1 },
+        );
+      case 'parallelism NaN':
+        return await new Workpool('nan', { maxParallelism: NaN }).enqueueAction(
+          internal.pools.work,
+          { label: 'x', ms: 1 },
+        );
+      case 'limit beyond int64':
+        await pools.narrow.cancelAll({ limit: 1e20 });
+        throw new Error('cancelAll took a limit of 1e20');
       case 'bad parallelism':
         return await new Workpool('zero', { maxParallelism: 0 }).enqueueAction(
           internal.pools.work,
@@ -199,6 +254,24 @@ export const enqueueBad = mutation({
         throw new Error(`unknown case ${what}`);
     }
   },
+});
+
+/** Returns a string of `bytes` characters, or throws an error that long. */
+export const sized = internalAction({
+  args: { bytes: v.number(), fail: v.optional(v.boolean()) },
+  handler: async (_ctx, { bytes, fail }): Promise<string> => {
+    if (fail === true) throw new Error('e'.repeat(bytes));
+    return 'x'.repeat(bytes);
+  },
+});
+
+export const enqueueSized = mutation({
+  args: { pool: vPool, bytes: v.number(), fail: v.optional(v.boolean()) },
+  handler: async (ctx, { pool, bytes, fail }): Promise<WorkId> =>
+    await pools[pool].enqueueAction(ctx, internal.pools.sized, {
+      bytes,
+      ...(fail === undefined ? {} : { fail }),
+    }),
 });
 
 export const enqueueFromQuery = query({
