@@ -161,6 +161,17 @@ describe.each(DRIVERS)('server on $name', (driver) => {
     expect(await http.query(api.secretCount, { channel: 'c' })).toBe(0);
   });
 
+  it('refuses a wrong admin key and closes, so the same client can authenticate again', async () => {
+    const server = await startServer(driver);
+    const client = asAdmin(connect(server), 'not-the-admin-key');
+    await expect(client.query(api.secretCount, { channel: 'c' })).rejects.toThrow(
+      /Could not find public query "messages:secretCount"/,
+    );
+    asAdmin(client);
+    // Other arguments: the client answers the same query from the failure it still holds.
+    expect(await client.query(api.secretCount, { channel: 'd' })).toBe(0);
+  });
+
   it('runs actions that call queries and mutations', async () => {
     const server = await startServer(driver);
     const client = connect(server);

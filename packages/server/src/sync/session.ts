@@ -215,6 +215,17 @@ export class SyncSession implements Subscriber {
     this.removed.push(queryId);
   }
 
+  /**
+   * Says why the credentials were refused, then closes, as Convex's backend does: the client
+   * drops or refetches them and reconnects afresh. Kept open, its next Authenticate would
+   * count from an identity version the session never reached, a fatal error.
+   */
+  private refuseAuth(baseVersion: number, error: string): void {
+    this.send(JSON.stringify({ type: 'AuthError', error, baseVersion, authUpdateAttempted: true }));
+    this.shutdown();
+    this.socket.close(1000, 'AuthError');
+  }
+
   private authenticate(message: Extract<ClientMessage, { type: 'Authenticate' }>): void {
     if (message.baseVersion !== this.identityVersion) {
       throw new ProtocolError(
@@ -226,25 +237,14 @@ export class SyncSession implements Subscriber {
       identity = ANONYMOUS;
     } else if (message.tokenType === 'Admin') {
       if (message.value === undefined || !this.host.checkAdminKey(message.value)) {
-        this.send(
-          JSON.stringify({
-            type: 'AuthError',
-            error: 'The admin key is not valid for this deployment',
-            baseVersion: message.baseVersion,
-            authUpdateAttempted: true,
-          }),
-        );
+        this.refuseAuth(message.baseVersion, 'The admin key is not valid for this deployment');
         return;
       }
       identity = { key: 'admin', admin: true, user: null };
     } else {
-      this.send(
-        JSON.stringify({
-          type: 'AuthError',
-          error: 'User authentication (JWT) is not supported by Sleigh yet',
-          baseVersion: message.baseVersion,
-          authUpdateAttempted: true,
-        }),
+      this.refuseAuth(
+        message.baseVersion,
+        'User authentication (JWT) is not supported by Sleigh yet',
       );
       return;
     }
