@@ -51,6 +51,19 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
       ]);
     });
 
+    it('refuses a string with a lone surrogate instead of reading it as U+FFFD', async () => {
+      const engine = await startApp('basic', driver);
+      expect(await ok(engine.mutation('bank:increment', { name: '\ufffd' }))).toBe(1);
+      // Encoded as UTF-8, each of these would have found (and counted on) the U+FFFD counter.
+      for (const name of ['\ud800', '\udfff']) {
+        const outcome = await engine.mutation('bank:increment', { name });
+        expect(outcome.ok).toBe(false);
+        if (!outcome.ok)
+          expect(outcome.error.message).toMatch(/lone surrogate is not valid Unicode/);
+      }
+      expect(await ok(engine.query('bank:counter', { name: '\ufffd' }))).toBe(1);
+    });
+
     it('reads index ranges with eq, gt, gte, lt, lte and both orders', async () => {
       const engine = await startApp('basic', driver);
       await seedMessages(engine);

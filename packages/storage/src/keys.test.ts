@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { convexValue, ORDERED_SAMPLES } from './conformance/values.js';
 import { compareBytes, encodeKey, encodeValue, keySuccessor, prefixEnd } from './keys.js';
+import { checkDocument } from './limits.js';
 
 const sign = (n: number) => Math.sign(n);
 
@@ -86,5 +87,24 @@ describe('order-preserving key encoding', () => {
       expect(compareBytes(encodeValue(order[i - 1]), encodeValue(order[i]))).toBe(-1);
     }
     expect(compareBytes(encodeValue(2n ** 63n - 1n), encodeValue(-Infinity))).toBe(-1);
+  });
+});
+
+describe('strings that are not valid Unicode', () => {
+  it('refuses a lone surrogate in a key and in a document, where it would pass for U+FFFD', () => {
+    for (const lone of ['\ud800', 'a\udfffb', '\ud83d']) {
+      expect(() => encodeValue(lone)).toThrow(/lone surrogate is not valid Unicode/);
+      expect(() => checkDocument('t', { _id: 'x', _creationTime: 1, name: lone })).toThrow(
+        'Table "t": field "name" is a string holding a lone surrogate, which is not valid Unicode',
+      );
+    }
+    expect(() => checkDocument('t', { _id: 'x', _creationTime: 1, ['\udc00']: 1 })).toThrow(
+      /a field name in .* holds a lone surrogate/,
+    );
+    // Paired surrogates (an emoji) and U+FFFD itself are valid, and distinct.
+    expect(compareBytes(encodeValue('😀'), encodeValue('\ufffd'))).not.toBe(0);
+    expect(() =>
+      checkDocument('t', { _id: 'x', _creationTime: 1, name: '😀\ufffd' }),
+    ).not.toThrow();
   });
 });

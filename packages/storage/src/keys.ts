@@ -24,6 +24,12 @@
  *   0a   object     fields sorted by UTF-8 name: name (escaped, 00 00), value; then 00
  */
 import type { Value } from 'convex/values';
+import { StorageError, StorageErrorCode } from './errors.js';
+
+/** Whether `s` is valid Unicode: no lone surrogate (String.prototype.isWellFormed, Node 20). */
+export function isWellFormed(s: string): boolean {
+  return (s as string & { isWellFormed(): boolean }).isWellFormed();
+}
 
 const TAG_UNDEFINED = 0x01;
 const TAG_NULL = 0x02;
@@ -113,6 +119,14 @@ class KeyWriter {
       }
     }
     if (!ascii) {
+      // TextEncoder turns a lone surrogate into U+FFFD: "\ud800", "\udfff" and "\ufffd" would
+      // share one key, and a lookup of one would find the others' documents.
+      if (!isWellFormed(s)) {
+        throw new StorageError(
+          StorageErrorCode.InvalidValue,
+          `A string holding a lone surrogate is not valid Unicode, so it cannot be stored or looked up: ${JSON.stringify(s.slice(0, 40))}`,
+        );
+      }
       this.escaped(utf8.encode(s));
       return;
     }

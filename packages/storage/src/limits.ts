@@ -7,6 +7,7 @@
  */
 import type { Value } from 'convex/values';
 import { StorageError, StorageErrorCode } from './errors.js';
+import { isWellFormed } from './keys.js';
 
 export const LIMITS = {
   /** Total encoded size of a document, system fields included. */
@@ -87,6 +88,9 @@ export function checkDocument(table: string, document: Record<string, Value>): D
 
 function checkFieldName(table: string, name: string, path: string, topLevel: boolean): void {
   if (name.length === 0) throw invalid(table, `empty field name in ${describe(path)}`);
+  if (!isWellFormed(name)) {
+    throw invalid(table, `a field name in ${describe(path)} holds a lone surrogate`);
+  }
   if (name.length > LIMITS.maxFieldNameLength) {
     throw limitError(
       table,
@@ -117,6 +121,12 @@ function measure(walk: Walk, value: Value, path: string, depth: number): number 
       walk.plainJson = false;
       return 9;
     case 'string':
+      if (!isWellFormed(value)) {
+        throw invalid(
+          table,
+          `${describe(path)} is a string holding a lone surrogate, which is not valid Unicode`,
+        );
+      }
       return 2 + utf8Length(value);
     case 'object':
       break;
