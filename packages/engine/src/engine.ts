@@ -33,6 +33,7 @@ import { FunctionError, FunctionErrorCode, SkipRun } from './errors.js';
 import { bundleFunctions, LoadError } from './loader/bundle.js';
 import { generateCode } from './loader/codegen.js';
 import { aKind, Registry, type FunctionInfo } from './loader/registry.js';
+import { MAX_ARGS_NESTING, nestedDeeperThan, tooDeepMessage } from './runtime/nesting.js';
 import { applySchema, parseSchema, type ApplyReport, type Schema } from './loader/schema.js';
 import { installConsoleCapture } from './runtime/console.js';
 import {
@@ -400,6 +401,9 @@ export class Engine implements Host {
   // Running functions.
 
   private checkArgs(info: FunctionInfo, args: JSONValue, catalog: Catalog): void {
+    if (nestedDeeperThan(args, MAX_ARGS_NESTING)) {
+      throw new FunctionError(FunctionErrorCode.InvalidArguments, tooDeepMessage(info.path));
+    }
     let value;
     try {
       value = jsonToConvex(args);

@@ -15,6 +15,7 @@ export { canonicalFunctionPath, parseFunctionPath } from './paths.js';
 export type { Caller, FunctionKind, UserIdentity } from './runtime/context.js';
 export { setLogSink, type LogSink } from './runtime/console.js';
 export { ReadSet, type KeyInterval } from './runtime/readset.js';
+export { MAX_ARGS_NESTING, nestedDeeperThan, tooDeepMessage } from './runtime/nesting.js';
 export { JobRunner, type JobRunnerOptions } from './jobs/runner.js';
 export { SCHEDULED, type JobState, type ScheduledFunction } from './jobs/scheduled.js';
 export type { FailedJob } from './jobs/pool-graph.js';

@@ -30,6 +30,8 @@ export interface HttpHost {
   readonly deploymentName: string;
   /** The dashboard's built files (null: not served). */
   readonly dashboardDir: string | null;
+  /** Where the server's own messages go (its `log` option). */
+  readonly log: (message: string) => void;
 }
 
 /** Function failures: the JS client accepts this status as "the function threw". */
@@ -55,7 +57,22 @@ function send(res: ServerResponse, status: number, body: string, type = 'applica
 }
 
 function sendError(res: ServerResponse, error: HttpError): void {
+  // The rest of a body too large was not read: the connection cannot carry another request.
+  if (error.status === 413) res.setHeader('Connection', 'close');
   send(res, error.status, JSON.stringify({ code: error.code, message: error.message }));
+}
+
+/** A percent-encoded path segment, decoded; a malformed escape is the caller's error. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(
+      400,
+      'BadPath',
+      `The path segment "${segment.slice(0, 100)}" holds a malformed percent-escape`,
+    );
+  }
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
@@ -113,6 +130,28 @@ function argsOf(value: unknown): JSONValue {
     throw new HttpError(400, 'BadArgs', 'args must be an object (or an array holding one object)');
   }
   return args as JSONValue;
+}
+
+/** A timestamp as /api/query_ts gave it (a decimal string, or a number), not in the future. */
+async function timestampOf(host: HttpHost, value: unknown): Promise<bigint> {
+  const text = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value;
+  if (typeof text !== 'string' || !/^\d{1,20}$/.test(text)) {
+    throw new HttpError(
+      400,
+      'BadTimestamp',
+      `ts must be a timestamp from /api/query_ts (a string of digits), not ${JSON.stringify(value)?.slice(0, 100)}`,
+    );
+  }
+  const ts = BigInt(text);
+  const latest = await host.engine.store.read((tx) => tx.timestamp());
+  if (ts > latest) {
+    throw new HttpError(
+      400,
+      'BadTimestamp',
+      `ts ${ts} is later than this deployment's latest timestamp ${latest}`,
+    );
+  }
+  return ts;
 }
 
 function pathOf(value: unknown): string {
@@ -264,7 +303,7 @@ async function route(host: HttpHost, req: IncomingMessage, res: ServerResponse):
     return send(res, status, body);
   }
   const pool = /^\/api\/sleigh\/pools\/([^/]+)\/(failed|retry)$/.exec(path);
-  if (pool !== null) return poolAdmin(host, req, res, decodeURIComponent(pool[1]!), pool[2]!);
+  if (pool !== null) return poolAdmin(host, req, res, decodeSegment(pool[1]!), pool[2]!);
   if (method !== 'POST') throw new HttpError(404, 'NotFound', `No route for ${method} ${path}`);
 
   const kinds: Record<string, FunctionKind | null> = {
@@ -289,11 +328,7 @@ async function route(host: HttpHost, req: IncomingMessage, res: ServerResponse):
   }
   if (path.startsWith('/api/run/')) {
     const options = callOptions(req, host);
-    const segments = path
-      .slice('/api/run/'.length)
-      .split('/')
-      .filter(Boolean)
-      .map(decodeURIComponent);
+    const segments = path.slice('/api/run/'.length).split('/').filter(Boolean).map(decodeSegment);
     if (segments.length < 2)
       throw new HttpError(400, 'BadPath', 'Use /api/run/<module path>/<function>');
     const functionPath = `${segments.slice(0, -1).join('/')}:${segments[segments.length - 1]}`;
@@ -312,12 +347,7 @@ async function route(host: HttpHost, req: IncomingMessage, res: ServerResponse):
     const options = callOptions(req, host);
     const body = await readJson(req);
     const format = formatOf(body.format);
-    let ts: bigint;
-    try {
-      ts = BigInt(body.ts as string);
-    } catch {
-      throw new HttpError(400, 'BadTimestamp', 'ts must be a timestamp from /api/query_ts');
-    }
+    const ts = await timestampOf(host, body.ts);
     const outcome = await host.engine.query(pathOf(body.path), argsOf(body.args), options);
     // Queries read the latest snapshot; the result holds at `ts` only if nothing it read changed since.
     if (outcome.ok && outcome.ts > ts && host.subscriptions.changedSince(outcome, ts) !== false) {
@@ -435,7 +465,11 @@ export async function handleHttp(
     await route(host, req, res);
   } catch (error) {
     if (error instanceof HttpError) return sendError(res, error);
-    console.error('sleigh: HTTP request failed', error);
+    // The client went away mid-request: nobody is left to answer, and nothing failed here.
+    if (req.destroyed || (error as NodeJS.ErrnoException).code === 'ECONNRESET') return;
+    host.log(
+      `HTTP ${req.method ?? ''} ${req.url?.slice(0, 200) ?? ''} failed: ${(error as Error).stack ?? String(error)}`,
+    );
     sendError(
       res,
       new HttpError(500, 'InternalServerError', 'The server failed to handle this request'),

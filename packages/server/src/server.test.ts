@@ -30,6 +30,7 @@ const api = {
     { count: number; echoed: bigint }
   >('rules:roundTrip'),
   storeValue: makeFunctionReference<'mutation', Record<string, Value>, string>('values:store'),
+  echo: makeFunctionReference<'query', { value: Value }, Value>('values:echo'),
   allValues: makeFunctionReference<
     'query',
     Record<string, never>,
@@ -263,6 +264,58 @@ describe.each(DRIVERS)('server on $name', (driver) => {
     expect(info).toMatchObject({ version: '0.1.0', driver: driver.name });
     expect(typeof info.uptimeSeconds).toBe('number');
     expect((await fetch(`${server.url}/nowhere`)).status).toBe(404);
+  });
+
+  it('answers malformed HTTP requests with 400s and too large ones with 413, and keeps serving', async () => {
+    const logged: string[] = [];
+    const server = await startServer(driver, { log: (message) => logged.push(message) });
+    const post = (path: string, body: unknown) =>
+      fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+    const counter = { path: 'bank:counter', args: { name: 'n' } };
+    const badEscape = await post('/api/run/bank/%E0%A4%A', {});
+    expect(badEscape.status).toBe(400);
+    expect(await badEscape.json()).toEqual({
+      code: 'BadPath',
+      message: 'The path segment "%E0%A4%A" holds a malformed percent-escape',
+    });
+    for (const ts of [true, '', '-5', '1e3', '100000000000000000000000000000']) {
+      const atTs = await post('/api/query_at_ts', { ...counter, ts });
+      expect(atTs.status, JSON.stringify(ts)).toBe(400);
+      expect(await atTs.json()).toMatchObject({ code: 'BadTimestamp' });
+    }
+    const latest = ((await (await post('/api/query_ts', {})).json()) as { ts: string }).ts;
+    const future = await post('/api/query_at_ts', { ...counter, ts: `${BigInt(latest) + 1000n}` });
+    expect(await future.json()).toMatchObject({
+      code: 'BadTimestamp',
+      message: expect.stringMatching(/is later than this deployment's latest timestamp/) as unknown,
+    });
+    // 21 MiB: refused, and its connection closed rather than offered for the next request.
+    const tooLarge = await post('/api/query', 'x'.repeat(21 * 1024 * 1024));
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.headers.get('connection')).toBe('close');
+    for (let i = 0; i < 3; i++) {
+      expect(await (await post('/api/query', counter)).json()).toMatchObject({ value: 0 });
+    }
+    // Arguments nested deeper than decoding can recurse: a clear refusal, over HTTP and sync.
+    const deep = `${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}`;
+    const nested = await post('/api/query', `{"path":"values:echo","args":{"value":${deep}}}`);
+    expect(nested.status).toBe(560);
+    expect(((await nested.json()) as { errorMessage: string }).errorMessage).toBe(
+      'Invalid arguments for values:echo: they are nested more than 64 levels deep',
+    );
+    // Over sync the limit holds too (100 levels: the client itself encodes recursively).
+    let hundred: Value = 1;
+    for (let i = 0; i < 100; i++) hundred = { a: hundred };
+    const client = connect(server);
+    await expect(client.query(api.echo, { value: hundred })).rejects.toThrow(
+      'Invalid arguments for values:echo: they are nested more than 64 levels deep',
+    );
+    expect(await client.query(api.counter, { name: 'n' })).toBe(0);
+    expect(logged).toEqual([]);
   });
 });
 

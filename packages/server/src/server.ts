@@ -63,6 +63,7 @@ export class SleighServer implements SessionHost, HttpHost {
   private readonly shutdownGraceMs: number;
   readonly faults: SessionHost['faults'];
   readonly dashboardDir: string | null;
+  readonly log: (message: string) => void;
   private readonly unsubscribeLog: () => void;
   private logPush: NodeJS.Timeout | null = null;
 
@@ -81,6 +82,7 @@ export class SleighServer implements SessionHost, HttpHost {
     const pingAfter = options.pingAfterMs ?? 15_000;
     this.deploymentName = options.deploymentName ?? 'sleigh';
     const log = options.log ?? ((message: string) => console.error(`sleigh: ${message}`));
+    this.log = log;
     this.dashboardDir = options.dashboardDir ?? null;
     const monitor = engine.monitor;
     monitor.version = SLEIGH_VERSION;

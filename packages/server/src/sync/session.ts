@@ -11,7 +11,13 @@
  * A client resends unacknowledged mutations after a reconnect with the same (sessionId,
  * requestId); the engine answers those from the mutation log instead of running them again.
  */
-import type { Engine, MutationOutcome } from '@sleigh/engine';
+import {
+  MAX_ARGS_NESTING,
+  nestedDeeperThan,
+  tooDeepMessage,
+  type Engine,
+  type MutationOutcome,
+} from '@sleigh/engine';
 import type { JSONValue } from 'convex/values';
 import {
   encodeTs,
@@ -197,7 +203,12 @@ export class SyncSession implements Subscriber {
       args: add.args[0]!,
       entry: null,
       sentVersion: -1,
-      refused: add.componentPath ? 'Component functions are not supported by Sleigh' : null,
+      refused: add.componentPath
+        ? 'Component functions are not supported by Sleigh'
+        : // Refused before its subscription key (the args' JSON) is made.
+          nestedDeeperThan(add.args[0], MAX_ARGS_NESTING)
+          ? tooDeepMessage(add.udfPath)
+          : null,
     };
     if (query.refused === null) {
       query.entry = this.host.subscriptions.subscribe(this, add.udfPath, query.args, this.identity);
