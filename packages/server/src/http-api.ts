@@ -37,6 +37,15 @@ export interface HttpHost {
 /** Function failures: the JS client accepts this status as "the function threw". */
 const STATUS_FUNCTION_FAILED = 560;
 const MAX_BODY = 20 * 1024 * 1024;
+/** Routes that answer POST alone (/api/query answers GET too). */
+const POST_ROUTES = new Set([
+  '/api/mutation',
+  '/api/action',
+  '/api/function',
+  '/api/query_ts',
+  '/api/query_at_ts',
+  '/api/query_batch',
+]);
 
 class HttpError extends Error {
   constructor(
@@ -304,7 +313,14 @@ async function route(host: HttpHost, req: IncomingMessage, res: ServerResponse):
   }
   const pool = /^\/api\/sleigh\/pools\/([^/]+)\/(failed|retry)$/.exec(path);
   if (pool !== null) return poolAdmin(host, req, res, decodeSegment(pool[1]!), pool[2]!);
-  if (method !== 'POST') throw new HttpError(404, 'NotFound', `No route for ${method} ${path}`);
+  if (method !== 'POST') {
+    if (POST_ROUTES.has(path) || path.startsWith('/api/run/') || path === '/api/query') {
+      const allowed = path === '/api/query' ? 'GET or POST' : 'POST';
+      res.setHeader('Allow', `${allowed.replace(' or', ',')}, OPTIONS`);
+      throw new HttpError(405, 'MethodNotAllowed', `${path} takes ${allowed}, not ${method}`);
+    }
+    throw new HttpError(404, 'NotFound', `No route for ${method} ${path}`);
+  }
 
   const kinds: Record<string, FunctionKind | null> = {
     '/api/query': 'query',

@@ -116,6 +116,11 @@ describe.each(DRIVERS)('sync protocol on $name', (driver) => {
       ['not an object', (s) => s.send('[1,2,3]'), /must be a JSON object/],
       ['an unknown type', (s) => s.send({ type: 'Launch' }), /Unknown message type "Launch"/],
       [
+        'a long unknown type, not echoed whole',
+        (s) => s.send({ type: 'L'.repeat(100_000) }),
+        /^Unknown message type "L{900,1000}… \(cut\)$/,
+      ],
+      [
         'a message before Connect',
         (s) => s.send({ type: 'Mutation', requestId: 1, udfPath: 'x:y', args: [{}] }),
         /first message must be Connect/,

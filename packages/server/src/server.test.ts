@@ -276,6 +276,13 @@ describe.each(DRIVERS)('server on $name', (driver) => {
         body: typeof body === 'string' ? body : JSON.stringify(body),
       });
     const counter = { path: 'bank:counter', args: { name: 'n' } };
+    const put = await fetch(`${server.url}/api/mutation`, { method: 'PUT' });
+    expect(put.status).toBe(405);
+    expect(put.headers.get('allow')).toBe('POST, OPTIONS');
+    expect(await put.json()).toEqual({
+      code: 'MethodNotAllowed',
+      message: '/api/mutation takes POST, not PUT',
+    });
     const badEscape = await post('/api/run/bank/%E0%A4%A', {});
     expect(badEscape.status).toBe(400);
     expect(await badEscape.json()).toEqual({

@@ -109,7 +109,9 @@ export class SyncSession implements Subscriber {
   /** A protocol violation: say what was wrong, then close; the client reconnects afresh. */
   fail(message: string, code = 1008): void {
     if (this.state === 'closed') return;
-    this.send(JSON.stringify({ type: 'FatalError', error: message }));
+    // Messages may quote what the client sent: a long one is cut, not sent back whole.
+    const error = message.length > 1000 ? `${message.slice(0, 1000)}… (cut)` : message;
+    this.send(JSON.stringify({ type: 'FatalError', error }));
     const reason = Buffer.from(message).subarray(0, 120).toString();
     this.shutdown();
     this.socket.close(code, reason);
