@@ -45,7 +45,7 @@ const CLAIM_AHEAD = 500;
 export interface CyclePlan {
   readonly ended: readonly Ended[];
   /** Jobs claimed ahead that started since the last cycle, with when. */
-  readonly started: ReadonlyMap<string, number>;
+  readonly started: ReadonlyMap<string, { at: number; run: number }>;
   readonly recheck: readonly string[];
   /** This runner's jobs of the pool: running, queued, or read again now. */
   readonly holding: number;
@@ -175,10 +175,11 @@ export async function runCycle(
   const starts: PoolJob[] = [];
   for (const [i, id] of startedIds.entries()) {
     const current = currents[i] ?? null;
-    if (!claimant.isOurs(pool, current)) continue;
+    const { at, run } = plan.started.get(id)!;
+    if (!claimant.isOurs(pool, current, run)) continue;
     // A start recorded after the fact: the job is running (and leased) from now on.
     const lease = current.state === 'pending' ? { due: now + claimant.leaseMs } : {};
-    starts.push({ ...claimant.asClaimed(current), ...lease, startedAt: plan.started.get(id)! });
+    starts.push({ ...claimant.asClaimed(current), ...lease, startedAt: at });
   }
   await saveJobs(tx, starts, now);
   const kept = currents
@@ -381,7 +382,9 @@ async function claim(
       pool.nextGroup,
       nextCreationTime,
     );
-    picked = limitedClaim.jobs;
+    // A job run again while its canceled run goes on here waits for it (see below); a rate
+    // limit counts the skipped start once, which errs on the safe side.
+    picked = limitedClaim.jobs.filter((job) => !pool.running.has(job._id));
     pool.nextGroup = limitedClaim.nextGroup;
     retryAt = limitedClaim.retryAt;
   } else {
@@ -390,6 +393,9 @@ async function claim(
     for (const entry of entries) {
       const job = entry.document as PoolJob;
       if (pool.unclaimed.has(job._id) || othersHeld.has(job._id)) continue;
+      // Canceled while it ran here and run again since: its new run waits for the old one to
+      // end (this runner keeps its running jobs by id).
+      if (pool.running.has(job._id)) continue;
       picked.push(job);
       if (picked.length === free) break;
     }
@@ -442,10 +448,10 @@ export async function recordEnded(
       ended.map(({ job }) => job._id),
     )) as Array<PoolJob | null>);
   const updates: PoolJob[] = [];
-  for (const [i, { startedAt, result, retryable }] of ended.entries()) {
+  for (const [i, { job, startedAt, result, retryable }] of ended.entries()) {
     const current = read[i] ?? null;
-    // Canceled meanwhile, or taken back after a lost lease: not ours to record.
-    if (!claimant.isOurs(pool, current)) continue;
+    // Canceled meanwhile (and perhaps run again), or taken back after a lost lease: not ours.
+    if (!claimant.isOurs(pool, current, job.run ?? 0)) continue;
     if (current.state === 'running') endedRunning++;
     const ran = claimant.asClaimed(current, startedAt);
     let next = afterAttempt(ran, result, now, { retryable });

@@ -356,6 +356,7 @@ export async function rerunFrom(tx: WriteTransaction, id: string, now: number): 
       attempt: 0,
       failures: [],
       unmetDependencies: unmet,
+      run: (job.run ?? 0) + 1,
     });
   }
   await saveJobs(tx, updates);

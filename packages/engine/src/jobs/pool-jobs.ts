@@ -114,6 +114,12 @@ export interface PoolJob extends Document {
   failures: Attempt[];
   /** When the running attempt started; absent while a job claimed ahead waits for a slot. */
   startedAt?: number;
+  /**
+   * How many times it was run again from the start (rerun, retryFailed). An attempt belongs to
+   * one run: the outcome of an earlier one (canceled while it ran, then re-run) is never
+   * recorded over the new one's.
+   */
+  run?: number;
   /** How many times it was taken back from a runner that was gone (pool-upkeep.ts). */
   takeBacks?: number;
   owner?: string;

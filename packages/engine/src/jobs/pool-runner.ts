@@ -568,7 +568,7 @@ export class PoolRunner implements LocalRunner {
   private launch(pool: PoolState, job: PoolJob): void {
     const startedAt = job.startedAt ?? Date.now();
     if (job.startedAt === undefined) {
-      pool.started.set(job._id, startedAt);
+      pool.started.set(job._id, { at: startedAt, run: job.run ?? 0 });
       this.askCycle(pool);
     }
     const stats = this.host.poolStats;
@@ -621,7 +621,8 @@ export class PoolRunner implements LocalRunner {
       job.kind === 'mutation'
         ? {
             before: async (tx) => {
-              if (!this.claimant.isOurs(pool, await getPoolJob(tx, job._id))) throw new SkipRun();
+              const current = await getPoolJob(tx, job._id);
+              if (!this.claimant.isOurs(pool, current, job.run ?? 0)) throw new SkipRun();
             },
             after: async (tx, resultJson) => {
               const current = this.claimant.asClaimed((await getPoolJob(tx, job._id))!);

@@ -40,8 +40,8 @@ export interface PoolState {
   readonly unclaimed: Set<string>;
   /** Queued jobs whose claim was written, taken out of the queue by a commit: read them again. */
   readonly recheck: Set<string>;
-  /** Jobs claimed ahead that started since the last cycle, with when: the cycle records it. */
-  started: Map<string, number>;
+  /** Jobs claimed ahead that started since the last cycle, when, and of which run. */
+  started: Map<string, { at: number; run: number }>;
   /** Attempts that ended and wait for the next cycle to be recorded. */
   ended: Ended[];
   /** onComplete runs in flight here. */
@@ -136,9 +136,12 @@ export class Claimant {
     };
   }
 
-  /** Whether the job, as read now, is still ours to run and record. */
-  isOurs(pool: PoolState, current: PoolJob | null): current is PoolJob {
-    if (current === null) return false;
+  /**
+   * Whether the job, as read now, is still ours to run and record: `run` is the run our attempt
+   * belongs to (a job canceled while it ran here may have been run again since).
+   */
+  isOurs(pool: PoolState, current: PoolJob | null, run: number): current is PoolJob {
+    if (current === null || (current.run ?? 0) !== run) return false;
     if (current.state === 'running') return current.owner === this.id;
     return current.state === 'pending' && pool.unclaimed.has(current._id);
   }

@@ -408,6 +408,27 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     expect(overflows()).toBe(0);
   });
 
+  it('never records the outcome of a run canceled while it ran over the job run again', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const starts = async () =>
+      (await events(engine, 'again')).filter((event) => event.peak === undefined);
+    const [id] = await enqueue(engine, { pool: 'counter', label: 'again', ms: 1000 });
+    await expect.poll(starts).toHaveLength(1);
+    await call(engine.mutation('pools:cancel', { pool: 'counter', id: id! }));
+    expect(await call(engine.mutation('graph:rerun', { id: id! }))).toBe(1);
+    // The canceled run goes on (an action is not stopped) and ends first; then the job's new
+    // run starts, and the job ends with that run's outcome.
+    await expect.poll(starts, { timeout: 10_000 }).toHaveLength(2);
+    await expect.poll(() => allFinished(engine, 'counter', [id!]), { timeout: 10_000 }).toBe(true);
+    const [first, second] = await starts();
+    const jobs = (await call(engine.query('pools:jobs', {}))) as unknown as PoolJob[];
+    const job = jobs.find((candidate) => candidate._id === id)!;
+    expect(job).toMatchObject({ run: 1, attempt: 1, result: { kind: 'success' } });
+    expect(job.startedAt).toBeGreaterThan(first!.at);
+    expect(job.startedAt).toBeLessThanOrEqual(second!.at);
+    expect(job.finishedAt).toBeGreaterThanOrEqual(second!.at + 1000);
+  });
+
   it('cancels a job only through its own pool', async () => {
     const engine = await startApp('pools', driver, {});
     const [id] = await enqueue(engine, { pool: 'other', label: 'mine', ms: 1 });
