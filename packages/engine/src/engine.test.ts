@@ -204,6 +204,21 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
       );
       expect(mixed.ok).toBe(false);
       if (!mixed.ok) expect(mixed.error.message).toMatch(/Invalid pagination cursor/);
+      // Page sizes that would never move on, and cursors that are not ours, are refused.
+      const refused = async (paginationOpts: Value) => {
+        const outcome = await engine.query('messages:page', enc({ paginationOpts }));
+        return outcome.ok ? null : outcome.error.message;
+      };
+      for (const numItems of [0, 1.5, Infinity, NaN]) {
+        expect(await refused({ numItems, cursor: null }), String(numItems)).toMatch(
+          /paginate\(\): numItems must be a whole number of at least 1/,
+        );
+      }
+      const damaged = cursor!.replace(/\.[^.]*$/, '.!!!');
+      expect(await refused({ numItems: 4, cursor: damaged })).toMatch(/its position is damaged/);
+      expect(await refused({ numItems: 4, cursor: 'garbage' })).toMatch(
+        /Invalid pagination cursor "garbage": it is not a cursor this server made/,
+      );
     });
 
     it('records what a query read, precisely: a commit elsewhere in the table invalidates nothing', async () => {

@@ -8,13 +8,18 @@ import type { Document, IndexEntry, WrittenKey } from './interfaces.js';
 import { encodeKey, encodeValue } from './keys.js';
 import { checkDocument } from './limits.js';
 
-/** The value at a dotted field path, or undefined when any step is missing or not an object. */
+/**
+ * The value at a dotted field path, or undefined when any step is missing or not an object.
+ * Only a document's own fields count: "__proto__" or "constructor" are not found in
+ * Object.prototype.
+ */
 export function fieldValue(document: Document, path: string): Value | undefined {
-  if (!path.includes('.')) return document[path];
+  if (!path.includes('.')) return Object.hasOwn(document, path) ? document[path] : undefined;
   let current: Value | undefined = document;
   for (const part of path.split('.')) {
     if (current === null || typeof current !== 'object' || Array.isArray(current)) return undefined;
     if (current instanceof ArrayBuffer) return undefined;
+    if (!Object.hasOwn(current, part)) return undefined;
     current = (current as Record<string, Value | undefined>)[part];
   }
   return current;

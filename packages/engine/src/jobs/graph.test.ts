@@ -404,6 +404,11 @@ describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
     expect((await engine.failedPoolJobs('graph')).map((job) => job.id).sort()).toEqual(
       failed.map((job) => job.id).sort(),
     );
+    // A dead letter downstream of another is retried with that one, not alone.
+    const alone = await engine.mutation('graph:retryFailed', { ids: [ids.child!] });
+    expect(!alone.ok && alone.error.message).toMatch(
+      /Workpool retryFailed: "child" \(.+\) depends on "bad" \(.+\), which did not succeed; retry or rerun that one/,
+    );
     // Fixed: retrying every dead letter re-runs the root, and with it its subtree, once.
     await call(engine.mutation('graph:setSwitch', { name: 'broken', on: false }));
     expect(await call(engine.mutation('graph:retryFailed', {}))).toBe(3);
@@ -415,6 +420,8 @@ describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
     expect(await call(engine.query('graph:failedJobs', {}))).toEqual([]);
     const ran = (await steps(engine)).map((step) => step.label).sort();
     expect(ran).toEqual(['bad', 'bad', 'child', 'grandchild']);
+    const done = await engine.mutation('graph:retryFailed', { ids: [ids.grandchild!] });
+    expect(!done.ok && done.error.message).toMatch(/"grandchild" \(.+\) is finished, not failed/);
     const bad = await engine.mutation('graph:retryFailed', { ids: ['nope'] });
     expect(!bad.ok && bad.error.message).toMatch(/ids must be a list of pool job ids/);
   });

@@ -402,7 +402,8 @@ export async function listFailed(
 /**
  * Runs dead letters again (the given ones, or the pool's oldest up to `limit`), each with
  * everything downstream of it. A job whose own dependency failed too is left to that one's
- * re-run. Resolves with how many jobs were restarted.
+ * re-run. Resolves with how many jobs were restarted. Given ids must each be a failed job of
+ * the pool, or downstream of another given one: anything else is refused, saying why.
  */
 export async function retryFailed(
   tx: WriteTransaction,
@@ -412,6 +413,7 @@ export async function retryFailed(
   now: number,
 ): Promise<number> {
   const candidates = ids ?? (await listFailed(tx, pool, limit)).map((job) => job.id);
+  if (ids !== null) await checkRetryable(tx, pool, ids);
   let restarted = 0;
   for (const id of candidates) {
     const job = await getPoolJob(tx, id);
@@ -433,12 +435,45 @@ export async function retryFailed(
 }
 
 async function hasFailedDependency(tx: WriteTransaction, job: PoolJob): Promise<boolean> {
-  if ((job.onDependencyFailure ?? 'fail') === 'run') return false;
+  return (await failedDependency(tx, job)) !== null;
+}
+
+/** A dependency of `job` that ended without succeeding, which its policy does not run past. */
+async function failedDependency(tx: WriteTransaction, job: PoolJob): Promise<PoolJob | null> {
+  if ((job.onDependencyFailure ?? 'fail') === 'run') return null;
   for (const parentId of await dependencyIds(tx, job)) {
     const parent = await getPoolJob(tx, parentId);
-    if (parent !== null && isEnded(parent) && !succeeded(parent)) return true;
+    if (parent !== null && isEnded(parent) && !succeeded(parent)) return parent;
   }
-  return false;
+  return null;
+}
+
+/** Refuses, naming it, a given job that retryFailed would not retry. */
+async function checkRetryable(
+  tx: WriteTransaction,
+  pool: string,
+  ids: readonly string[],
+): Promise<void> {
+  const given = new Set(ids);
+  for (const id of ids) {
+    const job = await getPoolJob(tx, id);
+    if (job === null)
+      throw invalid(`Workpool retryFailed: ${id} is not a pool job (or it expired)`);
+    if (job.pool !== pool) {
+      throw invalid(`Workpool retryFailed: ${id} belongs to pool "${job.pool}", not "${pool}"`);
+    }
+    if (job.state !== 'failed') {
+      throw invalid(
+        `Workpool retryFailed: ${describeJob(job)} is ${job.state}, not failed (rerun runs any job that ended again)`,
+      );
+    }
+    const parent = await failedDependency(tx, job);
+    if (parent !== null && !given.has(parent._id)) {
+      throw invalid(
+        `Workpool retryFailed: ${describeJob(job)} depends on ${describeJob(parent)}, which did not succeed; retry or rerun that one, and this one runs after it`,
+      );
+    }
+  }
 }
 
 export type DuplicatePolicy = 'skip' | 'replace';

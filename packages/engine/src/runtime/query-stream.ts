@@ -243,18 +243,29 @@ function encodeCursor(index: IndexInfo, order: 'asc' | 'desc', position: Positio
 
 function decodeCursor(cursor: string, index: IndexInfo, order: 'asc' | 'desc'): Position {
   const [id, direction, position, extra] = cursor.split('.');
+  const shown = `"${cursor.slice(0, 40)}${cursor.length > 40 ? '…' : ''}"`;
   if (
-    id !== String(index.id) ||
-    direction !== order ||
+    id === undefined ||
+    !/^\d+$/.test(id) ||
+    (direction !== 'asc' && direction !== 'desc') ||
     position === undefined ||
     extra !== undefined
   ) {
+    throw new Error(`Invalid pagination cursor ${shown}: it is not a cursor this server made`);
+  }
+  if (id !== String(index.id) || direction !== order) {
     throw new Error(
-      `Invalid pagination cursor "${cursor.slice(0, 40)}": it belongs to a different query (index or order changed)`,
+      `Invalid pagination cursor ${shown}: it belongs to a different query (index or order changed)`,
     );
   }
   if (position === 'start' || position === 'end') return { kind: position };
-  return { kind: 'key', key: new Uint8Array(Buffer.from(position, 'base64url')) };
+  const key = Buffer.from(position, 'base64url');
+  // Node decodes base64 leniently (skipping what is not base64): a damaged key would read as
+  // another one, even as the empty key that ends every page.
+  if (key.length === 0 || key.toString('base64url') !== position) {
+    throw new Error(`Invalid pagination cursor ${shown}: its position is damaged`);
+  }
+  return { kind: 'key', key: new Uint8Array(key) };
 }
 
 export interface PageRequest {
@@ -280,6 +291,13 @@ export interface Page {
 export async function queryPage(state: TransactionState, request: PageRequest): Promise<Page> {
   if (request.query.operators.some((operator) => 'limit' in operator)) {
     throw new Error('paginate() cannot be combined with take() or limit()');
+  }
+  const size: unknown = request.pageSize;
+  // NaN and Infinity cross the syscall boundary as null. A page of 0 would never move on.
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1) {
+    throw new Error(
+      `paginate(): numItems must be a whole number of at least 1, not ${JSON.stringify(size)}`,
+    );
   }
   const source = resolveSource(state, request.query);
   const index = source.index;
