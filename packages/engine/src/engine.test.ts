@@ -214,6 +214,14 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
           /paginate\(\): numItems must be a whole number of at least 1/,
         );
       }
+      const dotted = await engine.query(
+        '_system/data:documents',
+        { table: 'messages.by_channel', paginationOpts: { numItems: 4, cursor: null } },
+        { caller: 'admin' },
+      );
+      expect(!dotted.ok && dotted.error.message).toMatch(
+        /"messages.by_channel" is not a table name: it holds a "."/,
+      );
       const damaged = cursor!.replace(/\.[^.]*$/, '.!!!');
       expect(await refused({ numItems: 4, cursor: damaged })).toMatch(/its position is damaged/);
       expect(await refused({ numItems: 4, cursor: 'garbage' })).toMatch(

@@ -66,9 +66,12 @@ export function resolveSource(state: TransactionState, query: SerializedQuery): 
     const index = catalog.index(source.tableName, BY_CREATION_TIME) ?? null;
     return { table: source.tableName, index, start: FULL_START, end: FULL_END, order };
   }
-  const dot = source.indexName.indexOf('.');
+  // "table.index": neither name holds a dot, so a table name that does is the caller's error
+  // (split at the first dot, it would be reported as a missing index of another table).
+  const dot = source.indexName.lastIndexOf('.');
   const table = source.indexName.slice(0, dot);
   const indexName = source.indexName.slice(dot + 1);
+  if (table.includes('.')) throw new Error(`"${table}" is not a table name: it holds a "."`);
   if (catalog.table(table) === undefined) {
     return { table, index: null, start: FULL_START, end: FULL_END, order };
   }
