@@ -2,7 +2,13 @@
  * Workpools under test: parallelism, retries, timeouts, results, onComplete, cancellation,
  * pool.ctx, and isolation between pools.
  */
-import { NonRetryableError, vOnCompleteArgs, Workpool, type WorkId } from '@sleigh/workpool';
+import {
+  NonRetryableError,
+  vOnCompleteArgs,
+  Workpool,
+  type EnqueueOptions,
+  type WorkId,
+} from '@sleigh/workpool';
 import { v } from 'convex/values';
 import { internal } from './_generated/api';
 import {
@@ -180,6 +186,10 @@ export const enqueueRead = mutation({
 });
 
 /** Bad calls, each refused with a clear error. */
+/** One small job into `narrow`, with `options` (the bad enqueues below vary only those). */
+const enqueueNarrow = (options: EnqueueOptions): Promise<WorkId> =>
+  pools.narrow.enqueueAction(internal.pools.work, { label: 'x', ms: 1 }, options);
+
 export const enqueueBad = mutation({
   args: { what: v.string() },
   handler: async (ctx, { what }): Promise<WorkId> => {
@@ -197,38 +207,14 @@ export const enqueueBad = mutation({
         });
       case 'retry not a policy':
         // @ts-expect-error: retry is true, false or a policy.
-        return await pools.narrow.enqueueAction(
-          internal.pools.work,
-          { label: 'x', ms: 1 },
-          {
-            retry: 3,
-          },
-        );
+        return await enqueueNarrow({ retry: 3 });
       case 'too far off':
-        return await pools.narrow.enqueueAction(
-          internal.pools.work,
-          { label: 'x', ms: 1 },
-          {
-            runAfter: 6 * 365 * DAY_MS,
-          },
-        );
+        return await enqueueNarrow({ runAfter: 6 * 365 * DAY_MS });
       case 'runAfter NaN':
-        return await pools.narrow.enqueueAction(
-          internal.pools.work,
-          { label: 'x', ms: 1 },
-          {
-            runAfter: NaN,
-          },
-        );
+        return await enqueueNarrow({ runAfter: NaN });
       case 'name not a string':
         // @ts-expect-error: a name is a string.
-        return await pools.narrow.enqueueAction(
-          internal.pools.work,
-          { label: 'x', ms: 1 },
-          {
-            name: 5,
-          },
-        );
+        return await enqueueNarrow({ name: 5 });
       case 'timeout 0':
         return await new Workpool('instant', { actionTimeoutMs: 0 }).enqueueAction(
           internal.pools.work,
