@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { Engine, LIVE_FIGURES, type EngineOptions, type JobRunnerOptions } from '@sleigh/engine';
 import type { Store } from '@sleigh/storage';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { sameKey } from './admin-key.js';
+import { adminKeyProblem, sameKey } from './admin-key.js';
 import { handleHttp, type HttpHost } from './http-api.js';
 import { SyncSession, type SessionHost } from './sync/session.js';
 import { Subscriptions } from './sync/subscriptions.js';
@@ -128,6 +128,8 @@ export class SleighServer implements SessionHost, HttpHost {
   }
 
   static async start(options: ServerOptions): Promise<SleighServer> {
+    const keyProblem = adminKeyProblem(options.adminKey);
+    if (keyProblem !== null) throw new TypeError(`The admin key is not usable: ${keyProblem}`);
     const log = options.log ?? ((message: string) => console.error(`sleigh: ${message}`));
     const engine = await Engine.start({
       store: options.store,

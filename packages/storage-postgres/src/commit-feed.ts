@@ -33,6 +33,7 @@ const LATE_MS = 100;
 
 export interface FeedHost {
   readonly connectionString: string;
+  readonly connectTimeoutMs: number;
   readonly schema: string;
   /** The listening connection's name: how other processes see this one. */
   readonly applicationName: string;
@@ -135,6 +136,7 @@ export class CommitFeed {
   private async connect(): Promise<void> {
     const client = new pg.Client({
       connectionString: this.host.connectionString,
+      connectionTimeoutMillis: this.host.connectTimeoutMs,
       options: `-c search_path=${this.host.schema}`,
       application_name: this.host.applicationName,
     });

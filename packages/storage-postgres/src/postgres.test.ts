@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { encodeKey, prefixEnd, StorageError, StorageErrorCode } from '@sleigh/storage';
 import { makeDocument, seed, writeWithRetries } from '@sleigh/storage/conformance';
 import { databaseUrl } from '@sleigh/testing';
@@ -234,6 +235,26 @@ describe('postgres store', () => {
       StorageError.is(e, StorageErrorCode.Unavailable),
     );
     await expect(attempt).rejects.toThrow(/Cannot open the PostgreSQL store \(schema "nowhere"\)/);
+  });
+
+  it('gives up on a server that accepts connections and never answers', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    onTestFinished(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    });
+    const { port } = silent.address() as AddressInfo;
+    const attempt = openPostgresStore({
+      connectionString: `postgres://sleigh@127.0.0.1:${port}/silent`,
+      schema: 'silent',
+      connectTimeoutMs: 300,
+    });
+    await expect(attempt).rejects.toThrow(
+      /Cannot open the PostgreSQL store \(schema "silent"\): no answer within 300 ms/,
+    );
+    expect(sockets.size).toBe(1);
   });
 
   it('refuses an unsafe schema name', async () => {

@@ -54,6 +54,11 @@ export interface PostgresStoreOptions {
    * all to autovacuum.
    */
   readonly vacuumAfterKeys?: number;
+  /**
+   * How long connecting may take, or waiting for a free connection, before it fails (default
+   * 30 s). Without it, a server that accepts connections and never answers hangs everything.
+   */
+  readonly connectTimeoutMs?: number;
 }
 
 /** Trim the commit log after this many local commits. */
@@ -103,6 +108,7 @@ export class PostgresStore implements Store {
     connectionString: string,
     head: bigint,
     vacuumAfterKeys: number,
+    connectTimeoutMs: number,
   ) {
     this.commitLock = lockKey(schema, 'commit');
     const log = (message: string) => console.error(`sleigh: ${message}`);
@@ -113,6 +119,7 @@ export class PostgresStore implements Store {
     this.feed = new CommitFeed(
       {
         connectionString,
+        connectTimeoutMs,
         schema,
         applicationName: this.applicationName,
         pool,
@@ -131,9 +138,11 @@ export class PostgresStore implements Store {
         `Invalid schema name "${schema}": use lower-case letters, digits and underscores`,
       );
     }
+    const connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
     const pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.maxConnections ?? 20,
+      connectionTimeoutMillis: connectTimeoutMs,
       options: `-c search_path=${schema}`,
       pipeline: true,
     });
@@ -156,6 +165,7 @@ export class PostgresStore implements Store {
           options.connectionString,
           BigInt(head.rows[0]!.ts),
           options.vacuumAfterKeys ?? 20_000,
+          connectTimeoutMs,
         );
         await store.feed.start();
         return store;
@@ -165,9 +175,12 @@ export class PostgresStore implements Store {
       }
     } catch (error) {
       await pool.end();
+      const message = /timeout/i.test((error as Error).message)
+        ? `no answer within ${connectTimeoutMs} ms (${(error as Error).message})`
+        : (error as Error).message;
       throw new StorageError(
         StorageErrorCode.Unavailable,
-        `Cannot open the PostgreSQL store (schema "${schema}"): ${(error as Error).message}`,
+        `Cannot open the PostgreSQL store (schema "${schema}"): ${message}`,
         { cause: error },
       );
     }
