@@ -257,6 +257,16 @@ describe('postgres store', () => {
     expect(sockets.size).toBe(1);
   });
 
+  it('tells whether a schema is absent, a Sleigh store or something else', async () => {
+    const schema = freshSchema();
+    expect(await PostgresStore.inspectSchema(databaseUrl(), schema)).toBe('absent');
+    const store = await openPostgresStore({ connectionString: databaseUrl(), schema });
+    await store.close();
+    expect(await PostgresStore.inspectSchema(databaseUrl(), schema)).toBe('sleigh');
+    await PostgresStore.dropSchema(databaseUrl(), schema);
+    expect(await PostgresStore.inspectSchema(databaseUrl(), 'public')).toBe('other');
+  });
+
   it('refuses an unsafe schema name', async () => {
     await expect(
       openPostgresStore({ connectionString: databaseUrl(), schema: 'x; drop' }),

@@ -423,6 +423,51 @@ export class PostgresStore implements Store {
   }
 
   /** Drops the whole schema: every table and document of this store. For tests and tools. */
+  /**
+   * What the schema is: absent (opening a store creates it), a Sleigh store, or something else
+   * that happens to have the name (opening a store there would add Sleigh's tables to it).
+   */
+  static async inspectSchema(
+    connectionString: string,
+    schema: string,
+    connectTimeoutMs = 30_000,
+  ): Promise<'absent' | 'sleigh' | 'other'> {
+    const client = new pg.Client({ connectionString, connectionTimeoutMillis: connectTimeoutMs });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ schema: boolean; store: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = $1) AS schema,
+                EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname = $1 AND c.relname = 'migrations') AS store`,
+        [schema],
+      );
+      const found = rows[0];
+      return found?.schema !== true ? 'absent' : found.store ? 'sleigh' : 'other';
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** Whether a Sleigh process other than this one holds a store open on the schema. */
+  static async othersUsing(connectionString: string, schema: string): Promise<boolean> {
+    const client = new pg.Client({ connectionString, connectionTimeoutMillis: 30_000 });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ application_name: string }>(
+        'SELECT application_name FROM pg_stat_activity WHERE application_name LIKE $1',
+        [`${PROCESS_TAG} ${schema} %`],
+      );
+      // Our own feed connection may linger in the list for a moment after it closed.
+      return rows.some(({ application_name: name }) => {
+        const [, named, , pid] = name.split(' ');
+        return named === schema && pid !== String(process.pid);
+      });
+    } finally {
+      await client.end();
+    }
+  }
+
   static async dropSchema(connectionString: string, schema: string): Promise<void> {
     const client = new pg.Client({ connectionString });
     await client.connect();
