@@ -1,11 +1,11 @@
 /**
  * What the commands share: where the functions folder, the data directory and the database are,
- * opening the store, and the lock that keeps two servers off one SQLite file.
+ * and opening the store. (The lock that keeps two servers off one SQLite file is in lock.ts.)
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Store } from '@sleigh/storage';
-import { openPostgresStore } from '@sleigh/storage-postgres';
+import { openPostgresStore, PostgresStore } from '@sleigh/storage-postgres';
 import { openSqliteStore } from '@sleigh/storage-sqlite';
 
 export class CliError extends Error {
@@ -26,8 +26,9 @@ export interface Output {
 }
 
 export const consoleOutput: Output = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
+  // A reader that went away (`sleigh dev | head`) leaves the stream closed: write no more.
+  out: (line) => void (process.stdout.writable && process.stdout.write(`${line}\n`)),
+  err: (line) => void (process.stderr.writable && process.stderr.write(`${line}\n`)),
   tty: process.stderr.isTTY === true,
 };
 
@@ -38,22 +39,41 @@ export interface Locations {
   readonly schema: string;
 }
 
+/** The data directory: --data-dir, or `.sleigh` beside the functions folder. */
+export function dataDirOf(values: {
+  functionsDir?: string | undefined;
+  dataDir?: string | undefined;
+}): string {
+  const functionsDir = resolve(values.functionsDir ?? 'convex');
+  return resolve(values.dataDir ?? join(dirname(functionsDir), '.sleigh'));
+}
+
+/** Where a command that opens the store finds everything (--db, else SLEIGH_DB, else SQLite). */
 export function locations(values: {
   functionsDir?: string | undefined;
   dataDir?: string | undefined;
   db?: string | undefined;
   schema?: string | undefined;
 }): Locations {
-  const functionsDir = resolve(values.functionsDir ?? 'convex');
   const db = values.db ?? process.env.SLEIGH_DB ?? null;
-  if (db !== null && !/^postgres(ql)?:\/\//.test(db)) {
-    throw new CliError(
-      `--db must be a PostgreSQL URL (postgres://user@host:5432/database), got "${db}"`,
-    );
+  if (db !== null) {
+    const source = values.db === undefined ? 'SLEIGH_DB' : '--db';
+    let url: URL | null = null;
+    try {
+      url = new URL(db);
+    } catch {
+      // Reported below.
+    }
+    if (url === null || (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:')) {
+      throw new CliError(
+        `${source} must be a PostgreSQL URL (postgres://user@host:5432/database), got "${db}"`,
+        2,
+      );
+    }
   }
   return {
-    functionsDir,
-    dataDir: resolve(values.dataDir ?? join(dirname(functionsDir), '.sleigh')),
+    functionsDir: resolve(values.functionsDir ?? 'convex'),
+    dataDir: dataDirOf(values),
     db,
     schema: values.schema ?? 'sleigh',
   };
@@ -61,7 +81,7 @@ export function locations(values: {
 
 export function describeStore(where: Locations): string {
   if (where.db === null) return `SQLite ${join(where.dataDir, 'sleigh.sqlite')}`;
-  const url = new URL(where.db);
+  const url = new URL(where.db); // checked by locations()
   return `PostgreSQL ${url.hostname}:${url.port || '5432'}${url.pathname} (schema ${where.schema})`;
 }
 
@@ -79,37 +99,35 @@ export async function openStore(where: Locations): Promise<Store> {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
- * One server per SQLite data directory: a second writer process would break the single-writer
- * design. Returns a release function. (PostgreSQL data is shared by any number of servers.)
+ * Opens a store that must already exist (`sleigh export`): opening creates a missing SQLite
+ * file or PostgreSQL schema, and a mistyped location must be refused, not exported as an empty
+ * snapshot with an empty store left behind. PostgreSQL is asked before `openPostgresStore`,
+ * which creates and migrates the schema.
  */
-export function lockDataDir(where: Locations, purpose: string): () => void {
-  if (where.db !== null) return () => undefined;
-  mkdirSync(where.dataDir, { recursive: true });
-  const file = join(where.dataDir, 'server.pid');
-  if (existsSync(file)) {
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    if (Number.isInteger(pid) && pid !== process.pid && alive(pid)) {
-      throw new CliError(
-        `Another Sleigh process (pid ${pid}) is using ${where.dataDir}; stop it before ${purpose}, or use another --data-dir`,
+export async function openExistingStore(where: Locations): Promise<Store> {
+  const missing = (why: string) =>
+    new CliError(`No Sleigh data at ${describeStore(where)}: ${why}`);
+  if (where.db === null) {
+    const file = join(where.dataDir, 'sleigh.sqlite');
+    if (!existsSync(file)) {
+      throw missing(
+        'the file does not exist (check --data-dir, or the functions folder it follows)',
       );
     }
+    return openStore(where);
   }
-  writeFileSync(file, `${process.pid}\n`);
-  return () => {
-    try {
-      if (readFileSync(file, 'utf8').trim() === String(process.pid)) rmSync(file);
-    } catch {
-      // Already gone.
-    }
-  };
+  let state: 'absent' | 'sleigh' | 'other';
+  try {
+    state = await PostgresStore.inspectSchema(where.db, where.schema);
+  } catch (error) {
+    throw new CliError(
+      `Cannot open the database (${describeStore(where)}): ${(error as Error).message}`,
+    );
+  }
+  if (state === 'absent') {
+    throw missing(`schema "${where.schema}" does not exist (check --schema and --db)`);
+  }
+  if (state === 'other') throw missing(`schema "${where.schema}" holds no Sleigh store`);
+  return openStore(where);
 }

@@ -5,11 +5,7 @@
  */
 import type { FailedJob } from '@sleigh/engine';
 import { CliError, type Output } from './context.js';
-
-interface Access {
-  readonly url: string;
-  readonly adminKey: string;
-}
+import { callServer, refusal, type Access } from './remote.js';
 
 function limitOf(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -19,31 +15,25 @@ function limitOf(value: string | undefined): number | undefined {
   return n;
 }
 
-async function call(access: Access, path: string, init: RequestInit = {}): Promise<unknown> {
-  let response: Response;
-  try {
-    response = await fetch(`${access.url}${path}`, {
-      ...init,
-      headers: { 'Content-Type': 'application/json', Authorization: `Convex ${access.adminKey}` },
-    });
-  } catch (error) {
-    throw new CliError(
-      `Cannot reach a Sleigh server at ${access.url}: ${(error as Error).message}`,
-    );
-  }
-  const body = (await response.json().catch(() => null)) as { message?: string } | null;
-  if (!response.ok) {
-    throw new CliError(
-      `The server refused (HTTP ${response.status}): ${body?.message ?? 'no details'}`,
-    );
-  }
-  return body;
+/** Listing or retrying dead letters is quick; a minute means something is wrong. */
+const JOBS_TIMEOUT_MS = 60_000;
+
+async function call(access: Access, path: string, init: { method?: string; body?: string } = {}) {
+  const answer = await callServer(access, path, init, JOBS_TIMEOUT_MS);
+  if (answer.status !== 200) throw new CliError(refusal(answer));
+  return answer.body;
+}
+
+/** JSON, but not the answer Sleigh gives: some other API is at that URL. */
+function notSleigh(access: Access): CliError {
+  return new CliError(`${access.url} did not answer as a Sleigh server; check --url`);
 }
 
 export async function jobs(
   positionals: string[],
   values: { limit?: string | undefined; id?: string[] | undefined },
-  access: Access,
+  /** Asked once the arguments are known to be right. */
+  serverAccess: () => Access,
   output: Output,
 ): Promise<number> {
   const [action, pool] = positionals;
@@ -53,31 +43,36 @@ export async function jobs(
       2,
     );
   }
+  if (action === 'failed' && values.id !== undefined)
+    throw new CliError('--id is for sleigh jobs retry; sleigh jobs failed lists them all', 2);
   const base = `/api/sleigh/pools/${encodeURIComponent(pool)}`;
   const limit = limitOf(values.limit);
+  const access = serverAccess();
   if (action === 'failed') {
-    const { jobs: list } = (await call(
+    const { jobs: list } = await call(
       access,
       `${base}/failed${limit === undefined ? '' : `?limit=${limit}`}`,
-    )) as { jobs: FailedJob[] };
+    );
+    if (!Array.isArray(list)) throw notSleigh(access);
     if (list.length === 0) {
       output.out(`No failed jobs in pool "${pool}"`);
       return 0;
     }
-    for (const job of list) {
+    for (const job of list as FailedJob[]) {
       const when = new Date(job.failedAt).toISOString();
       output.out(`${job.id}  ${when}  ${job.name}  (${job.attempts} attempts)  ${job.error}`);
     }
     output.out(`${list.length} failed job${list.length === 1 ? '' : 's'} in pool "${pool}"`);
     return 0;
   }
-  const { retried } = (await call(access, `${base}/retry`, {
+  const { retried } = await call(access, `${base}/retry`, {
     method: 'POST',
     body: JSON.stringify({
       ...(values.id === undefined ? {} : { ids: values.id }),
       ...(limit === undefined ? {} : { limit }),
     }),
-  })) as { retried: number };
+  });
+  if (typeof retried !== 'number') throw notSleigh(access);
   output.out(
     `Retried ${retried} job${retried === 1 ? '' : 's'} in pool "${pool}" (with what depends on them)`,
   );

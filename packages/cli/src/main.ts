@@ -1,23 +1,16 @@
 /**
  * The `sleigh` command line.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateCode, LoadError } from '@sleigh/engine';
 import { SLEIGH_VERSION } from '@sleigh/server';
-import { jsonToConvex, type JSONValue } from 'convex/values';
-import {
-  CliError,
-  consoleOutput,
-  lockDataDir,
-  locations,
-  openStore,
-  type Output,
-} from './context.js';
+import { CliError, consoleOutput, locations, type Output } from './context.js';
 import { jobs } from './jobs.js';
+import { serverAccess } from './remote.js';
+import { runFunction } from './run.js';
 import { serveUntilSignalled } from './serve.js';
-import { exportSnapshot, importSnapshot } from './snapshot.js';
+import { exportCommand, importCommand } from './snapshot/index.js';
 
 const USAGE = `Usage: sleigh <command> [options]
 
@@ -32,15 +25,21 @@ Commands:
   jobs retry <pool>            Run them again (all, --limit <n> oldest, or --id <id> ...)
 
 Options:
-  --port <n>           Port to serve on (default 3210)
-  --host <address>     Address to listen on (default 127.0.0.1)
-  --data-dir <dir>     Where the SQLite file and the admin key live (default .sleigh beside the folder)
-  --db <url>           Use PostgreSQL instead of SQLite (postgres://user@host:5432/db; or SLEIGH_DB)
+  --port <n>           dev, serve: port to listen on (default 3210; 0 picks a free one)
+  --host <address>     dev, serve: address to listen on (default 127.0.0.1)
+  --data-dir <dir>     Where the SQLite file and the admin key live (default .sleigh beside the
+                       functions folder)
+  --db <url>           dev, serve, export, import: use PostgreSQL instead of SQLite
+                       (postgres://user@host:5432/db; or SLEIGH_DB)
   --schema <name>      PostgreSQL schema holding the deployment (default sleigh)
-  --admin-key <key>    Admin key (or SLEIGH_ADMIN_KEY); default: generated per data directory
-  --url <url>          Server for \`run\` and \`jobs\` (default http://127.0.0.1:3210, or SLEIGH_URL)
-  --path <dir>         Snapshot folder for \`export\`
-  --functions <dir>    Functions folder for \`run\`/\`import\` (to find the data directory)
+  --admin-key <key>    Admin key, 16+ characters (or SLEIGH_ADMIN_KEY); default: the one
+                       generated for the data directory
+  --url <url>          run, jobs: the server (default http://127.0.0.1:3210, or SLEIGH_URL)
+  --path <dir>         export: the snapshot folder to create (default sleigh-export-<time>)
+  --functions <dir>    run, jobs, export, import: the functions folder, whose data directory
+                       (.sleigh beside it) holds the admin key or the SQLite file (default ./convex)
+  --limit <n>          jobs: at most n jobs, oldest first
+  --id <id>            jobs retry: retry this job (repeat for several)
   -h, --help           Show this help
   -v, --version        Show the version
 
@@ -50,6 +49,54 @@ Environment for dev and serve:
   SLEIGH_SHUTDOWN_GRACE_MS  On SIGTERM/SIGINT, how long running jobs may finish before they
                             are handed back (default 10000)
 `;
+
+type OptionName =
+  | 'port'
+  | 'host'
+  | 'data-dir'
+  | 'db'
+  | 'schema'
+  | 'admin-key'
+  | 'url'
+  | 'path'
+  | 'functions'
+  | 'limit'
+  | 'id';
+
+const SERVING: readonly OptionName[] = ['port', 'host', 'data-dir', 'db', 'schema', 'admin-key'];
+const CALLING: readonly OptionName[] = ['url', 'admin-key', 'functions', 'data-dir'];
+
+/** What each command takes: at most so many positionals, and these options. */
+const COMMANDS: Record<string, { positionals: number; options: readonly OptionName[] }> = {
+  dev: { positionals: 1, options: SERVING },
+  serve: { positionals: 1, options: SERVING },
+  run: { positionals: 2, options: CALLING },
+  jobs: { positionals: 2, options: [...CALLING, 'limit', 'id'] },
+  codegen: { positionals: 1, options: [] },
+  export: { positionals: 1, options: ['functions', 'data-dir', 'db', 'schema', 'path'] },
+  import: { positionals: 1, options: ['functions', 'data-dir', 'db', 'schema'] },
+};
+
+/** Options and arguments a command does not use are refused: they are usually typos. */
+function checkUsage(
+  command: string,
+  values: ReturnType<typeof parse>['values'],
+  positionals: string[],
+): void {
+  const spec = COMMANDS[command]!;
+  for (const [name, value] of Object.entries(values)) {
+    if (value === undefined || name === 'help' || name === 'version') continue;
+    if (!spec.options.includes(name as OptionName))
+      throw new CliError(`sleigh ${command} does not take --${name}\n\n${USAGE}`, 2);
+  }
+  const extra = positionals[spec.positionals];
+  if (extra !== undefined) {
+    throw new CliError(
+      `sleigh ${command} takes at most ${spec.positionals} argument${spec.positionals === 1 ? '' : 's'}; unexpected "${extra}"\n\n${USAGE}`,
+      2,
+    );
+  }
+}
 
 function parse(argv: string[]) {
   try {
@@ -80,95 +127,21 @@ function parse(argv: string[]) {
 
 function port(value: string | undefined): number {
   if (value === undefined) return 3210;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new CliError(`--port must be a port number, got "${value}"`, 2);
-  return n;
+  // Digits only: Number() would also take '', ' ', '0x1000' and '1e3'.
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535)
+    throw new CliError(`--port must be a port number from 0 to 65535, got "${value}"`, 2);
+  return Number(value);
 }
 
-/** A JSON value as people read it: Convex values (int64, bytes) shown plainly. */
-function display(json: JSONValue): string {
-  return JSON.stringify(
-    jsonToConvex(json),
-    (_key, value: unknown) =>
-      typeof value === 'bigint'
-        ? `${value}n`
-        : value instanceof ArrayBuffer
-          ? `<${value.byteLength} bytes>`
-          : value,
-    2,
-  );
-}
-
-/** Where the running server is, and the admin key to use with it. */
-export function serverAccess(values: ReturnType<typeof parse>['values']): {
-  url: string;
-  adminKey: string;
-} {
-  const where = locations({ functionsDir: values.functions, dataDir: values['data-dir'] });
-  let adminKey = values['admin-key'] ?? process.env.SLEIGH_ADMIN_KEY;
-  const keyFile = join(where.dataDir, 'admin_key');
-  if (adminKey === undefined && existsSync(keyFile))
-    adminKey = readFileSync(keyFile, 'utf8').trim();
-  if (adminKey === undefined) {
+function host(value: string | undefined): string {
+  if (value === undefined) return '127.0.0.1';
+  // '' would listen on every interface, which must be asked for by name (0.0.0.0 or ::).
+  if (!/^[^\s/]+$/.test(value))
     throw new CliError(
-      `No admin key: pass --admin-key, set SLEIGH_ADMIN_KEY, or run from the project (${keyFile})`,
-    );
-  }
-  return { url: values.url ?? process.env.SLEIGH_URL ?? 'http://127.0.0.1:3210', adminKey };
-}
-
-async function run(
-  positionals: string[],
-  values: ReturnType<typeof parse>['values'],
-  output: Output,
-): Promise<number> {
-  const [path, argsText] = positionals;
-  if (path === undefined)
-    throw new CliError(
-      'sleigh run needs a function: sleigh run messages:list \'{"channel":"a"}\'',
+      `--host must be an address or host name (0.0.0.0 for every interface), got "${value}"`,
       2,
     );
-  let args: unknown = {};
-  if (argsText !== undefined) {
-    try {
-      args = JSON.parse(argsText);
-    } catch {
-      throw new CliError(`The arguments are not valid JSON: ${argsText}`, 2);
-    }
-  }
-  const { url, adminKey } = serverAccess(values);
-  let response: Response;
-  try {
-    response = await fetch(`${url}/api/function`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', Authorization: `Convex ${adminKey}` },
-      body: JSON.stringify({ path, args, format: 'convex_encoded_json' }),
-    });
-  } catch (error) {
-    throw new CliError(`Cannot reach a Sleigh server at ${url}: ${(error as Error).message}`);
-  }
-  const body = (await response.json().catch(() => null)) as {
-    status?: string;
-    value?: JSONValue;
-    errorMessage?: string;
-    errorData?: JSONValue;
-    message?: string;
-    logLines?: string[];
-  } | null;
-  for (const line of body?.logLines ?? []) output.err(line);
-  if (body?.status === 'success') {
-    output.out(display(body.value ?? null));
-    return 0;
-  }
-  if (body?.status === 'error') {
-    output.err(body.errorMessage ?? 'The function failed');
-    if (body.errorData !== undefined) output.err(`data: ${display(body.errorData)}`);
-    return 1;
-  }
-  throw new CliError(
-    `The server refused the call (HTTP ${response.status}): ${body?.message ?? 'no details'}`,
-  );
+  return value;
 }
 
 export async function main(argv: string[], output: Output = consoleOutput): Promise<number> {
@@ -182,11 +155,18 @@ export async function main(argv: string[], output: Output = consoleOutput): Prom
       output.out(`sleigh ${SLEIGH_VERSION}`);
       return 0;
     }
+    if (!Object.hasOwn(COMMANDS, command))
+      throw new CliError(`Unknown command "${command}"\n\n${USAGE}`, 2);
     const { values, positionals } = parse(rest);
     if (values.help === true) {
       output.out(USAGE);
       return 0;
     }
+    if (values.version === true) {
+      output.out(`sleigh ${SLEIGH_VERSION}`);
+      return 0;
+    }
+    checkUsage(command, values, positionals);
     switch (command) {
       case 'dev':
       case 'serve': {
@@ -200,7 +180,7 @@ export async function main(argv: string[], output: Output = consoleOutput): Prom
           {
             where,
             port: port(values.port),
-            host: values.host ?? '127.0.0.1',
+            host: host(values.host),
             adminKey: values['admin-key'] ?? null,
             watch: command === 'dev',
           },
@@ -208,9 +188,9 @@ export async function main(argv: string[], output: Output = consoleOutput): Prom
         );
       }
       case 'run':
-        return await run(positionals, values, output);
+        return await runFunction(positionals, () => serverAccess(values), output);
       case 'jobs':
-        return await jobs(positionals, values, serverAccess(values), output);
+        return await jobs(positionals, values, () => serverAccess(values), output);
       case 'codegen': {
         const where = locations({ functionsDir: positionals[0] });
         const changed = generateCode(where.functionsDir);
@@ -221,27 +201,17 @@ export async function main(argv: string[], output: Output = consoleOutput): Prom
         );
         return 0;
       }
-      case 'export': {
-        const where = locations({
-          functionsDir: positionals[0] ?? values.functions,
-          dataDir: values['data-dir'],
-          db: values.db,
-          schema: values.schema,
-        });
-        const store = await openStore(where);
-        try {
-          const path =
-            values.path ?? `sleigh-export-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-          const manifest = await exportSnapshot(store, path, output);
-          const documents = manifest.tables.reduce((sum, table) => sum + table.documents, 0);
-          output.out(
-            `Exported ${documents} documents from ${manifest.tables.length} tables to ${path}`,
-          );
-          return 0;
-        } finally {
-          await store.close();
-        }
-      }
+      case 'export':
+        return await exportCommand(
+          locations({
+            functionsDir: positionals[0] ?? values.functions,
+            dataDir: values['data-dir'],
+            db: values.db,
+            schema: values.schema,
+          }),
+          values.path,
+          output,
+        );
       case 'import': {
         const snapshot = positionals[0];
         if (snapshot === undefined)
@@ -249,22 +219,16 @@ export async function main(argv: string[], output: Output = consoleOutput): Prom
             'sleigh import needs a snapshot folder: sleigh import ./sleigh-export-…',
             2,
           );
-        const where = locations({
-          functionsDir: values.functions,
-          dataDir: values['data-dir'],
-          db: values.db,
-          schema: values.schema,
-        });
-        const release = lockDataDir(where, 'importing');
-        const store = await openStore(where);
-        try {
-          const count = await importSnapshot(store, snapshot, output);
-          output.out(`Imported ${count} documents from ${snapshot}`);
-          return 0;
-        } finally {
-          await store.close();
-          release();
-        }
+        return await importCommand(
+          locations({
+            functionsDir: values.functions,
+            dataDir: values['data-dir'],
+            db: values.db,
+            schema: values.schema,
+          }),
+          snapshot,
+          output,
+        );
       }
       default:
         throw new CliError(`Unknown command "${command}"\n\n${USAGE}`, 2);

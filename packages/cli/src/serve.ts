@@ -4,17 +4,14 @@
  * function's log lines.
  */
 import { watch, type FSWatcher } from 'node:fs';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { LoadError, setLogSink } from '@sleigh/engine';
-import { loadOrCreateAdminKey, SleighServer } from '@sleigh/server';
-import {
-  CliError,
-  describeStore,
-  lockDataDir,
-  openStore,
-  type Locations,
-  type Output,
-} from './context.js';
+import { listModules, LoadError, setLogSink } from '@sleigh/engine';
+import { adminKeyProblem, loadOrCreateAdminKey, SleighServer } from '@sleigh/server';
+import type { Store } from '@sleigh/storage';
+import { CliError, describeStore, openStore, type Locations, type Output } from './context.js';
+import { noteFreshState } from './fresh-state.js';
+import { lockDataDir } from './lock.js';
 
 export interface ServeOptions {
   readonly where: Locations;
@@ -40,6 +37,68 @@ function msFromEnv(name: string): number | undefined {
   return value;
 }
 
+/** The admin key given by flag or environment, checked; null to use the data directory's. */
+function givenAdminKey(flag: string | null): string | null {
+  const [key, source] =
+    flag !== null
+      ? [flag, '--admin-key']
+      : [process.env.SLEIGH_ADMIN_KEY ?? null, 'SLEIGH_ADMIN_KEY'];
+  if (key === null) return null;
+  const problem = adminKeyProblem(key);
+  if (problem !== null) throw new CliError(`${source} is not a usable admin key: ${problem}`, 2);
+  return key;
+}
+
+function dataDirAdminKey(dataDir: string): string {
+  try {
+    return loadOrCreateAdminKey(dataDir);
+  } catch (error) {
+    throw new CliError((error as Error).message);
+  }
+}
+
+/** What a listening socket's error means to someone who typed --host and --port. */
+function addressError(error: NodeJS.ErrnoException, host: string, port: number): CliError | null {
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return new CliError(`Port ${port} is already in use; pick another with --port`);
+    case 'EACCES':
+      return new CliError(
+        `Not allowed to listen on port ${port}; ports below 1024 need privileges`,
+      );
+    case 'EADDRNOTAVAIL':
+      return new CliError(`--host ${host} is not an address of this machine`);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_FAIL':
+      return new CliError(`--host ${host} is not a known host name`);
+    default:
+      return null;
+  }
+}
+
+/**
+ * Listens on the address once and lets go, so that a taken port or a wrong host is reported
+ * before the data directory or the database is touched. (Port 0 is always free.)
+ */
+async function probeAddress(host: string, port: number): Promise<void> {
+  const probe = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen(port, host, resolve);
+    });
+  } catch (error) {
+    throw addressError(error as NodeJS.ErrnoException, host, port) ?? error;
+  }
+  await new Promise((resolve) => probe.close(resolve));
+}
+
+function startError(error: unknown, options: ServeOptions): unknown {
+  if (error instanceof LoadError) return new CliError(error.message);
+  return addressError(error as NodeJS.ErrnoException, options.host, options.port) ?? error;
+}
+
 /** The built dashboard of @sleigh/dashboard, when it is installed. */
 function dashboardOption(): { dashboardDir?: string } {
   try {
@@ -52,17 +111,20 @@ function dashboardOption(): { dashboardDir?: string } {
 
 export async function startServing(options: ServeOptions, output: Output): Promise<RunningServer> {
   const { where } = options;
+  // Everything that can be checked without touching the data is checked first.
   const leaseMs = msFromEnv('SLEIGH_JOB_LEASE_MS');
   const shutdownGraceMs = msFromEnv('SLEIGH_SHUTDOWN_GRACE_MS');
+  const givenKey = givenAdminKey(options.adminKey);
+  listModules(where.functionsDir);
+  await probeAddress(options.host, options.port);
+  const fresh = await noteFreshState(where);
   const release = lockDataDir(where, 'starting a server');
-  const store = await openStore(where).catch((error: unknown) => {
-    release();
-    throw error;
-  });
-  const adminKey =
-    options.adminKey ?? process.env.SLEIGH_ADMIN_KEY ?? loadOrCreateAdminKey(where.dataDir);
+  let store: Store | null = null;
   let server: SleighServer;
+  let adminKey: string;
   try {
+    store = await openStore(where);
+    adminKey = givenKey ?? dataDirAdminKey(where.dataDir);
     server = await SleighServer.start({
       store,
       functionsDir: where.functionsDir,
@@ -80,13 +142,10 @@ export async function startServing(options: ServeOptions, output: Output): Promi
       ...dashboardOption(),
     });
   } catch (error) {
-    await store.close();
+    await store?.close();
+    await fresh.discard();
     release();
-    if (error instanceof LoadError) throw new CliError(error.message);
-    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new CliError(`Port ${options.port} is already in use; pick another with --port`);
-    }
-    throw error;
+    throw startError(error, options);
   }
   if (options.watch) {
     setLogSink((execution, line) => output.out(`${execution.path} ${line}`));
@@ -141,6 +200,10 @@ export async function serveUntilSignalled(options: ServeOptions, output: Output)
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    // Whoever read our output went away (`sleigh dev | head`): stop as cleanly as on a signal.
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') stop();
+    });
     // Started by another program with an IPC channel: shut down when that program goes away.
     if (process.connected) process.once('disconnect', stop);
   });

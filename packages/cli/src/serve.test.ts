@@ -1,0 +1,139 @@
+/**
+ * `sleigh serve` when it cannot start: a clear message, and nothing left behind that was not
+ * there before (no `.sleigh/`, no admin key, no migrated PostgreSQL schema). And `sleigh dev`
+ * when whoever reads its output goes away.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { PostgresStore } from '@sleigh/storage-postgres';
+import { databaseUrl } from '@sleigh/testing';
+import { ConvexHttpClient } from 'convex/browser';
+import { makeFunctionReference } from 'convex/server';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import type { Output } from './context.js';
+import { main } from './main.js';
+import { BIN, project, sleigh } from './test-processes.js';
+
+async function sleighIn(args: string[]): Promise<{ code: number; output: string }> {
+  const lines: string[] = [];
+  const output: Output = {
+    out: (line) => lines.push(line),
+    err: (line) => lines.push(line),
+    tty: false,
+  };
+  const code = await main(args, output);
+  return { code, output: lines.join('\n') };
+}
+
+const logs = makeFunctionReference<'query', Record<string, never>, null>('rules:logs');
+
+function breakBundle(dir: string): void {
+  writeFileSync(join(dir, 'convex', 'broken.ts'), 'export const oops = ;\n');
+}
+
+describe('sleigh serve that cannot start', () => {
+  it('leaves no data directory behind, whatever stopped it', async () => {
+    const dir = project();
+    const functions = join(dir, 'convex');
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+    const takenPort = String((taken.address() as AddressInfo).port);
+
+    const inUse = await sleighIn(['serve', functions, '--port', takenPort]);
+    expect(inUse).toEqual({
+      code: 1,
+      output: `sleigh: Port ${takenPort} is already in use; pick another with --port`,
+    });
+    const unknownHost = await sleighIn(['serve', functions, '--host', 'no-such-host.invalid']);
+    expect(unknownHost).toEqual({
+      code: 1,
+      output: 'sleigh: --host no-such-host.invalid is not a known host name',
+    });
+    const notOurs = await sleighIn(['serve', functions, '--port', '0', '--host', '192.0.2.1']);
+    expect(notOurs).toEqual({
+      code: 1,
+      output: 'sleigh: --host 192.0.2.1 is not an address of this machine',
+    });
+    const missing = await sleighIn(['serve', join(dir, 'nowhere'), '--port', '0']);
+    expect(missing.code).toBe(1);
+    expect(missing.output).toMatch(/Functions folder .*nowhere does not exist or is not a folder/);
+    expect(existsSync(join(dir, '.sleigh'))).toBe(false);
+
+    breakBundle(dir);
+    const broken = await sleighIn(['serve', functions, '--port', '0']);
+    expect(broken.code).toBe(1);
+    expect(broken.output).toMatch(/broken\.ts/);
+    expect(broken.output).not.toMatch(/\n\s+at /);
+    expect(existsSync(join(dir, '.sleigh'))).toBe(false);
+  });
+
+  it('keeps an existing data directory and its data, removing only what the failed start made', async () => {
+    const dir = project();
+    const first = await sleigh(['serve', 'convex', '--port', '0'], dir);
+    expect(first.url).not.toBe('');
+    expect(await first.stop()).toBe(0);
+    const before = readdirSync(join(dir, '.sleigh')).sort();
+    expect(before).toEqual(expect.arrayContaining(['admin_key', 'sleigh.sqlite']));
+    breakBundle(dir);
+    expect((await sleighIn(['serve', join(dir, 'convex'), '--port', '0'])).code).toBe(1);
+    expect(readdirSync(join(dir, '.sleigh')).sort()).toEqual(before);
+
+    // A data directory that exists but has never held a store: the new store goes again.
+    const other = join(dir, 'other-data');
+    writeFileSync(join(dir, 'notes.txt'), 'kept');
+    expect(
+      (await sleighIn(['serve', join(dir, 'convex'), '--port', '0', '--data-dir', other])).code,
+    ).toBe(1);
+    expect(existsSync(other)).toBe(false);
+  });
+
+  it('drops a PostgreSQL schema it created, and keeps one that was there', async () => {
+    const dir = project();
+    breakBundle(dir);
+    const schema = `cli_${randomBytes(6).toString('hex')}`;
+    onTestFinished(() => PostgresStore.dropSchema(databaseUrl(), schema));
+    const args = ['serve', join(dir, 'convex'), '--port', '0', '--db', databaseUrl()];
+    expect((await sleighIn([...args, '--schema', schema])).code).toBe(1);
+    expect(await PostgresStore.inspectSchema(databaseUrl(), schema)).toBe('absent');
+
+    const store = await PostgresStore.open({ connectionString: databaseUrl(), schema });
+    await store.close();
+    expect((await sleighIn([...args, '--schema', schema])).code).toBe(1);
+    expect(await PostgresStore.inspectSchema(databaseUrl(), schema)).toBe('sleigh');
+  });
+});
+
+describe('sleigh dev whose reader goes away', () => {
+  it('shuts down cleanly when its output pipe closes (sleigh dev | head -n 1)', async () => {
+    const dir = project();
+    const pipeline = spawn(
+      'bash',
+      ['-o', 'pipefail', '-c', `"${process.execPath}" "${BIN}" dev convex --port 0 | head -n 1`],
+      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    onTestFinished(() => void pipeline.kill('SIGKILL'));
+    let stdout = '';
+    let stderr = '';
+    pipeline.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    pipeline.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => pipeline.on('exit', resolve));
+    let finished = false;
+    void exited.then(() => (finished = true));
+    while (!stdout.includes('\n')) await new Promise((resolve) => setTimeout(resolve, 20));
+    // head has its line and is gone; the next line sleigh prints (a query's log) finds no reader.
+    const client = new ConvexHttpClient(stdout.match(/Sleigh ready at (\S+)/)![1]!);
+    for (let tries = 0; !finished && tries < 100; tries++) {
+      await client.query(logs, {}).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const code = await exited;
+    expect(stdout).toMatch(/^Sleigh ready at http:\/\/127\.0\.0\.1:\d+\n$/);
+    expect(stderr).toBe('Shutting down\n');
+    // pipefail: sleigh's own exit status, which is 0 after a clean shutdown.
+    expect(code).toBe(0);
+  });
+});
