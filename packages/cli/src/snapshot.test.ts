@@ -34,6 +34,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Output } from './context.js';
 import { main } from './main.js';
 import { exportSnapshot, importSnapshot } from './snapshot/index.js';
+import { project, sleigh } from './test-processes.js';
 
 function capture(): Output & { lines: string[]; text(): string } {
   const lines: string[] = [];
@@ -692,5 +693,22 @@ describe('sleigh import: every document is checked', () => {
       /messages\.jsonl holds 5 documents but .*tables\.json says 6/,
     );
     expect(await where.exists()).toBe(false);
+  });
+});
+
+describe('sleigh import on PostgreSQL', () => {
+  it('refuses a schema that a running server uses, and imports once it stopped', async () => {
+    const where = target('postgres');
+    const server = await sleigh(['serve', 'convex', '--port', '0', ...where.args], project());
+    expect(server.url).not.toBe('');
+    // The server's own (empty) tables, under their numbers: importable into this schema.
+    const snapshot = join(tempDir('sleigh-snapshot-'), 'snap');
+    expect((await run(['export', '--path', snapshot, ...where.args])).code).toBe(0);
+    expectRefusal(
+      await run(['import', snapshot, ...where.args]),
+      /Sleigh servers are running on PostgreSQL .* \(schema snap_\w+\); stop them before importing/,
+    );
+    expect(await server.stop()).toBe(0);
+    expect(await run(['import', snapshot, ...where.args])).toMatchObject({ code: 0 });
   });
 });

@@ -3,7 +3,15 @@
  * lock; format.ts describes the snapshot, export.ts, check.ts and import.ts do the work.
  */
 import type { Store } from '@sleigh/storage';
-import { openExistingStore, openStore, type Locations, type Output } from '../context.js';
+import { PostgresStore } from '@sleigh/storage-postgres';
+import {
+  CliError,
+  describeStore,
+  openExistingStore,
+  openStore,
+  type Locations,
+  type Output,
+} from '../context.js';
 import { noteFreshState } from '../fresh-state.js';
 import { lockDataDir } from '../lock.js';
 import { checkSnapshot } from './check.js';
@@ -42,6 +50,16 @@ export async function importCommand(
   output: Output,
 ): Promise<number> {
   const checked = await checkSnapshot(snapshot, output);
+  // On SQLite the data directory's lock keeps servers out; a PostgreSQL schema has none, and an
+  // import that fails removes everything in its tables, a server's writes included.
+  if (where.db !== null) {
+    const busy = await PostgresStore.othersUsing(where.db, where.schema).catch(() => false);
+    if (busy) {
+      throw new CliError(
+        `Sleigh servers are running on ${describeStore(where)}; stop them before importing`,
+      );
+    }
+  }
   const fresh = await noteFreshState(where);
   const release = lockDataDir(where, 'importing');
   let store: Store | null = null;
