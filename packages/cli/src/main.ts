@@ -48,6 +48,8 @@ Environment for dev and serve:
                             another takes it back (default 30000)
   SLEIGH_SHUTDOWN_GRACE_MS  On SIGTERM/SIGINT, how long running jobs may finish before they
                             are handed back (default 10000)
+  SLEIGH_FUNCTION_TIMEOUT_MS  How long a query or mutation may run before it fails
+                            (default 10000)
 `;
 
 type OptionName =

@@ -114,6 +114,7 @@ export async function startServing(options: ServeOptions, output: Output): Promi
   // Everything that can be checked without touching the data is checked first.
   const leaseMs = msFromEnv('SLEIGH_JOB_LEASE_MS');
   const shutdownGraceMs = msFromEnv('SLEIGH_SHUTDOWN_GRACE_MS');
+  const functionTimeoutMs = msFromEnv('SLEIGH_FUNCTION_TIMEOUT_MS');
   const givenKey = givenAdminKey(options.adminKey);
   listModules(where.functionsDir);
   await probeAddress(options.host, options.port);
@@ -138,6 +139,7 @@ export async function startServing(options: ServeOptions, output: Output): Promi
         ...(leaseMs === undefined ? {} : { leaseMs }),
       },
       ...(shutdownGraceMs === undefined ? {} : { shutdownGraceMs }),
+      ...(functionTimeoutMs === undefined ? {} : { functionTimeoutMs }),
       onWarning: (message) => output.err(`sleigh: warning: ${message}`),
       ...dashboardOption(),
     });

@@ -410,6 +410,29 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
   });
 
   describe('rules and errors', () => {
+    it('fails a query or mutation that never finishes, keeps nothing it wrote, and goes on serving', async () => {
+      const engine = await startApp('basic', driver, { functionTimeoutMs: 300 });
+      const hung = await engine.mutation('rules:hangingMutation', { channel: 'hang' });
+      expect(hung.ok).toBe(false);
+      expect(!hung.ok && hung.error.code).toBe(FunctionErrorCode.TimedOut);
+      expect(!hung.ok && hung.error.message).toBe(
+        'rules:hangingMutation did not finish within 0.3 s, the time limit of a mutation; nothing it wrote was kept',
+      );
+      // On SQLite every write queues behind the one running: the next must not wait for good.
+      await ok(engine.mutation('messages:send', enc({ channel: 'c', author: 'a', body: 'next' })));
+      expect(bodies(await ok(engine.query('messages:list', {})))).toEqual(['next']);
+      const queries = await Promise.all(
+        Array.from({ length: 25 }, () => engine.query('rules:hangingQuery', {})),
+      );
+      for (const outcome of queries) {
+        expect(!outcome.ok && outcome.error.message).toBe(
+          'rules:hangingQuery did not finish within 0.3 s, the time limit of a query',
+        );
+      }
+      // More hung queries than PostgreSQL connections in the pool: each gave its own back.
+      expect(bodies(await ok(engine.query('messages:list', {})))).toEqual(['next']);
+    });
+
     it('makes queries deterministic: the same query gives the same random numbers and a fixed clock', async () => {
       const engine = await startApp('basic', driver);
       const one = (await ok(engine.query('rules:random', { salt: 'x' }))) as {

@@ -97,6 +97,14 @@ export interface EngineOptions {
   readonly deploymentName?: string;
   /** Called with warnings about the app (unsupported features it uses). */
   readonly onWarning?: (message: string) => void;
+  /**
+   * How long a query or mutation may run, wall clock, before it fails (default 10 s). Convex
+   * allows 1 s of execution; this is a guard against handlers that never finish (awaiting a
+   * promise nothing resolves), which would otherwise hold their transaction, and on SQLite every
+   * write behind it, for good. A handler that never yields (a synchronous endless loop) cannot
+   * be stopped inside the process.
+   */
+  readonly functionTimeoutMs?: number;
 }
 
 export interface CallOptions {
@@ -196,6 +204,7 @@ export class Engine implements Host {
   private readonly buildDir: string;
   private readonly codegen: boolean;
   private readonly onWarning: (message: string) => void;
+  private readonly functionTimeoutMs: number;
   private registry = new Registry(new Map());
   private schema: Schema | null = null;
   /** Retries run one at a time in this process, so a hot document stops bouncing them. */
@@ -211,6 +220,7 @@ export class Engine implements Host {
 
   private constructor(options: EngineOptions) {
     this.store = options.store;
+    this.functionTimeoutMs = options.functionTimeoutMs ?? 10_000;
     this.functionsDir = resolve(options.functionsDir);
     this.buildDir = options.buildDir ?? join(dirname(this.functionsDir), '.sleigh', 'build');
     this.codegen = options.codegen ?? true;
@@ -458,7 +468,7 @@ export class Engine implements Host {
     nested = false,
   ): Promise<string> {
     const argsString = JSON.stringify([args]);
-    const running = executions.run(execution, () => {
+    const invoked = executions.run(execution, () => {
       switch (info.kind) {
         case 'query':
           return info.fn.invokeQuery!(argsString);
@@ -468,7 +478,9 @@ export class Engine implements Host {
           return info.fn.invokeAction!(execution.requestId, argsString);
       }
     });
-    if (nested) return running;
+    // Nested calls run inside their caller's time; actions may run long (pools set limits).
+    if (nested) return invoked;
+    const running = info.kind === 'action' ? invoked : this.withinTimeLimit(info, invoked);
     // The execution log (the dashboard's Logs page): one record per top-level run.
     const startedAt = Date.now();
     const started = performance.now();
@@ -494,6 +506,28 @@ export class Engine implements Host {
       (error: unknown) => record(error),
     );
     return running;
+  }
+
+  /**
+   * The handler's result, or a TimedOut failure once the time limit passes. The transaction is
+   * then rolled back and released; the abandoned handler's later syscalls find it ended.
+   */
+  private withinTimeLimit(info: FunctionInfo, running: Promise<string>): Promise<string> {
+    const limitMs = this.functionTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new FunctionError(
+            FunctionErrorCode.TimedOut,
+            `${info.path} did not finish within ${limitMs / 1000} s, the time limit of a ${info.kind}${info.kind === 'mutation' ? '; nothing it wrote was kept' : ''}`,
+          ),
+        );
+      }, limitMs);
+    });
+    // The handler may still fail after it was abandoned: nobody is waiting for that.
+    running.catch(() => undefined);
+    return Promise.race([running, expired]).finally(() => clearTimeout(timer));
   }
 
   /**

@@ -19,6 +19,8 @@ export const FunctionErrorCode = {
   Forbidden: 'forbidden',
   /** A mutation kept conflicting with concurrent ones and ran out of retries. */
   Conflict: 'conflict',
+  /** A query or mutation did not finish within the engine's time limit. */
+  TimedOut: 'timed_out',
   /** A scheduled function was not run: canceled, or already run elsewhere. */
   Canceled: 'canceled',
   /** Something in Sleigh itself failed (a database outage, a bug). */

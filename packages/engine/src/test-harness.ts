@@ -63,6 +63,7 @@ export async function startApp(
     files?: Record<string, string>;
     store?: Store;
     jobs?: JobRunnerOptions;
+    functionTimeoutMs?: number;
   } = {},
 ): Promise<Engine> {
   const store = options.store ?? (await driver.open());
@@ -85,6 +86,9 @@ export async function startApp(
     functionsDir,
     buildDir: join(dir, 'build'),
     onWarning: () => undefined,
+    ...(options.functionTimeoutMs === undefined
+      ? {}
+      : { functionTimeoutMs: options.functionTimeoutMs }),
   });
   if (options.jobs !== undefined) engine.startJobs(options.jobs);
   return engine;

@@ -35,6 +35,8 @@ export interface ServerOptions {
   /** Where the server reports its own troubles (default: console.error). */
   readonly log?: (message: string) => void;
   readonly onWarning?: EngineOptions['onWarning'];
+  /** How long a query or mutation may run before it fails (default 10 s; EngineOptions). */
+  readonly functionTimeoutMs?: number;
   /** Run scheduled functions in this server (default true). */
   readonly jobs?: boolean | JobRunnerOptions;
   /** On close, how long running scheduled functions may take to finish (default 10 s). */
@@ -138,6 +140,9 @@ export class SleighServer implements SessionHost, HttpHost {
       ...(options.codegen === undefined ? {} : { codegen: options.codegen }),
       ...(options.deploymentName === undefined ? {} : { deploymentName: options.deploymentName }),
       ...(options.onWarning === undefined ? {} : { onWarning: options.onWarning }),
+      ...(options.functionTimeoutMs === undefined
+        ? {}
+        : { functionTimeoutMs: options.functionTimeoutMs }),
     });
     const head = await options.store.read((tx) => tx.timestamp());
     const subscriptions = new Subscriptions(engine, head, (error) =>

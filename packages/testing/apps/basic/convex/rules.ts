@@ -34,6 +34,22 @@ export const timerInQuery = query({
   },
 });
 
+/** Awaits what nothing resolves, after a write: the engine's time limit must end it. */
+export const hangingMutation = mutation({
+  args: { channel: v.string() },
+  handler: async (ctx, { channel }) => {
+    await ctx.db.insert('messages', { channel, author: 'hang', body: 'before the hang' });
+    await new Promise(() => undefined);
+  },
+});
+
+export const hangingQuery = query({
+  args: {},
+  handler: async () => {
+    await new Promise(() => undefined);
+  },
+});
+
 export const logs = query({
   args: {},
   handler: async () => {
