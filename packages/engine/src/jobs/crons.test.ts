@@ -199,7 +199,9 @@ describe.each(DRIVERS)('crons on $name', (driver) => {
     expect(catchUp! - restartedAt).toBeLessThan(900);
     await expect.poll(() => runs(second, 'missed'), { timeout: 5000 }).toHaveLength(2);
     const [, next] = await runs(second, 'missed');
-    expect(next! - catchUp!).toBeGreaterThanOrEqual(950);
+    // Not a second catch-up (that would come at once) but the next tick, a second after the
+    // catch-up was due; it may have run late under load, so the gap can be a little under 1 s.
+    expect(next! - catchUp!).toBeGreaterThanOrEqual(500);
     await sleep(300);
     expect(await runs(second, 'missed')).toHaveLength(2);
   });

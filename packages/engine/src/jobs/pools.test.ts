@@ -468,9 +468,11 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
       .toEqual([{ state: 'running', previousAttempts: 0 }]);
     // Its process "dies": the store goes away under the running action.
     await doomed.store.close();
+    // A lease of its own long enough that a loaded machine's pauses never make the rescuer lose
+    // the jobs it took back (that would be a second, charged, take-back).
     const rescuer = await startApp('pools', driver, {
       store: await place.open(),
-      jobs: { leaseMs: 300, exclusive: false },
+      jobs: { leaseMs: 3000, exclusive: false },
     });
     await expect
       .poll(() => result(rescuer, 'retrying', id!), { timeout: 10_000 })
@@ -533,9 +535,11 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     expect(holdings[0]!.jobs).toHaveLength(3);
     const held = new Set(holdings[0]!.jobs);
     await doomed.store.close();
+    // A lease of its own long enough that a loaded machine's pauses never make the rescuer lose
+    // the jobs it took back (that would be a second, charged, take-back).
     const rescuer = await startApp('pools', driver, {
       store: await place.open(),
-      jobs: { leaseMs: 300, exclusive: false },
+      jobs: { leaseMs: 3000, exclusive: false },
     });
     await expect.poll(() => allFinished(rescuer, 'retrying', ids), { timeout: 15_000 }).toBe(true);
     const jobs = (await call(rescuer.query('pools:jobs', {}))) as unknown as PoolJob[];
