@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { encodeKey, prefixEnd, StorageError, StorageErrorCode } from '@sleigh/storage';
 import { makeDocument, seed, writeWithRetries } from '@sleigh/storage/conformance';
-import { databaseUrl } from '@sleigh/testing';
+import { databaseUrl, startPostgresCluster } from '@sleigh/testing';
 import pg from 'pg';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { decodeWrites } from './commit-feed.js';
@@ -265,6 +265,29 @@ describe('postgres store', () => {
     expect(await PostgresStore.inspectSchema(databaseUrl(), schema)).toBe('sleigh');
     await PostgresStore.dropSchema(databaseUrl(), schema);
     expect(await PostgresStore.inspectSchema(databaseUrl(), 'public')).toBe('other');
+  });
+
+  it('survives the server ending a connection in the middle of a transaction', async () => {
+    const cluster = await startPostgresCluster();
+    onTestFinished(() => cluster.stop());
+    const store = await openPostgresStore({ connectionString: cluster.url, schema: 'restart' });
+    onTestFinished(() => store.close());
+    await store.write((tx) => tx.createTable('things'));
+    const things = store.catalog().table('things')!.number;
+    // Between two statements the connection is checked out and idle: the shutdown's FATAL
+    // "terminating connection" arrives as an 'error' event, which must not end the process.
+    const attempt = store.write(async (tx) => {
+      await tx.count('things');
+      cluster.pause();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await tx.insert('things', makeDocument(things, {}));
+    });
+    await expect(attempt).rejects.toSatisfy((e) =>
+      StorageError.is(e, StorageErrorCode.Unavailable),
+    );
+    cluster.resume();
+    await writeWithRetries(store, (tx) => tx.insert('things', makeDocument(things, {})));
+    expect(await store.read((tx) => tx.count('things'))).toBe(1);
   });
 
   it('refuses an unsafe schema name', async () => {

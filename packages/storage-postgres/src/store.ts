@@ -61,6 +61,9 @@ export interface PostgresStoreOptions {
   readonly connectTimeoutMs?: number;
 }
 
+/** Pool connections that have this store's listener for errors while checked out. */
+const guarded = new WeakSet<pg.PoolClient>();
+
 /** Trim the commit log after this many local commits. */
 const TRIM_EVERY = 1000;
 
@@ -225,11 +228,21 @@ export class PostgresStore implements Store {
 
   private async connect(): Promise<pg.PoolClient> {
     if (this.closed) throw new StorageError(StorageErrorCode.Unavailable, 'The store is closed');
+    let client: pg.PoolClient;
     try {
-      return await this.pool.connect();
+      client = await this.pool.connect();
     } catch (error) {
       throw translateError(error);
     }
+    // The pool listens for errors of idle connections only. One checked out, between two
+    // statements of a transaction, that the server ends (a restart: "terminating connection
+    // due to administrator command") would emit an 'error' nobody hears, which ends the
+    // process. Heard here, it is ignored: the transaction's next statement fails with it.
+    if (!guarded.has(client)) {
+      client.on('error', () => undefined);
+      guarded.add(client);
+    }
+    return client;
   }
 
   async read<T>(fn: (tx: ReadTransaction) => Promise<T>): Promise<T> {
