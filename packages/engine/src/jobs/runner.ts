@@ -39,7 +39,7 @@ import {
   type JobState,
   type ScheduledFunction,
 } from './scheduled.js';
-import { delayUntil } from './timers.js';
+import { delayUntil, LONGEST_WAIT_MS } from './timers.js';
 
 /** What the runner needs from the engine. */
 export interface JobHost {
@@ -58,6 +58,11 @@ export interface JobRunnerOptions {
   readonly parallelism?: number;
   /** How long a claimed action stays this runner's without renewal (default 30 s). */
   readonly leaseMs?: number;
+  /**
+   * How long a scheduled action may run before it is recorded as failed and its slot freed
+   * (default 10 minutes, Convex's limit). It cannot be stopped; its later outcome is ignored.
+   */
+  readonly actionTimeoutMs?: number;
   /** This process is the store's only user: take back jobs another runner left running. */
   readonly exclusive?: boolean;
   /** Run the crons of crons.ts here too (default true). */
@@ -78,6 +83,7 @@ export class JobRunner {
   readonly id = `runner-${randomBytes(6).toString('hex')}`;
   private readonly parallelism: number;
   private readonly leaseMs: number;
+  private readonly actionTimeoutMs: number;
   private readonly exclusive: boolean;
   private readonly log: (message: string) => void;
   /** Jobs running in this process, by id; actions are also in `actions`. */
@@ -100,6 +106,7 @@ export class JobRunner {
   ) {
     this.parallelism = options.parallelism ?? 16;
     this.leaseMs = options.leaseMs ?? 30_000;
+    this.actionTimeoutMs = options.actionTimeoutMs ?? 10 * 60_000;
     this.exclusive = options.exclusive ?? false;
     this.log = options.log ?? ((message) => console.error(`sleigh: ${message}`));
   }
@@ -286,7 +293,7 @@ export class JobRunner {
   }
 
   private async runAction(job: ScheduledFunction): Promise<void> {
-    const outcome = await this.host.runScheduledAction(job);
+    const outcome = await this.withinTimeLimit(job, this.host.runScheduledAction(job));
     const state: JobState = outcome.ok
       ? { kind: 'success' }
       : { kind: 'failed', error: outcome.error ?? 'failed' };
@@ -294,6 +301,30 @@ export class JobRunner {
       this.completions.push({ id: job._id, state, done });
       this.scheduleFlush();
     });
+  }
+
+  /** The action's outcome, or a failure once it has run longer than the limit. */
+  private async withinTimeLimit(
+    job: ScheduledFunction,
+    running: Promise<{ ok: boolean; error?: string }>,
+  ): Promise<{ ok: boolean; error?: string }> {
+    const limitMs = this.actionTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<{ ok: boolean; error: string }>((resolve) => {
+      timer = setTimeout(
+        () =>
+          resolve({
+            ok: false,
+            error: `${job.name} did not finish within ${limitMs / 1000} s, the time limit of a scheduled action`,
+          }),
+        Math.min(limitMs, LONGEST_WAIT_MS),
+      );
+    });
+    try {
+      return await Promise.race([running, expired]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private scheduleFlush(): void {

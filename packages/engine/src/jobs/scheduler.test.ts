@@ -134,6 +134,24 @@ describe.each(DRIVERS)('scheduled functions on $name', (driver) => {
     expect(await count(engine, 'x')).toBe(0);
   });
 
+  it('fails a scheduled action that outlives its time limit, and frees its slot', async () => {
+    const engine = await startApp('jobs', driver, {
+      jobs: { parallelism: 1, actionTimeoutMs: 300 },
+    });
+    const hung = (await call(engine.mutation('scheduling:scheduleHang', {}))) as string;
+    const after = (await call(
+      engine.mutation('scheduling:scheduleWork', { label: 'after', ms: 1 }),
+    )) as string;
+    await expect
+      .poll(() => stateOf(engine, hung), { timeout: 5000 })
+      .toEqual({
+        kind: 'failed',
+        error: 'scheduling:hang did not finish within 0.3 s, the time limit of a scheduled action',
+      });
+    // The only slot was the hung action's: the next job runs once it was given up.
+    await expect.poll(() => stateOf(engine, after), { timeout: 5000 }).toEqual({ kind: 'success' });
+  });
+
   it('schedules from actions, and cancels from mutations and actions', async () => {
     const engine = await startApp('jobs', driver, { jobs: {} });
     await call(engine.action('scheduling:fromAction', { label: 'act' }));

@@ -57,6 +57,20 @@ export const work = internalAction({
   },
 });
 
+/** An action that awaits what nothing resolves: only the runner's time limit ends it. */
+export const hang = internalAction({
+  args: {},
+  handler: async () => {
+    await new Promise(() => undefined);
+  },
+});
+
+export const scheduleHang = mutation({
+  args: {},
+  handler: async (ctx): Promise<Id<'_scheduled_functions'>> =>
+    await ctx.scheduler.runAfter(0, internal.scheduling.hang, {}),
+});
+
 export const scheduleWork = mutation({
   args: {
     label: v.string(),
