@@ -39,18 +39,36 @@ async function fullRun(db?: string, servers = 1) {
   expect(report.elfGroups).toBeGreaterThan(0);
 }
 
+/**
+ * A full run takes 50–60 s on SQLite and 150–215 s on PostgreSQL on a 2-core CI machine beside
+ * the other test files; the limit leaves room for a slow day. Speed is the benchmarks' business.
+ */
+const FULL_RUN_MS = 450_000;
+
 describe('the Santa Claus workshop', () => {
-  it('runs 2,000 groups at zero delay with 20 actor processes on SQLite, checker green', async () => {
-    await fullRun();
-  }, 300_000);
+  it(
+    'runs 2,000 groups at zero delay with 20 actor processes on SQLite, checker green',
+    async () => {
+      await fullRun();
+    },
+    FULL_RUN_MS,
+  );
 
-  it('runs 2,000 groups at zero delay with 20 actor processes on PostgreSQL, checker green', async () => {
-    await fullRun(databaseUrl());
-  }, 300_000);
+  it(
+    'runs 2,000 groups at zero delay with 20 actor processes on PostgreSQL, checker green',
+    async () => {
+      await fullRun(databaseUrl());
+    },
+    FULL_RUN_MS,
+  );
 
-  it('runs 2,000 groups with its actors split over two servers on one PostgreSQL, checker green', async () => {
-    await fullRun(databaseUrl(), 2);
-  }, 300_000);
+  it(
+    'runs 2,000 groups with its actors split over two servers on one PostgreSQL, checker green',
+    async () => {
+      await fullRun(databaseUrl(), 2);
+    },
+    FULL_RUN_MS,
+  );
 
   it('shows the workshop live in Chromium, and a slider changes the stored pace', async () => {
     expect(existsSync(CHROMIUM), `${CHROMIUM} is needed (apt-get install chromium)`).toBe(true);
