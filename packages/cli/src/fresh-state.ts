@@ -42,21 +42,14 @@ export async function noteFreshState(where: Locations): Promise<FreshState> {
     };
   }
   const dirExisted = existsSync(where.dataDir);
-  const filesExisting = SQLITE_FILES.filter((file) => existsSync(join(where.dataDir, file)));
-  return {
-    discard: () => {
-      try {
-        if (!dirExisted) {
-          rmSync(where.dataDir, { recursive: true, force: true });
-          return Promise.resolve();
-        }
-        for (const file of SQLITE_FILES) {
-          if (!filesExisting.includes(file)) rmSync(join(where.dataDir, file), { force: true });
-        }
-      } catch {
-        // Left behind: harmless, and the next start reuses it.
-      }
-      return Promise.resolve();
-    },
+  const created = SQLITE_FILES.filter((file) => !existsSync(join(where.dataDir, file)));
+  const discard = () => {
+    try {
+      if (!dirExisted) rmSync(where.dataDir, { recursive: true, force: true });
+      else for (const file of created) rmSync(join(where.dataDir, file), { force: true });
+    } catch {
+      // Left behind: harmless, and the next start reuses it.
+    }
   };
+  return { discard: () => Promise.resolve(discard()) };
 }
