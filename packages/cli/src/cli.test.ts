@@ -17,9 +17,8 @@ import { databaseUrl } from '@sleigh/testing';
 import { ConvexHttpClient } from 'convex/browser';
 import { makeFunctionReference } from 'convex/server';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import type { Output } from './context.js';
 import { main } from './main.js';
-import { project, sleigh } from './test-processes.js';
+import { capture, project, sleigh } from './test-processes.js';
 
 const send = makeFunctionReference<
   'mutation',
@@ -31,11 +30,6 @@ const list = makeFunctionReference<
   Record<string, never>,
   Array<{ _id: string; _creationTime: number; body: string }>
 >('messages:list');
-
-function capture(): Output & { lines: string[] } {
-  const lines: string[] = [];
-  return { lines, out: (line) => lines.push(line), err: (line) => lines.push(line), tty: false };
-}
 
 async function exitCode(
   args: string[],

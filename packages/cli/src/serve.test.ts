@@ -13,20 +13,7 @@ import { databaseUrl } from '@sleigh/testing';
 import { ConvexHttpClient } from 'convex/browser';
 import { makeFunctionReference } from 'convex/server';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import type { Output } from './context.js';
-import { main } from './main.js';
-import { BIN, project, sleigh } from './test-processes.js';
-
-async function sleighIn(args: string[]): Promise<{ code: number; output: string }> {
-  const lines: string[] = [];
-  const output: Output = {
-    out: (line) => lines.push(line),
-    err: (line) => lines.push(line),
-    tty: false,
-  };
-  const code = await main(args, output);
-  return { code, output: lines.join('\n') };
-}
+import { BIN, project, sleigh, sleighInProcess } from './test-processes.js';
 
 const logs = makeFunctionReference<'query', Record<string, never>, null>('rules:logs');
 
@@ -43,28 +30,40 @@ describe('sleigh serve that cannot start', () => {
     onTestFinished(() => new Promise<void>((resolve) => taken.close(() => resolve())));
     const takenPort = String((taken.address() as AddressInfo).port);
 
-    const inUse = await sleighIn(['serve', functions, '--port', takenPort]);
+    const inUse = await sleighInProcess(['serve', functions, '--port', takenPort]);
     expect(inUse).toEqual({
       code: 1,
       output: `sleigh: Port ${takenPort} is already in use; pick another with --port`,
     });
-    const unknownHost = await sleighIn(['serve', functions, '--host', 'no-such-host.invalid']);
+    const unknownHost = await sleighInProcess([
+      'serve',
+      functions,
+      '--host',
+      'no-such-host.invalid',
+    ]);
     expect(unknownHost).toEqual({
       code: 1,
       output: 'sleigh: --host no-such-host.invalid is not a known host name',
     });
-    const notOurs = await sleighIn(['serve', functions, '--port', '0', '--host', '192.0.2.1']);
+    const notOurs = await sleighInProcess([
+      'serve',
+      functions,
+      '--port',
+      '0',
+      '--host',
+      '192.0.2.1',
+    ]);
     expect(notOurs).toEqual({
       code: 1,
       output: 'sleigh: --host 192.0.2.1 is not an address of this machine',
     });
-    const missing = await sleighIn(['serve', join(dir, 'nowhere'), '--port', '0']);
+    const missing = await sleighInProcess(['serve', join(dir, 'nowhere'), '--port', '0']);
     expect(missing.code).toBe(1);
     expect(missing.output).toMatch(/Functions folder .*nowhere does not exist or is not a folder/);
     expect(existsSync(join(dir, '.sleigh'))).toBe(false);
 
     breakBundle(dir);
-    const broken = await sleighIn(['serve', functions, '--port', '0']);
+    const broken = await sleighInProcess(['serve', functions, '--port', '0']);
     expect(broken.code).toBe(1);
     expect(broken.output).toMatch(/broken\.ts/);
     expect(broken.output).not.toMatch(/\n\s+at /);
@@ -79,14 +78,15 @@ describe('sleigh serve that cannot start', () => {
     const before = readdirSync(join(dir, '.sleigh')).sort();
     expect(before).toEqual(expect.arrayContaining(['admin_key', 'sleigh.sqlite']));
     breakBundle(dir);
-    expect((await sleighIn(['serve', join(dir, 'convex'), '--port', '0'])).code).toBe(1);
+    expect((await sleighInProcess(['serve', join(dir, 'convex'), '--port', '0'])).code).toBe(1);
     expect(readdirSync(join(dir, '.sleigh')).sort()).toEqual(before);
 
     // A data directory that exists but has never held a store: the new store goes again.
     const other = join(dir, 'other-data');
     writeFileSync(join(dir, 'notes.txt'), 'kept');
     expect(
-      (await sleighIn(['serve', join(dir, 'convex'), '--port', '0', '--data-dir', other])).code,
+      (await sleighInProcess(['serve', join(dir, 'convex'), '--port', '0', '--data-dir', other]))
+        .code,
     ).toBe(1);
     expect(existsSync(other)).toBe(false);
   });
@@ -97,12 +97,12 @@ describe('sleigh serve that cannot start', () => {
     const schema = `cli_${randomBytes(6).toString('hex')}`;
     onTestFinished(() => PostgresStore.dropSchema(databaseUrl(), schema));
     const args = ['serve', join(dir, 'convex'), '--port', '0', '--db', databaseUrl()];
-    expect((await sleighIn([...args, '--schema', schema])).code).toBe(1);
+    expect((await sleighInProcess([...args, '--schema', schema])).code).toBe(1);
     expect(await PostgresStore.inspectSchema(databaseUrl(), schema)).toBe('absent');
 
     const store = await PostgresStore.open({ connectionString: databaseUrl(), schema });
     await store.close();
-    expect((await sleighIn([...args, '--schema', schema])).code).toBe(1);
+    expect((await sleighInProcess([...args, '--schema', schema])).code).toBe(1);
     expect(await PostgresStore.inspectSchema(databaseUrl(), schema)).toBe('sleigh');
   });
 });

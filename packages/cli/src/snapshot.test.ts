@@ -31,32 +31,13 @@ import { openSqliteStore } from '@sleigh/storage-sqlite';
 import { databaseUrl, tempDir } from '@sleigh/testing';
 import { convexToJson, type JSONValue } from 'convex/values';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import type { Output } from './context.js';
-import { main } from './main.js';
 import { exportSnapshot, importSnapshot } from './snapshot/index.js';
-import { project, sleigh } from './test-processes.js';
-
-function capture(): Output & { lines: string[]; text(): string } {
-  const lines: string[] = [];
-  return {
-    lines,
-    out: (line) => lines.push(line),
-    err: (line) => lines.push(line),
-    tty: false,
-    text: () => lines.join('\n'),
-  };
-}
-
-async function run(args: string[]): Promise<{ code: number; text: string }> {
-  const output = capture();
-  const code = await main(args, output);
-  return { code, text: output.text() };
-}
+import { capture, project, sleigh, sleighInProcess } from './test-processes.js';
 
 /** A refusal: exit code 1, a message, and never a stack trace. */
-function expectRefusal(result: { code: number; text: string }, message: RegExp): void {
-  expect(result.text).toMatch(message);
-  expect(result.text).not.toMatch(/TypeError|\n\s+at /);
+function expectRefusal(result: { code: number; output: string }, message: RegExp): void {
+  expect(result.output).toMatch(message);
+  expect(result.output).not.toMatch(/TypeError|\n\s+at /);
   expect(result.code).toBe(1);
 }
 
@@ -268,15 +249,15 @@ describe.each(['sqlite', 'postgres'] as const)('sleigh import on %s', (driver) =
     const good = replaceLine(file, 7, '{"_id": "oops", ');
 
     expectRefusal(
-      await run(['import', snapshot, ...where.args]),
+      await sleighInProcess(['import', snapshot, ...where.args]),
       new RegExp(`${file.replace(/[.\\]/g, '\\$&')}:7: not a Convex document`),
     );
     expect(await count(store, 'messages')).toBeNull();
     expect(await count(store, 'users')).toBeNull();
 
     replaceLine(file, 7, good);
-    const retried = await run(['import', snapshot, ...where.args]);
-    expect(retried.text).toMatch(`Imported 1510 documents from ${snapshot}`);
+    const retried = await sleighInProcess(['import', snapshot, ...where.args]);
+    expect(retried.output).toMatch(`Imported 1510 documents from ${snapshot}`);
     expect(retried.code).toBe(0);
     const check = await where.open();
     expect(await count(check, 'messages')).toBe(1500);
@@ -297,18 +278,18 @@ describe.each(['sqlite', 'postgres'] as const)('sleigh import on %s', (driver) =
     writeFileSync(file, '');
     // An empty file is not the 10 documents tables.json announces.
     expectRefusal(
-      await run(['import', snapshot, ...where.args]),
+      await sleighInProcess(['import', snapshot, ...where.args]),
       /users\.jsonl holds 0 documents but .*tables\.json says 10/,
     );
     // Nor is no file at all.
     rmSync(file);
     expectRefusal(
-      await run(['import', snapshot, ...where.args]),
+      await sleighInProcess(['import', snapshot, ...where.args]),
       /users\.jsonl is missing from the snapshot/,
     );
     expect(await count(store, 'messages')).toBeNull();
     writeFileSync(file, content);
-    expect((await run(['import', snapshot, ...where.args])).code).toBe(0);
+    expect((await sleighInProcess(['import', snapshot, ...where.args])).code).toBe(0);
     const check = await where.open();
     expect(await count(check, 'messages')).toBe(1500);
     expect(await count(check, 'users')).toBe(10);
@@ -342,7 +323,7 @@ describe.each(['sqlite', 'postgres'] as const)('sleigh import on %s', (driver) =
     });
     // And the CLI agrees: a store with the data refuses a second import.
     expectRefusal(
-      await run(['import', snapshot, ...where.args]),
+      await sleighInProcess(['import', snapshot, ...where.args]),
       /Table "messages" already has documents; import needs an empty store/,
     );
   });
@@ -355,7 +336,7 @@ describe.each(['sqlite', 'postgres'] as const)('sleigh import on %s', (driver) =
     });
     const snapshot = writeSnapshot(standardTables());
     expectRefusal(
-      await run(['import', snapshot, ...where.args]),
+      await sleighInProcess(['import', snapshot, ...where.args]),
       /Table "messages" has number 10007 here but 10001 in the snapshot/,
     );
     const check = await where.open();
@@ -366,7 +347,10 @@ describe.each(['sqlite', 'postgres'] as const)('sleigh import on %s', (driver) =
   it('refuses a snapshot folder that does not exist before creating the store', async () => {
     const where = target(driver);
     const missing = join(tempDir('sleigh-snapshot-'), 'nowhere');
-    expectRefusal(await run(['import', missing, ...where.args]), /nowhere does not exist/);
+    expectRefusal(
+      await sleighInProcess(['import', missing, ...where.args]),
+      /nowhere does not exist/,
+    );
     expect(await where.exists()).toBe(false);
     if (driver === 'sqlite') expect(existsSync(where.place)).toBe(false);
   });
@@ -376,7 +360,7 @@ describe.each(['sqlite', 'postgres'] as const)('sleigh import on %s', (driver) =
     const snapshot = writeSnapshot(standardTables());
     replaceLine(join(snapshot, 'messages.jsonl'), 1200, '[1, 2]');
     expectRefusal(
-      await run(['import', snapshot, ...where.args]),
+      await sleighInProcess(['import', snapshot, ...where.args]),
       /messages\.jsonl:1200: a document must be a JSON object/,
     );
     expect(await where.exists()).toBe(false);
@@ -407,14 +391,14 @@ describe.each(['sqlite', 'postgres'] as const)('sleigh import on %s', (driver) =
     });
     await from.close();
     const snapshot = join(tempDir('sleigh-snapshot-'), 'out', 'snap');
-    const exported = await run(['export', ...source.args, '--path', snapshot]);
-    expect(exported.text).toMatch(`Exported 1511 documents from 2 tables to ${snapshot}`);
+    const exported = await sleighInProcess(['export', ...source.args, '--path', snapshot]);
+    expect(exported.output).toMatch(`Exported 1511 documents from 2 tables to ${snapshot}`);
     expect(exported.code).toBe(0);
     expect(readdirSync(snapshot).sort()).toEqual(['messages.jsonl', 'tables.json', 'users.jsonl']);
 
     const destination = target(driver);
-    const imported = await run(['import', snapshot, ...destination.args]);
-    expect(imported.text).toMatch(`Imported 1511 documents from ${snapshot}`);
+    const imported = await sleighInProcess(['import', snapshot, ...destination.args]);
+    expect(imported.output).toMatch(`Imported 1511 documents from ${snapshot}`);
     expect(imported.code).toBe(0);
     const to = await destination.open();
     expect(await count(to, 'messages')).toBe(1501);
@@ -432,7 +416,7 @@ describe.each(['sqlite', 'postgres'] as const)('sleigh export on %s', (driver) =
     const where = target(driver);
     const snapshot = join(tempDir('sleigh-snapshot-'), 'snap');
     expectRefusal(
-      await run(['export', ...where.args, '--path', snapshot]),
+      await sleighInProcess(['export', ...where.args, '--path', snapshot]),
       driver === 'sqlite'
         ? /No Sleigh data at SQLite .*sleigh\.sqlite/
         : new RegExp(`No Sleigh data at PostgreSQL .*\\(schema ${where.place}\\)`),
@@ -469,7 +453,7 @@ describe.each(['sqlite', 'postgres'] as const)('sleigh export on %s', (driver) =
     const parent = tempDir('sleigh-snapshot-');
     writeFileSync(join(parent, 'file'), 'not a folder');
     expectRefusal(
-      await run(['export', ...where.args, '--path', join(parent, 'file', 'snap')]),
+      await sleighInProcess(['export', ...where.args, '--path', join(parent, 'file', 'snap')]),
       /Cannot create the snapshot folder .*file[/\\]snap: ENOTDIR/,
     );
     expect(readdirSync(parent)).toEqual(['file']);
@@ -485,7 +469,7 @@ describe('sleigh export: an unwritable --path', () => {
     chmodSync(parent, 0o555);
     onTestFinished(() => chmodSync(parent, 0o755));
     expectRefusal(
-      await run(['export', ...where.args, '--path', join(parent, 'snap')]),
+      await sleighInProcess(['export', ...where.args, '--path', join(parent, 'snap')]),
       /Cannot create the snapshot folder .*snap: EACCES/,
     );
   });
@@ -598,9 +582,9 @@ describe('sleigh import: the manifest is checked', () => {
         Array.isArray(tables) ? { ...manifest, tables } : tables === WHOLE_ARRAY ? [] : tables,
       );
       const where = target('sqlite');
-      const result = await run(['import', snapshot, ...where.args]);
+      const result = await sleighInProcess(['import', snapshot, ...where.args]);
       expectRefusal(result, message);
-      expect(result.text).toContain(join(snapshot, 'tables.json'));
+      expect(result.output).toContain(join(snapshot, 'tables.json'));
       expect(await where.exists()).toBe(false);
     },
   );
@@ -609,7 +593,10 @@ describe('sleigh import: the manifest is checked', () => {
     const snapshot = writeSnapshot([]);
     writeFileSync(join(snapshot, 'tables.json'), '{"format": ');
     const where = target('sqlite');
-    expectRefusal(await run(['import', snapshot, ...where.args]), /tables\.json is not valid JSON/);
+    expectRefusal(
+      await sleighInProcess(['import', snapshot, ...where.args]),
+      /tables\.json is not valid JSON/,
+    );
     expect(existsSync(where.place)).toBe(false);
   });
 });
@@ -673,9 +660,9 @@ describe('sleigh import: every document is checked', () => {
       const file = join(snapshot, 'messages.jsonl');
       replaceLine(file, 3, line);
       const where = target('sqlite');
-      const result = await run(['import', snapshot, ...where.args]);
+      const result = await sleighInProcess(['import', snapshot, ...where.args]);
       expectRefusal(result, message);
-      expect(result.text).toContain(`${file}:3`);
+      expect(result.output).toContain(`${file}:3`);
       expect(await where.exists()).toBe(false);
     },
   );
@@ -689,7 +676,7 @@ describe('sleigh import: every document is checked', () => {
     });
     const where = target('sqlite');
     expectRefusal(
-      await run(['import', snapshot, ...where.args]),
+      await sleighInProcess(['import', snapshot, ...where.args]),
       /messages\.jsonl holds 5 documents but .*tables\.json says 6/,
     );
     expect(await where.exists()).toBe(false);
@@ -703,12 +690,12 @@ describe('sleigh import on PostgreSQL', () => {
     expect(server.url).not.toBe('');
     // The server's own (empty) tables, under their numbers: importable into this schema.
     const snapshot = join(tempDir('sleigh-snapshot-'), 'snap');
-    expect((await run(['export', '--path', snapshot, ...where.args])).code).toBe(0);
+    expect((await sleighInProcess(['export', '--path', snapshot, ...where.args])).code).toBe(0);
     expectRefusal(
-      await run(['import', snapshot, ...where.args]),
+      await sleighInProcess(['import', snapshot, ...where.args]),
       /Sleigh servers are running on PostgreSQL .* \(schema snap_\w+\); stop them before importing/,
     );
     expect(await server.stop()).toBe(0);
-    expect(await run(['import', snapshot, ...where.args])).toMatchObject({ code: 0 });
+    expect(await sleighInProcess(['import', snapshot, ...where.args])).toMatchObject({ code: 0 });
   });
 });

@@ -9,6 +9,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TEST_APPS } from '@sleigh/testing';
 import { onTestFinished } from 'vitest';
+import type { Output } from './context.js';
+import { main } from './main.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const BIN = join(here, '..', 'bin', 'sleigh.js');
@@ -20,6 +22,25 @@ export function project(app = 'basic'): string {
   cpSync(join(TEST_APPS, app), dir, { recursive: true });
   onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/** An Output that keeps every line, for calling the command in this process. */
+export function capture(): Output & { lines: string[]; text(): string } {
+  const lines: string[] = [];
+  return {
+    lines,
+    out: (line) => lines.push(line),
+    err: (line) => lines.push(line),
+    tty: false,
+    text: () => lines.join('\n'),
+  };
+}
+
+/** `sleigh <args>` run in this process: its exit code and everything it printed. */
+export async function sleighInProcess(args: string[]): Promise<{ code: number; output: string }> {
+  const output = capture();
+  const code = await main(args, output);
+  return { code, output: output.text() };
 }
 
 export interface Running {

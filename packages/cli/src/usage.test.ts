@@ -10,27 +10,8 @@ import { join } from 'node:path';
 import { DRIVERS, startServer } from '@sleigh/server/testing';
 import { SLEIGH_VERSION } from '@sleigh/server';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import type { Output } from './context.js';
-import { main } from './main.js';
 import { callServer } from './remote.js';
-import { project } from './test-processes.js';
-
-function capture(): Output & { lines: string[]; text(): string } {
-  const lines: string[] = [];
-  return {
-    lines,
-    out: (line) => lines.push(line),
-    err: (line) => lines.push(line),
-    tty: false,
-    text: () => lines.join('\n'),
-  };
-}
-
-async function sleighIn(args: string[]): Promise<{ code: number; output: string }> {
-  const output = capture();
-  const code = await main(args, output);
-  return { code, output: output.text() };
-}
+import { project, sleighInProcess } from './test-processes.js';
 
 async function listening(server: Server | ReturnType<typeof createServer>): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -42,11 +23,16 @@ describe('sleigh flags', () => {
   it('refuses ports that are not plain port numbers', async () => {
     const dir = project();
     for (const port of ['', ' ', '0x1000', '1e3', '65536', '80.5']) {
-      const { code, output } = await sleighIn(['serve', join(dir, 'convex'), '--port', port]);
+      const { code, output } = await sleighInProcess([
+        'serve',
+        join(dir, 'convex'),
+        '--port',
+        port,
+      ]);
       expect(code, port).toBe(2);
       expect(output).toContain(`--port must be a port number from 0 to 65535, got "${port}"`);
     }
-    const negative = await sleighIn(['serve', join(dir, 'convex'), '--port', '-1']);
+    const negative = await sleighInProcess(['serve', join(dir, 'convex'), '--port', '-1']);
     expect(negative.code).toBe(2);
     expect(negative.output).toContain("Option '--port' argument is ambiguous");
     expect(existsSync(join(dir, '.sleigh'))).toBe(false);
@@ -54,7 +40,7 @@ describe('sleigh flags', () => {
 
   it('refuses an empty --host instead of listening on every interface', async () => {
     const dir = project();
-    const { code, output } = await sleighIn(['serve', join(dir, 'convex'), '--host', '']);
+    const { code, output } = await sleighInProcess(['serve', join(dir, 'convex'), '--host', '']);
     expect(code).toBe(2);
     expect(output).toContain(
       '--host must be an address or host name (0.0.0.0 for every interface)',
@@ -64,25 +50,27 @@ describe('sleigh flags', () => {
 
   it('refuses admin keys that are short or blank, from the flag or the environment', async () => {
     const dir = project();
-    const short = await sleighIn(['serve', join(dir, 'convex'), '--admin-key', 'secret']);
+    const short = await sleighInProcess(['serve', join(dir, 'convex'), '--admin-key', 'secret']);
     expect(short.code).toBe(2);
     expect(short.output).toContain(
       '--admin-key is not a usable admin key: it has 6 characters; an admin key needs at least 16',
     );
     vi.stubEnv('SLEIGH_ADMIN_KEY', '');
     onTestFinished(() => void vi.unstubAllEnvs());
-    const blank = await sleighIn(['serve', join(dir, 'convex')]);
+    const blank = await sleighInProcess(['serve', join(dir, 'convex')]);
     expect(blank.code).toBe(2);
     expect(blank.output).toContain('SLEIGH_ADMIN_KEY is not a usable admin key');
     vi.stubEnv('SLEIGH_ADMIN_KEY', '\u00a0'.repeat(20));
-    expect((await sleighIn(['serve', join(dir, 'convex')])).output).toContain('only visible ASCII');
+    expect((await sleighInProcess(['serve', join(dir, 'convex')])).output).toContain(
+      'only visible ASCII',
+    );
     expect(existsSync(join(dir, '.sleigh'))).toBe(false);
   });
 
   it('refuses a --db that is not a PostgreSQL URL, without a stack trace', async () => {
     const dir = project();
     for (const db of ['postgres://[bad', 'mysql://root@localhost/x', 'sleigh.sqlite']) {
-      const { code, output } = await sleighIn(['export', join(dir, 'convex'), '--db', db]);
+      const { code, output } = await sleighInProcess(['export', join(dir, 'convex'), '--db', db]);
       expect(code, db).toBe(2);
       expect(output).toContain(
         `--db must be a PostgreSQL URL (postgres://user@host:5432/database), got "${db}"`,
@@ -93,18 +81,20 @@ describe('sleigh flags', () => {
 
   it('shows the version and the help anywhere, and refuses unknown commands even with --help', async () => {
     for (const args of [['--version'], ['-v'], ['dev', '--version'], ['jobs', 'failed', '-v']]) {
-      const { code, output } = await sleighIn(args);
+      const { code, output } = await sleighInProcess(args);
       expect(code, args.join(' ')).toBe(0);
       expect(output).toBe(`sleigh ${SLEIGH_VERSION}`);
     }
-    const help = await sleighIn(['serve', '--help']);
+    const help = await sleighInProcess(['serve', '--help']);
     expect(help.code).toBe(0);
     expect(help.output).toMatch(/--limit <n> {10}jobs: at most n jobs/);
     expect(help.output).toMatch(/--id <id> {12}jobs retry/);
-    const unknown = await sleighIn(['foo', '--help']);
+    const unknown = await sleighInProcess(['foo', '--help']);
     expect(unknown.code).toBe(2);
     expect(unknown.output).toContain('Unknown command "foo"');
-    expect((await sleighIn(['constructor'])).output).toContain('Unknown command "constructor"');
+    expect((await sleighInProcess(['constructor'])).output).toContain(
+      'Unknown command "constructor"',
+    );
   });
 
   it('refuses options a command does not use and arguments beyond what it takes', async () => {
@@ -118,7 +108,7 @@ describe('sleigh flags', () => {
       [['jobs', 'failed', 'pool', '--id', 'x'], '--id is for sleigh jobs retry'],
     ];
     for (const [args, message] of cases) {
-      const { code, output } = await sleighIn(args);
+      const { code, output } = await sleighInProcess(args);
       expect(code, args.join(' ')).toBe(2);
       expect(output).toContain(message);
     }
@@ -131,7 +121,7 @@ describe('sleigh run and jobs against --url', () => {
     vi.stubEnv('SLEIGH_DB', 'not a url');
     onTestFinished(() => void vi.unstubAllEnvs());
     const key = server.adminKey;
-    const sent = await sleighIn([
+    const sent = await sleighInProcess([
       'run',
       'messages:send',
       '{"channel":"c","author":"a","body":"hello"}',
@@ -141,7 +131,7 @@ describe('sleigh run and jobs against --url', () => {
       key,
     ]);
     expect(sent).toMatchObject({ code: 0 });
-    const counted = await sleighIn([
+    const counted = await sleighInProcess([
       'run',
       'messages:secretCount',
       '{"channel":"c"}',
@@ -151,7 +141,7 @@ describe('sleigh run and jobs against --url', () => {
       key,
     ]);
     expect(counted).toEqual({ code: 0, output: '1' });
-    const jobs = await sleighIn([
+    const jobs = await sleighInProcess([
       'jobs',
       'failed',
       'email',
@@ -164,7 +154,7 @@ describe('sleigh run and jobs against --url', () => {
   });
 
   it('says when --url is not a URL, or not a Sleigh server', async () => {
-    const bad = await sleighIn([
+    const bad = await sleighInProcess([
       'run',
       'a:b',
       '--url',
@@ -178,7 +168,14 @@ describe('sleigh run and jobs against --url', () => {
       res.writeHead(200, { 'Content-Type': 'text/html' }).end('<html>a blog</html>');
     });
     const htmlUrl = `http://127.0.0.1:${await listening(html)}`;
-    const ran = await sleighIn(['run', 'a:b', '--url', htmlUrl, '--admin-key', 'k'.repeat(16)]);
+    const ran = await sleighInProcess([
+      'run',
+      'a:b',
+      '--url',
+      htmlUrl,
+      '--admin-key',
+      'k'.repeat(16),
+    ]);
     expect(ran.code).toBe(1);
     expect(ran.output).toBe(
       `sleigh: ${htmlUrl} did not answer as a Sleigh server (HTTP 200, text/html); check --url`,
@@ -187,7 +184,7 @@ describe('sleigh run and jobs against --url', () => {
       res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"hello":"world"}');
     });
     const jsonUrl = `http://127.0.0.1:${await listening(json)}`;
-    const listed = await sleighIn([
+    const listed = await sleighInProcess([
       'jobs',
       'failed',
       'p',
@@ -203,7 +200,7 @@ describe('sleigh run and jobs against --url', () => {
     const closed = createServer();
     const closedPort = await listening(closed);
     await new Promise((resolve) => closed.close(resolve));
-    const nobody = await sleighIn([
+    const nobody = await sleighInProcess([
       'jobs',
       'failed',
       'p',
