@@ -82,6 +82,7 @@ import {
   type Result,
 } from './outcomes.js';
 import { installSyscalls } from './runtime/syscalls.js';
+import { LONGEST_WAIT_MS } from './jobs/timers.js';
 import { checkValue } from './runtime/validator.js';
 
 export type { ActionOutcome, MutationOutcome, QueryOutcome, Result, Success } from './outcomes.js';
@@ -516,14 +517,17 @@ export class Engine implements Host {
     const limitMs = this.functionTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        reject(
-          new FunctionError(
-            FunctionErrorCode.TimedOut,
-            `${info.path} did not finish within ${limitMs / 1000} s, the time limit of a ${info.kind}${info.kind === 'mutation' ? '; nothing it wrote was kept' : ''}`,
-          ),
-        );
-      }, limitMs);
+      timer = setTimeout(
+        () => {
+          reject(
+            new FunctionError(
+              FunctionErrorCode.TimedOut,
+              `${info.path} did not finish within ${limitMs / 1000} s, the time limit of a ${info.kind}${info.kind === 'mutation' ? '; nothing it wrote was kept' : ''}`,
+            ),
+          );
+        },
+        Math.min(limitMs, LONGEST_WAIT_MS),
+      );
     });
     // The handler may still fail after it was abandoned: nobody is waiting for that.
     running.catch(() => undefined);
