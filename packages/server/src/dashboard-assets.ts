@@ -3,6 +3,10 @@
  * `/dashboard/`. Files are public, like any web app's; everything they show comes from the
  * admin-only `_system/*` functions, which need the admin key the page asks for. Paths that are
  * not files get index.html, so the app's own routes survive a reload.
+ *
+ * The page holds the admin key (in its tab's sessionStorage), so it is locked down: it runs only
+ * its own scripts and styles, talks only to this server, and cannot be framed by another site
+ * (clickjacking its cancel and retry buttons).
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -24,6 +28,24 @@ const TYPES: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
 };
 
+/** Headers every dashboard response carries. */
+export const DASHBOARD_SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'Content-Security-Policy': [
+    "default-src 'self'",
+    // 'self' covers the WebSocket to this same host and port (CSP level 3).
+    "connect-src 'self'",
+    "img-src 'self' data:",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+  ].join('; '),
+  // For browsers that predate frame-ancestors.
+  'X-Frame-Options': 'DENY',
+  'Referrer-Policy': 'no-referrer',
+  'X-Content-Type-Options': 'nosniff',
+};
+
 async function isFile(path: string): Promise<boolean> {
   try {
     return (await stat(path)).isFile();
@@ -40,7 +62,7 @@ export async function serveDashboard(
   res: ServerResponse,
 ): Promise<void> {
   if (path === DASHBOARD_PATH) {
-    res.writeHead(302, { Location: `${DASHBOARD_PATH}/` });
+    res.writeHead(302, { ...DASHBOARD_SECURITY_HEADERS, Location: `${DASHBOARD_PATH}/` });
     res.end();
     return;
   }
@@ -48,7 +70,10 @@ export async function serveDashboard(
   if (dir === null || index === null || !(await isFile(index))) {
     const body =
       'The dashboard is not built. Run `npm run build -w @sleigh/dashboard` (npm ci does it), then reload.\n';
-    res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
+    res.writeHead(404, {
+      ...DASHBOARD_SECURITY_HEADERS,
+      'Content-Type': 'text/plain; charset=utf-8',
+    });
     res.end(body);
     return;
   }
@@ -63,10 +88,10 @@ export async function serveDashboard(
   const file = inside && relative !== '' && (await isFile(candidate)) ? candidate : index;
   const hashed = file !== index && relative.startsWith('assets/');
   res.writeHead(200, {
+    ...DASHBOARD_SECURITY_HEADERS,
     'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
     // Built assets carry a content hash in their names; the page itself must always be fresh.
     'Cache-Control': hashed ? 'public, max-age=31536000, immutable' : 'no-cache',
-    'X-Content-Type-Options': 'nosniff',
   });
   if (req.method === 'HEAD') {
     res.end();

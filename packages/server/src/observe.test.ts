@@ -326,6 +326,12 @@ describe('the dashboard files', () => {
     const index = await get('/dashboard/');
     expect(index.headers.get('content-type')).toMatch(/text\/html/);
     expect(await index.text()).toContain('<title>Sleigh</title>');
+    // The page holds the admin key: only its own code runs, and no other site may frame it.
+    expect(index.headers.get('content-security-policy')).toContain("default-src 'self'");
+    expect(index.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    expect(index.headers.get('x-frame-options')).toBe('DENY');
+    expect(index.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(index.headers.get('x-content-type-options')).toBe('nosniff');
     const route = await get('/dashboard/data/messages');
     expect(await route.text()).toContain('<title>Sleigh</title>');
     const script = await get('/dashboard/assets/app-1234.js');
