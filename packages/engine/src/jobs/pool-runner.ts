@@ -137,6 +137,8 @@ export class PoolRunner implements LocalRunner {
   private stopped = false;
   private unsubscribe: (() => void) | null = null;
   private maintenance: NodeJS.Timeout | null = null;
+  /** The sweep of expired results under way, if any. */
+  private sweeping: Promise<void> | null = null;
   /** Keys of queued jobs whose lease this runner is renewing right now. */
   private readonly renewing = new Set<string>();
   /**
@@ -184,6 +186,8 @@ export class PoolRunner implements LocalRunner {
     if (this.maintenance !== null) clearInterval(this.maintenance);
     for (const pool of this.pools.values()) if (pool.timer !== null) clearTimeout(pool.timer);
     const everything = [...this.pools.values()].flatMap((pool) => [...pool.running.values()]);
+    // Ends after its current page: the store must outlive it.
+    if (this.sweeping !== null) everything.push(this.sweeping);
     await Promise.race([Promise.allSettled(everything), sleep(graceMs, undefined, { ref: false })]);
     // Record what ended, and hand back what still runs (pending again, not a failed attempt).
     await this.store
@@ -719,7 +723,6 @@ export class PoolRunner implements LocalRunner {
             await takeBackHoldings(tx, pool.name, this.id, now);
             await renewHoldings(tx, pool.name, this.id, pool.unclaimed, now, this.leaseMs);
           }
-          await sweepExpired(tx, pool.name, now);
         });
         pool.lookForCompleting = true;
         this.cycle(pool);
@@ -727,6 +730,25 @@ export class PoolRunner implements LocalRunner {
         this.log(`workpool "${pool.name}" upkeep failed: ${String(error)}`);
       } finally {
         this.renewing.clear();
+      }
+    }
+    this.sweeping ??= this.sweep().finally(() => (this.sweeping = null));
+  }
+
+  /**
+   * Deletes every result and dead letter whose ttl had passed when it began, page by page: as
+   * fast as a busy pool fills them, never holding up lease renewals (a long sweep runs beside
+   * the next upkeep, not in it).
+   */
+  private async sweep(): Promise<void> {
+    const now = Date.now();
+    for (const pool of this.pools.values()) {
+      try {
+        while (this.active) {
+          if (!(await writeWithRetry(this.store, (tx) => sweepExpired(tx, pool.name, now)))) break;
+        }
+      } catch (error) {
+        this.log(`workpool "${pool.name}" could not delete expired results: ${String(error)}`);
       }
     }
   }

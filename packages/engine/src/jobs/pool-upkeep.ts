@@ -82,22 +82,35 @@ export async function renewAndTakeBack(
   }
 }
 
-/** Deletes the pool's results past their ttl, and its dead letters past theirs. */
-export async function sweepExpired(tx: WriteTransaction, pool: string, now: number): Promise<void> {
+/**
+ * Deletes a page of the pool's results past their ttl, and of its dead letters past theirs;
+ * resolves with whether a full page was found (more may be waiting). The runner calls it page
+ * after page, each its own short transaction, so a pool finishing thousands of jobs a second
+ * is swept as fast as it fills, and the cycles get the writer between pages.
+ */
+export async function sweepExpired(
+  tx: WriteTransaction,
+  pool: string,
+  now: number,
+): Promise<boolean> {
+  let full = false;
   // An indexed range each: their `due` is when they expire.
   for (const state of ['finished', 'failed'] as const) {
-    for (const entry of await tx.scan({
+    const entries = await tx.scan({
       table: POOL_JOBS,
       index: BY_DUE,
       ...dueRange(pool, state, now),
       order: 'asc',
       limit: PAGE,
-    })) {
+    });
+    for (const entry of entries) {
       const job = entry.document as PoolJob;
       await forgetEdges(tx, job);
       await tx.delete(POOL_JOBS, job._id);
     }
+    if (entries.length === PAGE) full = true;
   }
+  return full;
 }
 
 /**

@@ -456,6 +456,31 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     expect(await statuses(engine, 'brief', [id!])).toEqual([{ state: 'finished' }]);
   });
 
+  it('sweeps every expired result at once, not a page per upkeep', async () => {
+    // A lease of a minute: the upkeep runs at start, then not for 20 s.
+    const place = driver.place();
+    const first = await startApp('pools', driver, {
+      store: await place.open(),
+      jobs: { leaseMs: 60_000 },
+    });
+    const ids = (await call(
+      first.mutation('pools:enqueueQuick', { pool: 'brief', count: 1_200 }),
+    )) as string[];
+    await expect.poll(() => allFinished(first, 'brief', ids), { timeout: 30_000 }).toBe(true);
+    await first.stopJobs(0);
+    // Every result's ttl (300 ms) has passed; the next runner's first upkeep deletes them all.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const second = await startApp('pools', driver, {
+      store: await place.open(),
+      jobs: { leaseMs: 60_000 },
+    });
+    await expect
+      .poll(async () => ((await call(second.query('pools:jobs', {}))) as unknown[]).length, {
+        timeout: 10_000,
+      })
+      .toBe(0);
+  });
+
   it('retries an action whose runner died, once its lease runs out', async () => {
     const place = driver.place();
     const doomed = await startApp('pools', driver, {

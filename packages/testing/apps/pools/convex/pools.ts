@@ -260,6 +260,16 @@ export const enqueueSized = mutation({
     }),
 });
 
+/** Many jobs that do next to nothing (`sized` of one byte), in one batch. */
+export const enqueueQuick = mutation({
+  args: { pool: vPool, count: v.number() },
+  handler: async (ctx, { pool, count }): Promise<WorkId[]> =>
+    await pools[pool].enqueueActionBatch(
+      internal.pools.sized,
+      Array.from({ length: count }, () => ({ bytes: 1 })),
+    ),
+});
+
 export const enqueueFromQuery = query({
   args: {},
   handler: async (): Promise<WorkId> =>
