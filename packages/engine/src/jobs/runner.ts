@@ -32,14 +32,18 @@ import {
 import { convexToJson, type JSONValue } from 'convex/values';
 import {
   BY_STATE_TIME,
+  DEFAULT_RETENTION_MS,
   dueRange,
   getScheduled,
   SCHEDULED,
   settle,
+  sweepCompleted,
   type JobState,
+  type SweepPosition,
   type ScheduledFunction,
 } from './scheduled.js';
 import { delayUntil, LONGEST_WAIT_MS } from './timers.js';
+import { writeWithRetry } from './write-retry.js';
 
 /** What the runner needs from the engine. */
 export interface JobHost {
@@ -65,6 +69,11 @@ export interface JobRunnerOptions {
   readonly actionTimeoutMs?: number;
   /** This process is the store's only user: take back jobs another runner left running. */
   readonly exclusive?: boolean;
+  /**
+   * How long the records of finished, failed and canceled jobs stay in `_scheduled_functions`
+   * (default 7 days, as Convex keeps them); older ones are deleted in the background.
+   */
+  readonly retentionMs?: number;
   /** Run the crons of crons.ts here too (default true). */
   readonly crons?: boolean;
   readonly log?: (message: string) => void;
@@ -84,6 +93,7 @@ export class JobRunner {
   private readonly parallelism: number;
   private readonly leaseMs: number;
   private readonly actionTimeoutMs: number;
+  private readonly retentionMs: number;
   private readonly exclusive: boolean;
   private readonly log: (message: string) => void;
   /** Jobs running in this process, by id; actions are also in `actions`. */
@@ -96,6 +106,8 @@ export class JobRunner {
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private maintenance: NodeJS.Timeout | null = null;
+  /** The sweep of old records under way, if any. */
+  private sweeping: Promise<void> | null = null;
   private unsubscribe: (() => void) | null = null;
   private completions: Completion[] = [];
   private flushScheduled = false;
@@ -107,6 +119,7 @@ export class JobRunner {
     this.parallelism = options.parallelism ?? 16;
     this.leaseMs = options.leaseMs ?? 30_000;
     this.actionTimeoutMs = options.actionTimeoutMs ?? 10 * 60_000;
+    this.retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
     this.exclusive = options.exclusive ?? false;
     this.log = options.log ?? ((message) => console.error(`sleigh: ${message}`));
   }
@@ -139,7 +152,8 @@ export class JobRunner {
     this.unsubscribe?.();
     if (this.timer !== null) clearTimeout(this.timer);
     if (this.maintenance !== null) clearInterval(this.maintenance);
-    const everything = Promise.allSettled([...this.running.values()]);
+    // A sweep ends after its current page: the store must outlive it.
+    const everything = Promise.allSettled([...this.running.values(), this.sweeping]);
     const timeout = sleep(graceMs, undefined, { ref: false });
     await Promise.race([everything, timeout]);
     const leftBehind = [...this.actions];
@@ -399,6 +413,29 @@ export class JobRunner {
       });
     } catch (error) {
       this.log(`renewing scheduled actions' leases failed: ${String(error)}`);
+    }
+    this.sweeping ??= this.sweep().finally(() => (this.sweeping = null));
+  }
+
+  /**
+   * Deletes the records of jobs that completed longer than the retention ago, a page per
+   * transaction so other writes go between them; beside the upkeep, never holding it up.
+   */
+  private async sweep(): Promise<void> {
+    // Infinity: kept for good.
+    if (!Number.isFinite(this.retentionMs)) return;
+    const cutoff = Date.now() - this.retentionMs;
+    let at: SweepPosition | null = null;
+    try {
+      do {
+        const from: SweepPosition | null = at;
+        // Another process's runner may be sweeping the same page: one of them retries.
+        at = await writeWithRetry(this.host.store, async (tx): Promise<SweepPosition | null> =>
+          tx.catalog().table(SCHEDULED) === undefined ? null : sweepCompleted(tx, cutoff, from),
+        );
+      } while (at !== null && this.isRunning);
+    } catch (error) {
+      this.log(`deleting old scheduled function records failed: ${String(error)}`);
     }
   }
 

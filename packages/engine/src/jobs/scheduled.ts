@@ -12,6 +12,7 @@
  */
 import {
   encodeKey,
+  keySuccessor,
   newDocumentId,
   prefixEnd,
   tableNumberOfId,
@@ -112,6 +113,58 @@ export async function settle(
   const next: ScheduledFunction = { ...rest, state: kept };
   if (state.kind !== 'pending') next.completedTime = now;
   await tx.replace(SCHEDULED, next);
+}
+
+/** How long a finished job's record is kept: Convex keeps them 7 days. */
+export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+
+/** The final states, whose records are deleted once they are older than the retention. */
+const FINAL_STATES = ['success', 'failed', 'canceled'] as const;
+
+/** Records read per page while sweeping. */
+const SWEEP_PAGE = 500;
+
+/** Where a sweep goes on: which final state, from which key of `by_state_time`. */
+export interface SweepPosition {
+  readonly state: number;
+  readonly start: Uint8Array;
+}
+
+/**
+ * Deletes a page of records of jobs that completed at or before `cutoff` (ms), from the state
+ * `after` left off (the first final state when null); resolves with where the next page starts,
+ * or null when all are done. Records are found by `scheduledTime`, which is never after the
+ * completion; a job scheduled before the cutoff but completed after it is stepped over.
+ */
+export async function sweepCompleted(
+  tx: WriteTransaction,
+  cutoff: number,
+  after: SweepPosition | null,
+): Promise<SweepPosition | null> {
+  let stateAt = after?.state ?? 0;
+  const state = FINAL_STATES[stateAt];
+  if (state === undefined) return null;
+  const range = dueRange(state, cutoff);
+  const entries = await tx.scan({
+    table: SCHEDULED,
+    index: BY_STATE_TIME,
+    start: after?.start ?? range.start,
+    end: range.end,
+    order: 'asc',
+    limit: SWEEP_PAGE,
+  });
+  for (const entry of entries) {
+    const job = entry.document as ScheduledFunction;
+    if ((job.completedTime ?? job.scheduledTime) <= cutoff) await tx.delete(SCHEDULED, job._id);
+  }
+  const last = entries[entries.length - 1];
+  if (entries.length === SWEEP_PAGE && last !== undefined) {
+    return { state: stateAt, start: keySuccessor(last.key) };
+  }
+  stateAt++;
+  return stateAt < FINAL_STATES.length
+    ? { state: stateAt, start: dueRange(FINAL_STATES[stateAt]!).start }
+    : null;
 }
 
 /**

@@ -6,6 +6,13 @@ import type { JSONValue, Value } from 'convex/values';
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.js';
 import { DRIVERS, startApp, timerOverflows } from '../test-harness.js';
+import {
+  getScheduled,
+  insertScheduled,
+  settle,
+  sweepCompleted,
+  type SweepPosition,
+} from './scheduled.js';
 import { call } from './test-calls.js';
 
 interface Scheduled {
@@ -102,6 +109,67 @@ describe.each(DRIVERS)('scheduled functions on $name', (driver) => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(await scheduled(engine)).toEqual([]);
     expect(await count(engine, 'never')).toBe(0);
+  });
+
+  it('deletes the records of jobs that ended longer than the retention ago, and only those', async () => {
+    // Upkeep every 100 ms; records kept for 3 s after their end.
+    const engine = await startApp('jobs', driver, { jobs: { leaseMs: 300, retentionMs: 3000 } });
+    const done = (await call(
+      engine.mutation('scheduling:later', { label: 'kept', delayMs: 0 }),
+    )) as string;
+    const failed = (await call(engine.mutation('scheduling:scheduleFailing', {}))) as string;
+    const waiting = (await call(
+      engine.mutation('scheduling:later', { label: 'waiting', delayMs: 60 * 60_000 }),
+    )) as string;
+    await expect.poll(() => stateOf(engine, done), { timeout: 5000 }).toEqual({ kind: 'success' });
+    await expect
+      .poll(() => stateOf(engine, failed), { timeout: 5000 })
+      .toMatchObject({
+        kind: 'failed',
+      });
+    // Within the retention, they are there to be read; past it, gone; the pending one stays.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await scheduled(engine)).map((job) => job._id).sort()).toEqual(
+      [done, failed, waiting].sort(),
+    );
+    await expect
+      .poll(async () => (await scheduled(engine)).map((job) => job._id), { timeout: 10_000 })
+      .toEqual([waiting]);
+    expect(await count(engine, 'kept')).toBe(1);
+  });
+
+  it('sweeps old records page by page, every final state, stepping over those that ended late', async () => {
+    const engine = await startApp('jobs', driver);
+    const cutoff = Date.now() - 60_000;
+    const states = [{ kind: 'success' }, { kind: 'failed', error: 'no' }, { kind: 'canceled' }];
+    const late: string[] = [];
+    await engine.store.write(async (tx) => {
+      for (let i = 0; i < 1_300; i++) {
+        // Scheduled before the cutoff; every tenth ended after it (a long action, say).
+        const id = await insertScheduled(
+          tx,
+          'scheduling:record',
+          { label: 'old' },
+          cutoff - 5_000 + i,
+          1,
+        );
+        const endedLate = i % 10 === 0;
+        if (endedLate) late.push(id);
+        // Most succeed: more than a page of one state.
+        const state = states[i % 5 === 0 ? 1 : i % 7 === 0 ? 2 : 0] as Parameters<typeof settle>[2];
+        await settle(tx, (await getScheduled(tx, id))!, state, endedLate ? cutoff + 1 : cutoff - 1);
+      }
+      late.push(await insertScheduled(tx, 'scheduling:record', { label: 'due' }, cutoff - 1, 1));
+    });
+    let at: SweepPosition | null = null;
+    let pages = 0;
+    do {
+      const from: SweepPosition | null = at;
+      ({ value: at } = await engine.store.write((tx) => sweepCompleted(tx, cutoff, from)));
+      pages++;
+    } while (at !== null);
+    expect(pages).toBeGreaterThanOrEqual(4);
+    expect((await scheduled(engine)).map((job) => job._id).sort()).toEqual(late.sort());
   });
 
   it('marks a scheduled mutation that throws as failed, with its error, and writes nothing', async () => {
