@@ -14,11 +14,13 @@
  * a malformed request is 400 with `{code, message}`; a bad key is 401.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { CallOptions, Engine, FunctionKind } from '@sleigh/engine';
 import { jsonToConvex, type JSONValue, type Value } from 'convex/values';
 import { sameKey } from './admin-key.js';
 import { DASHBOARD_PATH, serveDashboard } from './dashboard-assets.js';
 import { renderMetrics } from './metrics.js';
+import { preview } from './preview.js';
 import type { Subscriptions } from './sync/subscriptions.js';
 
 export interface HttpHost {
@@ -124,7 +126,7 @@ function formatOf(value: unknown): Format {
   throw new HttpError(
     400,
     'BadFormat',
-    `format must be "convex_encoded_json" or "json", got ${JSON.stringify(value)}`,
+    `format must be "convex_encoded_json" or "json", got ${preview(value)}`,
   );
 }
 
@@ -148,7 +150,7 @@ async function timestampOf(host: HttpHost, value: unknown): Promise<bigint> {
     throw new HttpError(
       400,
       'BadTimestamp',
-      `ts must be a timestamp from /api/query_ts (a string of digits), not ${JSON.stringify(value)?.slice(0, 100)}`,
+      `ts must be a timestamp from /api/query_ts (a string of digits), not ${preview(value)}`,
     );
   }
   const ts = BigInt(text);
@@ -421,7 +423,7 @@ async function poolAdmin(
       throw new HttpError(
         400,
         'BadLimit',
-        `limit must be a whole number from 1 to 100000, not ${JSON.stringify(value)}`,
+        `limit must be a whole number from 1 to 100000, not ${preview(value)}`,
       );
     }
     return n;
@@ -482,10 +484,22 @@ export async function handleHttp(
   } catch (error) {
     if (error instanceof HttpError) return sendError(res, error);
     // The client went away mid-request: nobody is left to answer, and nothing failed here.
-    if (req.destroyed || (error as NodeJS.ErrnoException).code === 'ECONNRESET') return;
+    // (Not `req.destroyed`: a request whose body was read to the end is destroyed too.)
+    const socket = req.socket as Socket | null;
+    if (
+      socket === null ||
+      socket.destroyed ||
+      (error as NodeJS.ErrnoException).code === 'ECONNRESET'
+    )
+      return;
     host.log(
       `HTTP ${req.method ?? ''} ${req.url?.slice(0, 200) ?? ''} failed: ${(error as Error).stack ?? String(error)}`,
     );
+    // Part of an answer already went out: only closing the connection tells the client.
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
     sendError(
       res,
       new HttpError(500, 'InternalServerError', 'The server failed to handle this request'),

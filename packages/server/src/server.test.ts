@@ -314,6 +314,24 @@ describe.each(DRIVERS)('server on $name', (driver) => {
     expect(((await nested.json()) as { errorMessage: string }).errorMessage).toBe(
       'Invalid arguments for values:echo: they are nested more than 64 levels deep',
     );
+    // Other fields nested too deeply to quote in the error: still a 400 naming the field.
+    const deepArray = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+    const deepFormat = await post(
+      '/api/query',
+      `{${JSON.stringify(counter).slice(1, -1)},"format":${deepArray}}`,
+    );
+    expect(deepFormat.status).toBe(400);
+    expect(await deepFormat.json()).toEqual({
+      code: 'BadFormat',
+      message:
+        'format must be "convex_encoded_json" or "json", got an array nested too deeply to show',
+    });
+    const deepTs = await post(
+      '/api/query_at_ts',
+      `{${JSON.stringify(counter).slice(1, -1)},"ts":${deepArray}}`,
+    );
+    expect(deepTs.status).toBe(400);
+    expect(await deepTs.json()).toMatchObject({ code: 'BadTimestamp' });
     // Over sync the limit holds too (100 levels: the client itself encodes recursively).
     let hundred: Value = 1;
     for (let i = 0; i < 100; i++) hundred = { a: hundred };
@@ -323,6 +341,28 @@ describe.each(DRIVERS)('server on $name', (driver) => {
     );
     expect(await client.query(api.counter, { name: 'n' })).toBe(0);
     expect(logged).toEqual([]);
+  });
+
+  it('answers 500, and logs why, when a request fails inside the server', async () => {
+    const logged: string[] = [];
+    const server = await startServer(driver, { log: (message) => logged.push(message) });
+    // The database goes away under the server (an outage): reading its timestamp fails.
+    await server.engine.store.close();
+    const answer = await fetch(`${server.url}/api/query_ts`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: '{}',
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect(answer.status).toBe(500);
+    expect(await answer.json()).toEqual({
+      code: 'InternalServerError',
+      message: 'The server failed to handle this request',
+    });
+    // (The job runner, finding the store gone too, logs its own failures.)
+    expect(logged.filter((line) => line.startsWith('HTTP'))).toEqual([
+      expect.stringMatching(/^HTTP POST \/api\/query_ts failed: .*closed/) as unknown,
+    ]);
   });
 });
 

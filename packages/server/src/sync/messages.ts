@@ -4,6 +4,7 @@
  * encoding what the server sends. Timestamps travel as base64 of 8 little-endian bytes.
  */
 import type { JSONValue } from 'convex/values';
+import { preview } from '../preview.js';
 
 export type AddQuery = {
   type: 'Add';
@@ -197,7 +198,7 @@ export function parseClientMessage(text: string): ClientMessage {
       return { type, eventType: String(message.eventType), event: message.event };
     default:
       throw new ProtocolError(
-        `Unknown message type ${JSON.stringify(type)}; expected Connect, ModifyQuerySet, Mutation, Action, Authenticate or Event`,
+        `Unknown message type ${preview(type, Infinity)}; expected Connect, ModifyQuerySet, Mutation, Action, Authenticate or Event`,
       );
   }
 }
