@@ -538,6 +538,42 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
       );
     });
 
+    it('reports values thrown that JSON cannot write, and keeps serving', async () => {
+      const engine = await startApp('basic', driver);
+      const cases = [
+        [
+          engine.query('rules:throwOdd', { what: 'bigint' }),
+          'Uncaught value in rules:throwOdd: 10',
+        ],
+        [
+          engine.query('rules:throwOdd', { what: 'cyclic' }),
+          'Uncaught value in rules:throwOdd: [object Object]',
+        ],
+        [
+          engine.query('rules:throwOdd', { what: 'bare' }),
+          'Uncaught value in rules:throwOdd: [object Object]',
+        ],
+        [
+          engine.action('rules:throwOddAction', { what: 'bigint' }),
+          'Uncaught value in rules:throwOddAction: 10',
+        ],
+        [
+          engine.action('rules:throwOddAction', { what: 'cyclic' }),
+          'Uncaught value in rules:throwOddAction: [object Object]',
+        ],
+      ] as const;
+      for (const [running, message] of cases) {
+        const outcome = await running;
+        expect(!outcome.ok && outcome.error.message).toBe(message);
+      }
+      // The execution log has them too.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(
+        engine.monitor.executions.recent().filter((execution) => execution.outcome === 'failure'),
+      ).toHaveLength(5);
+      expect((await engine.query('rules:random', { salt: 'x' })).ok).toBe(true);
+    });
+
     it('captures console output as log lines', async () => {
       const engine = await startApp('basic', driver);
       const outcome = await engine.query('rules:logs', {});

@@ -75,6 +75,7 @@ import { ReadSet } from './runtime/readset.js';
 import { Background } from './background.js';
 import {
   asFunctionError,
+  describeThrown,
   success,
   type ActionOutcome,
   type MutationOutcome,
@@ -499,7 +500,7 @@ export class Engine implements Host {
               : 'client',
         outcome: error === null ? 'success' : 'failure',
         error:
-          error === null ? null : error instanceof Error ? error.message : JSON.stringify(error),
+          error === null ? null : error instanceof Error ? error.message : describeThrown(error),
         logLines: execution.logLines,
       });
     void running.then(

@@ -78,5 +78,20 @@ export function asFunctionError(path: string, error: unknown): FunctionError {
       },
     );
   }
-  return new FunctionError(FunctionErrorCode.Thrown, `Uncaught value in ${path}: ${String(error)}`);
+  return new FunctionError(
+    FunctionErrorCode.Thrown,
+    `Uncaught value in ${path}: ${describeThrown(error)}`,
+  );
+}
+
+/**
+ * A thrown value that is not an Error, as text. Never throws itself: code may throw anything,
+ * an object without a prototype or one whose toString throws included.
+ */
+export function describeThrown(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
 }

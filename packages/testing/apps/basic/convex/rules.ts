@@ -43,6 +43,30 @@ export const hangingMutation = mutation({
   },
 });
 
+/** Throws a value JSON cannot write: a bigint, a cyclic object or one with no prototype. */
+export const throwOdd = query({
+  args: { what: v.string() },
+  handler: async (_ctx, { what }) => {
+    if (what === 'bigint') throw 10n;
+    if (what === 'cyclic') {
+      const cyclic: Record<string, unknown> = {};
+      cyclic.self = cyclic;
+      throw cyclic;
+    }
+    throw Object.create(null);
+  },
+});
+
+export const throwOddAction = action({
+  args: { what: v.string() },
+  handler: async (_ctx, { what }): Promise<void> => {
+    if (what === 'bigint') throw 10n;
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    throw cyclic;
+  },
+});
+
 export const hangingQuery = query({
   args: {},
   handler: async () => {
