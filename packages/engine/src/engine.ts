@@ -243,6 +243,8 @@ export class Engine implements Host {
         },
         checkArgs: (path, args, catalog) =>
           this.checkArgs(this.registry.lookup(path, null, 'function'), args, catalog),
+        checkArgField: (path, field, value, catalog) =>
+          this.checkArgField(this.registry.lookup(path, null, 'function'), field, value, catalog),
       },
       nextCreationTime,
       this.attempts,
@@ -441,6 +443,24 @@ export class Engine implements Host {
       throw new FunctionError(
         FunctionErrorCode.InvalidArguments,
         `Invalid arguments for ${info.path}: ${mismatch.path === '' ? 'the arguments' : `\`${mismatch.path.slice(1)}\``}: ${mismatch.message}`,
+      );
+    }
+  }
+
+  /** Checks one argument field against its validator, when the arguments declare it. */
+  private checkArgField(
+    info: FunctionInfo,
+    field: string,
+    value: JSONValue,
+    catalog: Catalog,
+  ): void {
+    const declared = info.args.type === 'object' ? info.args.value[field] : undefined;
+    if (declared === undefined) return;
+    const mismatch = checkValue(declared.fieldType, jsonToConvex(value), idChecker(catalog));
+    if (mismatch !== null) {
+      throw new FunctionError(
+        FunctionErrorCode.InvalidArguments,
+        `Invalid arguments for ${info.path}: \`${field}${mismatch.path}\`: ${mismatch.message}`,
       );
     }
   }

@@ -3,7 +3,15 @@
  * document stays under a document's limit, and says what it cut.
  */
 import { describe, expect, it } from 'vitest';
-import { afterAttempt, newPoolJobId, storedError, unstorable, type PoolJob } from './pool-jobs.js';
+import {
+  afterAttempt,
+  failedUnstorable,
+  newPoolJobId,
+  storedError,
+  unstorable,
+  type PoolJob,
+} from './pool-jobs.js';
+import { MAX_NEW_JOB_BYTES } from './pool-service.js';
 
 const job = (over: Partial<PoolJob> = {}): PoolJob => ({
   _id: newPoolJobId(),
@@ -57,5 +65,27 @@ describe('a job document after its attempts', () => {
     expect(unstorable(done('x'.repeat(1_100_000)))).toMatch(
       /^Table "_pool_jobs": the document is \d+ bytes, over the limit of 1048576 bytes/,
     );
+  });
+
+  it('can always record a failure: new jobs leave room, older full ones keep a short error', () => {
+    const long = 'e'.repeat(20_000);
+    // The largest job enqueue takes, failing with long errors after many attempts.
+    let roomy = job({ args: { pad: 'x'.repeat(MAX_NEW_JOB_BYTES - 400) } });
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      roomy = afterAttempt(roomy, { kind: 'failed', error: long }, attempt, { retryable: true });
+    }
+    expect(unstorable(roomy)).not.toBeNull();
+    const kept = failedUnstorable(roomy, 'too large', 6);
+    expect(unstorable(kept)).toBeNull();
+    expect(kept.failures).toHaveLength(1);
+    // A job stored before that room was kept: its document was already full.
+    const full = job({ args: { pad: 'x'.repeat(1_040_000) } });
+    const failed = failedUnstorable(full, `too large: ${long}`, 6);
+    expect(unstorable(failed)).toBeNull();
+    expect(failed).toMatchObject({ state: 'failed', failures: [] });
+    expect(failed.result).toEqual({
+      kind: 'failed',
+      error: 'Sleigh could not store the outcome of this attempt: its arguments leave no room',
+    });
   });
 });

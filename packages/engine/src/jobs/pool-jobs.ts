@@ -47,6 +47,7 @@ import {
 import type { Value } from 'convex/values';
 import { FunctionErrorCode, SyscallError } from '../errors.js';
 import { SYSTEM_TABLES } from '../loader/schema.js';
+import { SCHEDULE_LIMIT_MS } from './timers.js';
 
 export const POOL_JOBS = '_pool_jobs';
 export const POOLS = '_pools';
@@ -287,7 +288,11 @@ export async function getPoolJob(tx: ReadTransaction, id: string): Promise<PoolJ
 
 /** How long to wait before attempt `attempt + 1` (1-based `attempt` just failed), with jitter. */
 export function backoffMs(retry: RetryBehavior, attempt: number): number {
-  const base = retry.initialBackoffMs * Math.pow(retry.base, attempt - 1);
+  // Never beyond the scheduling limit, however many attempts and however large the base.
+  const base = Math.min(
+    retry.initialBackoffMs * Math.pow(retry.base, attempt - 1),
+    SCHEDULE_LIMIT_MS,
+  );
   // Full jitter between half and the whole delay: spreads a burst of failures out.
   return Math.round(base * (0.5 + Math.random() * 0.5));
 }
@@ -331,7 +336,11 @@ export function failedUnstorable(job: PoolJob, problem: string, now: number): Po
   const failed = afterAttempt(job, { kind: 'failed', error }, now, { retryable: false });
   if (unstorable(failed) === null) return failed;
   // Its arguments leave no room for its older failures: keep this one alone.
-  return { ...failed, failures: failed.failures.slice(-1) };
+  const alone: PoolJob = { ...failed, failures: failed.failures.slice(-1) };
+  if (unstorable(alone) === null) return alone;
+  // Not even that (a job stored before new jobs kept room for their outcome): say so briefly.
+  const short = 'Sleigh could not store the outcome of this attempt: its arguments leave no room';
+  return { ...failed, failures: [], result: { kind: 'failed', error: short } };
 }
 
 function mayNotFit(job: PoolJob): boolean {

@@ -16,6 +16,7 @@ import {
   type PoolOptions,
   type RetryBehavior,
 } from './pool-jobs.js';
+import { SCHEDULE_LIMIT_MS } from './timers.js';
 
 export interface EnqueueItem {
   fn: string;
@@ -78,6 +79,10 @@ export function parseRetry(value: unknown, what: string): RetryBehavior {
   const maxAttempts = positiveNumber(value.maxAttempts, `${what}.maxAttempts`, true);
   if (maxAttempts < 1) throw invalid(`${what}.maxAttempts must be at least 1`);
   const initialBackoffMs = positiveNumber(value.initialBackoffMs, `${what}.initialBackoffMs`);
+  // Retries are scheduled as runAt is: within 5 years (later backoffs are capped there).
+  if (initialBackoffMs > SCHEDULE_LIMIT_MS) {
+    throw invalid(`${what}.initialBackoffMs must be at most 5 years (${SCHEDULE_LIMIT_MS} ms)`);
+  }
   const base = positiveNumber(value.base, `${what}.base`);
   if (base < 1) throw invalid(`${what}.base must be at least 1`);
   return { maxAttempts, initialBackoffMs, base };

@@ -8,7 +8,10 @@
  */
 import {
   BY_ID,
+  checkDocument,
   encodeKey,
+  LIMITS,
+  StorageError,
   idKey,
   prefixEnd,
   sameBytes,
@@ -73,6 +76,11 @@ export interface PoolFunctions {
   /** The kind of the function at `path`; throws a FunctionError naming what is wrong. */
   resolve(path: string, kind: FunctionKind | null): { path: string; kind: FunctionKind };
   checkArgs(path: string, args: JSONValue, catalog: Catalog): void;
+  /**
+   * Checks one field of the arguments `path` will be called with (onComplete's `context`)
+   * against that field's validator, when its validator is an object declaring the field.
+   */
+  checkArgField(path: string, field: string, value: JSONValue, catalog: Catalog): void;
 }
 
 /** What enqueueing asks of this process's pool runner, while one runs. */
@@ -382,6 +390,15 @@ export class PoolService {
     let onComplete: PoolJob['onComplete'] = null;
     if (item.onComplete !== undefined) {
       const target = this.functions.resolve(item.onComplete.fn, 'mutation');
+      // Checked now, as the job's own arguments are, rather than failing once the job is done.
+      if (item.onComplete.context !== undefined) {
+        this.functions.checkArgField(
+          target.path,
+          'context',
+          item.onComplete.context,
+          this.store.catalog(),
+        );
+      }
       onComplete = {
         fn: target.path,
         context:
@@ -405,7 +422,7 @@ export class PoolService {
         `Workpool "${pool}": priority must be a finite number, not ${JSON.stringify(item.priority)}`,
       );
     }
-    return {
+    const job: PoolJob = {
       _id: newPoolJobId(),
       _creationTime: 0,
       pool,
@@ -429,6 +446,8 @@ export class PoolService {
       ...(item.priority === undefined || item.priority === 0 ? {} : { priority: item.priority }),
       ...(item.group === undefined ? {} : { group: parseGroup(pool, item.group) }),
     };
+    fitsWithRoom(job);
+    return job;
   }
 
   /** Reads a job for a function: in its transaction (recorded in the read set) or a fresh one. */
@@ -597,4 +616,29 @@ function encodeName(name: string): Uint8Array {
 
 function encodeNameEnd(name: string): Uint8Array {
   return prefixEnd(encodeKey([name]));
+}
+
+/**
+ * What a new job may take of its document (1 MiB): the rest is kept for what its attempts add,
+ * so that a failure can always be recorded (its latest error, cut to 8 KiB, twice) rather than
+ * leaving a job no write of its pool can store.
+ */
+export const MAX_NEW_JOB_BYTES = LIMITS.maxDocumentBytes - 32 * 1024;
+
+/** Refuses a job too large to leave room for its outcome, naming its size and the limit. */
+function fitsWithRoom(job: PoolJob): void {
+  let size: number;
+  try {
+    ({ size } = checkDocument(POOL_JOBS, job));
+  } catch (error) {
+    if (!StorageError.is(error)) throw error;
+    throw invalid(
+      `Workpool "${job.pool}": the job for ${job.fn} cannot be stored: ${error.message}`,
+    );
+  }
+  if (size > MAX_NEW_JOB_BYTES) {
+    throw invalid(
+      `Workpool "${job.pool}": the job for ${job.fn} is ${size} bytes (its arguments, mostly); a new job may take at most ${MAX_NEW_JOB_BYTES} bytes, leaving room in its 1 MiB document for its result and errors`,
+    );
+  }
 }

@@ -350,6 +350,15 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     expect(await error('limit beyond int64')).toMatch(
       /cancelAll: limit must be a whole number up to 9007199254740991, not 100000000000000000000/,
     );
+    expect(await error('args leave no room')).toMatch(
+      /Workpool "narrow": the job for pools:work is \d+ bytes \(its arguments, mostly\); a new job may take at most 1015808 bytes/,
+    );
+    expect(await error('backoff beyond 5 years')).toMatch(
+      /retry\.initialBackoffMs must be at most 5 years/,
+    );
+    expect(await error('context not as onComplete takes it')).toMatch(
+      /Invalid arguments for pools:onDoneLabeled: `context`: expected an object, got float64 5$/,
+    );
     const fromQuery = await engine.query('pools:enqueueFromQuery', {});
     expect(fromQuery.ok).toBe(false);
     if (!fromQuery.ok) expect(fromQuery.error.message).toMatch(/not available in a query/);

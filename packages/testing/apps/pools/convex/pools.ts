@@ -128,6 +128,13 @@ export const onDone = internalMutation({
   },
 });
 
+export const onDoneLabeled = internalMutation({
+  args: vOnCompleteArgs(v.object({ label: v.string() })),
+  handler: async (ctx, { workId, context, result }) => {
+    await ctx.db.insert('completions', { workId, context, result });
+  },
+});
+
 export const enqueueWork = mutation({
   args: {
     pool: vPool,
@@ -228,6 +235,21 @@ export const enqueueBad = mutation({
       case 'limit beyond int64':
         await pools.narrow.cancelAll({ limit: 1e20 });
         throw new Error('cancelAll took a limit of 1e20');
+      case 'args leave no room':
+        return await pools.narrow.enqueueAction(internal.pools.work, {
+          label: 'x'.repeat(1_040_000),
+          ms: 1,
+        });
+      case 'backoff beyond 5 years':
+        return await enqueueNarrow({
+          retry: { maxAttempts: 3, initialBackoffMs: 1e308, base: 2 },
+        });
+      case 'context not as onComplete takes it':
+        return await pools.narrow.enqueueAction(
+          internal.pools.work,
+          { label: 'x', ms: 1 },
+          { onComplete: internal.pools.onDoneLabeled, context: 5 },
+        );
       case 'bad parallelism':
         return await new Workpool('zero', { maxParallelism: 0 }).enqueueAction(
           internal.pools.work,
