@@ -562,7 +562,13 @@ export class PoolRunner implements LocalRunner {
 
   /** Starts claimed jobs while the pool has free slots here. */
   private drain(pool: PoolState): void {
-    while (pool.running.size < pool.options.maxParallelism && pool.queue.length > 0) {
+    // Stopping: what is queued stays pending, handed back, rather than starting in the grace
+    // period and being cut off at its end.
+    while (
+      this.active &&
+      pool.running.size < pool.options.maxParallelism &&
+      pool.queue.length > 0
+    ) {
       const job = pool.queue.shift()!;
       this.unwatchQueued(pool, job._id);
       this.launch(pool, job);

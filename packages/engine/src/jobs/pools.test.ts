@@ -465,6 +465,16 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     expect(await statuses(engine, 'brief', [id!])).toEqual([{ state: 'finished' }]);
   });
 
+  it('starts nothing more once stopping: running jobs finish, queued ones stay pending', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const ids = await enqueue(engine, { pool: 'narrow', label: 'stop', ms: 400, count: 6 });
+    await expect.poll(() => runningCount(engine, 'narrow', ids)).toBe(3);
+    await engine.stopJobs(5_000);
+    const states = (await statuses(engine, 'narrow', ids)).map((status) => status.state).sort();
+    expect(states).toEqual(['finished', 'finished', 'finished', 'pending', 'pending', 'pending']);
+    expect((await events(engine, 'stop')).length).toBe(3);
+  });
+
   it('sweeps every expired result at once, not a page per upkeep', async () => {
     // A lease of a minute: the upkeep runs at start, then not for 20 s.
     const place = driver.place();
