@@ -192,6 +192,57 @@ describe.each(DRIVERS)('sync protocol on $name', (driver) => {
     expect(await bystander.query(counter, { name: 'ok' })).toBe(1);
   });
 
+  it('closes a socket whose client stops reading, before the server holds too much for it', async () => {
+    const logged: string[] = [];
+    const server = await startServer(driver, {
+      maxSocketBacklogBytes: 1024 * 1024,
+      log: (message) => logged.push(message),
+    });
+    const bystander = connect(server);
+    const socket = await raw(server);
+    socket.send(connectFrame());
+    // It stops reading; each query added sends it a Transition of about 500 kB.
+    socket.ws.pause();
+    const big = 'x'.repeat(500_000);
+    for (let version = 0; version < 60; version++) {
+      socket.send({
+        type: 'ModifyQuerySet',
+        baseVersion: version,
+        newVersion: version + 1,
+        modifications: [
+          {
+            type: 'Add',
+            queryId: version,
+            udfPath: 'values:echo',
+            args: [{ value: `${version}${big}` }],
+          },
+        ],
+      });
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await expect
+      .poll(() => logged.some((line) => /client is not reading/.test(line)), { timeout: 10_000 })
+      .toBe(true);
+    socket.ws.resume();
+    expect(await socket.closed).toEqual({
+      code: 1013,
+      reason: 'The client is not reading what the server sends; reconnect',
+    });
+    // Fewer than all 60 Transitions were ever queued for it.
+    expect(socket.messages.filter((message) => message.type === 'Transition').length).toBeLessThan(
+      60,
+    );
+    expect(await bystander.mutation(increment, { name: 'still' })).toBe(1);
+  });
+
+  it('closes a socket that never sends Connect', async () => {
+    const server = await startServer(driver, { connectTimeoutMs: 300 });
+    const socket = await raw(server);
+    const fatal = await socket.next((message) => message.type === 'FatalError');
+    expect(fatal.error).toBe('No Connect message within 300 ms of opening the socket');
+    expect((await socket.closed).code).toBe(1008);
+  });
+
   it('refuses a client that has seen a newer state than the server (it would go back in time)', async () => {
     const server = await startServer(driver);
     const socket = await raw(server);

@@ -28,6 +28,14 @@ export interface ServerOptions {
   readonly deploymentName?: string;
   /** Largest WebSocket frame accepted (default 20 MiB); bigger ones close the socket (1009). */
   readonly maxFrameBytes?: number;
+  /**
+   * A socket with more than this waiting to be sent (its client is not reading) is closed
+   * instead of being sent more; the client reconnects and gets a fresh Transition (default
+   * 64 MiB). One message larger than this is still sent whole.
+   */
+  readonly maxSocketBacklogBytes?: number;
+  /** A socket that sends no Connect within this long is closed (default 30 s). */
+  readonly connectTimeoutMs?: number;
   /** Idle sockets get a Ping after this long (default 15 s; clients give up after 60 s). */
   readonly pingAfterMs?: number;
   /** Fault injection for tests: return 'drop' to cut a socket instead of answering a mutation. */
@@ -63,6 +71,8 @@ export class SleighServer implements SessionHost, HttpHost {
   private readonly unsubscribeCommits: () => void;
   private closing: Promise<void> | null = null;
   private readonly shutdownGraceMs: number;
+  private readonly maxSocketBacklogBytes: number;
+  private readonly connectTimeoutMs: number;
   readonly faults: SessionHost['faults'];
   readonly dashboardDir: string | null;
   readonly log: (message: string) => void;
@@ -81,6 +91,8 @@ export class SleighServer implements SessionHost, HttpHost {
     this.adminKey = options.adminKey;
     this.faults = options.faults;
     this.shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
+    this.maxSocketBacklogBytes = options.maxSocketBacklogBytes ?? 64 * 1024 * 1024;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
     const pingAfter = options.pingAfterMs ?? 15_000;
     this.deploymentName = options.deploymentName ?? 'sleigh';
     const log = options.log ?? ((message: string) => console.error(`sleigh: ${message}`));
@@ -179,12 +191,28 @@ export class SleighServer implements SessionHost, HttpHost {
   private accept(ws: WebSocket, log: (message: string) => void): void {
     const session = new SyncSession(this, {
       send: (text) => {
-        if (ws.readyState === ws.OPEN) ws.send(text);
+        if (ws.readyState !== ws.OPEN) return;
+        // A client that does not read would make the server hold everything for it: let it go
+        // (it reconnects, and catches up with one Transition).
+        if (ws.bufferedAmount > this.maxSocketBacklogBytes) {
+          log(
+            `closing a WebSocket whose client is not reading (${ws.bufferedAmount} bytes waiting)`,
+          );
+          ws.close(1013, 'The client is not reading what the server sends; reconnect');
+          return;
+        }
+        ws.send(text);
       },
       close: (code, reason) => ws.close(code, reason),
       terminate: () => ws.terminate(),
     });
     this.sessions.add(session);
+    const connectBy = setTimeout(() => {
+      if (session.awaitingConnect) {
+        session.fail(`No Connect message within ${this.connectTimeoutMs} ms of opening the socket`);
+      }
+    }, this.connectTimeoutMs);
+    connectBy.unref();
     ws.on('message', (data, isBinary) => {
       if (isBinary) {
         session.fail('Binary frames are not part of the sync protocol; send JSON text frames');
@@ -198,6 +226,7 @@ export class SleighServer implements SessionHost, HttpHost {
       session.receive(bytes.toString('utf8'));
     });
     ws.on('close', () => {
+      clearTimeout(connectBy);
       session.shutdown();
       this.sessions.delete(session);
     });

@@ -100,6 +100,11 @@ export class SyncSession implements Subscriber {
     return this.state === 'closed';
   }
 
+  /** Open, and no Connect yet. */
+  get awaitingConnect(): boolean {
+    return this.state === 'awaiting-connect';
+  }
+
   private send(text: string): void {
     if (this.state === 'closed') return;
     this.lastSentAt = Date.now();
