@@ -308,6 +308,15 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
         label: string;
       }>;
       expect(ranged.map((v) => v.label)).toEqual(['small', 'max']);
+      // Plain JSON cannot carry Infinity: 1e400 parses to it, and would reach the handler as
+      // null. It is refused, naming the encoding that does carry it.
+      const huge = await engine.query(
+        'values:echo',
+        JSON.parse('{"value": {"n": 1e400}}') as JSONValue,
+      );
+      expect(!huge.ok && huge.error.message).toBe(
+        'Invalid arguments for values:echo: they hold a number too large for a double (such as 1e400); send Infinity and NaN in Convex\'s encoding ({"$float": …})',
+      );
     });
   });
 

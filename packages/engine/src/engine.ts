@@ -33,7 +33,12 @@ import { FunctionError, FunctionErrorCode, SkipRun } from './errors.js';
 import { bundleFunctions, LoadError } from './loader/bundle.js';
 import { generateCode } from './loader/codegen.js';
 import { aKind, Registry, type FunctionInfo } from './loader/registry.js';
-import { MAX_ARGS_NESTING, nestedDeeperThan, tooDeepMessage } from './runtime/nesting.js';
+import {
+  holdsNonFinite,
+  MAX_ARGS_NESTING,
+  nestedDeeperThan,
+  tooDeepMessage,
+} from './runtime/nesting.js';
 import { applySchema, parseSchema, type ApplyReport, type Schema } from './loader/schema.js';
 import { installConsoleCapture } from './runtime/console.js';
 import {
@@ -417,6 +422,12 @@ export class Engine implements Host {
   private checkArgs(info: FunctionInfo, args: JSONValue, catalog: Catalog): void {
     if (nestedDeeperThan(args, MAX_ARGS_NESTING)) {
       throw new FunctionError(FunctionErrorCode.InvalidArguments, tooDeepMessage(info.path));
+    }
+    if (holdsNonFinite(args)) {
+      throw new FunctionError(
+        FunctionErrorCode.InvalidArguments,
+        `Invalid arguments for ${info.path}: they hold a number too large for a double (such as 1e400); send Infinity and NaN in Convex's encoding ({"$float": …})`,
+      );
     }
     let value;
     try {

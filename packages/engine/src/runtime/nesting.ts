@@ -22,3 +22,21 @@ export function nestedDeeperThan(value: unknown, limit: number): boolean {
 export function tooDeepMessage(path: string): string {
   return `Invalid arguments for ${path}: they are nested more than ${MAX_ARGS_NESTING} levels deep`;
 }
+
+/**
+ * Whether plain JSON arguments hold a number JSON cannot carry: text such as `1e400` parses to
+ * Infinity, which the validator would accept and the handler receive as null (JSON.stringify
+ * writes it so). Convex's encoding carries ±Infinity and NaN as `{"$float": …}` instead.
+ */
+export function holdsNonFinite(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const next = stack.pop();
+    if (typeof next === 'number') {
+      if (!Number.isFinite(next)) return true;
+    } else if (typeof next === 'object' && next !== null) {
+      for (const child of Array.isArray(next) ? next : Object.values(next)) stack.push(child);
+    }
+  }
+  return false;
+}
