@@ -286,7 +286,12 @@ export class Engine implements Host {
     const registry = new Registry(new Map([...bundle.modules, ...SYSTEM_MODULES]));
     // Everything that can refuse the code is checked before the schema changes anything.
     const crons = cronsOf(bundle.modules.get('crons'));
-    checkCrons(crons, (path) => functionKind(registry, path));
+    checkCrons(
+      crons,
+      (path) => functionKind(registry, path),
+      (path, args) =>
+        this.checkArgs(registry.lookup(path, null, 'function'), args, this.store.catalog()),
+    );
     let report: ApplyReport;
     try {
       report = await applySchema(this.store, schema, nextCreationTime);

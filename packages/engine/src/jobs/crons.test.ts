@@ -106,6 +106,13 @@ describe.each(DRIVERS)('crons on $name', (driver) => {
     await expect(engine.reload()).rejects.toThrow(
       /cron "bad" has an invalid schedule "61 \* \* \* \*"/,
     );
+    writeCrons(
+      engine,
+      "crons.interval('typo', { seconds: 2 }, internal.scheduling.record, { label: 5 });",
+    );
+    await expect(engine.reload()).rejects.toThrow(
+      'crons.ts: cron "typo": Invalid arguments for scheduling:record: `label`: expected string, got float64 5',
+    );
     // The failed loads changed nothing.
     expect(await call(engine.query('scheduling:crons', {}))).toEqual(before);
 
@@ -119,7 +126,10 @@ describe.each(DRIVERS)('crons on $name', (driver) => {
     const argsOf = async () =>
       ((await call(engine.query('scheduling:crons', {}))) as Array<{ args: unknown }>)[0]!.args;
     const load = async (args: string) => {
-      writeCrons(engine, `crons.daily('d', { hourUTC: 3 }, internal.scheduling.record, ${args});`);
+      writeCrons(
+        engine,
+        `crons.daily('d', { hourUTC: 3 }, internal.scheduling.anything, ${args});`,
+      );
       await engine.reload();
     };
     await load("{ label: 'a' }");

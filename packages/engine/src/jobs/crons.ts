@@ -156,11 +156,14 @@ function sameSpec(job: CronJob, spec: CronSpec): boolean {
 
 /**
  * Checks the crons of the code before anything of a load is applied: `kindOf` names each
- * function's kind (a cron must run a mutation or an action), and every schedule must parse.
+ * function's kind (a cron must run a mutation or an action), every schedule must parse, and
+ * `checkArgs` (throwing an error that says what is wrong) must accept each cron's arguments,
+ * rather than every run failing.
  */
 export function checkCrons(
   crons: ReadonlyMap<string, CronSpec>,
   kindOf: (path: string) => string | null,
+  checkArgs: (path: string, args: JSONValue) => void,
 ): void {
   for (const [name, spec] of crons) {
     const kind = kindOf(spec.name);
@@ -170,6 +173,11 @@ export function checkCrons(
       );
     }
     checkSchedule(name, spec.schedule);
+    try {
+      checkArgs(spec.name, spec.args[0] ?? {});
+    } catch (error) {
+      throw new LoadError(`crons.ts: cron "${name}": ${(error as Error).message}`);
+    }
   }
 }
 

@@ -20,6 +20,11 @@ export const at = mutation({
     await ctx.scheduler.runAt(time, internal.scheduling.record, { label }),
 });
 
+/** Takes any arguments (no validator): for crons whose arguments are what is tested. */
+export const anything = internalMutation({
+  handler: async () => {},
+});
+
 export const record = internalMutation({
   args: { label: v.string() },
   handler: async (ctx, { label }) => {
