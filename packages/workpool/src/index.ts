@@ -241,6 +241,20 @@ function graphItems(nodes: Record<string, GraphNode>): JSONValue[] {
   });
 }
 
+/** A function reference's name, or an error saying what was passed instead. */
+function functionName(ref: unknown, what: string): string {
+  if (ref === undefined || ref === null) {
+    throw new Error(
+      `Workpool: ${what} is ${String(ref)}; pass a function reference such as internal.emails.send (is its import from _generated/api right?)`,
+    );
+  }
+  try {
+    return getFunctionName(ref as AnyRef);
+  } catch (error) {
+    throw new Error(`Workpool: ${what}: ${(error as Error).message}`);
+  }
+}
+
 /** One job as the `sleigh/pool/enqueue` syscall takes it. */
 function item(
   kind: Kind,
@@ -256,8 +270,10 @@ function item(
       throw new Error(`Workpool: ${what} must be a finite number of ms, not ${String(time)}`);
     }
   }
+  // A delay below zero means now, as ctx.scheduler.runAfter takes it.
   const runAt =
-    options.runAt ?? (options.runAfter === undefined ? undefined : Date.now() + options.runAfter);
+    options.runAt ??
+    (options.runAfter === undefined ? undefined : Date.now() + Math.max(0, options.runAfter));
   const optional: Record<string, JSONValue | undefined> = {
     name: options.name,
     priority: options.priority,
@@ -273,12 +289,12 @@ function item(
       options.onComplete === undefined || options.onComplete === null
         ? undefined
         : {
-            fn: getFunctionName(options.onComplete),
+            fn: functionName(options.onComplete, 'onComplete'),
             context: convexToJson(options.context ?? null),
           },
   };
   const out: Record<string, JSONValue> = {
-    fn: getFunctionName(fn),
+    fn: functionName(fn, 'the function to run'),
     kind,
     args: convexToJson(args),
   };

@@ -350,6 +350,9 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     expect(await error('limit beyond int64')).toMatch(
       /cancelAll: limit must be a whole number up to 9007199254740991, not 100000000000000000000/,
     );
+    expect(await error('function undefined')).toMatch(
+      /Workpool: the function to run is undefined; pass a function reference such as internal\.emails\.send/,
+    );
     expect(await error('args leave no room')).toMatch(
       /Workpool "narrow": the job for pools:work is \d+ bytes \(its arguments, mostly\); a new job may take at most 1015808 bytes/,
     );
@@ -415,6 +418,11 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
       { state: 'pending', previousAttempts: 0 },
     ]);
     expect(overflows()).toBe(0);
+    // A delay below zero is now, as for ctx.scheduler.runAfter.
+    const [past] = await enqueue(engine, { pool: 'narrow', label: 'past', ms: 1, runAfter: -1e16 });
+    await expect
+      .poll(() => result(engine, 'narrow', past!), { timeout: 5000 })
+      .toEqual({ kind: 'success', returnValue: 'past done' });
   });
 
   it('never records the outcome of a run canceled while it ran over the job run again', async () => {

@@ -235,6 +235,12 @@ export const enqueueBad = mutation({
       case 'limit beyond int64':
         await pools.narrow.cancelAll({ limit: 1e20 });
         throw new Error('cancelAll took a limit of 1e20');
+      case 'function undefined':
+        // What a JavaScript app passes when it misspells an import.
+        return await pools.narrow.enqueueAction(
+          undefined as unknown as typeof internal.pools.work,
+          { label: 'x', ms: 1 },
+        );
       case 'args leave no room':
         return await pools.narrow.enqueueAction(internal.pools.work, {
           label: 'x'.repeat(1_040_000),
