@@ -1,8 +1,9 @@
 /**
  * A pool's upkeep, run by each runner every third of a lease (and once at start): the
- * transactions that keep leases alive, bring back the jobs of runners that are gone, and forget
- * results whose time is up. None of it is on the hot path; the runner (pool-runner.ts) only says
- * which jobs it still holds.
+ * transactions that keep leases alive and bring back the jobs of runners that are gone; then,
+ * beside it, the sweep that forgets results whose time is up, a page per transaction until
+ * none is left. None of it is on the hot path; the runner (pool-runner.ts) only says which jobs
+ * it still holds.
  *
  *   running, owner = this runner, held here ──half the lease gone──▶ running (lease renewed)
  *   running, not held here (lease ran out) ──▶ pending again (never started: not an attempt)
