@@ -254,7 +254,8 @@ async function runKind(
 async function route(host: HttpHost, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
   const path = url.pathname;
-  const method = req.method ?? 'GET';
+  // HEAD is GET without the body (Node leaves the body out): health checks use it.
+  const method = req.method === 'HEAD' || req.method === undefined ? 'GET' : req.method;
   if (method === 'GET' && (path === '/instance_info' || path === '/api/instance_info')) {
     return send(
       res,
@@ -268,10 +269,7 @@ async function route(host: HttpHost, req: IncomingMessage, res: ServerResponse):
       }),
     );
   }
-  if (
-    (method === 'GET' || method === 'HEAD') &&
-    (path === DASHBOARD_PATH || path.startsWith(`${DASHBOARD_PATH}/`))
-  ) {
+  if (method === 'GET' && (path === DASHBOARD_PATH || path.startsWith(`${DASHBOARD_PATH}/`))) {
     return serveDashboard(host.dashboardDir, path, req, res);
   }
   if (method === 'GET' && path === '/metrics') {
@@ -319,9 +317,13 @@ async function route(host: HttpHost, req: IncomingMessage, res: ServerResponse):
     if (POST_ROUTES.has(path) || path.startsWith('/api/run/') || path === '/api/query') {
       const allowed = path === '/api/query' ? 'GET or POST' : 'POST';
       res.setHeader('Allow', `${allowed.replace(' or', ',')}, OPTIONS`);
-      throw new HttpError(405, 'MethodNotAllowed', `${path} takes ${allowed}, not ${method}`);
+      throw new HttpError(
+        405,
+        'MethodNotAllowed',
+        `${path} takes ${allowed}, not ${req.method ?? method}`,
+      );
     }
-    throw new HttpError(404, 'NotFound', `No route for ${method} ${path}`);
+    throw new HttpError(404, 'NotFound', `No route for ${req.method ?? method} ${path}`);
   }
 
   const kinds: Record<string, FunctionKind | null> = {

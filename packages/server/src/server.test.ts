@@ -263,6 +263,10 @@ describe.each(DRIVERS)('server on $name', (driver) => {
     >;
     expect(info).toMatchObject({ version: '0.1.0', driver: driver.name });
     expect(typeof info.uptimeSeconds).toBe('number');
+    // Health checks often ask with HEAD: the GET routes answer it, without a body.
+    const head = await fetch(`${server.url}/version`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
     expect((await fetch(`${server.url}/nowhere`)).status).toBe(404);
   });
 
