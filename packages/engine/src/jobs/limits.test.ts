@@ -4,6 +4,7 @@
  * limits for a pool and per group, counted over sliding windows of what actually started; and
  * long actions kept alive by heartbeats, or given up (their abort signal saying why) without.
  */
+import { convexToJson } from 'convex/values';
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.js';
 import { busiestWindow, peakOverlap } from '@sleigh/testing';
@@ -34,7 +35,8 @@ describe.each(DRIVERS)('which pool job starts when, on $name', (driver) => {
     const order = (await steps(engine)).sort((a, b) => a.start - b.start).map((s) => s.label);
     expect(order).toEqual(['high-1', 'high-2', 'mid', 'default-1', 'default-2', 'low-1', 'low-2']);
     const bad = await engine.mutation('graph:enqueuePrioritized', {
-      jobs: [{ label: 'x', priority: Number.POSITIVE_INFINITY }],
+      // Infinity in Convex's encoding (plain JSON cannot carry it).
+      jobs: [{ label: 'x', priority: convexToJson(Number.POSITIVE_INFINITY) }],
     });
     expect(!bad.ok && bad.error.message).toMatch(/priority must be a finite number/);
   });
