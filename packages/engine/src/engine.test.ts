@@ -204,6 +204,16 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
       );
       expect(mixed.ok).toBe(false);
       if (!mixed.ok) expect(mixed.error.message).toMatch(/Invalid pagination cursor/);
+      // Another channel's cursor (same index, same order) must not carry the page out of this
+      // channel's range: refused, never a page of the other channel.
+      const evens = await pageOf(null, 4, 'even');
+      const crossed = await engine.query(
+        'messages:page',
+        enc({ paginationOpts: { numItems: 4, cursor: evens.continueCursor }, channel: 'odd' }),
+      );
+      expect(!crossed.ok && crossed.error.message).toMatch(
+        /Invalid pagination cursor .*: it belongs to a different query \(its position is outside this query's range\)/,
+      );
       // Page sizes that would never move on, and cursors that are not ours, are refused.
       const refused = async (paginationOpts: Value) => {
         const outcome = await engine.query('messages:page', enc({ paginationOpts }));

@@ -12,6 +12,7 @@
  */
 import {
   BY_CREATION_TIME,
+  compareBytes,
   keySuccessor,
   prefixEnd,
   type Document,
@@ -244,7 +245,12 @@ function encodeCursor(index: IndexInfo, order: 'asc' | 'desc', position: Positio
   return `${index.id}.${order}.${text}`;
 }
 
-function decodeCursor(cursor: string, index: IndexInfo, order: 'asc' | 'desc'): Position {
+function decodeCursor(
+  cursor: string,
+  index: IndexInfo,
+  order: 'asc' | 'desc',
+  range: { readonly start: Uint8Array; readonly end: Uint8Array },
+): Position {
   const [id, direction, position, extra] = cursor.split('.');
   const shown = `"${cursor.slice(0, 40)}${cursor.length > 40 ? '…' : ''}"`;
   if (
@@ -267,6 +273,13 @@ function decodeCursor(cursor: string, index: IndexInfo, order: 'asc' | 'desc'): 
   // another one, even as the empty key that ends every page.
   if (key.length === 0 || key.toString('base64url') !== position) {
     throw new Error(`Invalid pagination cursor ${shown}: its position is damaged`);
+  }
+  // A cursor of the same index and order but another range (another channel, another tenant)
+  // would move the page outside what the query asks for.
+  if (compareBytes(key, range.start) < 0 || compareBytes(key, range.end) >= 0) {
+    throw new Error(
+      `Invalid pagination cursor ${shown}: it belongs to a different query (its position is outside this query's range)`,
+    );
   }
   return { kind: 'key', key: new Uint8Array(key) };
 }
@@ -313,7 +326,7 @@ export async function queryPage(state: TransactionState, request: PageRequest): 
   const from: Position =
     request.cursor === null || request.cursor === ''
       ? { kind: 'start' }
-      : decodeCursor(request.cursor, index, order);
+      : decodeCursor(request.cursor, index, order, source);
   if (from.kind === 'end') {
     return { page: [], isDone: true, continueCursor: encodeCursor(index, order, from) };
   }
@@ -324,7 +337,7 @@ export async function queryPage(state: TransactionState, request: PageRequest): 
   const until: Position | null =
     request.endCursor === null || request.endCursor === ''
       ? null
-      : decodeCursor(request.endCursor, index, order);
+      : decodeCursor(request.endCursor, index, order, source);
   if (until?.kind === 'key') {
     if (order === 'asc') end = keySuccessor(until.key);
     else start = until.key;
