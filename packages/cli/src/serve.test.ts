@@ -16,6 +16,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { BIN, project, sleigh, sleighInProcess } from './test-processes.js';
 
 const logs = makeFunctionReference<'query', Record<string, never>, null>('rules:logs');
+const forget = makeFunctionReference<'mutation', Record<string, never>, string>('careless:forget');
 
 function breakBundle(dir: string): void {
   writeFileSync(join(dir, 'convex', 'broken.ts'), 'export const oops = ;\n');
@@ -135,5 +136,47 @@ describe('sleigh dev whose reader goes away', () => {
     expect(stderr).toBe('Shutting down\n');
     // pipefail: sleigh's own exit status, which is 0 after a clean shutdown.
     expect(code).toBe(0);
+  });
+});
+
+describe('sleigh dev running careless code', () => {
+  it('keeps serving when a function leaves a rejected promise unawaited, and says so', async () => {
+    const dir = project();
+    writeFileSync(
+      join(dir, 'convex', 'careless.ts'),
+      [
+        "import { mutation } from './_generated/server';",
+        'export const forget = mutation({',
+        '  args: {},',
+        '  handler: async () => {',
+        "    Promise.reject(new Error('nobody awaits this'));",
+        "    return 'ok';",
+        '  },',
+        '});',
+        '',
+      ].join('\n'),
+    );
+    const child = spawn(process.execPath, [BIN, 'dev', 'convex', '--port', '0'], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    onTestFinished(() => void child.kill('SIGKILL'));
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    await expect
+      .poll(() => /Sleigh ready at (\S+)/.exec(stdout), { timeout: 30_000 })
+      .not.toBeNull();
+    const client = new ConvexHttpClient(/Sleigh ready at (\S+)/.exec(stdout)![1]!);
+    expect(await client.mutation(forget, {})).toBe('ok');
+    await expect
+      .poll(() => stderr, { timeout: 5000 })
+      .toMatch(
+        /sleigh: a promise was rejected and nothing handled it .*still serving\. Error: nobody awaits this/,
+      );
+    // Still up for everyone.
+    expect(await client.query(logs, {})).toBeNull();
+    expect(child.exitCode).toBeNull();
   });
 });

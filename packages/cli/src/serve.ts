@@ -197,6 +197,14 @@ export async function startServing(options: ServeOptions, output: Output): Promi
 
 /** Runs until SIGINT or SIGTERM, then shuts down cleanly. */
 export async function serveUntilSignalled(options: ServeOptions, output: Output): Promise<number> {
+  // Functions run in this process: one that leaves a failed call unawaited (or a query still
+  // iterating after it returned) rejects a promise nobody handles, which by default ends the
+  // process, and every other client with it. Say so instead, and keep serving.
+  const unhandled = (reason: unknown) =>
+    output.err(
+      `sleigh: a promise was rejected and nothing handled it (a function that did not await one of its calls, say); still serving. ${describeReason(reason)}`,
+    );
+  process.on('unhandledRejection', unhandled);
   const running = await startServing(options, output);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -211,7 +219,18 @@ export async function serveUntilSignalled(options: ServeOptions, output: Output)
   });
   output.err('Shutting down');
   await running.stop();
+  process.off('unhandledRejection', unhandled);
   // An open IPC channel would keep this process alive after a clean stop.
   if (process.connected) process.disconnect();
   return 0;
+}
+
+/** A rejection's reason as one line of the log. */
+function describeReason(reason: unknown): string {
+  if (reason instanceof Error) return `${reason.name}: ${reason.message}`;
+  try {
+    return String(reason);
+  } catch {
+    return Object.prototype.toString.call(reason);
+  }
 }
