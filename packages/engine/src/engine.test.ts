@@ -214,6 +214,25 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
       expect(!crossed.ok && crossed.error.message).toMatch(
         /Invalid pagination cursor .*: it belongs to a different query \(its position is outside this query's range\)/,
       );
+      // A journal (what a subscription keeps) pins the page's end: a document written into
+      // the page makes it longer. One that does not fit the query is ignored, never an error.
+      const pageArgs = enc({ paginationOpts: { numItems: 2, cursor: null }, channel: 'odd' });
+      const pinned = await engine.query('messages:page', pageArgs);
+      expect(pinned.ok && pinned.journal).toMatch(/^\{"endCursor":"\d+\.desc\./);
+      await ok(engine.mutation('messages:send', { channel: 'odd', author: 'x', body: 'newest' }));
+      const sizeWith = async (journal: string | null) => {
+        const outcome = await engine.query('messages:page', pageArgs, { journal });
+        return outcome.ok ? (outcome.value as unknown as Page).page.map((m) => m.body) : outcome;
+      };
+      expect(await sizeWith((pinned.ok && pinned.journal) || null)).toEqual([
+        'newest',
+        'm21',
+        'm19',
+      ]);
+      expect(await sizeWith(null)).toEqual(['newest', 'm21']);
+      expect(await sizeWith('garbage')).toEqual(['newest', 'm21']);
+      const foreign = JSON.stringify({ endCursor: evens.continueCursor });
+      expect(await sizeWith(foreign)).toEqual(['newest', 'm21']);
       // Page sizes that would never move on, and cursors that are not ours, are refused.
       const refused = async (paginationOpts: Value) => {
         const outcome = await engine.query('messages:page', enc({ paginationOpts }));

@@ -135,6 +135,22 @@ export interface CallOptions {
   readonly hooks?: TransactionHooks;
   /** This run is the pool job with this id (`pool.dependencies()` reads its dependencies). */
   readonly poolJobId?: string;
+  /**
+   * A query's journal from its previous run (QueryOutcome.journal), as a subscription keeps it:
+   * a paginated query then ends its page where that run's page ended.
+   */
+  readonly journal?: string | null;
+}
+
+/** The end cursor a journal (client-held, so untrusted) pins a page to, or null. */
+function pinnedEndOf(journal: string | null | undefined): string | null {
+  if (typeof journal !== 'string' || journal.length > 10_000) return null;
+  try {
+    const parsed = JSON.parse(journal) as { endCursor?: unknown } | null;
+    return typeof parsed?.endCursor === 'string' ? parsed.endCursor : null;
+  } catch {
+    return null;
+  }
 }
 
 let requestCounter = 0;
@@ -657,7 +673,7 @@ export class Engine implements Host {
   ): Promise<QueryOutcome> {
     const logLines: string[] = [];
     const readSet = new ReadSet();
-    const state = newTransactionState(tx, false, readSet);
+    const state = newTransactionState(tx, false, readSet, pinnedEndOf(options.journal));
     const snapshot = this.trackSnapshot(tx, state);
     let info: FunctionInfo;
     try {
@@ -682,7 +698,10 @@ export class Engine implements Host {
       failure = asFunctionError(info.path, error);
     }
     Engine.closeStreams(state);
-    const extra = { logLines, ts: await snapshot, readSet };
+    const journal = state.journal.paginated
+      ? JSON.stringify({ endCursor: state.journal.end })
+      : null;
+    const extra = { logLines, ts: await snapshot, readSet, journal };
     return json !== null ? success(json, extra) : { ok: false as const, error: failure!, ...extra };
   }
 

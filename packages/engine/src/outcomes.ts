@@ -34,6 +34,11 @@ export type QueryOutcome = Result & {
   /** The snapshot the query read. */
   readonly ts: bigint;
   readonly readSet: ReadSet;
+  /**
+   * Convex's query journal: where the query's page ended, when it paginated (null otherwise).
+   * A subscription passes it to its next run (CallOptions.journal) and sends it to its client.
+   */
+  readonly journal?: string | null;
 };
 
 export type MutationOutcome = (

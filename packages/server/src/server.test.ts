@@ -31,6 +31,12 @@ const api = {
   >('rules:roundTrip'),
   storeValue: makeFunctionReference<'mutation', Record<string, Value>, string>('values:store'),
   echo: makeFunctionReference<'query', { value: Value }, Value>('values:echo'),
+  remove: makeFunctionReference<'mutation', { id: string }, null>('messages:remove'),
+  page: makeFunctionReference<
+    'query',
+    { channel: string; paginationOpts: { numItems: number; cursor: string | null } },
+    { page: Message[]; isDone: boolean; continueCursor: string }
+  >('messages:page'),
   allValues: makeFunctionReference<
     'query',
     Record<string, never>,
@@ -54,6 +60,40 @@ describe.each(DRIVERS)('server on $name', (driver) => {
     );
     await writer.mutation(api.send, { channel: 'general', author: 'ann', body: 'hello' });
     expect((await updated).map((m) => m.body)).toEqual(['hello']);
+  });
+
+  it('keeps a subscribed page where it ended, so documents written into it are never lost', async () => {
+    const server = await startServer(driver);
+    const writer = connect(server);
+    for (const body of ['m1', 'm2', 'm3', 'm4']) {
+      await writer.mutation(api.send, { channel: 'pin', author: 'ann', body });
+    }
+    const reader = connect(server);
+    type Page = { page: Message[]; isDone: boolean; continueCursor: string };
+    const pages: Array<Page | undefined> = [];
+    const watch = (index: number, cursor: string | null) =>
+      reader.onUpdate(
+        api.page,
+        { channel: 'pin', paginationOpts: { numItems: 2, cursor } },
+        (value) => (pages[index] = value),
+      );
+    watch(0, null);
+    await waitFor(() => pages[0] !== undefined);
+    watch(1, pages[0]!.continueCursor);
+    await waitFor(() => pages[1] !== undefined);
+    const bodies = () => pages.flatMap((page) => page?.page.map((m) => m.body) ?? []);
+    expect(bodies()).toEqual(['m4', 'm3', 'm2', 'm1']);
+    // Newest first: m5 lands in the first page, which grows rather than pushing m3 out of it
+    // (the second page starts after m3, so a shifted first page would lose m3 from the list).
+    await writer.mutation(api.send, { channel: 'pin', author: 'ann', body: 'm5' });
+    await waitFor(() => bodies().length === 5);
+    expect(bodies()).toEqual(['m5', 'm4', 'm3', 'm2', 'm1']);
+    // A document removed from the first page leaves it one shorter; nothing else moves.
+    const m4 = pages[0]!.page.find((m) => m.body === 'm4')!;
+    await writer.mutation(api.remove, { id: m4._id });
+    await waitFor(() => bodies().length === 4);
+    expect(bodies()).toEqual(['m5', 'm3', 'm2', 'm1']);
+    expect(pages[0]!.page.map((m) => m.body)).toEqual(['m5', 'm3']);
   });
 
   it('reads its own writes: when a mutation resolves, the subscription already shows it', async () => {

@@ -39,6 +39,23 @@ export interface TransactionState {
   /** A retryable storage failure seen by a syscall: the transaction must run again. */
   doomed: Error | null;
   readonly metrics: TransactionMetrics;
+  readonly journal: PageJournal;
+}
+
+/**
+ * Convex's query journal: how a subscribed paginated query keeps its page. The first run of a
+ * page records where it ended; the subscription's re-runs end there too (`pinnedEnd`), so
+ * documents inserted or deleted inside the page make it grow or shrink instead of pushing
+ * documents over to the next page, which would then miss them. Only a query's first
+ * paginate() is pinned.
+ */
+export interface PageJournal {
+  /** Where this query's page ended in the run that made the journal (null: not pinned). */
+  readonly pinnedEnd: string | null;
+  /** Whether paginate() has been called in this run. */
+  paginated: boolean;
+  /** Where this run's page ended (its continue cursor). */
+  end: string | null;
 }
 
 export interface TransactionMetrics {
@@ -52,6 +69,7 @@ export function newTransactionState(
   tx: ReadTransaction | WriteTransaction,
   writable: boolean,
   readSet: ReadSet,
+  pinnedEnd: string | null = null,
 ): TransactionState {
   return {
     tx,
@@ -63,6 +81,7 @@ export function newTransactionState(
     nested: Promise.resolve(),
     doomed: null,
     metrics: { documentsRead: 0, documentsWritten: 0, databaseQueries: 0, functionsScheduled: 0 },
+    journal: { pinnedEnd, paginated: false, end: null },
   };
 }
 

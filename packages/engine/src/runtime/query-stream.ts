@@ -288,6 +288,11 @@ export interface PageRequest {
   readonly query: SerializedQuery;
   readonly cursor: string | null;
   readonly endCursor: string | null;
+  /**
+   * The end cursor came from the subscription's journal, not the caller: one that no longer
+   * fits the query (new code) is dropped rather than failing the query.
+   */
+  readonly endFromJournal?: boolean;
   readonly pageSize: number;
   readonly maximumRowsRead: number | null;
 }
@@ -334,10 +339,14 @@ export async function queryPage(state: TransactionState, request: PageRequest): 
     if (order === 'asc') start = keySuccessor(from.key);
     else end = from.key;
   }
-  const until: Position | null =
-    request.endCursor === null || request.endCursor === ''
-      ? null
-      : decodeCursor(request.endCursor, index, order, source);
+  let until: Position | null = null;
+  if (request.endCursor !== null && request.endCursor !== '') {
+    try {
+      until = decodeCursor(request.endCursor, index, order, source);
+    } catch (error) {
+      if (request.endFromJournal !== true) throw error;
+    }
+  }
   if (until?.kind === 'key') {
     if (order === 'asc') end = keySuccessor(until.key);
     else start = until.key;
@@ -363,7 +372,11 @@ export async function queryPage(state: TransactionState, request: PageRequest): 
   recordRead(state, cursor);
   if (until !== null) {
     // A pinned page ends where it was pinned; it is the last page only if pinned to the end.
-    return { page, isDone: until.kind === 'end', continueCursor: request.endCursor! };
+    return {
+      page,
+      isDone: until.kind === 'end',
+      continueCursor: encodeCursor(index, order, until),
+    };
   }
   if (cursor.done)
     return { page, isDone: true, continueCursor: encodeCursor(index, order, { kind: 'end' }) };

@@ -115,13 +115,21 @@ const ASYNC: Record<string, AsyncHandler> = {
   '1.0/queryPage': async (execution, args) => {
     const state = transaction(execution, 'paginate()');
     state.metrics.databaseQueries++;
+    // The first paginate() of a subscribed query ends where its page ended before (journal).
+    const journal = state.journal;
+    const first = !journal.paginated;
+    journal.paginated = true;
+    const endCursor = (args.endCursor as string | null | undefined) ?? null;
+    const pinnedEnd = first && endCursor === null ? journal.pinnedEnd : null;
     const result = await queryPage(state, {
       query: args.query as SerializedQuery,
       cursor: (args.cursor as string | null | undefined) ?? null,
-      endCursor: (args.endCursor as string | null | undefined) ?? null,
+      endCursor: endCursor ?? pinnedEnd,
+      endFromJournal: pinnedEnd !== null,
       pageSize: args.pageSize as number,
       maximumRowsRead: (args.maximumRowsRead as number | null | undefined) ?? null,
     });
+    if (first) journal.end = result.continueCursor;
     state.metrics.documentsRead += result.page.length;
     const page = result.page.map((entry) => entry.json()).join(',');
     return new RawJson(

@@ -218,7 +218,13 @@ export class SyncSession implements Subscriber {
           : null,
     };
     if (query.refused === null) {
-      query.entry = this.host.subscriptions.subscribe(this, add.udfPath, query.args, this.identity);
+      query.entry = this.host.subscriptions.subscribe(
+        this,
+        add.udfPath,
+        query.args,
+        this.identity,
+        add.journal ?? null,
+      );
     }
     this.queries.set(add.queryId, query);
     this.removed = this.removed.filter((id) => id !== add.queryId);
@@ -397,7 +403,7 @@ export class SyncSession implements Subscriber {
       query.sentVersion = entry.version;
       modifications.push(
         outcome.ok
-          ? `{"type":"QueryUpdated","queryId":${query.queryId},"value":${outcome.json},"logLines":${JSON.stringify(outcome.logLines)},"journal":null}`
+          ? `{"type":"QueryUpdated","queryId":${query.queryId},"value":${outcome.json},"logLines":${JSON.stringify(outcome.logLines)},"journal":${JSON.stringify(outcome.journal ?? null)}}`
           : JSON.stringify({
               type: 'QueryFailed',
               queryId: query.queryId,

@@ -58,6 +58,8 @@ export class QueryEntry {
     readonly path: string,
     readonly args: JSONValue,
     readonly identity: Identity,
+    /** The query's journal: each run gets the last one (a paginated page keeps its end). */
+    public journal: string | null,
   ) {}
 
   get stale(): boolean {
@@ -67,6 +69,8 @@ export class QueryEntry {
   /** Stores a new outcome; returns true when the result differs from the previous one. */
   update(outcome: QueryOutcome, snapshot: bigint): boolean {
     this.outcome = outcome;
+    // A failed run keeps the journal it was given: the next run pins the same page.
+    if (outcome.ok) this.journal = outcome.journal ?? null;
     this.forced = false;
     this.snapshot = snapshot;
     const fingerprint = outcome.ok
@@ -142,11 +146,18 @@ export class Subscriptions {
     if (any) this.schedule();
   }
 
-  subscribe(subscriber: Subscriber, path: string, args: JSONValue, identity: Identity): QueryEntry {
-    const key = `${identity.key}\u0000${path}\u0000${JSON.stringify(args)}`;
+  subscribe(
+    subscriber: Subscriber,
+    path: string,
+    args: JSONValue,
+    identity: Identity,
+    journal: string | null = null,
+  ): QueryEntry {
+    // A client resubscribing with a journal (after a reconnect) wants its own pinned page.
+    const key = `${identity.key}\u0000${path}\u0000${JSON.stringify(args)}\u0000${journal ?? ''}`;
     let entry = this.entries.get(key);
     if (entry === undefined) {
-      entry = new QueryEntry(key, path, args, identity);
+      entry = new QueryEntry(key, path, args, identity, journal);
       this.entries.set(key, entry);
       if (path.startsWith('_system/')) this.systemEntries.add(entry);
     }
@@ -266,6 +277,7 @@ export class Subscriptions {
         options: {
           caller: entry.identity.admin ? ('admin' as const) : ('client' as const),
           identity: entry.identity.user,
+          journal: entry.journal,
         },
       })),
     );
