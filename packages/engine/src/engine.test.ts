@@ -612,6 +612,26 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
       expect((await engine.query('rules:random', { salt: 'x' })).ok).toBe(true);
     });
 
+    it("holds a transaction to Convex's limits on documents read and written", async () => {
+      const engine = await startApp('basic', driver);
+      const tooMany = await engine.mutation('rules:manyWrites', { count: 16_001 });
+      expect(!tooMany.ok && tooMany.error.message).toMatch(
+        /Too many documents written in a single function execution \(limit: 16000\)/,
+      );
+      // Nothing of it was written; a mutation within the limit is fine.
+      expect(await ok(engine.query('messages:count', {}))).toBe(0);
+      await ok(engine.mutation('rules:manyWrites', { count: 1 }));
+      // The read limit is the engine's, whatever the driver: counted on SQLite, where 32,000
+      // reads take a moment (on PostgreSQL each is a round trip).
+      if (driver.name !== 'sqlite') return;
+      const id = ((await ok(engine.query('messages:list', {}))) as Array<{ _id: string }>)[0]!._id;
+      expect(await ok(engine.query('rules:manyReads', { id, count: 32_000 }))).toBe(32_000);
+      const reads = await engine.query('rules:manyReads', { id, count: 32_001 });
+      expect(!reads.ok && reads.error.message).toMatch(
+        /Too many documents read in a single function execution \(limit: 32000\)/,
+      );
+    });
+
     it('captures console output as log lines', async () => {
       const engine = await startApp('basic', driver);
       const outcome = await engine.query('rules:logs', {});

@@ -678,6 +678,7 @@ export class Engine implements Host {
     let info: FunctionInfo;
     try {
       info = this.registry.lookup(path, 'query', options.caller ?? 'client');
+      state.limited = !info.module.startsWith('_system/');
       this.checkArgs(info, args, tx.catalog());
     } catch (error) {
       return {
@@ -804,6 +805,7 @@ export class Engine implements Host {
         }
         await options.hooks?.before?.(tx);
         const state = newTransactionState(tx, true, new ReadSet());
+        state.limited = !info.module.startsWith('_system/');
         // Not only for getSnapshotTs: asking is what keeps mutations serialized in commit order
         // on PostgreSQL (its driver's notes say how and at what cost).
         void this.trackSnapshot(tx, state);

@@ -21,6 +21,8 @@ export const FunctionErrorCode = {
   Conflict: 'conflict',
   /** A query or mutation did not finish within the engine's time limit. */
   TimedOut: 'timed_out',
+  /** A query or mutation read or wrote more documents than one transaction may. */
+  LimitExceeded: 'limit_exceeded',
   /** A scheduled function was not run: canceled, or already run elsewhere. */
   Canceled: 'canceled',
   /** Something in Sleigh itself failed (a database outage, a bug). */

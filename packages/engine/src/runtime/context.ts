@@ -12,6 +12,7 @@ import type { ReadTransaction, WriteTransaction } from '@sleigh/storage';
 import type { ReadSet } from './readset.js';
 import type { QueryStream } from './query-stream.js';
 import type { Host } from './host.js';
+import { FunctionErrorCode, SyscallError } from '../errors.js';
 
 export type FunctionKind = 'query' | 'mutation' | 'action';
 
@@ -40,6 +41,8 @@ export interface TransactionState {
   doomed: Error | null;
   readonly metrics: TransactionMetrics;
   readonly journal: PageJournal;
+  /** Held to TRANSACTION_LIMITS (Sleigh's own `_system/` functions, the dashboard's, are not). */
+  limited: boolean;
 }
 
 /**
@@ -56,6 +59,34 @@ export interface PageJournal {
   paginated: boolean;
   /** Where this run's page ended (its continue cursor). */
   end: string | null;
+}
+
+/**
+ * Convex's limits on one transaction (a query or a mutation with what it calls), which keep a
+ * careless collect() or a runaway loop from holding the database and the server's memory.
+ */
+export const TRANSACTION_LIMITS = { documentsRead: 32_000, documentsWritten: 16_000 } as const;
+
+/** Counts documents read; past the limit the function fails, as on Convex. */
+export function countRead(state: TransactionState, documents = 1): void {
+  state.metrics.documentsRead += documents;
+  if (state.limited && state.metrics.documentsRead > TRANSACTION_LIMITS.documentsRead) {
+    throw new SyscallError(
+      FunctionErrorCode.LimitExceeded,
+      `Too many documents read in a single function execution (limit: ${TRANSACTION_LIMITS.documentsRead}). Consider using smaller limits in your queries, paginating your queries, or using indexed queries with a selective index range expression.`,
+    );
+  }
+}
+
+/** Counts a document written; past the limit the function fails, as on Convex. */
+export function countWrite(state: TransactionState): void {
+  state.metrics.documentsWritten++;
+  if (state.limited && state.metrics.documentsWritten > TRANSACTION_LIMITS.documentsWritten) {
+    throw new SyscallError(
+      FunctionErrorCode.LimitExceeded,
+      `Too many documents written in a single function execution (limit: ${TRANSACTION_LIMITS.documentsWritten}). Split the work over several mutations (schedule the rest, or use a workpool).`,
+    );
+  }
 }
 
 export interface TransactionMetrics {
@@ -82,6 +113,7 @@ export function newTransactionState(
     doomed: null,
     metrics: { documentsRead: 0, documentsWritten: 0, databaseQueries: 0, functionsScheduled: 0 },
     journal: { pinnedEnd, paginated: false, end: null },
+    limited: true,
   };
 }
 

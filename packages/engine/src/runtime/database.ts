@@ -16,7 +16,7 @@ import {
 } from '@sleigh/storage';
 import { type JSONValue, type ValidatorJSON, type Value } from 'convex/values';
 import { FunctionErrorCode, SyscallError } from '../errors.js';
-import type { Execution, TransactionState } from './context.js';
+import { countRead, countWrite, type Execution, type TransactionState } from './context.js';
 import { checkValue } from './validator.js';
 import { decode, decodePatch } from './values.js';
 
@@ -121,7 +121,7 @@ function recordDocumentRead(
 ): void {
   const byId = state.tx.catalog().index(table, BY_ID);
   if (byId !== undefined) state.readSet.addPoint(byId.id, idKey(id));
-  state.metrics.documentsRead += document === null ? 0 : 1;
+  if (document !== null) countRead(state);
 }
 
 async function readDocument(
@@ -246,7 +246,7 @@ export async function insert(
   } as Document;
   validateDocument(host, state, table, document, 'insert');
   await storageWrite('insert', () => tx.insert(table, document));
-  state.metrics.documentsWritten++;
+  countWrite(state);
   return { _id: document._id };
 }
 
@@ -307,7 +307,7 @@ export async function patch(
   }
   validateDocument(host, state, table.name, next, 'patch');
   await storageWrite('patch', () => tx.replace(table.name, next as Document));
-  state.metrics.documentsWritten++;
+  countWrite(state);
   return null;
 }
 
@@ -325,7 +325,7 @@ export async function replace(
   const next = { ...fields, _id: document._id, _creationTime: document._creationTime } as Document;
   validateDocument(host, state, table.name, next, 'replace');
   await storageWrite('replace', () => tx.replace(table.name, next));
-  state.metrics.documentsWritten++;
+  countWrite(state);
   return null;
 }
 
@@ -338,7 +338,7 @@ export async function remove(
   const id = parseId(args.id, 'delete');
   const { table } = await existingDocument(state, id, args.table ?? undefined, 'delete');
   await storageWrite('delete', () => tx.delete(table.name, id));
-  state.metrics.documentsWritten++;
+  countWrite(state);
   return null;
 }
 

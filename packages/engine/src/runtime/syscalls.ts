@@ -10,7 +10,14 @@ import { BY_CREATION_TIME, BY_ID, documentJson, StorageError } from '@sleigh/sto
 import { convexToJson, type JSONValue } from 'convex/values';
 import { FunctionErrorCode, SyscallError } from '../errors.js';
 import { tooFarOff } from '../jobs/timers.js';
-import { executions, type Execution, type FunctionKind, type TransactionState } from './context.js';
+import {
+  countRead,
+  executions,
+  TRANSACTION_LIMITS,
+  type Execution,
+  type FunctionKind,
+  type TransactionState,
+} from './context.js';
 import * as db from './database.js';
 import { QueryStream, queryPage, type SerializedQuery } from './query-stream.js';
 
@@ -109,7 +116,7 @@ const ASYNC: Record<string, AsyncHandler> = {
       state.streams.delete(args.queryId as number);
       return { value: null, done: true };
     }
-    state.metrics.documentsRead++;
+    countRead(state);
     return new RawJson(`{"value":${entry.json()},"done":false}`);
   },
   '1.0/queryPage': async (execution, args) => {
@@ -130,7 +137,7 @@ const ASYNC: Record<string, AsyncHandler> = {
       maximumRowsRead: (args.maximumRowsRead as number | null | undefined) ?? null,
     });
     if (first) journal.end = result.continueCursor;
-    state.metrics.documentsRead += result.page.length;
+    countRead(state, result.page.length);
     const page = result.page.map((entry) => entry.json()).join(',');
     return new RawJson(
       `{"page":[${page}],"isDone":${result.isDone},"continueCursor":${JSON.stringify(result.continueCursor)},"splitCursor":null,"pageStatus":null}`,
@@ -177,8 +184,8 @@ const ASYNC: Record<string, AsyncHandler> = {
       bytesRead: metric(0, 16 * 1024 * 1024),
       bytesWritten: metric(0, 16 * 1024 * 1024),
       databaseQueries: metric(metrics.databaseQueries, 4096),
-      documentsRead: metric(metrics.documentsRead, 32_000),
-      documentsWritten: metric(metrics.documentsWritten, 16_000),
+      documentsRead: metric(metrics.documentsRead, TRANSACTION_LIMITS.documentsRead),
+      documentsWritten: metric(metrics.documentsWritten, TRANSACTION_LIMITS.documentsWritten),
       functionsScheduled: metric(metrics.functionsScheduled, 1000),
       scheduledFunctionArgsBytes: metric(0, 16 * 1024 * 1024),
       filesWritten: metric(0, 0),

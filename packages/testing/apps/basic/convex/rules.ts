@@ -69,6 +69,25 @@ export const throwOddAction = action({
 });
 /* eslint-enable @typescript-eslint/only-throw-error */
 
+/** Inserts `count` messages: more than a transaction may write fails. */
+export const manyWrites = mutation({
+  args: { count: v.number() },
+  handler: async (ctx, { count }) => {
+    for (let i = 0; i < count; i++) {
+      await ctx.db.insert('messages', { channel: 'bulk', author: 'x', body: `${i}` });
+    }
+  },
+});
+
+/** Reads one document `count` times: more than a transaction may read fails. */
+export const manyReads = query({
+  args: { id: v.id('messages'), count: v.number() },
+  handler: async (ctx, { id, count }) => {
+    for (let i = 0; i < count; i++) await ctx.db.get(id);
+    return count;
+  },
+});
+
 export const hangingQuery = query({
   args: {},
   handler: async () => {
