@@ -233,6 +233,22 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
       expect(await sizeWith('garbage')).toEqual(['newest', 'm21']);
       const foreign = JSON.stringify({ endCursor: evens.continueCursor });
       expect(await sizeWith(foreign)).toEqual(['newest', 'm21']);
+      // A page that grew can be split where it says: the two halves hold it all, in order.
+      const grown = (await ok(
+        engine.query('messages:page', pageArgs, { journal: (pinned.ok && pinned.journal) || null }),
+      )) as unknown as Page & { splitCursor: string | null };
+      const half = async (cursor: string | null, endCursor: string) =>
+        (
+          (await ok(
+            engine.query(
+              'messages:page',
+              enc({ paginationOpts: { numItems: 2, cursor, endCursor }, channel: 'odd' }),
+            ),
+          )) as unknown as Page
+        ).page.map((m) => m.body);
+      expect(grown.splitCursor).not.toBeNull();
+      expect(await half(null, grown.splitCursor!)).toEqual(['newest']);
+      expect(await half(grown.splitCursor, grown.continueCursor)).toEqual(['m21', 'm19']);
       // Page sizes that would never move on, and cursors that are not ours, are refused.
       const refused = async (paginationOpts: Value) => {
         const outcome = await engine.query('messages:page', enc({ paginationOpts }));

@@ -6,7 +6,13 @@
  * React DOM renders into.
  */
 import { makeFunctionReference } from 'convex/server';
-import { ConvexProvider, ConvexReactClient, useMutation, useQuery } from 'convex/react';
+import {
+  ConvexProvider,
+  ConvexReactClient,
+  useMutation,
+  usePaginatedQuery,
+  useQuery,
+} from 'convex/react';
 import { act, createElement, type ReactElement } from 'react';
 import { createRoot } from 'react-dom/client';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -23,6 +29,17 @@ Object.assign(globalThis, {
 
 const counter = makeFunctionReference<'query', { name: string }, number>('bank:counter');
 const increment = makeFunctionReference<'mutation', { name: string }, number>('bank:increment');
+type Message = { _id: string; body: string };
+const page = makeFunctionReference<
+  'query',
+  { channel: string; paginationOpts: { numItems: number; cursor: string | null } },
+  { page: Message[]; isDone: boolean; continueCursor: string }
+>('messages:page');
+const send = makeFunctionReference<
+  'mutation',
+  { channel: string; author: string; body: string },
+  string
+>('messages:send');
 
 describe.each(DRIVERS)('React client on $name', (driver) => {
   it('renders useQuery results and re-renders when another client mutates', async () => {
@@ -60,6 +77,48 @@ describe.each(DRIVERS)('React client on $name', (driver) => {
     await other.mutation(increment, { name: 'react' });
     await waitFor(() => text() === 'count 2');
     expect(text()).toBe('count 2');
+    await act(async () => root.unmount());
+  });
+
+  it('keeps a usePaginatedQuery list whole while documents land in its loaded pages', async () => {
+    const server = await startServer(driver);
+    const writer = connect(server);
+    for (let i = 1; i <= 4; i++) {
+      await writer.mutation(send, { channel: 'feed', author: 'a', body: `m${i}` });
+    }
+    const client = new ConvexReactClient(server.url, {
+      webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket,
+      unsavedChangesWarning: false,
+    });
+    onTestFinished(() => client.close());
+    let more: ((n: number) => void) | null = null;
+    function Feed(): ReactElement {
+      const { results, loadMore } = usePaginatedQuery(
+        page,
+        { channel: 'feed' },
+        { initialNumItems: 2 },
+      );
+      more = loadMore;
+      return createElement('p', { id: 'feed' }, results.map((m) => m.body).join(','));
+    }
+    const container = document.createElement('div');
+    document.body.append(container);
+    const root = createRoot(container);
+    await act(async () => {
+      root.render(createElement(ConvexProvider, { client }, createElement(Feed)));
+    });
+    const text = () => container.querySelector('#feed')?.textContent;
+    await waitFor(() => text() === 'm4,m3');
+    await act(async () => more!(2));
+    await waitFor(() => text() === 'm4,m3,m2,m1');
+    // Newest first, so each lands in the first page: it grows (and the client splits it once
+    // it is over twice its size), and no message ever drops out of the list.
+    const expected = ['m4', 'm3', 'm2', 'm1'];
+    for (let i = 5; i <= 10; i++) {
+      await writer.mutation(send, { channel: 'feed', author: 'a', body: `m${i}` });
+      expected.unshift(`m${i}`);
+      await waitFor(() => text() === expected.join(','));
+    }
     await act(async () => root.unmount());
   });
 });

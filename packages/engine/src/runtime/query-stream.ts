@@ -301,6 +301,12 @@ export interface Page {
   readonly page: IndexEntry[];
   readonly isDone: boolean;
   readonly continueCursor: string;
+  /**
+   * Where the page could be cut in two (after its middle document), null for a page of fewer
+   * than two. Convex's clients split a page that grew past twice its size there: a pinned page
+   * (see PageJournal) that documents keep landing in stays small that way.
+   */
+  readonly splitCursor: string | null;
 }
 
 /**
@@ -324,7 +330,7 @@ export async function queryPage(state: TransactionState, request: PageRequest): 
   const index = source.index;
   if (index === null) {
     state.readSet.catalogDependent = true;
-    return { page: [], isDone: true, continueCursor: request.cursor ?? '' };
+    return { page: [], isDone: true, continueCursor: request.cursor ?? '', splitCursor: null };
   }
   const { order } = source;
   let { start, end } = source;
@@ -333,7 +339,12 @@ export async function queryPage(state: TransactionState, request: PageRequest): 
       ? { kind: 'start' }
       : decodeCursor(request.cursor, index, order, source);
   if (from.kind === 'end') {
-    return { page: [], isDone: true, continueCursor: encodeCursor(index, order, from) };
+    return {
+      page: [],
+      isDone: true,
+      continueCursor: encodeCursor(index, order, from),
+      splitCursor: null,
+    };
   }
   if (from.kind === 'key') {
     if (order === 'asc') start = keySuccessor(from.key);
@@ -370,16 +381,26 @@ export async function queryPage(state: TransactionState, request: PageRequest): 
     if (filters.every((test) => test(entry.document))) page.push(entry);
   }
   recordRead(state, cursor);
+  const middle = page[Math.floor(page.length / 2) - 1];
+  const splitCursor =
+    middle === undefined ? null : encodeCursor(index, order, { kind: 'key', key: middle.key });
   if (until !== null) {
     // A pinned page ends where it was pinned; it is the last page only if pinned to the end.
     return {
       page,
       isDone: until.kind === 'end',
       continueCursor: encodeCursor(index, order, until),
+      splitCursor,
     };
   }
-  if (cursor.done)
-    return { page, isDone: true, continueCursor: encodeCursor(index, order, { kind: 'end' }) };
+  if (cursor.done) {
+    return {
+      page,
+      isDone: true,
+      continueCursor: encodeCursor(index, order, { kind: 'end' }),
+      splitCursor,
+    };
+  }
   const lastKey = cursor.lastKey;
   return {
     page,
@@ -389,5 +410,6 @@ export async function queryPage(state: TransactionState, request: PageRequest): 
       order,
       lastKey === null ? from : { kind: 'key', key: lastKey },
     ),
+    splitCursor,
   };
 }

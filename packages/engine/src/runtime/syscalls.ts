@@ -140,7 +140,7 @@ const ASYNC: Record<string, AsyncHandler> = {
     countRead(state, result.page.length);
     const page = result.page.map((entry) => entry.json()).join(',');
     return new RawJson(
-      `{"page":[${page}],"isDone":${result.isDone},"continueCursor":${JSON.stringify(result.continueCursor)},"splitCursor":null,"pageStatus":null}`,
+      `{"page":[${page}],"isDone":${result.isDone},"continueCursor":${JSON.stringify(result.continueCursor)},"splitCursor":${JSON.stringify(result.splitCursor)},"pageStatus":null}`,
     );
   },
   '1.0/runUdf': (execution, args) => {
