@@ -139,6 +139,10 @@ export class PoolRunner implements LocalRunner {
   private maintenance: NodeJS.Timeout | null = null;
   /** The sweep of expired results under way, if any. */
   private sweeping: Promise<void> | null = null;
+  /** Cycles in flight: stopping waits for them before its last write. */
+  private readonly cycles = new Set<Promise<void>>();
+  /** Stopping, past the grace period: no cycle starts, the last write records what is left. */
+  private handingBack = false;
   /** Keys of queued jobs whose lease this runner is renewing right now. */
   private readonly renewing = new Set<string>();
   /**
@@ -189,6 +193,10 @@ export class PoolRunner implements LocalRunner {
     // Ends after its current page: the store must outlive it.
     if (this.sweeping !== null) everything.push(this.sweeping);
     await Promise.race([Promise.allSettled(everything), sleep(graceMs, undefined, { ref: false })]);
+    // A cycle in flight may be recording ends (or fail, putting them back): let it finish, and
+    // start no other, so the write below records every end exactly once.
+    this.handingBack = true;
+    await Promise.allSettled([...this.cycles]);
     // Record what ended, and hand back what still runs (pending again, not a failed attempt).
     await this.store
       .write(async (tx) => {
@@ -479,13 +487,13 @@ export class PoolRunner implements LocalRunner {
   }
 
   private cycle(pool: PoolState): void {
-    if (!this.started || this.stopped) return;
+    if (!this.started || this.stopped || this.handingBack) return;
     if (pool.cycling) {
       pool.again = true;
       return;
     }
     pool.cycling = true;
-    void (async () => {
+    const run = (async () => {
       try {
         do {
           pool.again = false;
@@ -500,6 +508,8 @@ export class PoolRunner implements LocalRunner {
         pool.cycling = false;
       }
     })();
+    this.cycles.add(run);
+    void run.finally(() => this.cycles.delete(run));
   }
 
   private armTimer(pool: PoolState, at: number | null): void {
