@@ -6,7 +6,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { listModules, LoadError, setLogSink } from '@sleigh/engine';
+import { describeThrown, listModules, LoadError, setLogSink } from '@sleigh/engine';
 import { adminKeyProblem, loadOrCreateAdminKey, SleighServer } from '@sleigh/server';
 import type { Store } from '@sleigh/storage';
 import { CliError, describeStore, openStore, type Locations, type Output } from './context.js';
@@ -202,7 +202,7 @@ export async function serveUntilSignalled(options: ServeOptions, output: Output)
   // process, and every other client with it. Say so instead, and keep serving.
   const unhandled = (reason: unknown) =>
     output.err(
-      `sleigh: a promise was rejected and nothing handled it (a function that did not await one of its calls, say); still serving. ${describeReason(reason)}`,
+      `sleigh: a promise was rejected and nothing handled it (a function that did not await one of its calls, say); still serving. ${reason instanceof Error ? `${reason.name}: ${reason.message}` : describeThrown(reason)}`,
     );
   process.on('unhandledRejection', unhandled);
   const running = await startServing(options, output);
@@ -223,14 +223,4 @@ export async function serveUntilSignalled(options: ServeOptions, output: Output)
   // An open IPC channel would keep this process alive after a clean stop.
   if (process.connected) process.disconnect();
   return 0;
-}
-
-/** A rejection's reason as one line of the log. */
-function describeReason(reason: unknown): string {
-  if (reason instanceof Error) return `${reason.name}: ${reason.message}`;
-  try {
-    return String(reason);
-  } catch {
-    return Object.prototype.toString.call(reason);
-  }
 }

@@ -8,6 +8,7 @@ export {
   type Result,
 } from './engine.js';
 export { FunctionError, FunctionErrorCode } from './errors.js';
+export { describeThrown } from './outcomes.js';
 export { LoadError, listModules } from './loader/bundle.js';
 export { generateCode } from './loader/codegen.js';
 export type { FunctionInfo } from './loader/registry.js';
