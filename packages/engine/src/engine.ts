@@ -33,12 +33,7 @@ import { FunctionError, FunctionErrorCode, SkipRun } from './errors.js';
 import { bundleFunctions, LoadError } from './loader/bundle.js';
 import { generateCode } from './loader/codegen.js';
 import { aKind, Registry, type FunctionInfo } from './loader/registry.js';
-import {
-  holdsNonFinite,
-  MAX_ARGS_NESTING,
-  nestedDeeperThan,
-  tooDeepMessage,
-} from './runtime/nesting.js';
+import { argsProblem, MAX_ARGS_NESTING, tooDeepMessage } from './runtime/nesting.js';
 import { applySchema, parseSchema, type ApplyReport, type Schema } from './loader/schema.js';
 import { installConsoleCapture } from './runtime/console.js';
 import {
@@ -441,10 +436,11 @@ export class Engine implements Host {
   // Running functions.
 
   private checkArgs(info: FunctionInfo, args: JSONValue, catalog: Catalog): void {
-    if (nestedDeeperThan(args, MAX_ARGS_NESTING)) {
+    const problem = argsProblem(args, MAX_ARGS_NESTING);
+    if (problem === 'too-deep') {
       throw new FunctionError(FunctionErrorCode.InvalidArguments, tooDeepMessage(info.path));
     }
-    if (holdsNonFinite(args)) {
+    if (problem === 'not-finite') {
       throw new FunctionError(
         FunctionErrorCode.InvalidArguments,
         `Invalid arguments for ${info.path}: they hold a number too large for a double (such as 1e400); send Infinity and NaN in Convex's encoding ({"$float": …})`,
