@@ -18,6 +18,7 @@ import { createRoot } from 'react-dom/client';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { JSDOM } from 'jsdom';
 import { WebSocket } from 'ws';
+import type { SleighServer } from './server.js';
 import { connect, DRIVERS, startServer, waitFor } from './test-server.js';
 
 const dom = new JSDOM('<!doctype html><html><body></body></html>');
@@ -41,14 +42,35 @@ const send = makeFunctionReference<
   string
 >('messages:send');
 
+/**
+ * Renders `component` under a ConvexProvider whose ConvexReactClient talks to `server`; returns
+ * the text of the element with `id`. The page is unmounted and the client closed afterwards.
+ */
+async function mount(
+  server: SleighServer,
+  component: () => ReactElement,
+  id: string,
+): Promise<() => string | null | undefined> {
+  const client = new ConvexReactClient(server.url, {
+    webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket,
+    unsavedChangesWarning: false,
+  });
+  const container = document.createElement('div');
+  document.body.append(container);
+  const root = createRoot(container);
+  onTestFinished(async () => {
+    await act(async () => root.unmount());
+    await client.close();
+  });
+  await act(async () => {
+    root.render(createElement(ConvexProvider, { client }, createElement(component)));
+  });
+  return () => container.querySelector(`#${id}`)?.textContent;
+}
+
 describe.each(DRIVERS)('React client on $name', (driver) => {
   it('renders useQuery results and re-renders when another client mutates', async () => {
     const server = await startServer(driver);
-    const client = new ConvexReactClient(server.url, {
-      webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket,
-      unsavedChangesWarning: false,
-    });
-    onTestFinished(() => client.close());
     let bump: (() => Promise<unknown>) | null = null;
     function Counter(): ReactElement {
       const value = useQuery(counter, { name: 'react' });
@@ -60,13 +82,7 @@ describe.each(DRIVERS)('React client on $name', (driver) => {
         value === undefined ? 'loading' : `count ${value}`,
       );
     }
-    const container = document.createElement('div');
-    document.body.append(container);
-    const root = createRoot(container);
-    await act(async () => {
-      root.render(createElement(ConvexProvider, { client }, createElement(Counter)));
-    });
-    const text = () => container.querySelector('#count')?.textContent;
+    const text = await mount(server, Counter, 'count');
     await waitFor(() => text() === 'count 0');
     // A mutation from this page, then one from an unrelated client: both show up.
     await act(async () => {
@@ -77,7 +93,6 @@ describe.each(DRIVERS)('React client on $name', (driver) => {
     await other.mutation(increment, { name: 'react' });
     await waitFor(() => text() === 'count 2');
     expect(text()).toBe('count 2');
-    await act(async () => root.unmount());
   });
 
   it('keeps a usePaginatedQuery list whole while documents land in its loaded pages', async () => {
@@ -86,11 +101,6 @@ describe.each(DRIVERS)('React client on $name', (driver) => {
     for (let i = 1; i <= 4; i++) {
       await writer.mutation(send, { channel: 'feed', author: 'a', body: `m${i}` });
     }
-    const client = new ConvexReactClient(server.url, {
-      webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket,
-      unsavedChangesWarning: false,
-    });
-    onTestFinished(() => client.close());
     let more: ((n: number) => void) | null = null;
     function Feed(): ReactElement {
       const { results, loadMore } = usePaginatedQuery(
@@ -101,13 +111,7 @@ describe.each(DRIVERS)('React client on $name', (driver) => {
       more = loadMore;
       return createElement('p', { id: 'feed' }, results.map((m) => m.body).join(','));
     }
-    const container = document.createElement('div');
-    document.body.append(container);
-    const root = createRoot(container);
-    await act(async () => {
-      root.render(createElement(ConvexProvider, { client }, createElement(Feed)));
-    });
-    const text = () => container.querySelector('#feed')?.textContent;
+    const text = await mount(server, Feed, 'feed');
     await waitFor(() => text() === 'm4,m3');
     await act(async () => more!(2));
     await waitFor(() => text() === 'm4,m3,m2,m1');
@@ -119,6 +123,5 @@ describe.each(DRIVERS)('React client on $name', (driver) => {
       expected.unshift(`m${i}`);
       await waitFor(() => text() === expected.join(','));
     }
-    await act(async () => root.unmount());
   });
 });
