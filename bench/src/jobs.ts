@@ -74,12 +74,17 @@ export async function benchSleighQueue(
     let started = 0;
     hooks.__sleighBenchStarted = () => void started++;
     await options.around?.start();
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     engine.startJobs({ log: (message) => console.error(`sleigh (${name}): ${message}`) });
     while (started < options.jobs || (await busy(store))) {
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
     const elapsed = performance.now() - t0;
+    // This process's CPU time per job: on SQLite, all the work; steadier than jobs/s on a busy
+    // machine (PostgreSQL's own work is not in it).
+    const cpu = process.cpuUsage(cpu0);
+    const cpuPerJob = (cpu.user + cpu.system) / options.jobs;
     await options.around?.stop();
 
     // Latency on the idle pool: one job at a time, from the enqueue call to its handler.
@@ -98,7 +103,7 @@ export async function benchSleighQueue(
       jobsPerSecond: (options.jobs / elapsed) * 1000,
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),
-      note: `maxParallelism 10; enqueueActionBatch ${formatRate(enqueueRate)}`,
+      note: `maxParallelism 10; enqueueActionBatch ${formatRate(enqueueRate)}; ${cpuPerJob.toFixed(0)} µs CPU/job here`,
     };
   } finally {
     delete hooks.__sleighBenchStarted;
