@@ -648,6 +648,39 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
       );
     });
 
+    it("holds a transaction to Convex's limits on bytes read and written", async () => {
+      const engine = await startApp('basic', driver);
+      // 17 documents of 1,000 KiB: each fits a document, together they pass 16 MiB.
+      const tooMuch = await engine.mutation('rules:bigWrites', {
+        channel: 'big',
+        count: 17,
+        kib: 1000,
+      });
+      expect(!tooMuch.ok && tooMuch.error.message).toMatch(
+        /Too many bytes written in a single function execution \(limit: 16777216 bytes\)/,
+      );
+      expect(await ok(engine.query('messages:count', {}))).toBe(0);
+      // Written in three mutations, they are too many bytes for one query to read, whether
+      // collected or paginated.
+      for (let i = 0; i < 3; i++) {
+        await ok(engine.mutation('rules:bigWrites', { channel: 'big', count: 6, kib: 1000 }));
+      }
+      for (const args of [{ channel: 'big' }, { channel: 'big', pageSize: 5 }]) {
+        const reads = await engine.query('rules:readChannel', args);
+        expect(!reads.ok && reads.error.message).toMatch(
+          /Too many bytes read in a single function execution \(limit: 16777216 bytes\)/,
+        );
+      }
+      // Within the limit, the metrics say what was read.
+      await ok(engine.mutation('rules:bigWrites', { channel: 'two', count: 2, kib: 1000 }));
+      const { count, bytesRead } = (await ok(
+        engine.query('rules:readChannel', { channel: 'two' }),
+      )) as { count: number; bytesRead: number };
+      expect(count).toBe(2);
+      expect(bytesRead).toBeGreaterThan(2 * 1000 * 1024);
+      expect(bytesRead).toBeLessThan(2 * 1001 * 1024);
+    });
+
     it('captures console output as log lines', async () => {
       const engine = await startApp('basic', driver);
       const outcome = await engine.query('rules:logs', {});

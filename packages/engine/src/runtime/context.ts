@@ -64,34 +64,66 @@ export interface PageJournal {
 /**
  * Convex's limits on one transaction (a query or a mutation with what it calls), which keep a
  * careless collect() or a runaway loop from holding the database and the server's memory.
+ * Bytes read are the documents' JSON text as the function receives it; bytes written, the
+ * documents' size as the 1 MiB document limit measures it.
  */
-export const TRANSACTION_LIMITS = { documentsRead: 32_000, documentsWritten: 16_000 } as const;
+export const TRANSACTION_LIMITS = {
+  documentsRead: 32_000,
+  documentsWritten: 16_000,
+  bytesRead: 16 * 1024 * 1024,
+  bytesWritten: 16 * 1024 * 1024,
+} as const;
 
-/** Counts documents read; past the limit the function fails, as on Convex. */
-export function countRead(state: TransactionState, documents = 1): void {
-  state.metrics.documentsRead += documents;
-  if (state.limited && state.metrics.documentsRead > TRANSACTION_LIMITS.documentsRead) {
-    throw new SyscallError(
-      FunctionErrorCode.LimitExceeded,
-      `Too many documents read in a single function execution (limit: ${TRANSACTION_LIMITS.documentsRead}). Consider using smaller limits in your queries, paginating your queries, or using indexed queries with a selective index range expression.`,
+const NARROW_READS =
+  'Consider using smaller limits in your queries, paginating your queries, or using indexed queries with a selective index range expression.';
+const SPLIT_WRITES =
+  'Split the work over several mutations (schedule the rest, or use a workpool).';
+
+/** Counts documents read (and their bytes); past a limit the function fails, as on Convex. */
+export function countRead(state: TransactionState, documents = 1, bytes = 0): void {
+  const metrics = state.metrics;
+  metrics.documentsRead += documents;
+  metrics.bytesRead += bytes;
+  if (!state.limited) return;
+  if (metrics.documentsRead > TRANSACTION_LIMITS.documentsRead) {
+    throw limitExceeded(
+      `Too many documents read in a single function execution (limit: ${TRANSACTION_LIMITS.documentsRead}). ${NARROW_READS}`,
+    );
+  }
+  if (metrics.bytesRead > TRANSACTION_LIMITS.bytesRead) {
+    throw limitExceeded(
+      `Too many bytes read in a single function execution (limit: ${TRANSACTION_LIMITS.bytesRead} bytes). ${NARROW_READS}`,
     );
   }
 }
 
-/** Counts a document written; past the limit the function fails, as on Convex. */
-export function countWrite(state: TransactionState): void {
-  state.metrics.documentsWritten++;
-  if (state.limited && state.metrics.documentsWritten > TRANSACTION_LIMITS.documentsWritten) {
-    throw new SyscallError(
-      FunctionErrorCode.LimitExceeded,
-      `Too many documents written in a single function execution (limit: ${TRANSACTION_LIMITS.documentsWritten}). Split the work over several mutations (schedule the rest, or use a workpool).`,
+/** Counts a document written (and its bytes); past a limit the function fails, as on Convex. */
+export function countWrite(state: TransactionState, bytes = 0): void {
+  const metrics = state.metrics;
+  metrics.documentsWritten++;
+  metrics.bytesWritten += bytes;
+  if (!state.limited) return;
+  if (metrics.documentsWritten > TRANSACTION_LIMITS.documentsWritten) {
+    throw limitExceeded(
+      `Too many documents written in a single function execution (limit: ${TRANSACTION_LIMITS.documentsWritten}). ${SPLIT_WRITES}`,
     );
   }
+  if (metrics.bytesWritten > TRANSACTION_LIMITS.bytesWritten) {
+    throw limitExceeded(
+      `Too many bytes written in a single function execution (limit: ${TRANSACTION_LIMITS.bytesWritten} bytes). ${SPLIT_WRITES}`,
+    );
+  }
+}
+
+function limitExceeded(message: string): SyscallError {
+  return new SyscallError(FunctionErrorCode.LimitExceeded, message);
 }
 
 export interface TransactionMetrics {
   documentsRead: number;
   documentsWritten: number;
+  bytesRead: number;
+  bytesWritten: number;
   databaseQueries: number;
   functionsScheduled: number;
 }
@@ -111,7 +143,14 @@ export function newTransactionState(
     snapshotTs: null,
     nested: Promise.resolve(),
     doomed: null,
-    metrics: { documentsRead: 0, documentsWritten: 0, databaseQueries: 0, functionsScheduled: 0 },
+    metrics: {
+      documentsRead: 0,
+      documentsWritten: 0,
+      bytesRead: 0,
+      bytesWritten: 0,
+      databaseQueries: 0,
+      functionsScheduled: 0,
+    },
     journal: { pinnedEnd, paginated: false, end: null },
     limited: true,
   };

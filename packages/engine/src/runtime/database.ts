@@ -6,6 +6,7 @@
 import {
   BY_CREATION_TIME,
   BY_ID,
+  checkDocument,
   idKey,
   newDocumentId,
   StorageError,
@@ -198,6 +199,23 @@ function asFields(value: Value, operation: string): Record<string, Value> {
 }
 
 /** Storage refusals (limits, bad values) become errors the function sees, with their message. */
+/**
+ * Writes a document, counted against the transaction's limits first (its size as the document
+ * limit measures it), so a write past them is never made.
+ */
+function writeDocument(
+  state: TransactionState,
+  operation: string,
+  table: string,
+  document: Document,
+  write: () => Promise<unknown>,
+): Promise<unknown> {
+  return storageWrite(operation, () => {
+    countWrite(state, checkDocument(table, document).size);
+    return write();
+  });
+}
+
 async function storageWrite<T>(operation: string, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
@@ -245,8 +263,7 @@ export async function insert(
     _creationTime: host.nextCreationTime(),
   } as Document;
   validateDocument(host, state, table, document, 'insert');
-  await storageWrite('insert', () => tx.insert(table, document));
-  countWrite(state);
+  await writeDocument(state, 'insert', table, document, () => tx.insert(table, document));
   return { _id: document._id };
 }
 
@@ -306,8 +323,9 @@ export async function patch(
     else next[field] = value;
   }
   validateDocument(host, state, table.name, next, 'patch');
-  await storageWrite('patch', () => tx.replace(table.name, next as Document));
-  countWrite(state);
+  await writeDocument(state, 'patch', table.name, next as Document, () =>
+    tx.replace(table.name, next as Document),
+  );
   return null;
 }
 
@@ -324,8 +342,7 @@ export async function replace(
   checkSystemFieldsUnchanged(document, fields, 'replace');
   const next = { ...fields, _id: document._id, _creationTime: document._creationTime } as Document;
   validateDocument(host, state, table.name, next, 'replace');
-  await storageWrite('replace', () => tx.replace(table.name, next));
-  countWrite(state);
+  await writeDocument(state, 'replace', table.name, next, () => tx.replace(table.name, next));
   return null;
 }
 
@@ -337,8 +354,8 @@ export async function remove(
   const state = execution.transaction!;
   const id = parseId(args.id, 'delete');
   const { table } = await existingDocument(state, id, args.table ?? undefined, 'delete');
-  await storageWrite('delete', () => tx.delete(table.name, id));
   countWrite(state);
+  await storageWrite('delete', () => tx.delete(table.name, id));
   return null;
 }
 

@@ -97,7 +97,10 @@ const SYNC: Record<string, SyncHandler> = {
 const ASYNC: Record<string, AsyncHandler> = {
   '1.0/get': async (execution, args) => {
     const document = await db.get(execution, args as Parameters<typeof db.get>[1]);
-    return document === null ? null : new RawJson(documentJson(document));
+    if (document === null) return null;
+    const json = documentJson(document);
+    countRead(transaction(execution, 'ctx.db.get'), 0, json.length);
+    return new RawJson(json);
   },
   '1.0/insert': (execution, args) =>
     db.insert(execution.host, execution, args as Parameters<typeof db.insert>[2]),
@@ -116,8 +119,9 @@ const ASYNC: Record<string, AsyncHandler> = {
       state.streams.delete(args.queryId as number);
       return { value: null, done: true };
     }
-    countRead(state);
-    return new RawJson(`{"value":${entry.json()},"done":false}`);
+    const json = entry.json();
+    countRead(state, 1, json.length);
+    return new RawJson(`{"value":${json},"done":false}`);
   },
   '1.0/queryPage': async (execution, args) => {
     const state = transaction(execution, 'paginate()');
@@ -137,8 +141,8 @@ const ASYNC: Record<string, AsyncHandler> = {
       maximumRowsRead: (args.maximumRowsRead as number | null | undefined) ?? null,
     });
     if (first) journal.end = result.continueCursor;
-    countRead(state, result.page.length);
     const page = result.page.map((entry) => entry.json()).join(',');
+    countRead(state, result.page.length, page.length);
     return new RawJson(
       `{"page":[${page}],"isDone":${result.isDone},"continueCursor":${JSON.stringify(result.continueCursor)},"splitCursor":${JSON.stringify(result.splitCursor)},"pageStatus":null}`,
     );
@@ -181,8 +185,8 @@ const ASYNC: Record<string, AsyncHandler> = {
       remaining: Math.max(0, limit - used),
     });
     return {
-      bytesRead: metric(0, 16 * 1024 * 1024),
-      bytesWritten: metric(0, 16 * 1024 * 1024),
+      bytesRead: metric(metrics.bytesRead, TRANSACTION_LIMITS.bytesRead),
+      bytesWritten: metric(metrics.bytesWritten, TRANSACTION_LIMITS.bytesWritten),
       databaseQueries: metric(metrics.databaseQueries, 4096),
       documentsRead: metric(metrics.documentsRead, TRANSACTION_LIMITS.documentsRead),
       documentsWritten: metric(metrics.documentsWritten, TRANSACTION_LIMITS.documentsWritten),

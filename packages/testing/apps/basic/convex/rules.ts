@@ -79,6 +79,37 @@ export const manyWrites = mutation({
   },
 });
 
+/** Writes `count` messages of `kib` KiB each to `channel`: too many bytes fail. */
+export const bigWrites = mutation({
+  args: { channel: v.string(), count: v.number(), kib: v.number() },
+  handler: async (ctx, { channel, count, kib }) => {
+    const body = 'x'.repeat(kib * 1024);
+    for (let i = 0; i < count; i++) await ctx.db.insert('messages', { channel, author: 'x', body });
+  },
+});
+
+/** Reads a channel's messages (all, or by paginate() in pages of `pageSize`) and its metrics. */
+export const readChannel = query({
+  args: { channel: v.string(), pageSize: v.optional(v.number()) },
+  handler: async (ctx, { channel, pageSize }) => {
+    const query = () =>
+      ctx.db.query('messages').withIndex('by_channel', (q) => q.eq('channel', channel));
+    let count = 0;
+    if (pageSize === undefined) count = (await query().collect()).length;
+    else {
+      let cursor: string | null = null;
+      for (;;) {
+        const page = await query().paginate({ cursor, numItems: pageSize });
+        count += page.page.length;
+        if (page.isDone) break;
+        cursor = page.continueCursor;
+      }
+    }
+    const { bytesRead } = await ctx.meta.getTransactionMetrics();
+    return { count, bytesRead: bytesRead.used };
+  },
+});
+
 /** Reads one document `count` times: more than a transaction may read fails. */
 export const manyReads = query({
   args: { id: v.id('messages'), count: v.number() },
