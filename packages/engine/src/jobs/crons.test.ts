@@ -113,6 +113,14 @@ describe.each(DRIVERS)('crons on $name', (driver) => {
     await expect(engine.reload()).rejects.toThrow(
       'crons.ts: cron "typo": Invalid arguments for scheduling:record: `label`: expected string, got float64 5',
     );
+    // An interval longer than a run may be scheduled ahead would never run.
+    writeCrons(
+      engine,
+      "crons.interval('ages', { hours: 1e9 }, internal.scheduling.record, { label: 'a' });",
+    );
+    await expect(engine.reload()).rejects.toThrow(
+      'crons.ts: cron "ages" must run at least once every 5 years (the scheduling limit)',
+    );
     // The failed loads changed nothing.
     expect(await call(engine.query('scheduling:crons', {}))).toEqual(before);
 

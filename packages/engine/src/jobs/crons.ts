@@ -36,7 +36,7 @@ import { convexToJson, jsonToConvex, type JSONValue, type Value } from 'convex/v
 import { LoadError } from '../loader/bundle.js';
 import { SYSTEM_TABLES } from '../loader/schema.js';
 import { insertScheduled } from './scheduled.js';
-import { delayUntil } from './timers.js';
+import { delayUntil, SCHEDULE_LIMIT_MS } from './timers.js';
 
 export const CRONS = '_cron_jobs';
 
@@ -109,8 +109,14 @@ export function nextRunAfter(schedule: CronSchedule, after: number): number {
 /** Checks a cron's schedule, naming the cron in the error. */
 function checkSchedule(cron: string, schedule: CronSchedule): void {
   if (schedule.type === 'interval') {
-    if (!(intervalMs(schedule) >= 1000)) {
+    const every = intervalMs(schedule);
+    if (!(every >= 1000)) {
       throw new LoadError(`crons.ts: cron "${cron}" must run at most once a second`);
+    }
+    if (every > SCHEDULE_LIMIT_MS) {
+      throw new LoadError(
+        `crons.ts: cron "${cron}" must run at least once every 5 years (the scheduling limit)`,
+      );
     }
     return;
   }
