@@ -38,6 +38,7 @@ import { applySchema, parseSchema, type ApplyReport, type Schema } from './loade
 import { installConsoleCapture } from './runtime/console.js';
 import {
   executions,
+  countScheduledArgs,
   newTransactionState,
   seededRandom,
   type Caller,
@@ -400,6 +401,7 @@ export class Engine implements Host {
       );
     }
     if (state !== null) {
+      countScheduledArgs(state, JSON.stringify(args).length);
       return insertScheduled(
         state.tx as WriteTransaction,
         info.path,

@@ -22,7 +22,12 @@ import {
 } from '@sleigh/storage';
 import { convexToJson, jsonToConvex, type JSONValue } from 'convex/values';
 import { FunctionErrorCode, SyscallError } from '../errors.js';
-import type { Execution, FunctionKind, TransactionState } from '../runtime/context.js';
+import {
+  countWrite,
+  type Execution,
+  type FunctionKind,
+  type TransactionState,
+} from '../runtime/context.js';
 import {
   cancelJob,
   dueRange,
@@ -195,8 +200,11 @@ export class PoolService {
     poolOptions: unknown,
     items: unknown,
   ): Promise<string[]> {
-    const run = this.prepareCall(poolName, poolOptions, items);
-    return this.inTransaction(execution, 'enqueue', run);
+    const { write, sizes } = this.prepareCall(poolName, poolOptions, items);
+    // A mutation's new jobs are its writes, held to its transaction's limits.
+    const state = execution.transaction;
+    if (state !== null) for (const size of sizes) countWrite(state, size);
+    return this.inTransaction(execution, 'enqueue', write);
   }
 
   /**
@@ -221,17 +229,20 @@ export class PoolService {
       }));
       await writeWithRetry(
         this.store,
-        this.prepareCall(declaration.pool, declaration.options, items),
+        this.prepareCall(declaration.pool, declaration.options, items).write,
       );
     }
   }
 
-  /** Checks a call's jobs and returns what writes them, in dependency order, in a transaction. */
+  /**
+   * Checks a call's jobs and returns what writes them, in dependency order, in a transaction,
+   * and each new job's size.
+   */
   private prepareCall(
     poolName: unknown,
     poolOptions: unknown,
     items: unknown,
-  ): (tx: WriteTransaction) => Promise<string[]> {
+  ): { write: (tx: WriteTransaction) => Promise<string[]>; sizes: number[] } {
     const { name: pool, options } = parsePool(poolName, poolOptions);
     if (!Array.isArray(items)) throw invalid('Workpool enqueue: expected a list of jobs');
     if (items.length > MAX_ENQUEUE_PER_CALL) {
@@ -241,10 +252,15 @@ export class PoolService {
     }
     const now = Date.now();
     const list = items as EnqueueItem[];
-    const jobs = list.map((item) => this.prepare(pool, options, item, now));
+    const sizes: number[] = [];
+    const jobs = list.map((item) => {
+      const job = this.prepare(pool, options, item, now);
+      sizes.push(fitsWithRoom(job));
+      return job;
+    });
     const links = list.map((item, i) => parseLinks(pool, item, i, list.length));
     const order = enqueueOrder(pool, list, links);
-    return async (tx) => {
+    const write = async (tx: WriteTransaction) => {
       await this.ensurePool(tx, pool, options);
       const ids: string[] = new Array<string>(list.length);
       const parents = new ParentUpdates();
@@ -303,6 +319,7 @@ export class PoolService {
       await parents.save(tx, now);
       return ids;
     };
+    return { write, sizes };
   }
 
   /** The pool's dead letters (jobs that failed for good), oldest first. */
@@ -446,7 +463,6 @@ export class PoolService {
       ...(item.priority === undefined || item.priority === 0 ? {} : { priority: item.priority }),
       ...(item.group === undefined ? {} : { group: parseGroup(pool, item.group) }),
     };
-    fitsWithRoom(job);
     return job;
   }
 
@@ -625,8 +641,11 @@ function encodeNameEnd(name: string): Uint8Array {
  */
 export const MAX_NEW_JOB_BYTES = LIMITS.maxDocumentBytes - 32 * 1024;
 
-/** Refuses a job too large to leave room for its outcome, naming its size and the limit. */
-function fitsWithRoom(job: PoolJob): void {
+/**
+ * Refuses a job too large to leave room for its outcome, naming its size and the limit;
+ * returns its size.
+ */
+function fitsWithRoom(job: PoolJob): number {
   let size: number;
   try {
     ({ size } = checkDocument(POOL_JOBS, job));
@@ -641,4 +660,5 @@ function fitsWithRoom(job: PoolJob): void {
       `Workpool "${job.pool}": the job for ${job.fn} is ${size} bytes (its arguments, mostly); a new job may take at most ${MAX_NEW_JOB_BYTES} bytes, leaving room in its 1 MiB document for its result and errors`,
     );
   }
+  return size;
 }

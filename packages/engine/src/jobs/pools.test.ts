@@ -368,6 +368,26 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     expect(await call(engine.query('pools:jobs', {}))).toEqual([]);
   });
 
+  it("holds a mutation's new jobs and scheduled functions to its transaction's byte limits", async () => {
+    const engine = await startApp('pools', driver);
+    for (const via of ['pool', 'scheduler'] as const) {
+      const outcome = await engine.mutation('pools:enqueuePadded', { count: 17, kib: 990, via });
+      expect(!outcome.ok && outcome.error.message).toMatch(
+        via === 'pool'
+          ? /Too many bytes written in a single function execution \(limit: 16777216 bytes\)/
+          : /Too many bytes of arguments for scheduled functions in a single function execution \(limit: 16777216 bytes\)/,
+      );
+    }
+    // Nothing of either was written; within the limit, both are.
+    expect(await call(engine.query('pools:jobs', {}))).toEqual([]);
+    expect(await engine.store.read((tx) => tx.count('_scheduled_functions'))).toBe(0);
+    for (const via of ['pool', 'scheduler'] as const) {
+      await call(engine.mutation('pools:enqueuePadded', { count: 2, kib: 990, via }));
+    }
+    expect(await call(engine.query('pools:jobs', {}))).toHaveLength(2);
+    expect(await engine.store.read((tx) => tx.count('_scheduled_functions'))).toBe(2);
+  });
+
   it('fails a job whose return value is too large to store, and its pool goes on', async () => {
     const engine = await startApp('pools', driver, { jobs: {} });
     const big = (await call(

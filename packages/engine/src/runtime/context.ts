@@ -72,6 +72,7 @@ export const TRANSACTION_LIMITS = {
   documentsWritten: 16_000,
   bytesRead: 16 * 1024 * 1024,
   bytesWritten: 16 * 1024 * 1024,
+  scheduledFunctionArgsBytes: 16 * 1024 * 1024,
 } as const;
 
 const NARROW_READS =
@@ -115,6 +116,17 @@ export function countWrite(state: TransactionState, bytes = 0): void {
   }
 }
 
+/** Counts the arguments of a function scheduled (their JSON text); past 16 MiB it fails. */
+export function countScheduledArgs(state: TransactionState, bytes: number): void {
+  state.metrics.scheduledFunctionArgsBytes += bytes;
+  const limit = TRANSACTION_LIMITS.scheduledFunctionArgsBytes;
+  if (state.limited && state.metrics.scheduledFunctionArgsBytes > limit) {
+    throw limitExceeded(
+      `Too many bytes of arguments for scheduled functions in a single function execution (limit: ${limit} bytes). Schedule one function that does the rest.`,
+    );
+  }
+}
+
 function limitExceeded(message: string): SyscallError {
   return new SyscallError(FunctionErrorCode.LimitExceeded, message);
 }
@@ -126,6 +138,7 @@ export interface TransactionMetrics {
   bytesWritten: number;
   databaseQueries: number;
   functionsScheduled: number;
+  scheduledFunctionArgsBytes: number;
 }
 
 export function newTransactionState(
@@ -150,6 +163,7 @@ export function newTransactionState(
       bytesWritten: 0,
       databaseQueries: 0,
       functionsScheduled: 0,
+      scheduledFunctionArgsBytes: 0,
     },
     journal: { pinnedEnd, paginated: false, end: null },
     limited: true,

@@ -191,7 +191,10 @@ const ASYNC: Record<string, AsyncHandler> = {
       documentsRead: metric(metrics.documentsRead, TRANSACTION_LIMITS.documentsRead),
       documentsWritten: metric(metrics.documentsWritten, TRANSACTION_LIMITS.documentsWritten),
       functionsScheduled: metric(metrics.functionsScheduled, 1000),
-      scheduledFunctionArgsBytes: metric(0, 16 * 1024 * 1024),
+      scheduledFunctionArgsBytes: metric(
+        metrics.scheduledFunctionArgsBytes,
+        TRANSACTION_LIMITS.scheduledFunctionArgsBytes,
+      ),
       filesWritten: metric(0, 0),
       fileWriteBytes: metric(0, 0),
       filesRead: metric(0, 0),

@@ -288,6 +288,31 @@ export const enqueueSized = mutation({
     }),
 });
 
+/** Takes large arguments and does nothing with them. */
+export const padded = internalAction({
+  args: { pad: v.string() },
+  handler: async () => null,
+});
+
+/**
+ * Enqueues (or schedules) `count` jobs with `kib` KiB of arguments each, in one mutation: past
+ * 16 MiB it fails, as a mutation writing that much would.
+ */
+export const enqueuePadded = mutation({
+  args: {
+    count: v.number(),
+    kib: v.number(),
+    via: v.union(v.literal('pool'), v.literal('scheduler')),
+  },
+  handler: async (ctx, { count, kib, via }) => {
+    const pad = 'x'.repeat(kib * 1024);
+    for (let i = 0; i < count; i++) {
+      if (via === 'pool') await pools.wide.enqueueAction(ctx, internal.pools.padded, { pad });
+      else await ctx.scheduler.runAfter(60_000, internal.pools.padded, { pad });
+    }
+  },
+});
+
 /** Many jobs that do next to nothing (`sized` of one byte), in one batch. */
 export const enqueueQuick = mutation({
   args: { pool: vPool, count: v.number() },
