@@ -181,8 +181,14 @@ class KeyWriter {
     throw new TypeError(`Not a Convex value: ${typeof v}`);
   }
 
+  /**
+   * A copy of the key. A Buffer (a Uint8Array) from Node's pool costs a fifth of a fresh
+   * Uint8Array's own ArrayBuffer, and the drivers pass it to the database as it is.
+   */
   take(): Uint8Array {
-    return this.buffer.slice(0, this.length);
+    const key = Buffer.allocUnsafe(this.length);
+    key.set(this.buffer.subarray(0, this.length));
+    return key;
   }
 }
 
