@@ -290,6 +290,36 @@ describe('postgres store', () => {
     expect(await store.read((tx) => tx.count('things'))).toBe(1);
   });
 
+  it('survives the server ending a new connection before its first statement', async () => {
+    const store = await openPostgresStore({
+      connectionString: databaseUrl(),
+      schema: freshSchema(),
+    });
+    onTestFinished(() => store.close());
+    const pool = (store as unknown as { pool: pg.Pool }).pool;
+    // A restart's FATAL can come in with a new connection's first answer: the pool has stopped
+    // listening (the connection is checked out) and the caller has not resumed yet.
+    let ended = 0;
+    const endNewConnection = (client: pg.PoolClient) =>
+      queueMicrotask(() => {
+        ended++;
+        client.emit('error', new Error('terminating connection due to administrator command'));
+      });
+    pool.on('acquire', endNewConnection);
+    // Fill the pool, so that one more read needs a new connection.
+    const reads = Array.from({ length: 12 }, () =>
+      store.read(async (tx) => {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        return tx.timestamp();
+      }),
+    );
+    await Promise.allSettled(reads);
+    pool.off('acquire', endNewConnection);
+    expect(ended).toBeGreaterThan(0);
+    // The process is still here, and so is the store.
+    expect(typeof (await store.read((tx) => tx.timestamp()))).toBe('bigint');
+  });
+
   it('refuses an unsafe schema name', async () => {
     await expect(
       openPostgresStore({ connectionString: databaseUrl(), schema: 'x; drop' }),

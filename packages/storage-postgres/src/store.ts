@@ -61,9 +61,6 @@ export interface PostgresStoreOptions {
   readonly connectTimeoutMs?: number;
 }
 
-/** Pool connections that have this store's listener for errors while checked out. */
-const guarded = new WeakSet<pg.PoolClient>();
-
 /** Trim the commit log after this many local commits. */
 const TRIM_EVERY = 1000;
 
@@ -153,6 +150,12 @@ export class PostgresStore implements Store {
     pool.on('error', (error) =>
       console.error(`sleigh: idle PostgreSQL connection failed: ${error.message}`),
     );
+    // The pool listens for errors of idle connections only. One checked out that the server
+    // ends (a restart: "terminating connection due to administrator command") would emit an
+    // 'error' nobody hears, which ends the process; its next statement fails with it instead.
+    // Listening from the moment a connection is made leaves no gap: the server's FATAL can
+    // arrive with the connection's first answer, before whoever checked it out runs again.
+    pool.on('connect', (client) => client.on('error', () => undefined));
     try {
       const client = await pool.connect();
       try {
@@ -233,14 +236,6 @@ export class PostgresStore implements Store {
       client = await this.pool.connect();
     } catch (error) {
       throw translateError(error);
-    }
-    // The pool listens for errors of idle connections only. One checked out, between two
-    // statements of a transaction, that the server ends (a restart: "terminating connection
-    // due to administrator command") would emit an 'error' nobody hears, which ends the
-    // process. Heard here, it is ignored: the transaction's next statement fails with it.
-    if (!guarded.has(client)) {
-      client.on('error', () => undefined);
-      guarded.add(client);
     }
     return client;
   }
