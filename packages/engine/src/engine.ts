@@ -313,7 +313,7 @@ export class Engine implements Host {
         cause: error,
       });
     }
-    await this.store.write((tx) => syncCrons(tx, crons, Date.now(), nextCreationTime));
+    await writeWithRetry(this.store, (tx) => syncCrons(tx, crons, Date.now(), nextCreationTime));
     this.registry = registry;
     this.schema = schema;
     try {

@@ -67,6 +67,32 @@ describe.each(DRIVERS)('loading on $name', (driver) => {
     expect(engine.functions().some((f) => f.path === 'extra:bodies')).toBe(true);
   });
 
+  // A SQLite file has one server; PostgreSQL is shared.
+  it.runIf(driver.name === 'postgres')(
+    'applies one schema from servers starting together on a fresh database',
+    async () => {
+      // Each round, three engines on one new store race to create the same tables and indexes.
+      for (let round = 0; round < 3; round++) {
+        const place = driver.place();
+        const stores = [await place.open(), await place.open(), await place.open()];
+        const engines = await Promise.all(
+          stores.map((store) => startApp('basic', driver, { store })),
+        );
+        await engines[0]!.mutation('messages:send', {
+          channel: 'a',
+          author: 'x',
+          body: `${round}`,
+        });
+        for (const engine of engines) {
+          expect(await engine.query('messages:byChannel', { channel: 'a' })).toMatchObject({
+            ok: true,
+            value: [{ body: `${round}` }],
+          });
+        }
+      }
+    },
+  );
+
   it('backfills an index added to the schema, and drops one removed from it', async () => {
     const engine = await startApp('basic', driver, { copy: true });
     for (const author of ['zoe', 'adam', 'mia'])

@@ -10,6 +10,17 @@ export function quoteIdentifier(name: string): string {
 /** SQLSTATEs that mean "another transaction won; run this one again". */
 const CONFLICT_STATES = new Set(['40001', '40P01']);
 
+/**
+ * The catalog's unique keys: violating one means another process created the same table or
+ * index (or took the same number) at the same time, which is a race to run again, not an error.
+ */
+const CATALOG_CONSTRAINTS = new Set([
+  'tables_pkey',
+  'tables_name_key',
+  'indexes_pkey',
+  'indexes_table_number_name_key',
+]);
+
 /** Errors of the connection rather than of the statement: the server or network went away. */
 function isConnectionError(error: { code?: string; message?: string }): boolean {
   const code = error.code ?? '';
@@ -38,6 +49,13 @@ export function translateError(error: unknown, committing = false): unknown {
     return new StorageError(
       StorageErrorCode.Conflict,
       `Transaction conflicted with a concurrent one: ${pgError.message ?? pgError.code}`,
+      { cause: error },
+    );
+  }
+  if (pgError.code === '23505' && CATALOG_CONSTRAINTS.has(pgError.constraint ?? '')) {
+    return new StorageError(
+      StorageErrorCode.Conflict,
+      `Another process changed the tables or indexes at the same time: ${pgError.message}`,
       { cause: error },
     );
   }

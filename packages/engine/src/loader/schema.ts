@@ -20,6 +20,7 @@ import {
 import type { ValidatorJSON } from 'convex/values';
 import { checkValue } from '../runtime/validator.js';
 import { LoadError } from './bundle.js';
+import { writeWithRetry } from '../jobs/write-retry.js';
 
 export interface TableSchema {
   readonly name: string;
@@ -211,8 +212,10 @@ export async function applySchema(
   schema: Schema | null,
   now: () => number,
 ): Promise<ApplyReport> {
-  const report: ApplyReport = { createdTables: [], createdIndexes: [], droppedIndexes: [] };
-  await store.write(async (tx) => {
+  let report: ApplyReport = { createdTables: [], createdIndexes: [], droppedIndexes: [] };
+  // Servers starting together on one database race to apply it: the loser runs again.
+  await writeWithRetry(store, async (tx) => {
+    report = { createdTables: [], createdIndexes: [], droppedIndexes: [] };
     await ensureSystemTables(tx);
     if (schema === null) return;
     const previous = await previousDocumentTypes(tx);
