@@ -1,9 +1,10 @@
 /**
  * The execution log: this process's recent function executions, newest last, for the
- * dashboard's Logs page. It lives in memory (a ring of the last `capacity` executions), so
- * logging costs the hot path one array write and no database write; each server of a fleet
- * keeps its own. Sleigh's own `_system/` functions are left out (the dashboard reading the log
- * must not fill it).
+ * dashboard's Logs page. It lives in memory (the last `capacity` executions, and no more than
+ * `maxBytes` of their log lines and errors: a function may log 8 MiB a run, so a count alone
+ * would let a chatty public function fill the heap), so logging costs the hot path no database
+ * write; each server of a fleet keeps its own. Sleigh's own `_system/` functions are left out
+ * (the dashboard reading the log must not fill it).
  */
 
 /** Who ran it: a client, the scheduler (crons included) or a workpool. */
@@ -28,8 +29,11 @@ export interface ExecutionFilter {
 }
 
 export class ExecutionLog {
-  private readonly ring: Array<ExecutionRecord | undefined>;
-  private next = 0;
+  /** Oldest first, from `first` on (the slots before it were evicted). */
+  private entries: Array<ExecutionRecord | undefined> = [];
+  private sizes: number[] = [];
+  private first = 0;
+  private bytes = 0;
   private count = 0;
 
   /** Executions recorded since start. */
@@ -38,20 +42,43 @@ export class ExecutionLog {
   }
   private readonly listeners = new Set<() => void>();
 
-  constructor(readonly capacity = 1000) {
-    this.ring = new Array<ExecutionRecord | undefined>(capacity);
-  }
+  constructor(
+    readonly capacity = 1000,
+    readonly maxBytes = 32 * 1024 * 1024,
+  ) {}
 
   /** Executions since start by `kind outcome` (the metrics' counters). */
   readonly totals = new Map<string, number>();
+
+  /** Bytes of log lines and errors held now (characters, as strings hold them). */
+  get heldBytes(): number {
+    return this.bytes;
+  }
 
   record(entry: Omit<ExecutionRecord, 'id'>): void {
     if (entry.path.startsWith('_system/')) return;
     this.count++;
     const key = `${entry.kind} ${entry.outcome}`;
     this.totals.set(key, (this.totals.get(key) ?? 0) + 1);
-    this.ring[this.next] = { id: this.count.toString(36), ...entry };
-    this.next = (this.next + 1) % this.capacity;
+    let size = entry.path.length + (entry.error?.length ?? 0);
+    for (const line of entry.logLines) size += line.length;
+    this.entries.push({ id: this.count.toString(36), ...entry });
+    this.sizes.push(size);
+    this.bytes += size;
+    // The oldest go first, until both the count and the bytes fit (the newest always stays).
+    while (
+      this.entries.length - this.first > 1 &&
+      (this.entries.length - this.first > this.capacity || this.bytes > this.maxBytes)
+    ) {
+      this.bytes -= this.sizes[this.first]!;
+      this.entries[this.first] = undefined;
+      this.first++;
+    }
+    if (this.first >= this.capacity) {
+      this.entries = this.entries.slice(this.first);
+      this.sizes = this.sizes.slice(this.first);
+      this.first = 0;
+    }
     for (const listener of this.listeners) listener();
   }
 
@@ -59,9 +86,8 @@ export class ExecutionLog {
   recent(filter: ExecutionFilter = {}): ExecutionRecord[] {
     const limit = Math.max(0, Math.min(filter.limit ?? 200, this.capacity));
     const out: ExecutionRecord[] = [];
-    for (let i = 1; i <= this.capacity && out.length < limit; i++) {
-      const entry = this.ring[(this.next - i + this.capacity) % this.capacity];
-      if (entry === undefined) break;
+    for (let i = this.entries.length - 1; i >= this.first && out.length < limit; i--) {
+      const entry = this.entries[i]!;
       if (filter.function !== undefined && entry.path !== filter.function) continue;
       if (filter.outcome !== undefined && entry.outcome !== filter.outcome) continue;
       out.push(entry);
