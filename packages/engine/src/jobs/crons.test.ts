@@ -78,6 +78,40 @@ describe.each(DRIVERS)('crons on $name', (driver) => {
     expect(after!.nextRun).toBeGreaterThan(after!.lastRun);
   });
 
+  it('skips a tick while the previous run has not finished, as Convex does', async () => {
+    const logged: string[] = [];
+    const engine = await startApp('jobs', driver, {
+      copy: true,
+      jobs: { log: (message) => logged.push(message) },
+    });
+    // Every second, a run that takes 2.5 s.
+    writeCrons(
+      engine,
+      "crons.interval('slow', { seconds: 1 }, internal.scheduling.work, { label: 'slow', ms: 2500 });",
+    );
+    await engine.reload();
+    await sleep(6000);
+    const runs = (
+      (await call(engine.query('scheduling:scheduled', {}))) as Array<{
+        name: string;
+        scheduledTime: number;
+        completedTime?: number;
+      }>
+    ).filter((run) => run.name === 'scheduling:work');
+    // Each run started after the one before it ended: never two at once.
+    expect(runs.length).toBeGreaterThanOrEqual(1);
+    expect(runs.length).toBeLessThanOrEqual(3);
+    for (const [i, run] of runs.entries()) {
+      if (i === 0) continue;
+      expect(run.scheduledTime).toBeGreaterThanOrEqual(runs[i - 1]!.completedTime!);
+    }
+    expect(logged.some((line) => /cron "slow": skipped the run due at/.test(line))).toBe(true);
+    const [cron] = (await call(engine.query('scheduling:crons', {}))) as Array<{
+      lastSkipped?: number;
+    }>;
+    expect(cron!.lastSkipped).toBeGreaterThan(0);
+  });
+
   it('keeps a cron on reload, drops a removed one, and refuses bad crons with clear errors', async () => {
     const engine = await startApp('jobs', driver, { copy: true });
     writeCrons(

@@ -16,6 +16,9 @@
  * - Missed ticks: when Sleigh was stopped over one or more ticks, the cron runs once as soon as
  *   it is back (one catch-up run, however many ticks were missed), and its next tick is the
  *   first one after that moment. Interval crons count from the catch-up run.
+ * - One run at a time, as on Convex: a tick that comes while the cron's previous run is still
+ *   pending or running is skipped (and logged) rather than scheduled beside it, so a slow run
+ *   or a backlog of scheduled functions never piles runs up.
  *
  *   load ─▶ syncCrons ─▶ _cron_jobs.nextRun ─(timer)─▶ tick tx: schedule + lastRun/nextRun ─┐
  *                              ▲                                                          │
@@ -35,7 +38,7 @@ import { CronExpressionParser } from 'cron-parser';
 import { convexToJson, jsonToConvex, type JSONValue, type Value } from 'convex/values';
 import { LoadError } from '../loader/bundle.js';
 import { SYSTEM_TABLES } from '../loader/schema.js';
-import { insertScheduled } from './scheduled.js';
+import { insertScheduled, SCHEDULED, stateOf } from './scheduled.js';
 import { delayUntil, SCHEDULE_LIMIT_MS } from './timers.js';
 
 export const CRONS = '_cron_jobs';
@@ -66,6 +69,8 @@ export interface CronJob extends Document {
   /** When it last ran (ms), and the scheduled function of that run. */
   lastRun?: number;
   lastJobId?: string;
+  /** When a tick was last skipped because the run before it had not ended. */
+  lastSkipped?: number;
   nextRun: number;
 }
 
@@ -311,7 +316,7 @@ export class CronRunner {
   private async tickDue(): Promise<void> {
     for (;;) {
       const now = Date.now();
-      const { value: next } = await this.store.write(async (tx) => {
+      const { value } = await this.store.write(async (tx) => {
         if (tx.catalog().table(CRONS) === undefined) return null;
         const [first] = await tx.scan({
           table: CRONS,
@@ -321,7 +326,16 @@ export class CronRunner {
         });
         if (first === undefined) return null;
         const job = first.document as CronJob;
-        if (job.nextRun > now) return job.nextRun;
+        if (job.nextRun > now) return { next: job.nextRun, skipped: null };
+        const nextRun = nextRunAfter(job.schedule, Math.max(now, job.nextRun));
+        const previous =
+          job.lastJobId === undefined ? null : await tx.get(SCHEDULED, job.lastJobId);
+        const unfinished =
+          previous !== null && ['pending', 'inProgress'].includes(stateOf(previous));
+        if (unfinished) {
+          await tx.replace(CRONS, { ...job, lastSkipped: now, nextRun });
+          return { next: now, skipped: job };
+        }
         const jobId = await insertScheduled(
           tx,
           job.function,
@@ -329,15 +343,16 @@ export class CronRunner {
           now,
           this.creationTime(),
         );
-        await tx.replace(CRONS, {
-          ...job,
-          lastRun: now,
-          lastJobId: jobId,
-          nextRun: nextRunAfter(job.schedule, Math.max(now, job.nextRun)),
-        });
-        return now;
+        await tx.replace(CRONS, { ...job, lastRun: now, lastJobId: jobId, nextRun });
+        return { next: now, skipped: null };
       });
-      if (next === null) return;
+      if (value === null) return;
+      const { next, skipped } = value;
+      if (skipped !== null) {
+        this.log(
+          `cron "${skipped.name}": skipped the run due at ${new Date(skipped.nextRun).toISOString()}, because its previous run (${skipped.lastJobId}) has not finished`,
+        );
+      }
       if (next > now) {
         this.arm(next);
         return;
