@@ -152,6 +152,38 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
       expect(await ok(engine.query('messages:count', {}))).toBe(6);
     });
 
+    it("bounds a filtered page of the dashboard's Data page, which goes on from where it stopped", async () => {
+      const engine = await startApp('basic', driver);
+      await ok(engine.mutation('rules:manyWrites', { count: 5500 }));
+      await ok(
+        engine.mutation('messages:send', enc({ channel: 'c', author: 'needle', body: 'n' })),
+      );
+      const page = async (cursor: string | null) => {
+        const outcome = await engine.query(
+          '_system/data:documents',
+          {
+            table: 'messages',
+            order: 'asc',
+            filters: [{ field: 'author', value: 'needle' }],
+            paginationOpts: { numItems: 10, cursor },
+          },
+          { caller: 'admin' },
+        );
+        if (!outcome.ok) throw outcome.error;
+        return outcome.value as unknown as {
+          page: Array<{ author: string }>;
+          isDone: boolean;
+          continueCursor: string;
+        };
+      };
+      // The first 5,000 documents hold no match: the page stops there rather than scan on.
+      const first = await page(null);
+      expect(first.page).toEqual([]);
+      expect(first.isDone).toBe(false);
+      const second = await page(first.continueCursor);
+      expect(second.page.map((m) => m.author)).toEqual(['needle']);
+    });
+
     it('paginates with stable cursors, also across inserts, in both directions', async () => {
       const engine = await startApp('basic', driver);
       for (let i = 0; i < 23; i++) {
@@ -258,6 +290,12 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
         expect(await refused({ numItems, cursor: null }), String(numItems)).toMatch(
           /paginate\(\): numItems must be a whole number of at least 1/,
         );
+      }
+      for (const maximumRowsRead of [0, -1, 2.5]) {
+        expect(
+          await refused({ numItems: 2, cursor: null, maximumRowsRead }),
+          String(maximumRowsRead),
+        ).toMatch(/paginate\(\): maximumRowsRead must be a whole number of at least 1/);
       }
       const dotted = await engine.query(
         '_system/data:documents',

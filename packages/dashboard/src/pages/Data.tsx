@@ -402,7 +402,13 @@ function DocumentList({
         data={results}
         columns={columns}
         getRowId={(doc) => doc._id}
-        empty={status === 'LoadingFirstPage' ? 'Loading documents…' : 'No documents.'}
+        empty={
+          status === 'LoadingFirstPage'
+            ? 'Loading documents…'
+            : status === 'CanLoadMore'
+              ? 'None found yet: a filtered page looks at 5,000 documents; load more to look further.'
+              : 'No documents.'
+        }
       />
       <div className="row pager">
         <span className="muted" role="status">

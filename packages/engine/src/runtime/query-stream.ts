@@ -326,6 +326,13 @@ export async function queryPage(state: TransactionState, request: PageRequest): 
       `paginate(): numItems must be a whole number of at least 1, not ${JSON.stringify(size)}`,
     );
   }
+  const most = request.maximumRowsRead;
+  // A page that may read nothing would never move on either.
+  if (most !== null && (!Number.isSafeInteger(most) || most < 1)) {
+    throw new Error(
+      `paginate(): maximumRowsRead must be a whole number of at least 1, not ${JSON.stringify(most)}`,
+    );
+  }
   const source = resolveSource(state, request.query);
   const index = source.index;
   if (index === null) {

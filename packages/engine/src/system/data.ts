@@ -10,7 +10,7 @@ import {
   paginationOptsValidator,
 } from 'convex/server';
 import { v, type Value } from 'convex/values';
-import { appDb, system, type FilterBuilder, type LooseReader } from './syscall.js';
+import { appDb, filteredPage, system, type FilterBuilder, type LooseReader } from './syscall.js';
 
 type TableInfo = {
   name: string;
@@ -44,12 +44,11 @@ const documents = internalQueryGeneric({
       .query(table)
       .withIndex(index ?? 'by_creation_time')
       .order(order ?? 'desc');
-    if (filters !== undefined && filters.length > 0) {
-      query = query.filter((q: FilterBuilder) =>
-        q.and(...filters.map(({ field, value }) => q.eq(q.field(field), value as Value))),
-      );
-    }
-    return await query.paginate(paginationOpts);
+    if (filters === undefined || filters.length === 0) return await query.paginate(paginationOpts);
+    query = query.filter((q: FilterBuilder) =>
+      q.and(...filters.map(({ field, value }) => q.eq(q.field(field), value as Value))),
+    );
+    return await query.paginate(filteredPage(paginationOpts));
   },
 });
 

@@ -11,6 +11,7 @@ import {
 import { convexToJson, v, type Value } from 'convex/values';
 import { POOL_JOB_STATES } from '../jobs/pool-jobs.js';
 import {
+  filteredPage,
   poolOp,
   system,
   systemDb,
@@ -83,9 +84,13 @@ const jobs = internalQueryGeneric({
     paginationOpts: paginationOptsValidator,
   },
   handler: async (ctx, { pool, state, name, paginationOpts }) => {
-    let query = systemDb(ctx).query('_pool_jobs').withIndex('by_due', byState(pool, state));
-    if (name !== undefined && name !== '') query = query.filter((q) => q.eq(q.field('name'), name));
-    const result = await query.paginate(paginationOpts);
+    const query = systemDb(ctx).query('_pool_jobs').withIndex('by_due', byState(pool, state));
+    const result =
+      name === undefined || name === ''
+        ? await query.paginate(paginationOpts)
+        : await query
+            .filter((q) => q.eq(q.field('name'), name))
+            .paginate(filteredPage(paginationOpts));
     return { ...result, page: result.page.map(listed) };
   },
 });

@@ -50,7 +50,26 @@ export interface LooseQuery {
   first(): Promise<Doc | null>;
   collect(): Promise<Doc[]>;
   count(): Promise<number>;
-  paginate(options: { numItems: number; cursor: string | null }): Promise<Page>;
+  paginate(options: PageOptions): Promise<Page>;
+}
+
+export interface PageOptions {
+  numItems: number;
+  cursor: string | null;
+  maximumRowsRead?: number;
+}
+
+/**
+ * Most documents one page of a filtered dashboard view reads. A filter is checked document by
+ * document, so a rare match in a big table would otherwise scan (and, subscribed, re-scan on
+ * every commit to it) the whole table; such a page comes back short, and "Load more" goes on.
+ */
+export const FILTERED_PAGE_READS = 5000;
+
+/** `options` with at most FILTERED_PAGE_READS documents read. */
+export function filteredPage<T extends PageOptions>(options: T): T {
+  const most = Math.min(options.maximumRowsRead ?? FILTERED_PAGE_READS, FILTERED_PAGE_READS);
+  return { ...options, maximumRowsRead: most };
 }
 
 export interface LooseReader {
