@@ -210,6 +210,28 @@ describe.each(DRIVERS)('job graphs and unique jobs on $name', (driver) => {
     expect(!bad.ok && bad.error.message).toMatch(/uniqueKey must be a string of 1 to 256/);
   });
 
+  it('runs a job again only while no other job holds its unique key, and gives it the key back', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const enqueue = async (args: Record<string, JSONValue>) =>
+      (await call(engine.mutation('graph:enqueueUnique', args))) as string;
+    const a = await enqueue({ key: 'r', label: 'a', ms: 1500 });
+    await expect.poll(() => settled(engine, [a], 'unique'), { timeout: 10_000 }).toBe(true);
+    // The key is free once a finished: b takes it, and a may not run beside b.
+    const b = await enqueue({ key: 'r', label: 'b', ms: 1500 });
+    expect(b).not.toBe(a);
+    const refused = await engine.mutation('graph:rerun', { id: a });
+    expect(!refused.ok && refused.error.message).toMatch(
+      /Workpool rerun: .* has the unique key "r", which .* holds now; wait for it or cancel it first/,
+    );
+    await expect.poll(() => settled(engine, [b], 'unique'), { timeout: 10_000 }).toBe(true);
+    // Once b finished, a runs again and holds the key: a duplicate gets a.
+    expect(await call(engine.mutation('graph:rerun', { id: a }))).toBe(1);
+    expect(await enqueue({ key: 'r', label: 'c' })).toBe(a);
+    await expect.poll(() => settled(engine, [a], 'unique'), { timeout: 10_000 }).toBe(true);
+    const ran = (await steps(engine)).map((step) => step.label);
+    expect(ran).toEqual(['a', 'b', 'a']);
+  });
+
   it('replaces a unique key whose job is delayed: it has not started either', async () => {
     const engine = await startApp('pools', driver);
     const enqueue = async (args: Record<string, JSONValue>) =>

@@ -322,7 +322,14 @@ export async function rerunFrom(tx: WriteTransaction, id: string, now: number): 
         `Workpool rerun: ${describeJob(job)} ${job._id === id ? 'is' : `(downstream of ${id}) is`} ${job.state === 'running' ? 'running' : 'finishing'}; wait for it or cancel it first`,
       );
     }
+    const holder = await otherKeyHolder(tx, job, now);
+    if (holder !== null) {
+      throw invalid(
+        `Workpool rerun: ${describeJob(job)} has the unique key "${job.uniqueKey}", which ${describeJob(holder.job)} holds now${holder.until === null ? '' : ` (until ${new Date(holder.until).toISOString()})`}; wait for it or cancel it first`,
+      );
+    }
   }
+  for (const job of downstream.values()) await retakeUniqueKey(tx, job, now);
   const updates: PoolJob[] = [];
   for (const job of downstream.values()) {
     let unmet = 0;
@@ -429,6 +436,8 @@ export async function retryFailed(
     if (job.state !== 'failed') continue;
     const upstreamFailed = await hasFailedDependency(tx, job);
     if (upstreamFailed) continue;
+    // Its unique key is another job's now: retried in bulk, it waits for a later retry.
+    if (ids === null && (await otherKeyHolder(tx, job, now)) !== null) continue;
     restarted += await rerunFrom(tx, id, now);
   }
   return restarted;
@@ -496,7 +505,7 @@ export async function takeUniqueKey(
   creationTime: () => number,
   mayHaveStarted: (holder: PoolJob) => Promise<boolean>,
 ): Promise<{ holder: string } | null> {
-  const id = derivedDocumentId(SYSTEM_TABLES._pool_unique.number, `${job.pool}\u0000${key}`);
+  const id = uniqueKeyId(job.pool, key);
   const taken = (await tx.get(POOL_UNIQUE, id)) as unknown as UniqueKey | null;
   const next: UniqueKey = {
     _id: id,
@@ -533,6 +542,53 @@ export async function takeUniqueKey(
   }
   await tx.replace(POOL_UNIQUE, next as never);
   return null;
+}
+
+/**
+ * The job other than `job` that holds `job`'s unique key now: unfinished, or finished within
+ * the key's window. A job run again must not run beside it.
+ */
+async function otherKeyHolder(
+  tx: WriteTransaction,
+  job: PoolJob,
+  now: number,
+): Promise<{ job: PoolJob; until: number | null } | null> {
+  if (job.uniqueKey === undefined) return null;
+  const record = (await tx.get(
+    POOL_UNIQUE,
+    uniqueKeyId(job.pool, job.uniqueKey),
+  )) as unknown as UniqueKey | null;
+  if (record === null || record.job === job._id) return null;
+  const holder = await getPoolJob(tx, record.job);
+  const inWindow = record.until !== null && now < record.until;
+  if (holder !== null && (!isEnded(holder) || inWindow)) {
+    return { job: holder, until: inWindow ? record.until : null };
+  }
+  return null;
+}
+
+/** A job run again holds its unique key again (no other job does: otherKeyHolder). */
+async function retakeUniqueKey(tx: WriteTransaction, job: PoolJob, now: number): Promise<void> {
+  if (job.uniqueKey === undefined) return;
+  const id = uniqueKeyId(job.pool, job.uniqueKey);
+  const record = (await tx.get(POOL_UNIQUE, id)) as unknown as UniqueKey | null;
+  if (record?.job === job._id) return;
+  // Its window, if it had one, is not known here: the key is held while the job runs.
+  const next: UniqueKey = {
+    _id: id,
+    _creationTime: record?._creationTime ?? now,
+    pool: job.pool,
+    key: job.uniqueKey,
+    job: job._id,
+    until: null,
+  };
+  if (record === null) await tx.insert(POOL_UNIQUE, next as never);
+  else await tx.replace(POOL_UNIQUE, next as never);
+}
+
+/** The id of a pool's unique key's record: derived from both, so the primary key enforces it. */
+function uniqueKeyId(pool: string, key: string): string {
+  return derivedDocumentId(SYSTEM_TABLES._pool_unique.number, `${pool}\u0000${key}`);
 }
 
 /** Deletes a job's edges as the child (when the job itself is deleted after its ttl). */
