@@ -214,6 +214,10 @@ export class JobRunner {
   private async pass(): Promise<void> {
     const free = this.parallelism - this.running.size;
     const now = Date.now();
+    // On a shared store every server sees the same due jobs: each takes a random few of a wider
+    // window rather than all the first ones, or every server would run the same mutations and
+    // all but one of each would conflict (more servers draining slower, not faster).
+    const window = this.exclusive ? free : free * SPREAD;
     const { due, next } = await this.host.store.read(async (tx) => {
       if (tx.catalog().table(SCHEDULED) === undefined) return { due: [], next: null };
       const range = dueRange('pending', now);
@@ -225,7 +229,7 @@ export class JobRunner {
               start: range.start,
               end: range.end,
               order: 'asc',
-              limit: free + this.running.size,
+              limit: window + this.running.size,
             })
           : [];
       const [later] = await tx.scan({
@@ -236,11 +240,11 @@ export class JobRunner {
         order: 'asc',
         limit: 1,
       });
+      const ready = entries
+        .map((entry) => entry.document as ScheduledFunction)
+        .filter((job) => !this.running.has(job._id));
       return {
-        due: entries
-          .map((entry) => entry.document as ScheduledFunction)
-          .filter((job) => !this.running.has(job._id))
-          .slice(0, Math.max(0, free)),
+        due: this.exclusive ? ready.slice(0, Math.max(0, free)) : pickRandom(ready, free),
         next: later === undefined ? null : (later.document as ScheduledFunction).scheduledTime,
       };
     });
@@ -454,4 +458,16 @@ export class JobRunner {
 /** The arguments object of a job, as Convex-encoded JSON for the engine. */
 export function jobArgs(job: ScheduledFunction): JSONValue {
   return convexToJson(job.args[0] ?? {});
+}
+
+/** How much wider than its free slots a runner on a shared store looks for due jobs. */
+const SPREAD = 4;
+
+/** Up to `count` of `items`, chosen at random, in their order. */
+function pickRandom<T>(items: readonly T[], count: number): T[] {
+  if (count <= 0) return [];
+  if (items.length <= count) return [...items];
+  const chosen = new Set<number>();
+  while (chosen.size < count) chosen.add(Math.floor(Math.random() * items.length));
+  return [...chosen].sort((a, b) => a - b).map((i) => items[i]!);
 }
