@@ -404,6 +404,41 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
   });
 
   describe('mutations', () => {
+    it('commits a long mutation under a steady stream of short ones on a shared database', async () => {
+      // Two engines on one database (one store on SQLite, which has one writer anyway).
+      const place = driver.place();
+      const engine = await startApp('basic', driver, { store: await place.open() });
+      const other =
+        driver.name === 'postgres'
+          ? await startApp('basic', driver, { store: await place.open() })
+          : engine;
+      let writing = true;
+      const writers = Array.from({ length: 6 }, async (_, w) => {
+        for (let n = 0; writing; n++) {
+          await other.mutation(
+            'messages:send',
+            enc({ channel: `w${w}`, author: 'w', body: `${n}` }),
+          );
+          // As clients' requests do, let timers and I/O in between (SQLite's writes never wait).
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      });
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        // Each overlaps many short commits; it must not keep losing to them.
+        for (let i = 0; i < 3; i++) {
+          await ok(engine.mutation('rules:readThenWrite', { reads: 40, body: `slow ${i}` }));
+        }
+      } finally {
+        writing = false;
+        await Promise.all(writers);
+      }
+      const slow = (await ok(engine.query('messages:byChannel', { channel: 'slow' }))) as Array<{
+        body: string;
+      }>;
+      expect(slow.map((m) => m.body)).toEqual(['slow 0', 'slow 1', 'slow 2']);
+    });
+
     it('patch (including removing a field), replace and delete', async () => {
       const engine = await startApp('basic', driver);
       const [id] = await seedMessages(engine);

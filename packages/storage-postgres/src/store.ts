@@ -22,6 +22,7 @@ import {
   type CommitListenerOptions,
   type ReadTransaction,
   type Store,
+  type WriteOptions,
   type WriteResult,
   type WriteTransaction,
   type WrittenKey,
@@ -271,8 +272,23 @@ export class PostgresStore implements Store {
     void done.finally(() => this.closing.delete(done));
   }
 
-  async write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<WriteResult<T>> {
+  async write<T>(
+    fn: (tx: WriteTransaction) => Promise<T>,
+    options: WriteOptions = {},
+  ): Promise<WriteResult<T>> {
     const client = await this.connect();
+    const exclusive = options.exclusive === true;
+    if (exclusive) {
+      // The commit lock, held by the session from before BEGIN: the snapshot is taken after it
+      // is ours, and every other commit waits for it (commits take it too), so nothing commits
+      // between this transaction's snapshot and its own commit.
+      try {
+        await client.query('SELECT pg_advisory_lock($1)', [this.commitLock]);
+      } catch (error) {
+        client.release(true);
+        throw translateError(error);
+      }
+    }
     const tx = new PostgresTransaction(client, this.currentCatalog, 'write');
     let broken = false;
     try {
@@ -307,6 +323,12 @@ export class PostgresStore implements Store {
       }
       return { value, commit };
     } finally {
+      // Never back in the pool holding the lock: a connection that cannot unlock is closed.
+      if (exclusive && !broken) {
+        await client.query('SELECT pg_advisory_unlock($1)', [this.commitLock]).catch(() => {
+          broken = true;
+        });
+      }
       client.release(broken);
     }
   }

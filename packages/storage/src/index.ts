@@ -8,6 +8,7 @@ export type {
   ReadTransaction,
   ScanRequest,
   Store,
+  WriteOptions,
   WriteResult,
   WriteTransaction,
   WrittenKey,

@@ -110,6 +110,20 @@ export const readChannel = query({
   },
 });
 
+/** Reads a channel's first message `reads` times, one round trip each, then writes one. */
+export const readThenWrite = mutation({
+  args: { reads: v.number(), body: v.string() },
+  handler: async (ctx, { reads, body }) => {
+    for (let i = 0; i < reads; i++) {
+      await ctx.db
+        .query('messages')
+        .withIndex('by_channel', (q) => q.eq('channel', `read-${i % 5}`))
+        .first();
+    }
+    await ctx.db.insert('messages', { channel: 'slow', author: 'x', body });
+  },
+});
+
 /** Reads one document `count` times: more than a transaction may read fails. */
 export const manyReads = query({
   args: { id: v.id('messages'), count: v.number() },
