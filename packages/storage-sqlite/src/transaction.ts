@@ -178,19 +178,30 @@ export class SqliteTransaction implements WriteTransaction {
     checkDistinct(table, documents, 'insertMany');
     if (documents.length === 0) return;
     const info = this.currentCatalog.requireTable(table);
-    // One process, no round trips: inserting one by one costs the same. A savepoint makes the
-    // batch all or nothing, as PostgreSQL's single statement is; it all runs synchronously, so
-    // nothing else in the transaction (a concurrent call of the same function) runs inside it.
+    // One process, no round trips: inserting one by one costs the same.
+    this.batch(info, documents, (document) => this.insertNow(table, info, document));
+  }
+
+  /**
+   * Writes a batch one document at a time under a savepoint, so that it is all or nothing, as
+   * PostgreSQL's single statement is. It all runs synchronously, so nothing else in the
+   * transaction (a concurrent call of the same function) runs inside it.
+   */
+  private batch(
+    info: TableInfo,
+    documents: readonly Document[],
+    write: (document: Document) => void,
+  ): void {
     const db = this.conn.db;
     const writes = this.writes.length;
     const known = documents.map((document) => this.known.get(knownKey(info, document._id)));
-    db.exec('SAVEPOINT sleigh_insert_many');
+    db.exec('SAVEPOINT sleigh_batch');
     try {
-      for (const document of documents) this.insertNow(table, info, document);
-      db.exec('RELEASE sleigh_insert_many');
+      for (const document of documents) write(document);
+      db.exec('RELEASE sleigh_batch');
     } catch (error) {
-      db.exec('ROLLBACK TO sleigh_insert_many');
-      db.exec('RELEASE sleigh_insert_many');
+      db.exec('ROLLBACK TO sleigh_batch');
+      db.exec('RELEASE sleigh_batch');
       this.writes.length = writes;
       documents.forEach((document, i) => {
         const before = known[i];
@@ -215,7 +226,11 @@ export class SqliteTransaction implements WriteTransaction {
 
   async replace(table: string, document: Document): Promise<Document> {
     this.check(true);
-    const info = this.currentCatalog.requireTable(table);
+    return this.replaceNow(table, this.currentCatalog.requireTable(table), document);
+  }
+
+  /** Replaces a document and moves its index entries, synchronously. */
+  private replaceNow(table: string, info: TableInfo, document: Document): Document {
     const serialized = prepareDocument(table, document);
     const { doc, old } = this.existing(info, document._id, 'replace');
     const indexes = this.currentCatalog.indexes(table);
@@ -228,9 +243,12 @@ export class SqliteTransaction implements WriteTransaction {
   }
 
   async replaceMany(table: string, documents: readonly Document[]): Promise<void> {
+    this.check(true);
     checkDistinct(table, documents);
+    if (documents.length === 0) return;
+    const info = this.currentCatalog.requireTable(table);
     // One process, no round trips: replacing one by one costs the same.
-    for (const document of documents) await this.replace(table, document);
+    this.batch(info, documents, (document) => this.replaceNow(table, info, document));
   }
 
   async delete(table: string, id: string): Promise<Document> {

@@ -287,6 +287,31 @@ export function documentCases(harness: HarnessFactory): void {
       });
     });
 
+    it('refuses a batch replace as a whole when one document cannot be written', async () => {
+      await withStore(harness(), async (store) => {
+        const [a, b] = await seed(store, 't', [{ x: 1 }, { x: 2 }], { by_x: ['x'] });
+        const number = store.catalog().requireTable('t').number;
+        // Refused inside a transaction that goes on: the batch's first document stays as it was.
+        const { commit } = await store.write(async (tx) => {
+          await expect(
+            tx.replaceMany('t', [{ ...a!, x: 10 }, makeDocument(number, { x: 3 })]),
+          ).rejects.toSatisfy((error) => StorageError.is(error, StorageErrorCode.NotFound));
+          await expect(
+            tx.replaceMany('t', [
+              { ...a!, x: 10 },
+              { ...b!, x: 20, blob: 'x'.repeat(1024 * 1024) },
+            ]),
+          ).rejects.toSatisfy((error) => StorageError.is(error, StorageErrorCode.LimitExceeded));
+          expect((await tx.get('t', a!._id))?.x).toBe(1);
+        });
+        expect(commit.writes).toHaveLength(0);
+        const xs = await store.read((tx) =>
+          tx.scan({ table: 't', index: 'by_x', order: 'asc', limit: 10 }),
+        );
+        expect(xs.map((e) => e.document.x)).toEqual([1, 2]);
+      });
+    });
+
     it('refuses to replace or delete a missing document, naming the table and id', async () => {
       await withStore(harness(), async (store) => {
         await store.write((tx) => tx.createTable('t'));
