@@ -16,13 +16,13 @@
  */
 import {
   checkDistinct,
+  checkedIndexKey,
   BY_ID,
   diffIndexes,
   deserializeDocument,
   documentEntry,
   storedEntry,
   idKey,
-  indexKey,
   prepareDocument,
   StorageError,
   StorageErrorCode,
@@ -373,19 +373,25 @@ export class PostgresTransaction implements WriteTransaction {
     const idKeys = documents.map((document) => toBuffer(idKey(document._id)));
     const removed: [number[], Buffer[]] = [[], []];
     const added: [number[], Buffer[], Buffer[]] = [[], [], []];
-    documents.forEach((document, i) => {
-      const changes = diffIndexes(indexes, olds?.[i] ?? null, document, this.writes);
-      for (const entry of changes.removed) {
+    // Every document's keys are checked before the batch records anything: a document whose
+    // key is too long refuses the whole batch, which leaves no trace.
+    const writes: WrittenKey[] = [];
+    const changes = documents.map((document, i) =>
+      diffIndexes(indexes, olds?.[i] ?? null, document, writes),
+    );
+    changes.forEach(({ removed: gone, added: made }, i) => {
+      for (const entry of gone) {
         removed[0].push(entry.index.id);
         removed[1].push(toBuffer(entry.key));
       }
-      for (const entry of changes.added) {
+      for (const entry of made) {
         added[0].push(entry.index.id);
         added[1].push(toBuffer(entry.key));
         added[2].push(idKeys[i]!);
       }
-      this.cache.set(this.cacheKey(info, document._id), document);
+      this.cache.set(this.cacheKey(info, documents[i]!._id), documents[i]!);
     });
+    for (const write of writes) this.writes.push(write);
     return { idKeys, removed, added };
   }
 
@@ -431,14 +437,19 @@ export class PostgresTransaction implements WriteTransaction {
       const { rows } = await this.query<{ doc: string; id_key: Buffer; value: string }>(
         sql.BACKFILL_PAGE([info.number, after, BACKFILL_PAGE]),
       );
-      if (rows.length > 0) {
-        this.send(
-          sql.INSERT_ENTRIES([
-            rows.map(() => index.id),
-            rows.map((row) => toBuffer(indexKey(index, deserializeDocument(row.value)))),
-            rows.map((row) => row.doc),
-          ]),
+      let keys: Buffer[];
+      try {
+        keys = rows.map((row) =>
+          toBuffer(checkedIndexKey(index, deserializeDocument(row.value), true)),
         );
+      } catch (error) {
+        // A document whose key is too long: the index, and the pages sent so far, go away.
+        this.send(sql.DELETE_INDEX_ENTRIES([index.id]));
+        this.send(sql.DELETE_INDEX([index.id]));
+        throw error;
+      }
+      if (rows.length > 0) {
+        this.send(sql.INSERT_ENTRIES([rows.map(() => index.id), keys, rows.map((row) => row.doc)]));
       }
       if (rows.length < BACKFILL_PAGE) break;
       after = rows[rows.length - 1]!.id_key;

@@ -9,13 +9,13 @@
  */
 import {
   checkDistinct,
+  checkedIndexKey,
   BY_ID,
   type Catalog,
   diffIndexes,
   deserializeDocument,
   storedEntry,
   idKey,
-  indexKey,
   prepareDocument,
   StorageError,
   StorageErrorCode,
@@ -154,10 +154,14 @@ export class SqliteTransaction implements WriteTransaction {
     const serialized = prepareDocument(table, document);
     const key = toBuffer(idKey(document._id));
     const indexes = this.currentCatalog.indexes(table);
+    const writes = this.writes.length;
+    // Keys first: one too long to index refuses the document before anything is written.
+    const { added } = diffIndexes(indexes, null, document, this.writes);
     let doc: number;
     try {
       doc = this.conn.insertDocument(info.number, key, serialized);
     } catch (error) {
+      this.writes.length = writes;
       if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
         throw new StorageError(
           StorageErrorCode.DuplicateId,
@@ -167,8 +171,7 @@ export class SqliteTransaction implements WriteTransaction {
       throw error;
     }
     this.remember(info, document._id, { doc, document });
-    for (const { index, key: entryKey } of diffIndexes(indexes, null, document, this.writes)
-      .added) {
+    for (const { index, key: entryKey } of added) {
       this.conn.insertEntry(index.id, toBuffer(entryKey), doc);
     }
   }
@@ -234,9 +237,10 @@ export class SqliteTransaction implements WriteTransaction {
     const serialized = prepareDocument(table, document);
     const { doc, old } = this.existing(info, document._id, 'replace');
     const indexes = this.currentCatalog.indexes(table);
+    // Keys first, as on insert.
+    const { removed, added } = diffIndexes(indexes, old, document, this.writes);
     this.conn.updateDocument(doc, serialized);
     this.remember(info, document._id, { doc, document });
-    const { removed, added } = diffIndexes(indexes, old, document, this.writes);
     for (const { index, key } of removed) this.conn.deleteEntry(index.id, toBuffer(key));
     for (const { index, key } of added) this.conn.insertEntry(index.id, toBuffer(key), doc);
     return old;
@@ -283,14 +287,20 @@ export class SqliteTransaction implements WriteTransaction {
     this.conn.insertIndex(index.id, info.number, name, index.fields);
     // Backfill in pages: better-sqlite3 cannot write while a statement is iterating.
     let after: Buffer = MIN_KEY;
-    for (;;) {
-      const rows = this.conn.backfillPage(info.number, after, BACKFILL_PAGE);
-      for (const row of rows) {
-        const document = deserializeDocument(row.value);
-        this.conn.insertEntry(index.id, toBuffer(indexKey(index, document)), row.doc);
+    try {
+      for (;;) {
+        const rows = this.conn.backfillPage(info.number, after, BACKFILL_PAGE);
+        for (const row of rows) {
+          const key = checkedIndexKey(index, deserializeDocument(row.value), true);
+          this.conn.insertEntry(index.id, toBuffer(key), row.doc);
+        }
+        if (rows.length < BACKFILL_PAGE) break;
+        after = rows[rows.length - 1]!.id_key;
       }
-      if (rows.length < BACKFILL_PAGE) break;
-      after = rows[rows.length - 1]!.id_key;
+    } catch (error) {
+      // A document whose key is too long: the index, and the entries made so far, go away.
+      this.conn.deleteIndex(index.id);
+      throw error;
     }
     this.currentCatalog = this.currentCatalog.withIndex(index);
     this.catalogChanged = true;

@@ -6,7 +6,7 @@ import { BY_ID, type IndexInfo } from './catalog.js';
 import { StorageError, StorageErrorCode } from './errors.js';
 import type { Document, IndexEntry, WrittenKey } from './interfaces.js';
 import { encodeKey, encodeValue } from './keys.js';
-import { checkDocument } from './limits.js';
+import { checkDocument, LIMITS } from './limits.js';
 
 /**
  * The value at a dotted field path, or undefined when any step is missing or not an object.
@@ -26,10 +26,50 @@ export function fieldValue(document: Document, path: string): Value | undefined 
 }
 
 /** The key of `document` in `index`. */
-export function indexKey(index: IndexInfo, document: Document): Uint8Array {
+export function indexKey(index: Pick<IndexInfo, 'fields'>, document: Document): Uint8Array {
   const fields = index.fields;
   if (fields.length === 1) return encodeValue(fieldValue(document, fields[0]!));
   return encodeKey(fields.map((field) => fieldValue(document, field)));
+}
+
+/** What checking an index key needs of an index: its table, name and full key fields. */
+export type KeyedIndex = Pick<IndexInfo, 'table' | 'name' | 'fields'>;
+
+/**
+ * The key of `document` in `index`, refused (LimitExceeded) when longer than
+ * `LIMITS.maxIndexKeyBytes`. `creating` says the index is being backfilled, so the error names
+ * the document that stops it.
+ */
+export function checkedIndexKey(
+  index: KeyedIndex,
+  document: Document,
+  creating = false,
+): Uint8Array {
+  const key = indexKey(index, document);
+  if (key.length > LIMITS.maxIndexKeyBytes) throw keyTooLong(index, document, key.length, creating);
+  return key;
+}
+
+/** Names the index, its fields and what each takes of the key, so the culprit is plain to see. */
+function keyTooLong(
+  index: KeyedIndex,
+  document: Document,
+  size: number,
+  creating: boolean,
+): StorageError {
+  // Only on refusal: encodes each field again to measure it.
+  const sizes = index.fields.map(
+    (field, i) =>
+      `"${field}" ${encodeValue(fieldValue(document, field)).length}${i === 0 ? ' bytes' : ''}`,
+  );
+  const fields = `${sizes.length === 1 ? 'field' : 'fields'} ${sizes.join(', ')}`;
+  const subject = creating
+    ? `cannot create index "${index.name}": document ${document._id} has a key of ${size} bytes`
+    : `index "${index.name}" key is ${size} bytes`;
+  return new StorageError(
+    StorageErrorCode.LimitExceeded,
+    `Table "${index.table}": ${subject}, over the limit of ${LIMITS.maxIndexKeyBytes} bytes (${fields}); keep long values out of indexes`,
+  );
 }
 
 /** The `by_id` key of a document id. */
@@ -107,6 +147,9 @@ export interface EntryChanges {
  * to remove and add (unchanged keys stay), and appends the commit's write set to `writes` (the
  * old key and, when different, the new one: a subscription on that key must hear of the change
  * even when the key itself stayed).
+ *
+ * Every new key is checked against the key size limit (by_id's too) before anything is
+ * appended, so drivers call this before they write: a refused document leaves no trace.
  */
 export function diffIndexes(
   indexes: readonly IndexInfo[],
@@ -115,9 +158,12 @@ export function diffIndexes(
   writes: WrittenKey[],
 ): EntryChanges {
   const changes: EntryChanges = { removed: [], added: [] };
-  for (const index of indexes) {
+  const newKeys =
+    newDocument === null ? null : indexes.map((index) => checkedIndexKey(index, newDocument));
+  for (let i = 0; i < indexes.length; i++) {
+    const index = indexes[i]!;
     const oldKey = oldDocument === null ? null : indexKey(index, oldDocument);
-    const newKey = newDocument === null ? null : indexKey(index, newDocument);
+    const newKey = newKeys === null ? null : newKeys[i]!;
     const same = oldKey !== null && newKey !== null && sameBytes(oldKey, newKey);
     if (oldKey !== null) writes.push({ indexId: index.id, key: oldKey });
     if (newKey !== null && !same) writes.push({ indexId: index.id, key: newKey });

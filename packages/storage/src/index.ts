@@ -26,6 +26,7 @@ export {
 } from './catalog.js';
 export {
   checkDistinct,
+  checkedIndexKey,
   diffIndexes,
   deserializeDocument,
   documentJson,
@@ -35,6 +36,7 @@ export {
   fieldValue,
   idKey,
   indexKey,
+  type KeyedIndex,
   prepareDocument,
   sameBytes,
   serializeDocument,

@@ -17,6 +17,13 @@ export const LIMITS = {
   maxObjectEntries: 1024,
   maxArrayItems: 8192,
   maxFieldNameLength: 1024,
+  /**
+   * Encoded size of one index key (keys.ts), its `_creationTime` and `_id` included. Not one of
+   * Convex's limits: PostgreSQL's btree holds an entry of (index_id, key) in 2704 bytes, 16 of
+   * them overhead, so at most 2688 key bytes (less on a build with smaller pages); 2 KiB leaves
+   * room for that, and both drivers refuse the same documents.
+   */
+  maxIndexKeyBytes: 2048,
 } as const;
 
 const SYSTEM_FIELDS = new Set(['_id', '_creationTime']);
