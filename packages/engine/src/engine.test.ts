@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { convexToJson, jsonToConvex, type JSONValue, type Value } from 'convex/values';
 import type { Commit } from '@sleigh/storage';
 import { describe, expect, it } from 'vitest';
@@ -635,6 +636,20 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
       expect(!table.ok && table.error.message).toMatch(/table "nowhere" is not in the schema/);
       const big = await engine.mutation('rules:tooBig', {});
       expect(!big.ok && big.error.message).toMatch(/over the limit of 1048576 bytes/);
+    });
+
+    it('refuses a document whose index key is over the limit, naming index and field, writing nothing', async () => {
+      const engine = await startApp('basic', driver);
+      // About 4 KB of random text in the indexed `channel`: PostgreSQL's btree cannot hold it.
+      const channel = randomBytes(3000).toString('base64');
+      const outcome = await engine.mutation('messages:send', { channel, author: 'x', body: 'y' });
+      expect(outcome.ok).toBe(false);
+      if (!outcome.ok) {
+        expect(outcome.error.message).toMatch(
+          /^Uncaught Error in messages:send: ctx\.db\.insert: Table "messages": index "by_channel" key is \d+ bytes, over the limit of 2048 bytes \(fields "channel" \d+ bytes/,
+        );
+      }
+      expect(await ok(engine.query('messages:list', {}))).toEqual([]);
     });
 
     it('keeps ConvexError data, hides internal functions from clients, reports unknown functions', async () => {
