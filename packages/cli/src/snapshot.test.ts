@@ -667,6 +667,33 @@ describe('sleigh import: every document is checked', () => {
     },
   );
 
+  it('refuses an indexed value too long to index before creating the store (PostgreSQL)', async () => {
+    // A store on SQLite used to take it; PostgreSQL refused it midway through the import.
+    const snapshot = writeSnapshot([
+      {
+        name: 'messages',
+        number: MESSAGES,
+        documents: messages(5),
+        indexes: [{ name: 'by_channel', fields: ['channel'] }],
+      },
+    ]);
+    const file = join(snapshot, 'messages.jsonl');
+    const channel = randomBytes(3000).toString('base64');
+    replaceLine(
+      file,
+      3,
+      JSON.stringify({ _id: newDocumentId(MESSAGES), _creationTime: 1, channel, body: 'x' }),
+    );
+    const where = target('postgres');
+    const result = await sleighInProcess(['import', snapshot, ...where.args]);
+    expectRefusal(
+      result,
+      /:3: Table "messages": index "by_channel" key is \d+ bytes, over the limit of 2048 bytes/,
+    );
+    expect(result.output).toContain(`${file}:3`);
+    expect(await where.exists()).toBe(false);
+  });
+
   it('refuses a count that differs from the manifest', async () => {
     const snapshot = writeSnapshot([
       { name: 'messages', number: MESSAGES, documents: messages(5) },

@@ -3,13 +3,18 @@ import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
+  BY_CREATION_TIME,
+  BY_ID,
   checkDocument,
+  checkedIndexKey,
   checkIndexName,
   checkTableName,
   FIRST_USER_TABLE_NUMBER,
+  indexKeyFields,
   StorageError,
   tableNumberOfId,
   type Document,
+  type KeyedIndex,
 } from '@sleigh/storage';
 import { jsonToConvex, type JSONValue, type Value } from 'convex/values';
 import { CliError, type Output } from '../context.js';
@@ -131,11 +136,31 @@ function readManifest(dir: string): TableManifest[] {
   });
 }
 
+/** The indexes a table of the snapshot gets (built-in ones included), keyed as the store keys them. */
+function keyedIndexes(table: TableManifest): KeyedIndex[] {
+  return [
+    { name: BY_ID, fields: [] as string[] },
+    { name: BY_CREATION_TIME, fields: [] as string[] },
+    ...table.indexes,
+  ].map((index) => ({
+    table: table.name,
+    name: index.name,
+    fields: indexKeyFields(index.name, index.fields),
+  }));
+}
+
 /**
  * One document line, checked as the store would check it on insert (`checkDocument`: field
- * names, values, limits), plus what only a snapshot can get wrong: an id of another table.
+ * names, values, limits; and the size of its key in each index), plus what only a snapshot can
+ * get wrong: an id of another table.
  */
-function parseDocument(file: string, line: number, text: string, table: TableManifest): Document {
+function parseDocument(
+  file: string,
+  line: number,
+  text: string,
+  table: TableManifest,
+  indexes: readonly KeyedIndex[],
+): Document {
   const at = `${file}:${line}`;
   let value: Value;
   try {
@@ -164,6 +189,7 @@ function parseDocument(file: string, line: number, text: string, table: TableMan
   }
   try {
     checkDocument(table.name, document);
+    for (const index of indexes) checkedIndexKey(index, document as Document);
   } catch (error) {
     if (StorageError.is(error)) throw new CliError(`${at}: ${error.message}`);
     throw error;
@@ -190,12 +216,13 @@ export async function* readDocuments(
   }
   const input = createReadStream(file);
   const lines = createInterface({ input, crlfDelay: Infinity });
+  const indexes = keyedIndexes(table);
   let line = 0;
   try {
     for await (const text of lines) {
       line++;
       if (text.trim() === '') continue;
-      yield { line, document: parseDocument(file, line, text, table) };
+      yield { line, document: parseDocument(file, line, text, table, indexes) };
     }
   } catch (error) {
     if (isSystemError(error)) throw new CliError(`Cannot read ${file}: ${error.message}`);
