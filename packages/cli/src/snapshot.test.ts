@@ -411,6 +411,56 @@ describe.each(['sqlite', 'postgres'] as const)('sleigh import on %s', (driver) =
   });
 });
 
+describe.each(['sqlite', 'postgres'] as const)('sleigh import interrupted on %s', (driver) => {
+  /** 10 users, then 100,000 messages: a signal once the users are in lands mid-write. */
+  const bigSnapshot = () =>
+    writeSnapshot([
+      { name: 'users', number: USERS, documents: users(10) },
+      { name: 'messages', number: MESSAGES, documents: messages(100_000) },
+    ]);
+
+  /** `sleigh import`, a real process, sent `signal` while it writes the messages. */
+  async function interrupted(snapshot: string, where: Target, signal: NodeJS.Signals) {
+    const running = await sleigh(['import', snapshot, ...where.args], tempDir('sleigh-cwd-'));
+    await running.waitFor(/Importing users: 10 documents/, 60_000);
+    const code = await running.stop(signal);
+    return { code, output: running.output() };
+  }
+
+  it('undoes a Ctrl-C (SIGINT) into a new store, leaving no store behind, and the retry succeeds', async () => {
+    const where = target(driver);
+    const snapshot = bigSnapshot();
+    const { code, output } = await interrupted(snapshot, where, 'SIGINT');
+    expect(output).toMatch(/Import interrupted \(SIGINT\) while writing table "messages"/);
+    expect(output).toMatch(/Nothing was kept/);
+    expect(output).not.toMatch(/Imported/);
+    expect(code).toBe(130);
+    // The store did not exist before: none is left for a server to start on.
+    expect(await where.exists()).toBe(false);
+    const retried = await sleighInProcess(['import', snapshot, ...where.args]);
+    expect(retried.output).toMatch(`Imported 100010 documents from ${snapshot}`);
+    const check = await where.open();
+    expect(await count(check, 'messages')).toBe(100_000);
+  });
+
+  it('undoes a SIGTERM into an existing empty store, and the retry succeeds', async () => {
+    const where = target(driver);
+    await (await where.open()).close();
+    const snapshot = bigSnapshot();
+    const { code, output } = await interrupted(snapshot, where, 'SIGTERM');
+    expect(output).toMatch(/Import interrupted \(SIGTERM\) while writing table "messages"/);
+    expect(code).toBe(143);
+    const store = await where.open();
+    expect(await count(store, 'users')).toBe(0);
+    expect(await count(store, 'messages')).toBe(0);
+    await store.close();
+    expect((await sleighInProcess(['import', snapshot, ...where.args])).code).toBe(0);
+    const check = await where.open();
+    expect(await count(check, 'users')).toBe(10);
+    expect(await count(check, 'messages')).toBe(100_000);
+  });
+});
+
 describe.each(['sqlite', 'postgres'] as const)('sleigh export on %s', (driver) => {
   it('refuses a location that holds no store, and creates none', async () => {
     const where = target(driver);

@@ -25,14 +25,27 @@ interface Created {
  * checked, and for SQLite the data directory lock keeps servers away) and drops the indexes it
  * created. The store cannot drop tables, so tables it created stay, empty: a retry accepts
  * empty tables of the right numbers.
+ *
+ * `interrupt`, once aborted (with the signal's name as its reason: `sleigh import` aborts it on
+ * SIGINT and SIGTERM), stops the writing before the next batch and undoes the import the same way.
  */
 export async function importSnapshot(
   store: Store,
   snapshot: string | CheckedSnapshot,
   output: Output,
+  interrupt?: AbortSignal,
 ): Promise<number> {
   const checked = typeof snapshot === 'string' ? await checkSnapshot(snapshot, output) : snapshot;
   const { dir, tables } = checked;
+  // A function: TypeScript would keep `aborted` narrowed to false across the awaits below.
+  const stopped = (): boolean => interrupt?.aborted === true;
+  if (stopped()) {
+    const signal = String(interrupt?.reason);
+    throw new CliError(
+      `Import interrupted (${signal}) before it wrote anything; nothing was kept`,
+      interruptedExit(signal),
+    );
+  }
   const created = await prepareTables(store, tables);
 
   let imported = 0;
@@ -44,6 +57,7 @@ export async function importSnapshot(
       let batch: Document[] = [];
       let count = 0;
       const flush = async () => {
+        if (stopped()) throw new Interrupted();
         const documents = batch;
         batch = [];
         await store.write((tx) => tx.insertMany(table.name, documents));
@@ -61,16 +75,21 @@ export async function importSnapshot(
       progress.done();
     }
   } catch (error) {
+    const signal = stopped() ? String(interrupt?.reason) : null;
     const failure =
-      error instanceof CliError
-        ? `Import failed: ${error.message}`
-        : `Import failed while writing table "${current}": ${message(error)}`;
+      signal !== null
+        ? `Import interrupted (${signal}) while writing table "${current}"`
+        : error instanceof CliError
+          ? `Import failed: ${error.message}`
+          : `Import failed while writing table "${current}": ${message(error)}`;
+    const exitCode = signal !== null ? interruptedExit(signal) : 1;
     let removed: number;
     try {
       removed = await undoImport(store, tables, created);
     } catch (undoError) {
       throw new CliError(
         `${failure}\nUndoing it failed too (${message(undoError)}): tables ${tables.map((t) => `"${t.name}"`).join(', ')} may hold part of the snapshot; empty them (or use a new store) before importing again`,
+        exitCode,
       );
     }
     const kept =
@@ -78,10 +97,19 @@ export async function importSnapshot(
         ? `; the tables it created stay, empty (${created.tables.map((name) => `"${name}"`).join(', ')})`
         : '';
     throw new CliError(
-      `${failure}\nNothing was imported: it removed the ${removed} documents it had written${created.indexes.length > 0 ? ' and the indexes it created' : ''}${kept}. Fix the cause and run the import again.`,
+      `${failure}\nNothing was imported: it removed the ${removed} documents it had written${created.indexes.length > 0 ? ' and the indexes it created' : ''}${kept}. ${signal !== null ? 'Nothing was kept; run the import again.' : 'Fix the cause and run the import again.'}`,
+      exitCode,
     );
   }
   return imported;
+}
+
+/** Thrown between batches once the import was interrupted; the catch above says by what. */
+class Interrupted extends Error {}
+
+/** As a shell reports a command ended by the signal: 128 + its number. */
+function interruptedExit(signal: string): number {
+  return signal === 'SIGTERM' ? 143 : 130;
 }
 
 /**

@@ -60,19 +60,38 @@ export async function importCommand(
       );
     }
   }
-  const fresh = await noteFreshState(where);
-  const release = lockDataDir(where, 'importing');
-  let store: Store | null = null;
-  let imported = false;
+  // Ended by Ctrl-C or SIGTERM mid-write, the import would leave part of the snapshot in the
+  // store, for a server to start on and a retry to refuse. A signal stops the writing instead and
+  // the import undoes itself as on a failed write; a second one must not cut the undo short.
+  const interrupt = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupt.signal.aborted) {
+      output.err('sleigh: still undoing the import; wait (SIGKILL would leave part of it behind)');
+      return;
+    }
+    output.err(`sleigh: ${signal}: stopping the import and removing what it wrote`);
+    interrupt.abort(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    store = await openStore(where);
-    const count = await importSnapshot(store, checked, output);
-    imported = true;
-    output.out(`Imported ${count} documents from ${snapshot}`);
-    return 0;
+    const fresh = await noteFreshState(where);
+    const release = lockDataDir(where, 'importing');
+    let store: Store | null = null;
+    let imported = false;
+    try {
+      store = await openStore(where);
+      const count = await importSnapshot(store, checked, output, interrupt.signal);
+      imported = true;
+      output.out(`Imported ${count} documents from ${snapshot}`);
+      return 0;
+    } finally {
+      await store?.close();
+      if (!imported) await fresh.discard();
+      release();
+    }
   } finally {
-    await store?.close();
-    if (!imported) await fresh.discard();
-    release();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
