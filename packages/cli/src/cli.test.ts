@@ -413,4 +413,72 @@ describe('sleigh jobs', () => {
     expect((await jobs('failed', 'graph')).lines).toEqual(['No failed jobs in pool "graph"']);
     expect((await jobs('explode', 'graph')).code).toBe(2);
   });
+
+  it('says when it lists only the oldest, retries every dead letter page by page, names those it cannot, and knows its pools', async () => {
+    const dir = project('pools');
+    const server = await sleigh(['serve', 'convex', '--port', '0'], dir);
+    const key = (await server.waitFor(/Admin key: (\S+)/))[1]!;
+    const client = new ConvexHttpClient(server.url);
+    const jobs = (...args: string[]) => {
+      const output = capture();
+      return main(['jobs', ...args, '--url', server.url, '--admin-key', key], output).then(
+        (code) => ({ code, lines: output.lines }),
+      );
+    };
+    // 1,050 dead letters (350 chains of three): more than a page of the server's retry.
+    await client.mutation(setSwitch, { name: 'many', on: true });
+    for (let i = 0; i < 35; i++) {
+      await Promise.all(
+        Array.from({ length: 10 }, () => client.mutation(failingChain, { switch: 'many' })),
+      );
+    }
+    // And one whose dependency was canceled: retrying it alone cannot work.
+    const [slow] = await client.mutation(
+      makeFunctionReference<'mutation', { labels: string[]; ms: number }, string[]>(
+        'graph:enqueueSteps',
+      ),
+      { labels: ['slow'], ms: 3000 },
+    );
+    const orphan = await client.mutation(
+      makeFunctionReference<'mutation', { id: string; label: string }, string>('graph:dependOn'),
+      { id: slow!, label: 'orphan' },
+    );
+    const admin = new ConvexHttpClient(server.url);
+    (admin as unknown as { setAdminAuth(key: string): void }).setAdminAuth(key);
+    await admin.mutation(
+      makeFunctionReference<'mutation', { ids: string[] }, number>('_system/pools:cancel'),
+      { ids: [slow!] },
+    );
+    await expect
+      .poll(async () => (await jobs('failed', 'graph', '--limit', '5000')).lines.at(-1), {
+        timeout: 60_000,
+      })
+      .toBe('1051 failed jobs in pool "graph"');
+    // By default the oldest 100, saying that there are more.
+    const listed = await jobs('failed', 'graph');
+    expect(listed.lines).toHaveLength(101);
+    expect(listed.lines.at(-1)).toBe(
+      'The oldest 100 failed jobs in pool "graph"; there are more (--limit <n> lists up to n)',
+    );
+    // A mistyped pool is not a pool without dead letters.
+    const typo = await jobs('failed', 'grahp');
+    expect(typo.code).toBe(1);
+    expect(typo.lines.join('\n')).toMatch(
+      /HTTP 404\): No workpool named "grahp" has had a job on this server \(its pools: .*"graph"/,
+    );
+    await client.mutation(setSwitch, { name: 'many', on: false });
+    const retried = await jobs('retry', 'graph');
+    expect(retried.lines).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^Skipped ${orphan}  graph:step: it depends on .*\\(${slow}\\), which was canceled`,
+        ),
+      ),
+      'Retried 1050 jobs in pool "graph" (with what depends on them); 1 dead letter could not be retried (listed above)',
+    ]);
+    expect(retried.code).toBe(1);
+    await expect
+      .poll(async () => (await jobs('failed', 'graph')).lines.at(-1), { timeout: 60_000 })
+      .toBe('1 failed job in pool "graph"');
+  });
 });

@@ -1,9 +1,11 @@
 /**
  * `sleigh jobs`: a running server's workpool dead letters, for operators. `failed <pool>` lists
- * the jobs that failed for good (oldest first); `retry <pool>` runs them again, each with
- * everything downstream of it. Both go through the server's admin HTTP API.
+ * the jobs that failed for good (oldest first, saying when there are more); `retry <pool>` runs
+ * them again (all of them, a page at a time, or the oldest --limit, or the --id ones), each with
+ * everything downstream of it, and names those it could not. Both go through the server's admin
+ * HTTP API.
  */
-import type { FailedJob } from '@sleigh/engine';
+import type { FailedJob, SkippedJob } from '@sleigh/engine';
 import { CliError, type Output } from './context.js';
 import { callServer, refusal, type Access } from './remote.js';
 
@@ -29,6 +31,9 @@ function notSleigh(access: Access): CliError {
   return new CliError(`${access.url} did not answer as a Sleigh server; check --url`);
 }
 
+/** Pages of a retry of every dead letter: each one transaction on the server. */
+const RETRY_PAGE = 1000;
+
 export async function jobs(
   positionals: string[],
   values: { limit?: string | undefined; id?: string[] | undefined },
@@ -49,10 +54,8 @@ export async function jobs(
   const limit = limitOf(values.limit);
   const access = serverAccess();
   if (action === 'failed') {
-    const { jobs: list } = await call(
-      access,
-      `${base}/failed${limit === undefined ? '' : `?limit=${limit}`}`,
-    );
+    const shown = limit ?? 100;
+    const { jobs: list, more } = await call(access, `${base}/failed?limit=${shown}`);
     if (!Array.isArray(list)) throw notSleigh(access);
     if (list.length === 0) {
       output.out(`No failed jobs in pool "${pool}"`);
@@ -62,19 +65,47 @@ export async function jobs(
       const when = new Date(job.failedAt).toISOString();
       output.out(`${job.id}  ${when}  ${job.name}  (${job.attempts} attempts)  ${job.error}`);
     }
-    output.out(`${list.length} failed job${list.length === 1 ? '' : 's'} in pool "${pool}"`);
+    const count = `${list.length} failed job${list.length === 1 ? '' : 's'}`;
+    output.out(
+      more === true
+        ? `The oldest ${count} in pool "${pool}"; there are more (--limit <n> lists up to n)`
+        : `${count} in pool "${pool}"`,
+    );
     return 0;
   }
-  const { retried } = await call(access, `${base}/retry`, {
-    method: 'POST',
-    body: JSON.stringify({
-      ...(values.id === undefined ? {} : { ids: values.id }),
-      ...(limit === undefined ? {} : { limit }),
-    }),
-  });
-  if (typeof retried !== 'number') throw notSleigh(access);
+  if (values.id !== undefined) {
+    const { retried } = await call(access, `${base}/retry`, {
+      method: 'POST',
+      body: JSON.stringify({ ids: values.id, ...(limit === undefined ? {} : { limit }) }),
+    });
+    if (typeof retried !== 'number') throw notSleigh(access);
+    output.out(
+      `Retried ${retried} job${retried === 1 ? '' : 's'} in pool "${pool}" (with what depends on them)`,
+    );
+    return 0;
+  }
+  // Every dead letter (or the oldest --limit), a page per request: one transaction for all of
+  // them would hold the database, and the server caps a request's page.
+  let retried = 0;
+  const skipped: SkippedJob[] = [];
+  let left = limit ?? Infinity;
+  let cursor: string | null = null;
+  do {
+    const page = Math.min(left, RETRY_PAGE);
+    const answer = await call(access, `${base}/retry`, {
+      method: 'POST',
+      body: JSON.stringify({ limit: page, ...(cursor === null ? {} : { cursor }) }),
+    });
+    if (typeof answer.retried !== 'number') throw notSleigh(access);
+    retried += answer.retried;
+    if (Array.isArray(answer.skipped)) skipped.push(...(answer.skipped as SkippedJob[]));
+    cursor = typeof answer.next === 'string' ? answer.next : null;
+    left -= page;
+  } while (cursor !== null && left > 0);
+  for (const job of skipped) output.out(`Skipped ${job.id}  ${job.name}: ${job.reason}`);
   output.out(
-    `Retried ${retried} job${retried === 1 ? '' : 's'} in pool "${pool}" (with what depends on them)`,
+    `Retried ${retried} job${retried === 1 ? '' : 's'} in pool "${pool}" (with what depends on them)${skipped.length === 0 ? '' : `; ${skipped.length} dead letter${skipped.length === 1 ? '' : 's'} could not be retried (listed above)`}`,
   );
-  return 0;
+  // Scripts must not take "some were left failed" for success.
+  return skipped.length === 0 ? 0 : 1;
 }

@@ -21,8 +21,10 @@ Commands:
   codegen [functionsDir]       Write _generated/ for a functions folder
   export [functionsDir]        Write a snapshot of every table (--path <dir>)
   import <snapshot>            Load a snapshot into an empty store
-  jobs failed <pool>           List a workpool's jobs that failed for good (dead letters)
-  jobs retry <pool>            Run them again (all, --limit <n> oldest, or --id <id> ...)
+  jobs failed <pool>           List a workpool's jobs that failed for good (dead letters),
+                               the oldest 100 (or --limit <n>), saying when there are more
+  jobs retry <pool>            Run them again (all, --limit <n> oldest, or --id <id> ...),
+                               naming those it could not (then it exits 1)
 
 Options:
   --port <n>           dev, serve: port to listen on (default 3210; 0 picks a free one)

@@ -150,7 +150,12 @@ describe('sleigh run and jobs against --url', () => {
       '--admin-key',
       key,
     ]);
-    expect(jobs).toEqual({ code: 0, output: 'No failed jobs in pool "email"' });
+    // The app has no workpool: a pool name is a typo, not a pool without dead letters.
+    expect(jobs).toEqual({
+      code: 1,
+      output:
+        'sleigh: The server refused (HTTP 404): No workpool named "email" has had a job on this server',
+    });
   });
 
   it('says when --url is not a URL, or not a Sleigh server', async () => {

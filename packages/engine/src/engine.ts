@@ -57,7 +57,14 @@ import {
 } from './runtime/host.js';
 import { checkCrons, cronsOf, syncCrons } from './jobs/crons.js';
 import type { TransactionHooks } from './jobs/pool-runner.js';
-import { listFailed, retryFailed, type FailedJob } from './jobs/pool-graph.js';
+import {
+  listFailed,
+  retryFailed,
+  retryFailedPage,
+  type FailedJob,
+  type RetryCursor,
+  type SkippedJob,
+} from './jobs/pool-graph.js';
 import { Monitor } from './observe/monitor.js';
 import { PoolService } from './jobs/pool-service.js';
 import { RunningAttempts } from './jobs/attempts.js';
@@ -874,6 +881,32 @@ export class Engine implements Host {
     limit = 1000,
   ): Promise<number> {
     return writeWithRetry(this.store, (tx) => retryFailed(tx, pool, ids, limit, Date.now()));
+  }
+
+  /**
+   * Runs a page of a pool's dead letters again, each with everything downstream of it (through
+   * its failed root when it has one); admin tools page through all of them with `next`.
+   */
+  retryFailedPoolJobsPage(
+    pool: string,
+    cursor: RetryCursor | null,
+    limit: number,
+  ): Promise<{ retried: number; skipped: SkippedJob[]; next: RetryCursor | null }> {
+    return writeWithRetry(this.store, (tx) => retryFailedPage(tx, pool, cursor, limit, Date.now()));
+  }
+
+  /** The workpools that ever had a job (admin tools tell a mistyped pool from an empty one). */
+  poolNames(): Promise<string[]> {
+    return this.store.read(async (tx) => {
+      if (tx.catalog().table('_pools') === undefined) return [];
+      const entries = await tx.scan({
+        table: '_pools',
+        index: 'by_name',
+        order: 'asc',
+        limit: 10_000,
+      });
+      return entries.map((entry) => entry.document.name as string);
+    });
   }
 
   /** Deletes mutation-log records older than `ageMs` (resends come within minutes). */

@@ -19,7 +19,7 @@ export { ReadSet, type KeyInterval } from './runtime/readset.js';
 export { MAX_ARGS_NESTING, nestedDeeperThan, tooDeepMessage } from './runtime/nesting.js';
 export { JobRunner, type JobRunnerOptions } from './jobs/runner.js';
 export { SCHEDULED, type JobState, type ScheduledFunction } from './jobs/scheduled.js';
-export type { FailedJob } from './jobs/pool-graph.js';
+export type { FailedJob, SkippedJob } from './jobs/pool-graph.js';
 export { Monitor } from './observe/monitor.js';
 export type { ExecutionRecord } from './observe/execution-log.js';
 export type { PoolSecond } from './observe/pool-stats.js';

@@ -404,9 +404,30 @@ async function route(host: HttpHost, req: IncomingMessage, res: ServerResponse):
   throw new HttpError(404, 'NotFound', `No route for ${method} ${path}`);
 }
 
+/** A page of retrying every dead letter: `<since>.<key in base64url>`. */
+function encodeRetryCursor(cursor: { after: Uint8Array; since: number }): string {
+  return `${cursor.since}.${Buffer.from(cursor.after).toString('base64url')}`;
+}
+
+function decodeRetryCursor(value: unknown): { after: Uint8Array; since: number } | null {
+  if (value === undefined || value === null) return null;
+  const match = typeof value === 'string' ? /^(\d{1,16})\.([\w-]{1,4000})$/.exec(value) : null;
+  if (match === null) {
+    throw new HttpError(
+      400,
+      'BadCursor',
+      `cursor must be one this API returned, not ${preview(value)}`,
+    );
+  }
+  return { since: Number(match[1]), after: Buffer.from(match[2]!, 'base64url') };
+}
+
 /**
  * Dead letters, for operators (admin key only): `GET /api/sleigh/pools/<pool>/failed?limit=n`
- * lists a pool's jobs that failed for good; `POST …/retry` with `{ids?, limit?}` runs them again.
+ * lists a pool's oldest jobs that failed for good, and says whether there are `more`;
+ * `POST …/retry` with `{ids}` runs those again, and with `{limit?, cursor?}` a page of all of
+ * them, answering how many it restarted, the dead letters it `skipped` (and why) and the `next`
+ * page's cursor. A pool that never had a job is a 404, so that a typo is not "no failed jobs".
  */
 async function poolAdmin(
   host: HttpHost,
@@ -430,14 +451,28 @@ async function poolAdmin(
     }
     return n;
   };
+  const known = async () => {
+    const names = await host.engine.poolNames();
+    if (names.includes(pool)) return;
+    const shown = names.slice(0, 20).map((name) => preview(name));
+    throw new HttpError(
+      404,
+      'NoSuchPool',
+      `No workpool named ${preview(pool)} has had a job on this server${names.length === 0 ? '' : ` (its pools: ${shown.join(', ')}${names.length > 20 ? ', …' : ''})`}`,
+    );
+  };
   try {
     if (action === 'failed' && req.method === 'GET') {
       const url = new URL(req.url ?? '/', 'http://localhost');
-      const jobs = await host.engine.failedPoolJobs(
-        pool,
-        limitOf(url.searchParams.get('limit'), 100),
+      const limit = limitOf(url.searchParams.get('limit'), 100);
+      await known();
+      // One more than asked says whether there are more.
+      const jobs = await host.engine.failedPoolJobs(pool, limit + 1);
+      return send(
+        res,
+        200,
+        JSON.stringify({ jobs: jobs.slice(0, limit), more: jobs.length > limit }),
       );
-      return send(res, 200, JSON.stringify({ jobs }));
     }
     if (action === 'retry' && req.method === 'POST') {
       const body = await readJson(req);
@@ -445,12 +480,27 @@ async function poolAdmin(
       if (ids !== null && (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string'))) {
         throw new HttpError(400, 'BadIds', 'ids must be a list of job ids');
       }
-      const retried = await host.engine.retryFailedPoolJobs(
+      const limit = limitOf(body.limit, 1000);
+      await known();
+      if (ids !== null) {
+        // Given ids are each checked: one that cannot be retried is refused, saying why.
+        const retried = await host.engine.retryFailedPoolJobs(pool, ids as string[], limit);
+        return send(res, 200, JSON.stringify({ retried, skipped: [], next: null }));
+      }
+      const page = await host.engine.retryFailedPoolJobsPage(
         pool,
-        ids as string[] | null,
-        limitOf(body.limit, 1000),
+        decodeRetryCursor(body.cursor),
+        limit,
       );
-      return send(res, 200, JSON.stringify({ retried }));
+      return send(
+        res,
+        200,
+        JSON.stringify({
+          retried: page.retried,
+          skipped: page.skipped,
+          next: page.next === null ? null : encodeRetryCursor(page.next),
+        }),
+      );
     }
   } catch (error) {
     if (error instanceof HttpError) throw error;

@@ -443,6 +443,84 @@ export async function retryFailed(
   return restarted;
 }
 
+/** A dead letter a retry left failed, and why. */
+export interface SkippedJob {
+  id: string;
+  name: string;
+  reason: string;
+}
+
+/** Where a retry of every dead letter goes on: after this key, of jobs failed by `since`. */
+export interface RetryCursor {
+  after: Uint8Array;
+  since: number;
+}
+
+/**
+ * Runs a page of a pool's dead letters again, for operators retrying them all (a page per
+ * transaction): the next `limit` of them after `cursor`, oldest first. Unlike `retryFailed`, a
+ * dead letter downstream of another of the pool is retried through that one (its root), whatever
+ * the order they are met in; one that cannot be retried (what it depends on was canceled or
+ * failed in another pool, or the re-run is refused) stays failed and is returned with the reason.
+ * Jobs that failed after the first page began are left: this retry restarted them.
+ */
+export async function retryFailedPage(
+  tx: WriteTransaction,
+  pool: string,
+  cursor: RetryCursor | null,
+  limit: number,
+  now: number,
+): Promise<{ retried: number; skipped: SkippedJob[]; next: RetryCursor | null }> {
+  const since = cursor?.since ?? now;
+  const range = dueRange(pool, 'failed');
+  const entries = await tx.scan({
+    table: POOL_JOBS,
+    index: BY_DUE,
+    start: cursor === null ? range.start : keySuccessor(cursor.after),
+    end: range.end,
+    order: 'asc',
+    limit,
+  });
+  let retried = 0;
+  const skipped: SkippedJob[] = [];
+  for (const entry of entries) {
+    // Read again: retrying an earlier one of the page may have restarted it.
+    const job = await getPoolJob(tx, entry.document._id);
+    if (job === null || job.state !== 'failed' || (job.finishedAt ?? 0) > since) continue;
+    let root = job;
+    let reason: string | null = null;
+    for (;;) {
+      const parent = await failedDependency(tx, root);
+      if (parent === null) break;
+      if (parent.state !== 'failed' || parent.pool !== pool) {
+        reason = `it depends on ${describeJob(parent)}, which ${parent.state !== 'failed' ? (parent.result?.kind === 'canceled' ? 'was canceled' : `is ${parent.state}`) : `failed in pool "${parent.pool}"`}; re-run that one (the dashboard's Re-run, or pool.rerun)`;
+        break;
+      }
+      root = parent;
+    }
+    if (reason === null) {
+      try {
+        retried += await rerunFrom(tx, root._id, now);
+        continue;
+      } catch (error) {
+        // Refused before it wrote anything (a job downstream running, say): say why.
+        if (!(error instanceof SyscallError)) throw error;
+        reason = error.message.replace(/^Workpool rerun: /, '');
+      }
+    }
+    skipped.push({ id: job._id, name: job.name, reason });
+  }
+  const last = entries.at(-1);
+  return {
+    retried,
+    skipped,
+    next:
+      entries.length === limit && last !== undefined
+        ? { after: Uint8Array.from(last.key), since }
+        : null,
+  };
+}
+
 async function hasFailedDependency(tx: WriteTransaction, job: PoolJob): Promise<boolean> {
   return (await failedDependency(tx, job)) !== null;
 }
