@@ -179,10 +179,11 @@ export async function startWorkshop(options: WorkshopOptions = {}): Promise<Work
     child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(chunk));
     const [, url, key] = await waitForLine(
       child,
-      /Sleigh ready at (\S+)\s+Admin key: (\S+)/,
+      // The server prints the key it generated, not one given by SLEIGH_ADMIN_KEY.
+      /Sleigh ready at (\S+)\s+(?:Admin key: (\S+)|Using the admin key)/,
       'The Sleigh server',
     );
-    return { url: url!, key: key! };
+    return { url: url!, key: key ?? process.env.SLEIGH_ADMIN_KEY! };
   };
   const servers: ChildProcess[] = [];
   // The first server applies the schema; the others (same data directory, same admin key) join.

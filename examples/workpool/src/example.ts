@@ -110,7 +110,10 @@ export async function startServer(
   const ready = await new Promise<RegExpMatchArray>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
       collect(chunk);
-      const match = output.match(/Sleigh ready at (\S+)\s+Admin key: (\S+)/);
+      // The server prints the key it generated, not one given by SLEIGH_ADMIN_KEY.
+      const match = output.match(
+        /Sleigh ready at (\S+)\s+(?:Admin key: (\S+)|Using the admin key)/,
+      );
       if (match !== null) {
         server.stdout!.off('data', onData);
         server.stderr!.off('data', collect);
@@ -131,7 +134,7 @@ export async function startServer(
   });
   return {
     url: ready[1]!,
-    adminKey: ready[2]!,
+    adminKey: ready[2] ?? process.env.SLEIGH_ADMIN_KEY!,
     stop: async () => {
       if (server.exitCode === null && server.signalCode === null) server.kill('SIGTERM');
       await exited(server);

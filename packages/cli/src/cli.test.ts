@@ -90,6 +90,46 @@ describe('sleigh serve and dev', () => {
     expect(existsSync(join(dir, '.sleigh', 'server.pid'))).toBe(false);
   });
 
+  it('prints the admin key it generated, never one the operator gave it', async () => {
+    const dir = project();
+    const secret = 'operator-given-secret-0123456789';
+    for (const [args, env, source] of [
+      [['--admin-key', secret], {}, '--admin-key'],
+      [[], { SLEIGH_ADMIN_KEY: secret }, 'SLEIGH_ADMIN_KEY'],
+    ] as const) {
+      const server = await sleigh(['dev', 'convex', '--port', '0', ...args], dir, env);
+      await server.waitFor(/Dashboard: /);
+      expect(server.output()).not.toContain(secret);
+      expect(server.output()).toContain(`Using the admin key from ${source} (not printed)`);
+      expect(server.output()).not.toContain('Admin key:');
+      // It is the key in use all the same.
+      const output = capture();
+      expect(
+        await main(
+          [
+            'run',
+            'messages:secretCount',
+            '{"channel":"x"}',
+            '--url',
+            server.url,
+            '--admin-key',
+            secret,
+          ],
+          output,
+        ),
+      ).toBe(0);
+      expect(await server.stop()).toBe(0);
+    }
+    // The key Sleigh generated is its own to show, with where it is kept.
+    const generated = await sleigh(['serve', 'convex', '--port', '0'], dir);
+    const file = join(dir, '.sleigh', 'admin_key');
+    const key = readFileSync(file, 'utf8').trim();
+    expect((await generated.waitFor(/Admin key: .*/))[0]).toBe(
+      `Admin key: ${key} (kept in ${file})`,
+    );
+    expect(await generated.stop()).toBe(0);
+  });
+
   it('dev regenerates _generated, reloads on change and keeps the data', async () => {
     const dir = project();
     rmSync(join(dir, 'convex', '_generated'), { recursive: true, force: true });

@@ -5,6 +5,7 @@
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeThrown, listModules, LoadError, setLogSink } from '@sleigh/engine';
 import { adminKeyProblem, loadOrCreateAdminKey, SleighServer } from '@sleigh/server';
@@ -37,8 +38,8 @@ function msFromEnv(name: string): number | undefined {
   return value;
 }
 
-/** The admin key given by flag or environment, checked; null to use the data directory's. */
-function givenAdminKey(flag: string | null): string | null {
+/** The admin key given by flag or environment, checked, and where from; null to use the data directory's. */
+function givenAdminKey(flag: string | null): { key: string; source: string } | null {
   const [key, source] =
     flag !== null
       ? [flag, '--admin-key']
@@ -46,7 +47,7 @@ function givenAdminKey(flag: string | null): string | null {
   if (key === null) return null;
   const problem = adminKeyProblem(key);
   if (problem !== null) throw new CliError(`${source} is not a usable admin key: ${problem}`, 2);
-  return key;
+  return { key, source };
 }
 
 function dataDirAdminKey(dataDir: string): string {
@@ -125,7 +126,7 @@ export async function startServing(options: ServeOptions, output: Output): Promi
   let adminKey: string;
   try {
     store = await openStore(where);
-    adminKey = givenKey ?? dataDirAdminKey(where.dataDir);
+    adminKey = givenKey?.key ?? dataDirAdminKey(where.dataDir);
     server = await SleighServer.start({
       store,
       functionsDir: where.functionsDir,
@@ -176,7 +177,13 @@ export async function startServing(options: ServeOptions, output: Output): Promi
     });
   }
   output.out(`Sleigh ready at ${server.url}`);
-  output.out(`Admin key: ${adminKey}`);
+  // A key the operator gave is the deployment's secret, often shared by a fleet: printed, it
+  // would end up in every log. The data directory's own key is printed, for `dev` and the dashboard.
+  output.out(
+    givenKey === null
+      ? `Admin key: ${adminKey} (kept in ${join(where.dataDir, 'admin_key')})`
+      : `Using the admin key from ${givenKey.source} (not printed)`,
+  );
   output.out(`Dashboard: ${server.url}/dashboard/ (sign in with the admin key)`);
   output.out(
     `Functions: ${where.functionsDir} (${server.engine.functions().length} functions); data: ${describeStore(where)}`,
