@@ -454,6 +454,35 @@ describe('sleigh jobs', () => {
     expect((await jobs('explode', 'graph')).code).toBe(2);
   });
 
+  it('prints job errors with their control characters escaped, so they cannot act on the terminal', async () => {
+    const dir = project('pools');
+    const server = await sleigh(['serve', 'convex', '--port', '0'], dir);
+    const key = (await server.waitFor(/Admin key: (\S+)/))[1]!;
+    const client = new ConvexHttpClient(server.url);
+    // Set the window title, clear the screen, turn red, and forge a line of its own.
+    const label = '\u001b]0;pwned\u0007\u001b[2J\u001b[31mFAKE LINE\nforged  line\u009b31m';
+    const [id] = await client.mutation(enqueueWork, {
+      pool: 'narrow',
+      label,
+      ms: 1,
+      nonRetryable: true,
+    } as { pool: string; label: string; ms: number });
+    const failed = async () => {
+      const output = capture();
+      await main(['jobs', 'failed', 'narrow', '--url', server.url, '--admin-key', key], output);
+      return output.lines;
+    };
+    await expect.poll(failed, { timeout: 10_000 }).toHaveLength(2);
+    const [line, total] = await failed();
+    expect(total).toBe('1 failed job in pool "narrow"');
+    expect(line).toMatch(new RegExp(`^${id}  `));
+    expect(line).toContain(
+      '\\u001b]0;pwned\\u0007\\u001b[2J\\u001b[31mFAKE LINE\\nforged  line\\u009b31m: this cannot work',
+    );
+    // eslint-disable-next-line no-control-regex -- what must not be printed
+    expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+  });
+
   it('says when it lists only the oldest, retries every dead letter page by page, names those it cannot, and knows its pools', async () => {
     const dir = project('pools');
     const server = await sleigh(['serve', 'convex', '--port', '0'], dir);

@@ -7,6 +7,7 @@
  */
 import type { FailedJob, SkippedJob } from '@sleigh/engine';
 import { CliError, type Output } from './context.js';
+import { printable } from './printable.js';
 import { callServer, refusal, type Access } from './remote.js';
 
 function limitOf(value: string | undefined): number | undefined {
@@ -63,7 +64,10 @@ export async function jobs(
     }
     for (const job of list as FailedJob[]) {
       const when = new Date(job.failedAt).toISOString();
-      output.out(`${job.id}  ${when}  ${job.name}  (${job.attempts} attempts)  ${job.error}`);
+      // Errors often carry text from outside systems: it must not act on the terminal.
+      output.out(
+        `${printable(job.id)}  ${when}  ${printable(job.name)}  (${job.attempts} attempts)  ${printable(job.error)}`,
+      );
     }
     const count = `${list.length} failed job${list.length === 1 ? '' : 's'}`;
     output.out(
@@ -102,7 +106,9 @@ export async function jobs(
     cursor = typeof answer.next === 'string' ? answer.next : null;
     left -= page;
   } while (cursor !== null && left > 0);
-  for (const job of skipped) output.out(`Skipped ${job.id}  ${job.name}: ${job.reason}`);
+  for (const job of skipped) {
+    output.out(`Skipped ${printable(job.id)}  ${printable(job.name)}: ${printable(job.reason)}`);
+  }
   output.out(
     `Retried ${retried} job${retried === 1 ? '' : 's'} in pool "${pool}" (with what depends on them)${skipped.length === 0 ? '' : `; ${skipped.length} dead letter${skipped.length === 1 ? '' : 's'} could not be retried (listed above)`}`,
   );

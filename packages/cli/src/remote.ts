@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, dataDirOf } from './context.js';
+import { printable } from './printable.js';
 
 export interface Access {
   readonly url: string;
@@ -100,7 +101,7 @@ export async function callServer(
     body = null;
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    const type = response.headers.get('content-type') ?? 'no content type';
+    const type = printable(response.headers.get('content-type') ?? 'no content type');
     throw new CliError(
       `${access.url} did not answer as a Sleigh server (HTTP ${response.status}, ${type}); check --url`,
     );
@@ -111,5 +112,5 @@ export async function callServer(
 /** A refusal's message: Sleigh's errors carry { code, message }. */
 export function refusal(answer: Answer): string {
   const message = answer.body.message;
-  return `The server refused (HTTP ${answer.status}): ${typeof message === 'string' ? message : 'no details'}`;
+  return `The server refused (HTTP ${answer.status}): ${typeof message === 'string' ? printable(message) : 'no details'}`;
 }

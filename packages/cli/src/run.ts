@@ -4,6 +4,7 @@
  */
 import { jsonToConvex, type JSONValue } from 'convex/values';
 import { CliError, type Output } from './context.js';
+import { printableLines } from './printable.js';
 import { callServer, refusal, type Access } from './remote.js';
 
 /** Longer than any action may run (Convex's limit is 10 minutes). */
@@ -56,14 +57,17 @@ export async function runFunction(
     errorData?: JSONValue;
     logLines?: string[];
   };
-  for (const line of body.logLines ?? []) output.err(line);
+  // What the function logged, returned or threw may carry anyone's text: printed as is, its
+  // escape sequences would act on the terminal (JSON escapes C0 controls, not C1 ones).
+  for (const line of body.logLines ?? []) output.err(printableLines(line));
   if (body.status === 'success') {
-    output.out(display(body.value ?? null));
+    output.out(printableLines(display(body.value ?? null)));
     return 0;
   }
   if (body.status === 'error') {
-    output.err(body.errorMessage ?? 'The function failed');
-    if (body.errorData !== undefined) output.err(`data: ${display(body.errorData)}`);
+    output.err(printableLines(body.errorMessage ?? 'The function failed'));
+    if (body.errorData !== undefined)
+      output.err(`data: ${printableLines(display(body.errorData))}`);
     return 1;
   }
   throw new CliError(refusal(answer));

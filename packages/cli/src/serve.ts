@@ -13,6 +13,7 @@ import type { Store } from '@sleigh/storage';
 import { CliError, describeStore, openStore, type Locations, type Output } from './context.js';
 import { noteFreshState } from './fresh-state.js';
 import { lockDataDir } from './lock.js';
+import { printableLines } from './printable.js';
 
 export interface ServeOptions {
   readonly where: Locations;
@@ -134,14 +135,14 @@ export async function startServing(options: ServeOptions, output: Output): Promi
       port: options.port,
       host: options.host,
       codegen: options.watch,
-      log: (message) => output.err(`sleigh: ${message}`),
+      log: (message) => output.err(`sleigh: ${printableLines(message)}`),
       jobs: {
-        log: (message) => output.err(`sleigh: ${message}`),
+        log: (message) => output.err(`sleigh: ${printableLines(message)}`),
         ...(leaseMs === undefined ? {} : { leaseMs }),
       },
       ...(shutdownGraceMs === undefined ? {} : { shutdownGraceMs }),
       ...(functionTimeoutMs === undefined ? {} : { functionTimeoutMs }),
-      onWarning: (message) => output.err(`sleigh: warning: ${message}`),
+      onWarning: (message) => output.err(`sleigh: warning: ${printableLines(message)}`),
       ...dashboardOption(),
     });
   } catch (error) {
@@ -151,7 +152,8 @@ export async function startServing(options: ServeOptions, output: Output): Promi
     throw startError(error, options);
   }
   if (options.watch) {
-    setLogSink((execution, line) => output.out(`${execution.path} ${line}`));
+    // Log lines often carry what clients sent: their escape sequences must not reach the terminal.
+    setLogSink((execution, line) => output.out(`${execution.path} ${printableLines(line)}`));
   }
   let watcher: FSWatcher | null = null;
   if (options.watch) {
