@@ -49,6 +49,9 @@ export async function jobs(
       2,
     );
   }
+  // An empty name would make the path /pools//failed, which the server does not know.
+  if (pool.trim() === '')
+    throw new CliError('sleigh jobs needs a pool name: sleigh jobs failed <pool>', 2);
   if (action === 'failed' && values.id !== undefined)
     throw new CliError('--id is for sleigh jobs retry; sleigh jobs failed lists them all', 2);
   const base = `/api/sleigh/pools/${encodeURIComponent(pool)}`;

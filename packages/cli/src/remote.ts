@@ -42,12 +42,9 @@ export function serverAccess(values: {
   const url = serverUrl(values.url);
   const given = values['admin-key'] ?? process.env.SLEIGH_ADMIN_KEY;
   if (given !== undefined) {
-    if (given.trim() === '')
-      throw new CliError(
-        `${values['admin-key'] === undefined ? 'SLEIGH_ADMIN_KEY' : '--admin-key'} is empty`,
-        2,
-      );
-    return { url, adminKey: given };
+    const source = values['admin-key'] === undefined ? 'SLEIGH_ADMIN_KEY' : '--admin-key';
+    if (given.trim() === '') throw new CliError(`${source} is empty`, 2);
+    return { url, adminKey: checkedKey(given.trim(), source, 2) };
   }
   const keyFile = join(
     dataDirOf({ functionsDir: values.functions, dataDir: values['data-dir'] }),
@@ -59,7 +56,21 @@ export function serverAccess(values: {
       `No admin key: pass --admin-key, set SLEIGH_ADMIN_KEY, or run from the project (${keyFile})`,
     );
   }
-  return { url, adminKey };
+  return { url, adminKey: checkedKey(adminKey, `The admin key in ${keyFile}`, 1) };
+}
+
+/**
+ * Admin keys are visible ASCII (servers refuse any other). Another key cannot even be sent in a
+ * header: fetch would fail with a message that blames the server and shows the key.
+ */
+function checkedKey(key: string, source: string, exitCode: number): string {
+  if (!/^[\x21-\x7e]+$/.test(key)) {
+    throw new CliError(
+      `${source} is not a valid admin key: it may hold only visible ASCII characters (no spaces, control or non-ASCII characters)`,
+      exitCode,
+    );
+  }
+  return key;
 }
 
 export interface Answer {

@@ -158,6 +158,46 @@ describe('sleigh run and jobs against --url', () => {
     });
   });
 
+  it('refuses an admin key that cannot be sent, without showing it, and an empty pool name', async () => {
+    const server = await startServer(DRIVERS[0]!);
+    const run = (key: string) =>
+      sleighInProcess([
+        'run',
+        'messages:secretCount',
+        '{}',
+        '--url',
+        server.url,
+        '--admin-key',
+        key,
+      ]);
+    for (const key of ['line\nbreak-0123456789abcdef', 'schlüssel-0123456789abcdef']) {
+      const refused = await run(key);
+      expect(refused.code).toBe(2);
+      expect(refused.output).toBe(
+        'sleigh: --admin-key is not a valid admin key: it may hold only visible ASCII characters (no spaces, control or non-ASCII characters)',
+      );
+    }
+    vi.stubEnv('SLEIGH_ADMIN_KEY', 'schlüssel-0123456789abcdef');
+    onTestFinished(() => void vi.unstubAllEnvs());
+    const fromEnv = await sleighInProcess(['jobs', 'failed', 'p', '--url', server.url]);
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.output).toMatch(/^sleigh: SLEIGH_ADMIN_KEY is not a valid admin key/);
+    expect(fromEnv.output).not.toContain('schlüssel');
+    const empty = await sleighInProcess([
+      'jobs',
+      'failed',
+      '',
+      '--url',
+      server.url,
+      '--admin-key',
+      server.adminKey,
+    ]);
+    expect(empty).toEqual({
+      code: 2,
+      output: 'sleigh: sleigh jobs needs a pool name: sleigh jobs failed <pool>',
+    });
+  });
+
   it('says when --url is not a URL, or not a Sleigh server', async () => {
     const bad = await sleighInProcess([
       'run',
