@@ -85,7 +85,18 @@ export async function serveDashboard(
   }
   const candidate = normalize(join(dir, relative));
   const inside = candidate.startsWith(dir.endsWith(sep) ? dir : dir + sep);
-  const file = inside && relative !== '' && (await isFile(candidate)) ? candidate : index;
+  const found = inside && relative !== '' && (await isFile(candidate));
+  // The app's own routes get the page (function paths may hold dots: "legacy.js:default"); an
+  // asset that is not there (one of an older build) is a 404, not the page served as a script.
+  if (!found && relative.startsWith('assets/')) {
+    res.writeHead(404, {
+      ...DASHBOARD_SECURITY_HEADERS,
+      'Content-Type': 'text/plain; charset=utf-8',
+    });
+    res.end(req.method === 'HEAD' ? undefined : 'No such dashboard file\n');
+    return;
+  }
+  const file = found ? candidate : index;
   const hashed = file !== index && relative.startsWith('assets/');
   res.writeHead(200, {
     ...DASHBOARD_SECURITY_HEADERS,

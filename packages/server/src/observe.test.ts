@@ -339,6 +339,13 @@ describe('the dashboard files', () => {
     expect(script.headers.get('cache-control')).toMatch(/immutable/);
     const escape = await get('/dashboard/..%2F..%2Fpackage.json');
     expect(await escape.text()).toContain('<title>Sleigh</title>');
+    // An asset that is not there (one of an older build) is not answered with the page...
+    const gone = await get('/dashboard/assets/app-0000.js');
+    expect(gone.status).toBe(404);
+    expect(gone.headers.get('content-type')).toMatch(/text\/plain/);
+    // ...while a route whose function path holds a dot still is.
+    const dotted = await get('/dashboard/functions/legacy.js:default');
+    expect(await dotted.text()).toContain('<title>Sleigh</title>');
 
     const unbuilt = await startServer(DRIVERS[0]!);
     const missing = await fetch(`${unbuilt.url}/dashboard/`);
