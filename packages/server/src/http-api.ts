@@ -185,6 +185,22 @@ function plainJson(value: Value): unknown {
   );
 }
 
+/**
+ * Whether a request to one of Sleigh's own operator routes (`/metrics`, `/api/sleigh/…`) sent
+ * the admin key: as `Bearer <key>` (what Prometheus and most tools send) or `Convex <key>`,
+ * the scheme in any case; a wrong one is refused as such. Convex's function routes read
+ * `Bearer` as a user's token instead.
+ */
+function sentAdminKey(req: IncomingMessage, host: HttpHost): boolean {
+  const header = req.headers.authorization ?? '';
+  if (header === '') return false;
+  const match = /^(?:bearer|convex)\s+(.+)$/i.exec(header);
+  if (match === null || !sameKey(host.adminKey, match[1]!.trim())) {
+    throw new HttpError(401, 'BadAdminKey', 'The admin key is not valid for this deployment');
+  }
+  return true;
+}
+
 function callOptions(req: IncomingMessage, host: HttpHost): CallOptions {
   const header = req.headers.authorization;
   if (header === undefined || header === '') return { caller: 'client' };
@@ -273,9 +289,7 @@ async function route(host: HttpHost, req: IncomingMessage, res: ServerResponse):
     return serveDashboard(host.dashboardDir, path, req, res);
   }
   if (method === 'GET' && path === '/metrics') {
-    const header = req.headers.authorization ?? '';
-    const key = header.replace(/^(Bearer|Convex) /, '').trim();
-    if (header === '' || !sameKey(host.adminKey, key)) {
+    if (!sentAdminKey(req, host)) {
       throw new HttpError(
         401,
         'MissingAdminKey',
@@ -436,8 +450,12 @@ async function poolAdmin(
   pool: string,
   action: string,
 ): Promise<void> {
-  if (callOptions(req, host).caller !== 'admin') {
-    throw new HttpError(401, 'MissingAdminKey', 'Pool administration needs the admin key');
+  if (!sentAdminKey(req, host)) {
+    throw new HttpError(
+      401,
+      'MissingAdminKey',
+      'Pool administration needs the admin key: send "Authorization: Bearer <admin key>" (or "Convex <admin key>")',
+    );
   }
   const limitOf = (value: unknown, fallback: number): number => {
     if (value === undefined || value === null) return fallback;

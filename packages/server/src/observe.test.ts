@@ -293,6 +293,16 @@ describe.each(DRIVERS)('the dashboard backend on $name', (driver) => {
 
     const refused = await fetch(`${server.url}/metrics`);
     expect(refused.status).toBe(401);
+    // Operator routes take the admin key as Bearer or Convex, the scheme in any case.
+    const statusOf = async (path: string, authorization: string) =>
+      (await fetch(`${server.url}${path}`, { headers: { Authorization: authorization } })).status;
+    for (const path of ['/metrics', '/api/sleigh/pools/graph/failed']) {
+      for (const scheme of ['Bearer', 'bearer', 'Convex', 'CONVEX']) {
+        expect(await statusOf(path, `${scheme} ${ADMIN_KEY}`), `${path} ${scheme}`).toBe(200);
+      }
+      expect(await statusOf(path, `Bearer ${ADMIN_KEY}x`), path).toBe(401);
+      expect(await statusOf(path, ADMIN_KEY), path).toBe(401);
+    }
     const metrics = await fetch(`${server.url}/metrics`, {
       headers: { Authorization: `Bearer ${ADMIN_KEY}` },
     });
