@@ -85,17 +85,8 @@ export function countRead(state: TransactionState, documents = 1, bytes = 0): vo
   const metrics = state.metrics;
   metrics.documentsRead += documents;
   metrics.bytesRead += bytes;
-  if (!state.limited) return;
-  if (metrics.documentsRead > TRANSACTION_LIMITS.documentsRead) {
-    throw limitExceeded(
-      `Too many documents read in a single function execution (limit: ${TRANSACTION_LIMITS.documentsRead}). ${NARROW_READS}`,
-    );
-  }
-  if (metrics.bytesRead > TRANSACTION_LIMITS.bytesRead) {
-    throw limitExceeded(
-      `Too many bytes read in a single function execution (limit: ${TRANSACTION_LIMITS.bytesRead} bytes). ${NARROW_READS}`,
-    );
-  }
+  holdTo(state, 'documentsRead', 'documents read', '', NARROW_READS);
+  holdTo(state, 'bytesRead', 'bytes read', ' bytes', NARROW_READS);
 }
 
 /** Counts a document written (and its bytes); past a limit the function fails, as on Convex. */
@@ -103,32 +94,36 @@ export function countWrite(state: TransactionState, bytes = 0): void {
   const metrics = state.metrics;
   metrics.documentsWritten++;
   metrics.bytesWritten += bytes;
-  if (!state.limited) return;
-  if (metrics.documentsWritten > TRANSACTION_LIMITS.documentsWritten) {
-    throw limitExceeded(
-      `Too many documents written in a single function execution (limit: ${TRANSACTION_LIMITS.documentsWritten}). ${SPLIT_WRITES}`,
-    );
-  }
-  if (metrics.bytesWritten > TRANSACTION_LIMITS.bytesWritten) {
-    throw limitExceeded(
-      `Too many bytes written in a single function execution (limit: ${TRANSACTION_LIMITS.bytesWritten} bytes). ${SPLIT_WRITES}`,
-    );
-  }
+  holdTo(state, 'documentsWritten', 'documents written', '', SPLIT_WRITES);
+  holdTo(state, 'bytesWritten', 'bytes written', ' bytes', SPLIT_WRITES);
 }
 
 /** Counts the arguments of a function scheduled (their JSON text); past 16 MiB it fails. */
 export function countScheduledArgs(state: TransactionState, bytes: number): void {
   state.metrics.scheduledFunctionArgsBytes += bytes;
-  const limit = TRANSACTION_LIMITS.scheduledFunctionArgsBytes;
-  if (state.limited && state.metrics.scheduledFunctionArgsBytes > limit) {
-    throw limitExceeded(
-      `Too many bytes of arguments for scheduled functions in a single function execution (limit: ${limit} bytes). Schedule one function that does the rest.`,
-    );
-  }
+  holdTo(
+    state,
+    'scheduledFunctionArgsBytes',
+    'bytes of arguments for scheduled functions',
+    ' bytes',
+    'Schedule one function that does the rest.',
+  );
 }
 
-function limitExceeded(message: string): SyscallError {
-  return new SyscallError(FunctionErrorCode.LimitExceeded, message);
+/** Fails the function, in Convex's words, once `metric` is past its limit. */
+function holdTo(
+  state: TransactionState,
+  metric: keyof typeof TRANSACTION_LIMITS,
+  what: string,
+  unit: string,
+  advice: string,
+): void {
+  const limit = TRANSACTION_LIMITS[metric];
+  if (!state.limited || state.metrics[metric] <= limit) return;
+  throw new SyscallError(
+    FunctionErrorCode.LimitExceeded,
+    `Too many ${what} in a single function execution (limit: ${limit}${unit}). ${advice}`,
+  );
 }
 
 export interface TransactionMetrics {

@@ -198,7 +198,6 @@ function asFields(value: Value, operation: string): Record<string, Value> {
   return value as Record<string, Value>;
 }
 
-/** Storage refusals (limits, bad values) become errors the function sees, with their message. */
 /**
  * Writes a document, counted against the transaction's limits first (its size as the document
  * limit measures it), so a write past them is never made.
@@ -216,6 +215,7 @@ function writeDocument(
   });
 }
 
+/** Storage refusals (limits, bad values) become errors the function sees, with their message. */
 async function storageWrite<T>(operation: string, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
