@@ -739,9 +739,9 @@ export class Engine implements Host {
     let outageSince: number | null = null;
     for (let attempt = 1; ; attempt++) {
       const logLines: string[] = [];
-      // A mutation that keeps losing races to shorter ones (on PostgreSQL any two overlapping
-      // mutations conflict) would lose them for good under steady load: its later tries run
-      // alone, the other commits waiting for it.
+      // A mutation that keeps losing races to shorter ones writing what it reads (a hot
+      // document, on PostgreSQL) would lose them for good under steady load: its later tries
+      // run alone, the other commits waiting for it.
       const exclusive = attempt > EXCLUSIVE_AFTER;
       const run = () => this.attemptMutation(info, args, options, seed, logLines, exclusive);
       try {

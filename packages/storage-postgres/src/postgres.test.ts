@@ -48,46 +48,6 @@ describe('postgres store', () => {
     }
   });
 
-  it('keeps writers that ask their timestamp in commit order: one that missed a write commits before it or not at all', async () => {
-    const schema = freshSchema();
-    const store = await openPostgresStore({ connectionString: databaseUrl(), schema });
-    try {
-      const [first] = await seed(store, 'items', [{ k: 1 }], { by_k: ['k'] });
-      const [other] = await seed(store, 'other', [{ n: 0 }]);
-      const items = store.catalog().requireTable('items').number;
-      let bRead!: () => void;
-      const read = new Promise<void>((resolve) => (bRead = resolve));
-      // A inserts into the range B read; B writes what A never reads. PostgreSQL alone would
-      // commit both (B first in its serial order, though it commits second); every mutation asks
-      // its timestamp, and that keeps the serial order the commit order, so B must run again.
-      const a = store.write(async (tx) => {
-        await tx.timestamp();
-        await tx.get('items', first!._id);
-        await read;
-        await tx.insert('items', makeDocument(items, { k: 5 }));
-      });
-      const b = store.write(async (tx) => {
-        await tx.timestamp();
-        const before = await tx.scan({ table: 'items', index: 'by_k', order: 'asc', limit: 10 });
-        bRead();
-        await a;
-        await tx.replace('other', { ...other!, n: before.length });
-      });
-      await a;
-      await expect(b).rejects.toSatisfy((error) =>
-        StorageError.is(error, StorageErrorCode.Conflict),
-      );
-      // Run again, B sees A's write.
-      await writeWithRetries(store, async (tx) => {
-        const now = await tx.scan({ table: 'items', index: 'by_k', order: 'asc', limit: 10 });
-        await tx.replace('other', { ...other!, n: now.length });
-      });
-      expect((await store.read((tx) => tx.get('other', other!._id)))?.n).toBe(2);
-    } finally {
-      await store.close();
-    }
-  });
-
   it('records each commit with its write set, and trims old records but never the newest', async () => {
     const schema = freshSchema();
     const store = await openPostgresStore({

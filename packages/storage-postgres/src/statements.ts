@@ -161,6 +161,18 @@ export const RECORD_COMMIT = statement(
    SELECT ts::text AS ts, pg_notify($4, $5 || ':' || ts::text || ':' || $6) FROM c`,
 );
 
+/** Takes the commit lock until the transaction ends ($1); RECORD_COMMIT takes it again. */
+export const TAKE_COMMIT_LOCK = statement('take_commit_lock', 'SELECT pg_advisory_xact_lock($1)');
+
+/**
+ * The last commit timestamp drawn (0: none yet). Sequences ignore snapshots, so this is current
+ * even in a transaction whose snapshot is older.
+ */
+export const LAST_DRAWN_TS = statement(
+  'last_drawn_ts',
+  'SELECT (CASE WHEN is_called THEN last_value ELSE 0 END)::text AS ts FROM commit_ts',
+);
+
 /** Commit records from $1 on (that one included), up to $2 when not null, at most $3. */
 export const READ_COMMITS = statement(
   'read_commits',

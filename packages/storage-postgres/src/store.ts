@@ -7,13 +7,20 @@
  * visible, and a snapshot that sees commit t sees every commit before t: a read transaction's
  * timestamp is simply the newest commit its snapshot contains.
  *
- *   BEGIN SERIALIZABLE ─ reads, writes (pipelined) ─ lock ─ ts ─ INSERT commits + NOTIFY ─ COMMIT ─ unlock
+ *   BEGIN REPEATABLE READ + snapshot ts ─ reads, writes (pipelined)
+ *     ─ [it read something: check commits since the snapshot ─ lock ─ check those since]
+ *     ─ lock ─ ts ─ INSERT commits + NOTIFY ─ COMMIT ─ unlock
+ *
+ * Conflicts: the check fails a transaction when a commit after its snapshot wrote a key it read
+ * (checkReads); PostgreSQL fails concurrent updates of one row.
  *
  * Commit listeners hear every process's commits through the commit feed (commit-feed.ts), in
  * timestamp order; unordered listeners hear this process's own at once.
  */
 import {
   Catalog,
+  conflict,
+  keyToHex,
   StorageError,
   StorageErrorCode,
   type Commit,
@@ -30,7 +37,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import pg from 'pg';
-import { CommitFeed, notificationTail } from './commit-feed.js';
+import { CommitFeed, decodeWrites, notificationTail } from './commit-feed.js';
 import { lockKey, migrate } from './migrations.js';
 import { quoteIdentifier, translateError } from './sql.js';
 import * as sql from './statements.js';
@@ -61,6 +68,9 @@ export interface PostgresStoreOptions {
    */
   readonly connectTimeoutMs?: number;
 }
+
+/** A transaction that saw more commits land while it ran is failed rather than checked. */
+const CHECK_LIMIT = 5000;
 
 /** Trim the commit log after this many local commits. */
 const TRIM_EVERY = 1000;
@@ -103,6 +113,8 @@ export class PostgresStore implements Store {
 
   private constructor(
     private readonly pool: pg.Pool,
+    /** Connections for commits' conflict checks, which must see past a transaction's snapshot. */
+    private readonly checker: pg.Pool,
     readonly schema: string,
     private currentCatalog: Catalog,
     private readonly retentionMs: number,
@@ -157,6 +169,17 @@ export class PostgresStore implements Store {
     // Listening from the moment a connection is made leaves no gap: the server's FATAL can
     // arrive with the connection's first answer, before whoever checked it out runs again.
     pool.on('connect', (client) => client.on('error', () => undefined));
+    // Its own pool: a check never waits for a connection behind the transactions it checks.
+    const checker = new pg.Pool({
+      connectionString: options.connectionString,
+      max: 2,
+      connectionTimeoutMillis: connectTimeoutMs,
+      options: `-c search_path=${schema}`,
+    });
+    checker.on('error', (error) =>
+      console.error(`sleigh: idle PostgreSQL connection failed: ${error.message}`),
+    );
+    checker.on('connect', (client) => client.on('error', () => undefined));
     try {
       const client = await pool.connect();
       try {
@@ -166,6 +189,7 @@ export class PostgresStore implements Store {
         client.release();
         const store = new PostgresStore(
           pool,
+          checker,
           schema,
           catalog,
           options.commitRetentionMs ?? 10 * 60_000,
@@ -182,6 +206,7 @@ export class PostgresStore implements Store {
       }
     } catch (error) {
       await pool.end();
+      await checker.end();
       const message = /timeout/i.test((error as Error).message)
         ? `no answer within ${connectTimeoutMs} ms (${(error as Error).message})`
         : (error as Error).message;
@@ -346,6 +371,8 @@ export class PostgresStore implements Store {
       });
       return { ts, writes: [], catalogChanged: false };
     }
+    await tx.readsRecorded();
+    if (!tx.reads.empty) await this.checkReads(tx);
     const writes = encodeWrites(tx.writes);
     const recorded = client.query<{ ts: string }>(
       sql.RECORD_COMMIT([
@@ -389,6 +416,72 @@ export class PostgresStore implements Store {
       throw translateError(error, true);
     }
     return { ts, writes: tx.writes, catalogChanged: tx.catalogChanged };
+  }
+
+  /**
+   * Fails with a conflict when a commit after the transaction's snapshot wrote a key it read, or
+   * changed the catalog (optimistic concurrency control, as in Convex). So a transaction never
+   * commits after one whose writes it missed, and commit order is the serial order, while
+   * transactions that read and write unrelated documents both commit.
+   *
+   * The commits since the snapshot are read on another connection (this one's snapshot cannot
+   * see them) while this one takes the commit lock; holding it, the check covers what committed
+   * in between, and nothing else commits until this transaction has.
+   */
+  private async checkReads(tx: PostgresTransaction): Promise<void> {
+    const client = tx.client;
+    const snapshot = await tx.snapshotTimestamp();
+    const early = this.checkCommitsAfter(tx, snapshot);
+    const locked = client.query(sql.TAKE_COMMIT_LOCK([this.commitLock]));
+    const drawn = client.query<{ ts: string }>(sql.LAST_DRAWN_TS([]));
+    // Each is awaited below, perhaps after another failed first: never an unhandled rejection.
+    for (const pending of [early, locked, drawn]) pending.catch(() => undefined);
+    try {
+      await tx.settle();
+      const checked = await early;
+      await locked;
+      // Drawn timestamps up to this one are committed or rolled back: we hold the lock.
+      if (BigInt((await drawn).rows[0]!.ts) > checked) await this.checkCommitsAfter(tx, checked);
+    } catch (error) {
+      await Promise.allSettled([locked, drawn]);
+      throw translateError(error);
+    }
+  }
+
+  /**
+   * Checks the transaction's reads against the commits after `from` (itself a commit, still in
+   * the log); resolves with the last commit checked.
+   */
+  private async checkCommitsAfter(tx: PostgresTransaction, from: bigint): Promise<bigint> {
+    const { rows } = await this.checker.query<{
+      ts: string;
+      catalog_changed: boolean;
+      writes: Buffer;
+    }>(sql.READ_COMMITS([from.toString(), null, CHECK_LIMIT + 1]));
+    if (rows[0]?.ts !== from.toString()) {
+      throw conflict(
+        "The commit log was trimmed past this transaction's snapshot, so it cannot be checked for conflicts; run it again",
+      );
+    }
+    if (rows.length > CHECK_LIMIT) {
+      throw conflict(
+        `More than ${CHECK_LIMIT} commits landed while this transaction ran; run it again`,
+      );
+    }
+    for (const row of rows.slice(1)) {
+      if (row.catalog_changed) {
+        throw conflict(
+          `A concurrent commit (ts ${row.ts}) changed tables or indexes; run the transaction again`,
+        );
+      }
+      const hit = tx.reads.overlap(decodeWrites(row.writes));
+      if (hit !== null) {
+        throw conflict(
+          `A concurrent commit (ts ${row.ts}) wrote a key this transaction read (index ${hit.indexId}, key ${keyToHex(hit.key)}); run it again`,
+        );
+      }
+    }
+    return BigInt(rows[rows.length - 1]!.ts);
   }
 
   /** Deletes old commit records in the background, always keeping the newest. */
@@ -450,6 +543,7 @@ export class PostgresStore implements Store {
     await this.vacuum?.close();
     await Promise.all(this.closing);
     await this.pool.end();
+    await this.checker.end();
   }
 
   /** Drops the whole schema: every table and document of this store. For tests and tools. */

@@ -11,8 +11,10 @@
  * - The documents a transaction reads or writes are cached, so replace and delete know the old
  *   version (for its old index keys) without another round trip.
  *
- * Reads run at REPEATABLE READ (one snapshot); writes at SERIALIZABLE, so PostgreSQL itself
- * detects conflicting transactions and fails one with a retryable conflict.
+ * Both kinds run at REPEATABLE READ (one snapshot, whose timestamp is read with the first
+ * statement). A write transaction records what it read (`reads`); at commit the store checks it
+ * against the commits after its snapshot (store.ts), and PostgreSQL fails concurrent updates of
+ * one row on its own.
  */
 import {
   checkDistinct,
@@ -22,8 +24,11 @@ import {
   deserializeDocument,
   documentEntry,
   storedEntry,
+  conflict,
   idKey,
+  keySuccessor,
   prepareDocument,
+  ReadIntervals,
   StorageError,
   StorageErrorCode,
   type Catalog,
@@ -49,9 +54,16 @@ function toBuffer(bytes: Uint8Array): Buffer {
 
 /**
  * A unique violation of an insert, as DuplicateId naming the document (PostgreSQL's detail
- * names the id key); any other error as it is.
+ * names the id key); any other error as it is. `foundAbsent`: ids this transaction had read and
+ * not found; another transaction inserted such an id after this one's snapshot, a conflict (a
+ * derived id, such as a unique job key's, inserted by two at once).
  */
-function duplicateId(error: unknown, table: string, documents: readonly Document[]): unknown {
+function duplicateId(
+  error: unknown,
+  table: string,
+  documents: readonly Document[],
+  foundAbsent: ReadonlySet<string>,
+): unknown {
   const { code, detail } = error as { code?: string; detail?: string };
   if (code !== '23505') return error;
   const hex = /\\x([0-9a-f]+)/.exec(detail ?? '')?.[1];
@@ -59,6 +71,12 @@ function duplicateId(error: unknown, table: string, documents: readonly Document
     documents.length === 1
       ? documents[0]
       : documents.find((doc) => Buffer.from(idKey(doc._id)).toString('hex') === hex);
+  if (document !== undefined && foundAbsent.has(document._id)) {
+    return conflict(
+      `Table "${table}": another transaction inserted _id ${document._id} after this one read it`,
+      error,
+    );
+  }
   const which = document === undefined ? 'one of these _ids' : `_id ${document._id}`;
   return new StorageError(
     StorageErrorCode.DuplicateId,
@@ -71,9 +89,13 @@ export class PostgresTransaction implements WriteTransaction {
   private ended = false;
   private snapshot: Promise<bigint> | null = null;
   private readonly inFlight: Promise<void>[] = [];
+  /** Scans whose answers (and so their reads' extent) have not come back yet. */
+  private readonly scansInFlight = new Set<Promise<unknown>>();
   private failure: unknown = null;
   private readonly cache = new Map<string, Document | null>();
   readonly writes: WrittenKey[] = [];
+  /** What a write transaction read, for the commit's conflict check (empty in a read one). */
+  readonly reads = new ReadIntervals();
   catalogChanged = false;
   private savepoints = 0;
 
@@ -112,14 +134,13 @@ export class PostgresTransaction implements WriteTransaction {
     this.send(
       this.mode === 'read'
         ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'
-        : 'BEGIN ISOLATION LEVEL SERIALIZABLE',
+        : 'BEGIN ISOLATION LEVEL REPEATABLE READ',
     );
-    // In a read transaction, pin the snapshot and learn its timestamp in the same round trip.
-    if (this.mode === 'read') {
-      this.snapshot = this.snapshotQuery();
-      // Nobody may ask for it; a failure also surfaces through the statement that follows.
-      this.snapshot.catch(() => undefined);
-    }
+    // Pin the snapshot and learn its timestamp in the same round trip: a reader may ask for it,
+    // and a writer's commit checks what it read against the commits after it.
+    this.snapshot = this.snapshotQuery();
+    // Nobody may ask for it; a failure also surfaces through the statement that follows.
+    this.snapshot.catch(() => undefined);
   }
 
   private async snapshotQuery(): Promise<bigint> {
@@ -170,15 +191,7 @@ export class PostgresTransaction implements WriteTransaction {
     return this.snapshotTimestamp();
   }
 
-  /**
-   * The snapshot's timestamp, also after the callback ended (for a commit that wrote nothing).
-   *
-   * In a write transaction this reads `commits`, which every commit adds a row to: under
-   * SERIALIZABLE, any two write transactions that both ask and overlap in time then conflict,
-   * and one runs again. That is what keeps the serialization order of mutations (which all ask:
-   * `ctx.meta.getSnapshotTs`) their commit order, as Convex's is and as readers of snapshots
-   * assume; PostgreSQL alone would let a mutation that missed another's write commit after it.
-   */
+  /** The snapshot's timestamp, also after the callback ended (for a commit that wrote nothing). */
   snapshotTimestamp(): Promise<bigint> {
     this.snapshot ??= this.snapshotQuery();
     return this.snapshot;
@@ -188,9 +201,26 @@ export class PostgresTransaction implements WriteTransaction {
     return `${table.number}:${id}`;
   }
 
+  /** Of these documents, the ids this transaction read and did not find. */
+  private foundAbsent(table: TableInfo, documents: readonly Document[]): Set<string> {
+    const absent = new Set<string>();
+    for (const { _id } of documents) {
+      if (this.cache.get(this.cacheKey(table, _id)) === null) absent.add(_id);
+    }
+    return absent;
+  }
+
+  /** Records a read of documents by id (found or not: one may appear). */
+  private readIds(table: string, ids: readonly string[]): void {
+    if (this.mode !== 'write') return;
+    const byId = this.currentCatalog.requireIndex(table, BY_ID).id;
+    for (const id of ids) this.reads.addPoint(byId, idKey(id));
+  }
+
   async getMany(table: string, ids: readonly string[]): Promise<Array<Document | null>> {
     this.check(false);
     const info = this.currentCatalog.requireTable(table);
+    this.readIds(table, ids);
     const missing = ids.filter((id) => !this.cache.has(this.cacheKey(info, id)));
     const found = new Map<string, Document>();
     if (missing.length > 0) {
@@ -215,6 +245,7 @@ export class PostgresTransaction implements WriteTransaction {
   async get(table: string, id: string): Promise<Document | null> {
     this.check(false);
     const info = this.currentCatalog.requireTable(table);
+    this.readIds(table, [id]);
     return this.load(info, id);
   }
 
@@ -230,7 +261,24 @@ export class PostgresTransaction implements WriteTransaction {
     return document;
   }
 
-  async scan(request: ScanRequest): Promise<IndexEntry[]> {
+  /**
+   * Waits for scans still in flight, so that `reads` holds every read of the transaction (a
+   * caller may send a scan and not wait for it before its callback ends).
+   */
+  async readsRecorded(): Promise<void> {
+    while (this.scansInFlight.size > 0) await Promise.allSettled([...this.scansInFlight]);
+  }
+
+  scan(request: ScanRequest): Promise<IndexEntry[]> {
+    const scanning = this.runScan(request);
+    if (this.mode === 'write') {
+      this.scansInFlight.add(scanning);
+      void scanning.finally(() => this.scansInFlight.delete(scanning)).catch(() => undefined);
+    }
+    return scanning;
+  }
+
+  private async runScan(request: ScanRequest): Promise<IndexEntry[]> {
     this.check(false);
     const table = this.currentCatalog.requireTable(request.table);
     const index = this.currentCatalog.requireIndex(request.table, request.index);
@@ -246,16 +294,30 @@ export class PostgresTransaction implements WriteTransaction {
     const { rows } = await this.query<{ value: string }>(statement);
     if (this.mode === 'read') return rows.map((row) => storedEntry(index, row.value));
     // A write transaction caches what it read, for later replaces and deletes.
-    return rows.map((row) => {
+    const entries = rows.map((row) => {
       const document = deserializeDocument(row.value);
       this.cache.set(this.cacheKey(table, document._id), document);
       return documentEntry(index, document);
     });
+    // It read up to the last key it pulled, or the whole range when it ran out.
+    const last = entries.length === request.limit ? entries[entries.length - 1] : undefined;
+    if (request.limit === 0) return entries;
+    if (last === undefined) this.reads.addRange(index.id, start, end);
+    else if (request.order === 'asc') this.reads.addRange(index.id, start, keySuccessor(last.key));
+    else this.reads.addRange(index.id, last.key, end);
+    return entries;
+  }
+
+  /** Records a read of a whole table (a count, or an index's backfill). */
+  private readTable(table: string): void {
+    if (this.mode !== 'write') return;
+    this.reads.addRange(this.currentCatalog.requireIndex(table, BY_ID).id, MIN_KEY, MAX_KEY);
   }
 
   async count(table: string): Promise<number> {
     this.check(false);
     const info = this.currentCatalog.requireTable(table);
+    this.readTable(table);
     const { rows } = await this.query<{ n: number }>(sql.COUNT([info.number]));
     return rows[0]!.n;
   }
@@ -264,6 +326,7 @@ export class PostgresTransaction implements WriteTransaction {
     this.check(true);
     const info = this.currentCatalog.requireTable(table);
     const serialized = prepareDocument(table, document);
+    const absent = this.foundAbsent(info, [document]);
     const { added } = diffIndexes(this.currentCatalog.indexes(table), null, document, this.writes);
     this.send(
       sql.INSERT_DOCUMENT([
@@ -273,7 +336,7 @@ export class PostgresTransaction implements WriteTransaction {
         added.map((entry) => entry.index.id),
         added.map((entry) => toBuffer(entry.key)),
       ]),
-      (error) => duplicateId(error, table, [document]),
+      (error) => duplicateId(error, table, [document], absent),
     );
     this.cache.set(this.cacheKey(info, document._id), document);
   }
@@ -285,10 +348,11 @@ export class PostgresTransaction implements WriteTransaction {
     const info = this.currentCatalog.requireTable(table);
     // Checked and serialized before anything is sent: a bad document sends nothing.
     const serialized = documents.map((document) => prepareDocument(table, document));
+    const absent = this.foundAbsent(info, documents);
     const { idKeys, added } = this.entryChanges(info, documents, null);
     this.send(
       sql.INSERT_DOCUMENTS([info.number, idKeys, JSON.stringify(serialized), ...added]),
-      (error) => duplicateId(error, table, documents),
+      (error) => duplicateId(error, table, documents, absent),
     );
   }
 
@@ -431,6 +495,7 @@ export class PostgresTransaction implements WriteTransaction {
     this.check(true);
     const info = this.currentCatalog.requireTable(table);
     const index = this.currentCatalog.planIndex(table, name, fields);
+    this.readTable(table);
     this.send(sql.INSERT_INDEX([index.id, info.number, name, JSON.stringify(index.fields)]));
     let after: Buffer = MIN_KEY;
     for (;;) {

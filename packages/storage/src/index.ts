@@ -54,3 +54,4 @@ export {
   prefixEnd,
 } from './keys.js';
 export { checkDocument, LIMITS, type DocumentFacts } from './limits.js';
+export { ReadIntervals } from './read-intervals.js';

@@ -1,0 +1,288 @@
+/**
+ * Which overlapping write transactions conflict on PostgreSQL: those where one missed a write
+ * of another that commits first (so commit order stays the serial order), and no others.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  type Document,
+  StorageError,
+  StorageErrorCode,
+  type WriteTransaction,
+} from '@sleigh/storage';
+import { makeDocument, seed, writeWithRetries } from '@sleigh/storage/conformance';
+import { databaseUrl } from '@sleigh/testing';
+import pg from 'pg';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { openPostgresStore, PostgresStore } from './store.js';
+
+async function freshStore(): Promise<PostgresStore> {
+  const schema = `test_${randomBytes(6).toString('hex')}`;
+  const store = await openPostgresStore({ connectionString: databaseUrl(), schema });
+  onTestFinished(async (context) => {
+    await store.close();
+    if (context.task.result?.state !== 'fail')
+      await PostgresStore.dropSchema(databaseUrl(), schema);
+  });
+  return store;
+}
+
+/** A latch: `open()` lets everyone waiting on `opened` go on. */
+function latch(): { opened: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
+
+interface Side {
+  readonly read: (tx: WriteTransaction) => Promise<unknown>;
+  readonly write: (tx: WriteTransaction) => Promise<unknown>;
+}
+
+/**
+ * Runs two write transactions side by side: each does its reads, waits until the other has
+ * done its own, then writes. Resolves with how each ended.
+ */
+async function sideBySide(
+  store: PostgresStore,
+  a: Side,
+  b: Side,
+): Promise<['committed' | 'conflict', 'committed' | 'conflict']> {
+  const aRead = latch();
+  const bRead = latch();
+  const run = (
+    side: Side,
+    mine: ReturnType<typeof latch>,
+    theirs: ReturnType<typeof latch>,
+  ): Promise<'committed' | 'conflict'> =>
+    store
+      .write(async (tx) => {
+        await side.read(tx);
+        mine.open();
+        await theirs.opened;
+        await side.write(tx);
+      })
+      .then(
+        () => 'committed' as const,
+        (error: unknown) => {
+          if (StorageError.is(error, StorageErrorCode.Conflict)) return 'conflict' as const;
+          throw error;
+        },
+      );
+  return Promise.all([run(a, aRead, bRead), run(b, bRead, aRead)]);
+}
+
+/** Writes `doc` of `table` again with its `n` one higher. */
+/**
+ * Runs a write transaction that reads, lets `between` commit in a transaction of its own, then
+ * writes; resolves with how it ended.
+ */
+async function commitsBetween(
+  store: PostgresStore,
+  read: (tx: WriteTransaction) => Promise<unknown>,
+  between: (tx: WriteTransaction) => Promise<unknown>,
+  write: (tx: WriteTransaction) => Promise<unknown>,
+): Promise<'committed' | 'conflict'> {
+  return store
+    .write(async (tx) => {
+      await read(tx);
+      await store.write(between);
+      await write(tx);
+    })
+    .then(
+      () => 'committed' as const,
+      (error: unknown) => {
+        if (StorageError.is(error, StorageErrorCode.Conflict)) return 'conflict' as const;
+        throw error;
+      },
+    );
+}
+
+const bump = (table: string, doc: Document) => (tx: WriteTransaction) =>
+  tx.replace(table, { ...doc, n: (doc.n as number) + 1 });
+
+describe('conflicts on PostgreSQL', () => {
+  it('commits overlapping writers of unrelated documents, though both ask their timestamp', async () => {
+    const store = await freshStore();
+    const [x, y] = await seed(store, 'counters', [{ n: 0 }, { n: 0 }]);
+    const outcomes = await sideBySide(
+      store,
+      {
+        read: async (tx) => [await tx.timestamp(), await tx.get('counters', x!._id)],
+        write: bump('counters', x!),
+      },
+      {
+        read: async (tx) => [await tx.timestamp(), await tx.get('counters', y!._id)],
+        write: bump('counters', y!),
+      },
+    );
+    expect(outcomes).toEqual(['committed', 'committed']);
+  });
+
+  it('fails one of two writers that each read both documents and write one (no write skew)', async () => {
+    const store = await freshStore();
+    const [x, y] = await seed(store, 'doctors', [{ n: 0 }, { n: 0 }]);
+    const readBoth = (tx: WriteTransaction) => tx.getMany('doctors', [x!._id, y!._id]);
+    const outcomes = await sideBySide(
+      store,
+      { read: readBoth, write: bump('doctors', x!) },
+      { read: readBoth, write: bump('doctors', y!) },
+    );
+    expect(outcomes.filter((outcome) => outcome === 'conflict')).toHaveLength(1);
+  });
+
+  it('keeps writers in commit order: one that missed a write commits before it or not at all', async () => {
+    const store = await freshStore();
+    const [first] = await seed(store, 'items', [{ k: 1 }], { by_k: ['k'] });
+    const [other] = await seed(store, 'other', [{ n: 0 }]);
+    const items = store.catalog().requireTable('items').number;
+    const read = latch();
+    // A inserts into the range B read; B writes what A never reads. Snapshot isolation alone
+    // would commit both (B first in its serial order, though it commits second): B must run
+    // again, and then it sees A's write.
+    const a = store.write(async (tx) => {
+      await tx.get('items', first!._id);
+      await read.opened;
+      await tx.insert('items', makeDocument(items, { k: 5 }));
+    });
+    const b = store.write(async (tx) => {
+      const before = await tx.scan({ table: 'items', index: 'by_k', order: 'asc', limit: 10 });
+      read.open();
+      await a;
+      await tx.replace('other', { ...other!, n: before.length });
+    });
+    await a;
+    await expect(b).rejects.toSatisfy((error) => StorageError.is(error, StorageErrorCode.Conflict));
+    await writeWithRetries(store, async (tx) => {
+      const now = await tx.scan({ table: 'items', index: 'by_k', order: 'asc', limit: 10 });
+      await tx.replace('other', { ...other!, n: now.length });
+    });
+    expect((await store.read((tx) => tx.get('other', other!._id)))?.n).toBe(2);
+  });
+
+  it('depends on a limited scan only up to the last key it pulled', async () => {
+    const store = await freshStore();
+    await seed(store, 'items', [{ k: 10 }, { k: 20 }], { by_k: ['k'] });
+    const [other] = await seed(store, 'other', [{ n: 0 }]);
+    const items = store.catalog().requireTable('items').number;
+    const firstItem = (tx: WriteTransaction) =>
+      tx.scan({ table: 'items', index: 'by_k', order: 'asc', limit: 1 });
+    const insert = (k: number) => (tx: WriteTransaction) =>
+      tx.insert('items', makeDocument(items, { k }));
+    // An insert after the key it read commits first: no conflict. One before it: the scan
+    // would have pulled that one instead.
+    expect(await commitsBetween(store, firstItem, insert(30), bump('other', other!))).toBe(
+      'committed',
+    );
+    const again = (await store.read((tx) => tx.get('other', other!._id)))!;
+    expect(await commitsBetween(store, firstItem, insert(5), bump('other', again))).toBe(
+      'conflict',
+    );
+  });
+
+  it('counts a scan its transaction sent and did not wait for', async () => {
+    const store = await freshStore();
+    const [anchor] = await seed(store, 'other', [{ n: 0 }]);
+    await seed(store, 'items', [{ k: 1 }], { by_k: ['k'] });
+    const items = store.catalog().requireTable('items').number;
+    const begun = latch();
+    const inserted = latch();
+    const writer = store.write(async (tx) => {
+      await tx.get('other', anchor!._id);
+      begun.open();
+      await inserted.opened;
+      // Its answer comes after the callback ends, from the snapshot before the insert.
+      void tx.scan({ table: 'items', index: 'by_k', order: 'asc', limit: 10 }).catch(() => {});
+      await bump('other', anchor!)(tx);
+    });
+    await begun.opened;
+    await store.write((tx) => tx.insert('items', makeDocument(items, { k: 2 })));
+    inserted.open();
+    await expect(writer).rejects.toSatisfy((error) =>
+      StorageError.is(error, StorageErrorCode.Conflict),
+    );
+  });
+
+  it('fails one of two writers that find the same derived id free and insert it', async () => {
+    const store = await freshStore();
+    await seed(store, 'claims', []);
+    const number = store.catalog().requireTable('claims').number;
+    const claim = makeDocument(number, { owner: 'someone' });
+    const read = (tx: WriteTransaction) => tx.get('claims', claim._id);
+    const insert = (tx: WriteTransaction) => tx.insert('claims', { ...claim });
+    const outcomes = await sideBySide(store, { read, write: insert }, { read, write: insert });
+    expect(outcomes.sort()).toEqual(['committed', 'conflict']);
+  });
+
+  it('fails a writer whose reads a commit changed while it waited for the commit lock', async () => {
+    const store = await freshStore();
+    const [watched, target] = await seed(store, 'counters', [{ n: 0 }, { n: 0 }]);
+    const holderWrites = latch();
+    const holding = latch();
+    // An exclusive writer holds the commit lock from before its snapshot to its commit.
+    const holder = store.write(
+      async (tx) => {
+        holding.open();
+        await holderWrites.opened;
+        await tx.replace('counters', { ...watched!, n: 1 });
+      },
+      { exclusive: true },
+    );
+    await holding.opened;
+    const writer = store.write(async (tx) => {
+      await tx.get('counters', watched!._id);
+      await tx.replace('counters', { ...target!, n: 1 });
+    });
+    writer.catch(() => undefined);
+    // The writer has checked the commits since its snapshot (none) and waits for the lock.
+    await waitForLockWaiter();
+    // Its check of the commits since its snapshot runs on another connection, alongside its
+    // wait; give it time to finish before anything commits.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    holderWrites.open();
+    await holder;
+    await expect(writer).rejects.toSatisfy(
+      (error) =>
+        StorageError.is(error, StorageErrorCode.Conflict) &&
+        /wrote a key this transaction read/.test((error as Error).message),
+    );
+    expect((await store.read((tx) => tx.get('counters', target!._id)))?.n).toBe(0);
+  });
+
+  it('fails a writer that read something while the catalog changed', async () => {
+    const store = await freshStore();
+    const [doc] = await seed(store, 'counters', [{ n: 0 }]);
+    const read = latch();
+    const writer = store.write(async (tx) => {
+      await tx.get('counters', doc!._id);
+      read.open();
+      await created;
+      await bump('counters', doc!)(tx);
+    });
+    writer.catch(() => undefined);
+    const created = read.opened.then(() => store.write((tx) => tx.createTable('late')));
+    await created;
+    await expect(writer).rejects.toSatisfy(
+      (error) =>
+        StorageError.is(error, StorageErrorCode.Conflict) &&
+        /changed tables or indexes/.test((error as Error).message),
+    );
+  });
+});
+
+/** Waits until some session waits for an advisory lock (the commit lock, here). */
+async function waitForLockWaiter(): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl() });
+  await client.connect();
+  try {
+    for (let i = 0; i < 500; i++) {
+      const { rows } = await client.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+      );
+      if (rows[0]!.n > 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    throw new Error('nobody waited for the commit lock');
+  } finally {
+    await client.end();
+  }
+}
