@@ -382,8 +382,8 @@ export class Workpool {
 
   /**
    * Inside a pool job's action: an AbortSignal that fires when the attempt times out
-   * (`actionTimeoutMs`) or misses its heartbeat; its reason says which. Pass it to fetch and
-   * the like, or check `signal.aborted` between steps.
+   * (`actionTimeoutMs`), misses its heartbeat, or its job is canceled; its reason says which.
+   * Pass it to fetch and the like, or check `signal.aborted` between steps.
    */
   signal(ctx?: AnyCtx): AbortSignal;
   signal(): AbortSignal {
@@ -584,7 +584,13 @@ export class Workpool {
     ) as RunResult;
   }
 
-  /** Cancels a job that has not finished: it will not start, or its outcome is dropped. */
+  /**
+   * Cancels a job that has not finished: it will not start, or its outcome is dropped. A
+   * running action's `signal()` fires (reason "the job was canceled"): at once when the cancel
+   * commits in the process running it, within a third of a lease from another process. Its
+   * slot stays taken until its function returns, so `maxParallelism` holds for code that
+   * ignores the signal.
+   */
   cancel(ctx: AnyCtx, id: WorkId): Promise<void>;
   cancel(id: WorkId): Promise<void>;
   async cancel(...all: unknown[]): Promise<void> {

@@ -1,10 +1,12 @@
 /**
  * The pool job attempts running in this process, as their own code sees them: an abort signal
- * (fired when the attempt times out or misses its heartbeat, so a long action can stop) and a
- * heartbeat (which keeps an attempt of a pool with `heartbeatTimeoutMs` alive).
+ * (fired when the attempt times out, misses its heartbeat or its job is canceled, so a long
+ * action can stop) and a heartbeat (which keeps an attempt of a pool with `heartbeatTimeoutMs`
+ * alive).
  *
  *   started ──heartbeat──▶ started (deadline moves on)
  *      ├──timeout / no heartbeat in time──▶ aborted (the runner records a failed attempt)
+ *      ├──its job canceled──▶ signal fired (its slot is free once the function returns)
  *      └──the function returned──▶ ended
  *
  * An attempt runs in the process whose runner claimed it, so all of this is in memory; a
@@ -13,6 +15,8 @@
 import { delayUntil } from './timers.js';
 
 export interface RunningAttempt {
+  /** The job's run this attempt belongs to (a canceled job may be run again). */
+  readonly run: number;
   readonly controller: AbortController;
   /** Null when the pool asks for no heartbeats. */
   readonly heartbeatMs: number | null;
@@ -24,11 +28,12 @@ export interface RunningAttempt {
 export class RunningAttempts {
   private readonly byJob = new Map<string, RunningAttempt>();
 
-  private start(jobId: string, heartbeatMs: number | null): RunningAttempt {
+  private start(jobId: string, run: number, heartbeatMs: number | null): RunningAttempt {
     const controller = new AbortController();
     let end: () => void = () => undefined;
     const ended = new Promise<void>((resolve) => (end = resolve));
     const attempt: RunningAttempt = {
+      run,
       controller,
       heartbeatMs,
       deadline: heartbeatMs === null ? Infinity : Date.now() + heartbeatMs,
@@ -49,12 +54,12 @@ export class RunningAttempts {
    */
   async run<T>(
     jobId: string,
-    limits: { timeoutMs: number | null; heartbeatMs: number | null },
+    limits: { run: number; timeoutMs: number | null; heartbeatMs: number | null },
     run: () => Promise<T>,
     givenUp: (why: string) => T,
   ): Promise<T> {
     const { timeoutMs, heartbeatMs } = limits;
-    const attempt = this.start(jobId, heartbeatMs);
+    const attempt = this.start(jobId, limits.run, heartbeatMs);
     const timers: NodeJS.Timeout[] = [];
     try {
       const running = run();
@@ -85,6 +90,24 @@ export class RunningAttempts {
       for (const timer of timers) clearTimeout(timer);
       attempt.end();
     }
+  }
+
+  /**
+   * Fires the abort signal of the job's attempt running here, when it belongs to `run` (its job
+   * was canceled, say); the attempt goes on until its function returns. False when none did.
+   */
+  abort(jobId: string, run: number, why: string): boolean {
+    const attempt = this.byJob.get(jobId);
+    if (attempt === undefined || attempt.run !== run || attempt.controller.signal.aborted) {
+      return false;
+    }
+    attempt.controller.abort(new Error(why));
+    return true;
+  }
+
+  /** The jobs with an attempt running here, each with the run it belongs to. */
+  running(): Array<{ jobId: string; run: number }> {
+    return [...this.byJob].map(([jobId, attempt]) => ({ jobId, run: attempt.run }));
   }
 
   /** A heartbeat from the job's code: false when the attempt is no longer running here. */

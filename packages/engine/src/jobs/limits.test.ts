@@ -153,6 +153,48 @@ describe.each(DRIVERS)('which pool job starts when, on $name', (driver) => {
       .toEqual(['aborted: timed out after 150 ms']);
   });
 
+  it('tells a running action its job was canceled, and frees its slot once it stops', async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const enqueue = async (label: string, ms: number) =>
+      (await call(engine.mutation('graph:enqueueStoppable', { label, ms }))) as string;
+    const long = await enqueue('long', 60_000);
+    const next = await enqueue('next', 1);
+    await expect.poll(async () => named(await steps(engine), 'long:started').length).toBe(1);
+    await call(engine.mutation('graph:cancelStoppable', { id: long }));
+    await expect
+      .poll(async () => named(await steps(engine), 'long').map((step) => step.inputs[0]))
+      .toEqual(['aborted: the job was canceled']);
+    expect((await results(engine, [long], 'stoppable'))[0]).toEqual({ kind: 'canceled' });
+    // The one slot was the canceled job's until its code stopped; then the next one runs.
+    await expect.poll(() => settled(engine, [next], 'stoppable')).toBe(true);
+    expect((await results(engine, [next], 'stoppable'))[0]).toEqual({
+      kind: 'success',
+      returnValue: 'next',
+    });
+  });
+
+  it.runIf(driver.name === 'postgres')(
+    'tells a running action its job was canceled by another process, within a third of a lease',
+    async () => {
+      const place = driver.place();
+      const runner = await startApp('pools', driver, {
+        store: await place.open(),
+        jobs: { leaseMs: 900 },
+      });
+      const other = await startApp('pools', driver, { store: await place.open() });
+      const long = (await call(
+        runner.mutation('graph:enqueueStoppable', { label: 'far', ms: 60_000 }),
+      )) as string;
+      await expect.poll(async () => named(await steps(runner), 'far:started').length).toBe(1);
+      await call(other.mutation('graph:cancelStoppable', { id: long }));
+      await expect
+        .poll(async () => named(await steps(runner), 'far').map((step) => step.inputs[0]), {
+          timeout: 5_000,
+        })
+        .toEqual(['aborted: the job was canceled']);
+    },
+  );
+
   it('gives up an action that stops beating (its signal says why) and retries it; one that beats runs long', async () => {
     const engine = await startApp('pools', driver, { jobs: {} });
     const steady = (await call(

@@ -59,6 +59,7 @@ import {
   dueRange,
   getPoolJob,
   handedBack,
+  isEnded,
   placed,
   POOL_JOBS,
   POOLS,
@@ -79,6 +80,9 @@ import type { LocalRunner } from './pool-service.js';
 import type { PoolStats } from '../observe/pool-stats.js';
 import { writeWithRetry } from './write-retry.js';
 import { delayUntil } from './timers.js';
+
+/** Why a canceled job's attempt was aborted, as its abort signal's reason says. */
+const CANCELED = 'the job was canceled';
 
 /** Code run inside a mutation's own transaction: before its handler, and after it succeeded. */
 export interface TransactionHooks {
@@ -151,6 +155,11 @@ export class PoolRunner implements LocalRunner {
    * writes it; its entry is swept by the upkeep.
    */
   private readonly expected = new Map<string, Expected>();
+  /**
+   * Jobs running here that a transaction of this process is canceling, by the key the cancel
+   * writes: when a commit shows it, the attempt's abort signal fires.
+   */
+  private readonly cancels = new Map<string, { id: string; run: number; at: number }>();
 
   constructor(
     private readonly host: PoolHost,
@@ -290,6 +299,45 @@ export class PoolRunner implements LocalRunner {
         else this.recheckClaimed(expected);
       }
     }
+    if (this.cancels.size > 0) {
+      for (const write of commit.writes) {
+        if (write.indexId !== dueIndex.id) continue;
+        const key = Buffer.from(write.key).toString('hex');
+        const cancel = this.cancels.get(key);
+        if (cancel === undefined) continue;
+        this.cancels.delete(key);
+        this.host.attempts.abort(cancel.id, cancel.run, CANCELED);
+      }
+    }
+  }
+
+  /**
+   * A transaction is canceling `job` (as it will be written): if an attempt of it runs here,
+   * its abort signal fires once that commit shows, so cooperative code stops early.
+   */
+  canceling(job: PoolJob): void {
+    if (!this.active || !(this.pools.get(job.pool)?.running.has(job._id) ?? false)) return;
+    const key = this.dueKey(job);
+    if (key !== null) this.cancels.set(key, { id: job._id, run: job.run ?? 0, at: Date.now() });
+  }
+
+  /**
+   * Fires the abort signal of attempts running here whose job was canceled elsewhere (by
+   * another process) or run again since: they learn of it within a third of a lease.
+   */
+  private async abortCanceled(): Promise<void> {
+    const running = this.host.attempts.running();
+    if (running.length === 0) return;
+    const ids = running.map(({ jobId }) => jobId);
+    const currents = (await this.store.read((tx) => tx.getMany(POOL_JOBS, ids))) as Array<
+      PoolJob | null
+    >;
+    running.forEach(({ jobId, run }, i) => {
+      const current = currents[i] ?? null;
+      if (current === null || isEnded(current) || (current.run ?? 0) !== run) {
+        this.host.attempts.abort(jobId, run, CANCELED);
+      }
+    });
   }
 
   /**
@@ -666,7 +714,7 @@ export class PoolRunner implements LocalRunner {
     // Given up (too long, or no heartbeat in time), it counts as a failed attempt, retried.
     return this.host.attempts.run(
       job._id,
-      { timeoutMs: job.timeoutMs, heartbeatMs },
+      { run: job.run ?? 0, timeoutMs: job.timeoutMs, heartbeatMs },
       () => this.host.runPoolJob(job, hooks),
       (error): AttemptOutcome => ({ ok: false, error, retryable: true }),
     );
@@ -720,6 +768,13 @@ export class PoolRunner implements LocalRunner {
     // Claims of enqueuing transactions that never committed.
     const stale = Date.now() - this.leaseMs;
     for (const [key, { readyAt }] of this.expected) if (readyAt < stale) this.expected.delete(key);
+    // Cancels whose transaction never committed.
+    for (const [key, { at }] of this.cancels) if (at < stale) this.cancels.delete(key);
+    try {
+      await this.abortCanceled();
+    } catch (error) {
+      this.log(`workpool: could not look for canceled jobs running here: ${String(error)}`);
+    }
     for (const pool of this.pools.values()) {
       const holder: LeaseHolder = {
         owner: this.id,

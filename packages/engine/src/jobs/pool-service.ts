@@ -99,6 +99,8 @@ export interface LocalRunner {
   claim(tx: WriteTransaction, job: PoolJob, now: number): PoolJob | null;
   /** Whether a job started here and its outcome is not recorded yet. */
   startedHere(jobId: string): boolean;
+  /** `job` is being canceled (as written): an attempt of it running here is told to stop. */
+  canceling(job: PoolJob): void;
 }
 
 export class PoolService {
@@ -524,6 +526,7 @@ export class PoolService {
         }
         const job = await cancelJob(tx, id, now);
         if (job === null) continue;
+        this.runner?.canceling(job);
         canceled++;
         await releaseDependents(tx, [job], now);
       }
@@ -551,6 +554,7 @@ export class PoolService {
         for (const entry of entries) {
           const job = await cancelJob(tx, (entry.document as PoolJob)._id, now);
           if (job === null) continue;
+          this.runner?.canceling(job);
           canceled++;
           await releaseDependents(tx, [job], now);
         }

@@ -33,9 +33,22 @@ const beats = new Workpool('beats', {
   defaultRetryBehavior: { maxAttempts: 2, initialBackoffMs: 10, base: 2 },
 });
 const quick = new Workpool('quick', { maxParallelism: 2, actionTimeoutMs: 150 });
+/** One slot, for long actions that stop when told to. */
+const stoppable = new Workpool('stoppable', { maxParallelism: 1 });
 /** Dead letters kept briefly (results kept long): the two retentions differ. */
 const shortLived = new Workpool('shortLived', { failedTtl: 300, ttl: 60_000 });
-const pools = { graph, unique, serial, tenants, limited, perGroupRate, beats, quick, shortLived };
+const pools = {
+  graph,
+  unique,
+  serial,
+  tenants,
+  limited,
+  perGroupRate,
+  beats,
+  quick,
+  shortLived,
+  stoppable,
+};
 type PoolName = keyof typeof pools;
 const vPoolName = v.union(...Object.keys(pools).map((name) => v.literal(name as PoolName)));
 
@@ -467,6 +480,48 @@ export const enqueueLong = mutation({
   },
   handler: async (ctx, { pool, ...args }): Promise<WorkId> =>
     await pools[pool ?? 'beats'].enqueueAction(ctx, internal.graph.longWork, args),
+});
+
+/**
+ * A long action in the `stoppable` pool that stops as soon as its signal fires: logs a step
+ * `<label>:started` when it begins and `<label>` with why it ended.
+ */
+export const untilAborted = internalAction({
+  args: { label: v.string(), ms: v.number() },
+  handler: async (ctx, { label, ms }) => {
+    const signal = stoppable.signal(ctx);
+    const start = Date.now();
+    await ctx.runMutation(internal.graph.logStep, {
+      label: `${label}:started`,
+      start,
+      end: start,
+      inputs: [],
+    });
+    while (Date.now() - start < ms && !signal.aborted) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const reason = signal.aborted ? `aborted: ${(signal.reason as Error).message}` : 'ok';
+    await ctx.runMutation(internal.graph.logStep, {
+      label,
+      start,
+      end: Date.now(),
+      inputs: [reason],
+    });
+    return label;
+  },
+});
+
+export const enqueueStoppable = mutation({
+  args: { label: v.string(), ms: v.number() },
+  handler: async (ctx, args): Promise<WorkId> =>
+    await stoppable.enqueueAction(ctx, internal.graph.untilAborted, args),
+});
+
+export const cancelStoppable = mutation({
+  args: { id: v.string() },
+  handler: async (ctx, { id }) => {
+    await stoppable.cancel(ctx, id as WorkId);
+  },
 });
 
 export const cancel = mutation({
