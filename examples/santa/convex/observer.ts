@@ -23,5 +23,6 @@ export const board = query({
 /** The event history, in order, a page at a time (for the checker). */
 export const history = query({
   args: { paginationOpts: paginationOptsValidator },
-  handler: async (ctx, { paginationOpts }) => await ctx.db.query('events').paginate(paginationOpts),
+  handler: async (ctx, { paginationOpts }) =>
+    await ctx.db.query('events').withIndex('by_seq').paginate(paginationOpts),
 });

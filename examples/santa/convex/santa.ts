@@ -1,6 +1,7 @@
 import { v } from 'convex/values';
 import type { Id } from './_generated/dataModel';
 import { internalMutation, mutation, query, type QueryCtx } from './_generated/server';
+import { recordEvent } from './events';
 
 async function ready(ctx: QueryCtx, kind: 'reindeer' | 'elf') {
   return await ctx.db
@@ -68,7 +69,7 @@ export const dispatch = mutation({
     const current = { group, kind, members };
     if (santa === null) await ctx.db.insert('santa', { groups: group, current });
     else await ctx.db.patch(santa._id, { groups: group, current });
-    await ctx.db.insert('events', {
+    await recordEvent(ctx, {
       type: 'dispatch',
       group,
       kind,
@@ -90,7 +91,7 @@ export const release = mutation({
     if (!santa || !current) throw new Error('No group is at work');
     for (const id of current.members) await ctx.db.patch(id, { state: 'vacationing' });
     await ctx.db.patch(santa._id, { current: null });
-    await ctx.db.insert('events', {
+    await recordEvent(ctx, {
       type: 'release',
       group: current.group,
       kind: current.kind,
@@ -114,7 +115,7 @@ export const reset = internalMutation({
   args: { confirm: v.literal('reset') },
   handler: async (ctx): Promise<boolean> => {
     let budget = 2000;
-    for (const table of ['workers', 'santa', 'events'] as const) {
+    for (const table of ['workers', 'santa', 'events', 'eventCounter'] as const) {
       for (const doc of await ctx.db.query(table).take(budget)) {
         await ctx.db.delete(doc._id);
         budget--;

@@ -17,8 +17,12 @@ export default defineSchema({
       v.object({ group: v.number(), kind, members: v.array(v.id('workers')) }),
     ),
   }),
-  /** Every state change, written in the transaction that made it: what the checker replays. */
+  /**
+   * Every state change, written in the transaction that made it, numbered in commit order
+   * (events.ts): what the checker replays.
+   */
   events: defineTable({
+    seq: v.number(),
     type: v.union(
       v.literal('register'),
       v.literal('ready'),
@@ -32,7 +36,9 @@ export default defineSchema({
     readyReindeer: v.optional(v.number()),
     readyElves: v.optional(v.number()),
     reindeerTotal: v.optional(v.number()),
-  }),
+  }).index('by_seq', ['seq']),
+  /** The next event's sequence number (a singleton). */
+  eventCounter: defineTable({ next: v.number() }),
   /** The paces, in milliseconds: the longest a group works, the longest a vacation lasts. */
   speeds: defineTable({ workMs: v.number(), vacationMs: v.number() }),
 });

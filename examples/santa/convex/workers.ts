@@ -1,5 +1,6 @@
 import { v } from 'convex/values';
 import { mutation, query } from './_generated/server';
+import { recordEvent } from './events';
 import { kind } from './schema';
 
 /** A new worker joins, ready to work. */
@@ -8,7 +9,7 @@ export const register = mutation({
   returns: v.id('workers'),
   handler: async (ctx, { kind, name }) => {
     const id = await ctx.db.insert('workers', { kind, name, state: 'ready' });
-    await ctx.db.insert('events', { type: 'register', worker: id, kind });
+    await recordEvent(ctx, { type: 'register', worker: id, kind });
     return id;
   },
 });
@@ -28,6 +29,6 @@ export const backFromVacation = mutation({
     if (worker.state !== 'vacationing')
       throw new Error(`${worker.name} is ${worker.state}, not on vacation`);
     await ctx.db.patch(id, { state: 'ready' });
-    await ctx.db.insert('events', { type: 'ready', worker: id, kind: worker.kind });
+    await recordEvent(ctx, { type: 'ready', worker: id, kind: worker.kind });
   },
 });

@@ -11,7 +11,7 @@
  * - Progress: both kinds of groups were served (when both kinds exist).
  *
  * Events are in commit order: each is written in the transaction of the change it records, and
- * a transaction that depends on another (a dispatch that read a worker's readiness) runs after it.
+ * numbered (`seq`) from a counter that transaction bumps, which the history is read by.
  */
 import { ConvexHttpClient } from 'convex/browser';
 import { api } from '../convex/_generated/api.js';
@@ -19,6 +19,8 @@ import { api } from '../convex/_generated/api.js';
 export interface Event {
   readonly _id: string;
   readonly _creationTime: number;
+  /** Its place in commit order (absent in hand-made histories). */
+  readonly seq?: number;
   readonly type: 'register' | 'ready' | 'dispatch' | 'release';
   readonly worker?: string;
   readonly kind?: 'reindeer' | 'elf';
