@@ -161,8 +161,6 @@ const requestPrefix = randomBytes(4).toString('hex');
 
 /** Retries of a mutation that keeps conflicting; each waits a little longer. */
 const MAX_ATTEMPTS = 100;
-/** Tries after which a conflicting mutation runs alone (WriteOptions.exclusive). */
-const EXCLUSIVE_AFTER = 5;
 /** How long a mutation waits for an unreachable database before it fails. */
 const OUTAGE_PATIENCE_MS = 30_000;
 
@@ -739,11 +737,7 @@ export class Engine implements Host {
     let outageSince: number | null = null;
     for (let attempt = 1; ; attempt++) {
       const logLines: string[] = [];
-      // A mutation that keeps losing races to shorter ones writing what it reads (a hot
-      // document, on PostgreSQL) would lose them for good under steady load: its later tries
-      // run alone, the other commits waiting for it.
-      const exclusive = attempt > EXCLUSIVE_AFTER;
-      const run = () => this.attemptMutation(info, args, options, seed, logLines, exclusive);
+      const run = () => this.attemptMutation(info, args, options, seed, logLines);
       try {
         // The first attempt runs at once; retries queue in the retry lane, one at a time.
         if (attempt === 1) return await run();
@@ -800,52 +794,46 @@ export class Engine implements Host {
     options: CallOptions,
     seed: number,
     logLines: string[],
-    exclusive = false,
   ): Promise<MutationOutcome> {
     let failure: FunctionError | null = null;
     try {
       const key = options.idempotencyKey;
-      const { value, commit } = await this.store.write(
-        async (tx) => {
-          if (key !== undefined && options.firstAttempt !== true) {
-            const logged = await findLogged(tx, key);
-            if (logged !== null) return { json: logged.json, replayedLogs: logged.logLines };
-          }
-          let job: ScheduledFunction | null = null;
-          if (options.scheduledFunctionId !== undefined) {
-            job = await getScheduled(tx, options.scheduledFunctionId);
-            if (job?.state.kind !== 'pending') throw new SkipRun();
-          }
-          await options.hooks?.before?.(tx);
-          const state = newTransactionState(tx, true, new ReadSet());
-          state.limited = !info.module.startsWith('_system/');
-          // Not only for getSnapshotTs: asking is what keeps mutations serialized in commit order
-          // on PostgreSQL (its driver's notes say how and at what cost).
-          void this.trackSnapshot(tx, state);
-          const execution = this.execution(info, state, args, options, logLines, seed);
-          try {
-            const result = this.checkReturn(
-              info,
-              await this.invoke(execution, info, args),
-              tx.catalog(),
-            );
-            if (state.doomed !== null) throw state.doomed;
-            Engine.closeStreams(state);
-            if (key !== undefined)
-              await recordOutcome(tx, key, result, logLines, nextCreationTime());
-            if (job !== null) await settle(tx, job, { kind: 'success' }, Date.now());
-            await options.hooks?.after?.(tx, result);
-            return { json: result, replayedLogs: null };
-          } catch (error) {
-            if (state.doomed !== null) throw state.doomed;
-            if (StorageError.is(error) && error.retryable) throw error;
-            // Throwing rolls the transaction back: a failed mutation writes nothing.
-            failure = asFunctionError(info.path, error);
-            throw failure;
-          }
-        },
-        { exclusive },
-      );
+      const { value, commit } = await this.store.write(async (tx) => {
+        if (key !== undefined && options.firstAttempt !== true) {
+          const logged = await findLogged(tx, key);
+          if (logged !== null) return { json: logged.json, replayedLogs: logged.logLines };
+        }
+        let job: ScheduledFunction | null = null;
+        if (options.scheduledFunctionId !== undefined) {
+          job = await getScheduled(tx, options.scheduledFunctionId);
+          if (job?.state.kind !== 'pending') throw new SkipRun();
+        }
+        await options.hooks?.before?.(tx);
+        const state = newTransactionState(tx, true, new ReadSet());
+        state.limited = !info.module.startsWith('_system/');
+        // For getSnapshotTs (on PostgreSQL it comes with the transaction's first statement).
+        void this.trackSnapshot(tx, state);
+        const execution = this.execution(info, state, args, options, logLines, seed);
+        try {
+          const result = this.checkReturn(
+            info,
+            await this.invoke(execution, info, args),
+            tx.catalog(),
+          );
+          if (state.doomed !== null) throw state.doomed;
+          Engine.closeStreams(state);
+          if (key !== undefined) await recordOutcome(tx, key, result, logLines, nextCreationTime());
+          if (job !== null) await settle(tx, job, { kind: 'success' }, Date.now());
+          await options.hooks?.after?.(tx, result);
+          return { json: result, replayedLogs: null };
+        } catch (error) {
+          if (state.doomed !== null) throw state.doomed;
+          if (StorageError.is(error) && error.retryable) throw error;
+          // Throwing rolls the transaction back: a failed mutation writes nothing.
+          failure = asFunctionError(info.path, error);
+          throw failure;
+        }
+      });
       if (value.json === null) {
         const tooBig = new FunctionError(
           FunctionErrorCode.Internal,

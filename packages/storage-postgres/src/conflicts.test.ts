@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   type Document,
+  idKey,
   StorageError,
   StorageErrorCode,
   type WriteTransaction,
@@ -13,6 +14,7 @@ import { makeDocument, seed, writeWithRetries } from '@sleigh/storage/conformanc
 import { databaseUrl } from '@sleigh/testing';
 import pg from 'pg';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { lockKey } from './migrations.js';
 import { openPostgresStore, PostgresStore } from './store.js';
 
 async function freshStore(): Promise<PostgresStore> {
@@ -216,18 +218,12 @@ describe('conflicts on PostgreSQL', () => {
   it('fails a writer whose reads a commit changed while it waited for the commit lock', async () => {
     const store = await freshStore();
     const [watched, target] = await seed(store, 'counters', [{ n: 0 }, { n: 0 }]);
-    const holderWrites = latch();
-    const holding = latch();
-    // An exclusive writer holds the commit lock from before its snapshot to its commit.
-    const holder = store.write(
-      async (tx) => {
-        holding.open();
-        await holderWrites.opened;
-        await tx.replace('counters', { ...watched!, n: 1 });
-      },
-      { exclusive: true },
-    );
-    await holding.opened;
+    // Another session holds the commit lock, as a committing process does.
+    const other = new pg.Client({ connectionString: databaseUrl() });
+    await other.connect();
+    onTestFinished(() => other.end());
+    await other.query(`SET search_path = ${store.schema}`);
+    await other.query('SELECT pg_advisory_lock($1)', [lockKey(store.schema, 'commit')]);
     const writer = store.write(async (tx) => {
       await tx.get('counters', watched!._id);
       await tx.replace('counters', { ...target!, n: 1 });
@@ -235,11 +231,20 @@ describe('conflicts on PostgreSQL', () => {
     writer.catch(() => undefined);
     // The writer has checked the commits since its snapshot (none) and waits for the lock.
     await waitForLockWaiter();
-    // Its check of the commits since its snapshot runs on another connection, alongside its
-    // wait; give it time to finish before anything commits.
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    holderWrites.open();
-    await holder;
+    // A commit lands meanwhile, recorded as every commit is, its write set naming the document
+    // the writer read (written by hand, so that it lands exactly now).
+    const byId = store.catalog().requireIndex('counters', 'by_id').id;
+    const key = Buffer.from(idKey(watched!._id));
+    const header = Buffer.alloc(8);
+    header.writeUInt32BE(byId, 0);
+    header.writeUInt32BE(key.length, 4);
+    await other.query(
+      `INSERT INTO commits (ts, writes)
+       SELECT setval('commit_ts', greatest(nextval('commit_ts'),
+                (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint)), $1`,
+      [Buffer.concat([header, key])],
+    );
+    await other.query('SELECT pg_advisory_unlock($1)', [lockKey(store.schema, 'commit')]);
     await expect(writer).rejects.toSatisfy(
       (error) =>
         StorageError.is(error, StorageErrorCode.Conflict) &&

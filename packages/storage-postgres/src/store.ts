@@ -29,7 +29,6 @@ import {
   type CommitListenerOptions,
   type ReadTransaction,
   type Store,
-  type WriteOptions,
   type WriteResult,
   type WriteTransaction,
   type WrittenKey,
@@ -115,6 +114,8 @@ export class PostgresStore implements Store {
     private readonly pool: pg.Pool,
     /** Connections for commits' conflict checks, which must see past a transaction's snapshot. */
     private readonly checker: pg.Pool,
+    /** The one connection for the check made holding the commit lock. */
+    private readonly lockedChecker: pg.Pool,
     readonly schema: string,
     private currentCatalog: Catalog,
     private readonly retentionMs: number,
@@ -169,17 +170,23 @@ export class PostgresStore implements Store {
     // Listening from the moment a connection is made leaves no gap: the server's FATAL can
     // arrive with the connection's first answer, before whoever checked it out runs again.
     pool.on('connect', (client) => client.on('error', () => undefined));
-    // Its own pool: a check never waits for a connection behind the transactions it checks.
-    const checker = new pg.Pool({
-      connectionString: options.connectionString,
-      max: 2,
-      connectionTimeoutMillis: connectTimeoutMs,
-      options: `-c search_path=${schema}`,
-    });
-    checker.on('error', (error) =>
-      console.error(`sleigh: idle PostgreSQL connection failed: ${error.message}`),
-    );
-    checker.on('connect', (client) => client.on('error', () => undefined));
+    // Pools of their own: a check never waits for a connection behind the transactions it
+    // checks, and the one made holding the commit lock never waits behind the others.
+    const checkerPool = (max: number) => {
+      const checker = new pg.Pool({
+        connectionString: options.connectionString,
+        max,
+        connectionTimeoutMillis: connectTimeoutMs,
+        options: `-c search_path=${schema}`,
+      });
+      checker.on('error', (error) =>
+        console.error(`sleigh: idle PostgreSQL connection failed: ${error.message}`),
+      );
+      checker.on('connect', (client) => client.on('error', () => undefined));
+      return checker;
+    };
+    const checker = checkerPool(4);
+    const lockedChecker = checkerPool(1);
     try {
       const client = await pool.connect();
       try {
@@ -190,6 +197,7 @@ export class PostgresStore implements Store {
         const store = new PostgresStore(
           pool,
           checker,
+          lockedChecker,
           schema,
           catalog,
           options.commitRetentionMs ?? 10 * 60_000,
@@ -207,6 +215,7 @@ export class PostgresStore implements Store {
     } catch (error) {
       await pool.end();
       await checker.end();
+      await lockedChecker.end();
       const message = /timeout/i.test((error as Error).message)
         ? `no answer within ${connectTimeoutMs} ms (${(error as Error).message})`
         : (error as Error).message;
@@ -297,23 +306,8 @@ export class PostgresStore implements Store {
     void done.finally(() => this.closing.delete(done));
   }
 
-  async write<T>(
-    fn: (tx: WriteTransaction) => Promise<T>,
-    options: WriteOptions = {},
-  ): Promise<WriteResult<T>> {
+  async write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<WriteResult<T>> {
     const client = await this.connect();
-    const exclusive = options.exclusive === true;
-    if (exclusive) {
-      // The commit lock, held by the session from before BEGIN: the snapshot is taken after it
-      // is ours, and every other commit waits for it (commits take it too), so nothing commits
-      // between this transaction's snapshot and its own commit.
-      try {
-        await client.query('SELECT pg_advisory_lock($1)', [this.commitLock]);
-      } catch (error) {
-        client.release(true);
-        throw translateError(error);
-      }
-    }
     const tx = new PostgresTransaction(client, this.currentCatalog, 'write');
     let broken = false;
     try {
@@ -348,12 +342,6 @@ export class PostgresStore implements Store {
       }
       return { value, commit };
     } finally {
-      // Never back in the pool holding the lock: a connection that cannot unlock is closed.
-      if (exclusive && !broken) {
-        await client.query('SELECT pg_advisory_unlock($1)', [this.commitLock]).catch(() => {
-          broken = true;
-        });
-      }
       client.release(broken);
     }
   }
@@ -431,17 +419,23 @@ export class PostgresStore implements Store {
   private async checkReads(tx: PostgresTransaction): Promise<void> {
     const client = tx.client;
     const snapshot = await tx.snapshotTimestamp();
-    const early = this.checkCommitsAfter(tx, snapshot);
+    // First without the lock: a transaction that lost a race fails here without holding up
+    // anyone's commit.
+    const early = this.checkCommitsAfter(this.checker, tx, snapshot);
+    early.catch(() => undefined);
+    await tx.settle();
+    const checked = await early;
     const locked = client.query(sql.TAKE_COMMIT_LOCK([this.commitLock]));
     const drawn = client.query<{ ts: string }>(sql.LAST_DRAWN_TS([]));
-    // Each is awaited below, perhaps after another failed first: never an unhandled rejection.
-    for (const pending of [early, locked, drawn]) pending.catch(() => undefined);
+    // Awaited below, perhaps after the other failed first: never an unhandled rejection.
+    locked.catch(() => undefined);
+    drawn.catch(() => undefined);
     try {
-      await tx.settle();
-      const checked = await early;
       await locked;
-      // Drawn timestamps up to this one are committed or rolled back: we hold the lock.
-      if (BigInt((await drawn).rows[0]!.ts) > checked) await this.checkCommitsAfter(tx, checked);
+      // Drawn timestamps up to this one are committed or rolled back: we hold the lock. Only
+      // the lock's holder uses `lockedChecker`, so this check never waits for a connection.
+      const last = BigInt((await drawn).rows[0]!.ts);
+      if (last > checked) await this.checkCommitsAfter(this.lockedChecker, tx, checked);
     } catch (error) {
       await Promise.allSettled([locked, drawn]);
       throw translateError(error);
@@ -452,8 +446,12 @@ export class PostgresStore implements Store {
    * Checks the transaction's reads against the commits after `from` (itself a commit, still in
    * the log); resolves with the last commit checked.
    */
-  private async checkCommitsAfter(tx: PostgresTransaction, from: bigint): Promise<bigint> {
-    const { rows } = await this.checker.query<{
+  private async checkCommitsAfter(
+    checker: pg.Pool,
+    tx: PostgresTransaction,
+    from: bigint,
+  ): Promise<bigint> {
+    const { rows } = await checker.query<{
       ts: string;
       catalog_changed: boolean;
       writes: Buffer;
@@ -544,6 +542,7 @@ export class PostgresStore implements Store {
     await Promise.all(this.closing);
     await this.pool.end();
     await this.checker.end();
+    await this.lockedChecker.end();
   }
 
   /** Drops the whole schema: every table and document of this store. For tests and tools. */

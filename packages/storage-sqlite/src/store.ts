@@ -127,7 +127,6 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** Writes run one at a time here, so every write is `exclusive` (WriteOptions) already. */
   write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<WriteResult<T>> {
     return this.queue.run(async () => {
       this.checkOpen();

@@ -8,7 +8,6 @@ export type {
   ReadTransaction,
   ScanRequest,
   Store,
-  WriteOptions,
   WriteResult,
   WriteTransaction,
   WrittenKey,

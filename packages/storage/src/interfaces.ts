@@ -58,16 +58,6 @@ export interface WrittenKey {
   readonly key: Uint8Array;
 }
 
-export interface WriteOptions {
-  /**
-   * Run alone: no other transaction commits on the database from this one's first statement
-   * to its commit, so it cannot lose a race to one. Others wait for it at their commit, so
-   * this is a last resort (a mutation that kept conflicting runs its last tries this way).
-   * Exclusive stores (SQLite) always run writes one at a time.
-   */
-  readonly exclusive?: boolean;
-}
-
 export interface Commit {
   /** The commit's timestamp; for a transaction that wrote nothing, the snapshot it read. */
   readonly ts: bigint;
@@ -166,10 +156,7 @@ export interface Store {
   /** Runs `fn` against one consistent snapshot. */
   read<T>(fn: (tx: ReadTransaction) => Promise<T>): Promise<T>;
   /** Runs `fn` in a serializable transaction and commits it when `fn` resolves. */
-  write<T>(
-    fn: (tx: WriteTransaction) => Promise<T>,
-    options?: WriteOptions,
-  ): Promise<WriteResult<T>>;
+  write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<WriteResult<T>>;
   /**
    * Calls `listener` after each commit of the store, including those of other processes sharing
    * the database, in timestamp order (unless `unordered`). Returns an unsubscribe.
