@@ -329,9 +329,9 @@ export class PoolRunner implements LocalRunner {
     const running = this.host.attempts.running();
     if (running.length === 0) return;
     const ids = running.map(({ jobId }) => jobId);
-    const currents = (await this.store.read((tx) => tx.getMany(POOL_JOBS, ids))) as Array<
-      PoolJob | null
-    >;
+    const currents = (await this.store.read((tx) =>
+      tx.getMany(POOL_JOBS, ids),
+    )) as Array<PoolJob | null>;
     running.forEach(({ jobId, run }, i) => {
       const current = currents[i] ?? null;
       if (current === null || isEnded(current) || (current.run ?? 0) !== run) {
