@@ -413,7 +413,7 @@ export class PostgresStore implements Store {
    * transactions that read and write unrelated documents both commit.
    *
    * The commits since the snapshot are read on another connection (this one's snapshot cannot
-   * see them) while this one takes the commit lock; holding it, the check covers what committed
+   * see them), then this one takes the commit lock; holding it, the check covers what committed
    * in between, and nothing else commits until this transaction has.
    */
   private async checkReads(tx: PostgresTransaction): Promise<void> {
