@@ -215,43 +215,61 @@ describe('conflicts on PostgreSQL', () => {
     expect(outcomes.sort()).toEqual(['committed', 'conflict']);
   });
 
-  it('fails a writer whose reads a commit changed while it waited for the commit lock', async () => {
-    const store = await freshStore();
-    const [watched, target] = await seed(store, 'counters', [{ n: 0 }, { n: 0 }]);
-    // Another session holds the commit lock, as a committing process does.
-    const other = new pg.Client({ connectionString: databaseUrl() });
-    await other.connect();
-    onTestFinished(() => other.end());
-    await other.query(`SET search_path = ${store.schema}`);
-    await other.query('SELECT pg_advisory_lock($1)', [lockKey(store.schema, 'commit')]);
-    const writer = store.write(async (tx) => {
-      await tx.get('counters', watched!._id);
-      await tx.replace('counters', { ...target!, n: 1 });
-    });
-    writer.catch(() => undefined);
-    // The writer has checked the commits since its snapshot (none) and waits for the lock.
-    await waitForLockWaiter();
-    // A commit lands meanwhile, recorded as every commit is, its write set naming the document
-    // the writer read (written by hand, so that it lands exactly now).
-    const byId = store.catalog().requireIndex('counters', 'by_id').id;
-    const key = Buffer.from(idKey(watched!._id));
-    const header = Buffer.alloc(8);
-    header.writeUInt32BE(byId, 0);
-    header.writeUInt32BE(key.length, 4);
-    await other.query(
-      `INSERT INTO commits (ts, writes)
-       SELECT setval('commit_ts', greatest(nextval('commit_ts'),
-                (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint)), $1`,
-      [Buffer.concat([header, key])],
-    );
-    await other.query('SELECT pg_advisory_unlock($1)', [lockKey(store.schema, 'commit')]);
-    await expect(writer).rejects.toSatisfy(
-      (error) =>
-        StorageError.is(error, StorageErrorCode.Conflict) &&
-        /wrote a key this transaction read/.test((error as Error).message),
-    );
-    expect((await store.read((tx) => tx.get('counters', target!._id)))?.n).toBe(0);
-  });
+  it.each([
+    ['knew of no commit since its snapshot', false, /landed while this transaction committed/],
+    ['had checked the commits since its snapshot', true, /wrote a key this transaction read/],
+  ])(
+    'fails a writer whose reads a commit changed while it waited for the commit lock (it %s)',
+    async (_, sawAnother, message) => {
+      const store = await freshStore();
+      const [watched, target, unrelated] = await seed(store, 'counters', [
+        { n: 0 },
+        { n: 0 },
+        { n: 0 },
+      ]);
+      // Another session holds the commit lock, as a committing process does.
+      const other = new pg.Client({ connectionString: databaseUrl() });
+      await other.connect();
+      onTestFinished(() => other.end());
+      await other.query(`SET search_path = ${store.schema}`);
+      const read = latch();
+      const goOn = latch();
+      const writer = store.write(async (tx) => {
+        await tx.get('counters', watched!._id);
+        read.open();
+        await goOn.opened;
+        await tx.replace('counters', { ...target!, n: 1 });
+      });
+      writer.catch(() => undefined);
+      await read.opened;
+      // A commit this process makes after the writer's snapshot: the writer must check the
+      // commits since its snapshot rather than commit on the condition that none landed.
+      if (sawAnother) await store.write((tx) => bump('counters', unrelated!)(tx));
+      await other.query('SELECT pg_advisory_lock($1)', [lockKey(store.schema, 'commit')]);
+      goOn.open();
+      await waitForLockWaiter();
+      // A commit lands while the writer waits, recorded as every commit is, its write set
+      // naming the document the writer read (written by hand, so that it lands exactly now).
+      const byId = store.catalog().requireIndex('counters', 'by_id').id;
+      const key = Buffer.from(idKey(watched!._id));
+      const header = Buffer.alloc(8);
+      header.writeUInt32BE(byId, 0);
+      header.writeUInt32BE(key.length, 4);
+      await other.query(
+        `INSERT INTO commits (ts, writes)
+         SELECT setval('commit_ts', greatest(nextval('commit_ts'),
+                  (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint)), $1`,
+        [Buffer.concat([header, key])],
+      );
+      await other.query('SELECT pg_advisory_unlock($1)', [lockKey(store.schema, 'commit')]);
+      await expect(writer).rejects.toSatisfy(
+        (error) =>
+          StorageError.is(error, StorageErrorCode.Conflict) &&
+          message.test((error as Error).message),
+      );
+      expect((await store.read((tx) => tx.get('counters', target!._id)))?.n).toBe(0);
+    },
+  );
 
   it('fails a writer that read something while the catalog changed', async () => {
     const store = await freshStore();

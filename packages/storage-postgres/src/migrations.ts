@@ -58,6 +58,20 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO commits (ts, writes) VALUES (0, '\\x');
     `,
   },
+  {
+    version: 2,
+    description: 'stale_snapshot(): the error of a commit whose snapshot fell behind',
+    sql: `
+      -- Raised under the commit lock by a commit that expected no other since its snapshot
+      -- (store.ts, the unchanged-snapshot commit): it rolls back and runs again.
+      CREATE FUNCTION stale_snapshot(snapshot bigint) RETURNS bigint LANGUAGE plpgsql AS $$
+      BEGIN
+        RAISE EXCEPTION 'a commit landed after this transaction''s snapshot (%)', snapshot
+          USING ERRCODE = 'SL001';
+      END
+      $$;
+    `,
+  },
 ];
 
 /** A stable 32-bit key for advisory locks that belong to this schema. */

@@ -52,6 +52,13 @@ export function translateError(error: unknown, committing = false): unknown {
       { cause: error },
     );
   }
+  if (pgError.code === 'SL001') {
+    return new StorageError(
+      StorageErrorCode.Conflict,
+      `Another commit landed while this transaction committed: ${pgError.message}`,
+      { cause: error },
+    );
+  }
   if (pgError.code === '23505' && CATALOG_CONSTRAINTS.has(pgError.constraint ?? '')) {
     return new StorageError(
       StorageErrorCode.Conflict,

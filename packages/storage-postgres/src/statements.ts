@@ -161,6 +161,26 @@ export const RECORD_COMMIT = statement(
    SELECT ts::text AS ts, pg_notify($4, $5 || ':' || ts::text || ':' || $6) FROM c`,
 );
 
+/**
+ * RECORD_COMMIT for a transaction that read something and expects no commit since its snapshot
+ * ($7): holding the lock, it draws its timestamp only if the last one drawn is still $7, and
+ * otherwise fails with SQLSTATE SL001 (stale_snapshot), which rolls the transaction back. So
+ * COMMIT can go out with it, and the check costs no round trip.
+ */
+export const RECORD_COMMIT_UNCHANGED = statement(
+  'record_commit_unchanged',
+  `WITH c AS (
+     INSERT INTO commits (ts, catalog_changed, writes)
+     SELECT setval('commit_ts', CASE
+              WHEN coalesce(pg_sequence_last_value('commit_ts'), 0) <= $7::bigint
+              THEN greatest(nextval('commit_ts'),
+                (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint)
+              ELSE stale_snapshot($7::bigint) END), $2, $3
+     FROM (SELECT pg_advisory_xact_lock($1) OFFSET 0) AS locked
+     RETURNING ts)
+   SELECT ts::text AS ts, pg_notify($4, $5 || ':' || ts::text || ':' || $6) FROM c`,
+);
+
 /** Takes the commit lock until the transaction ends ($1); RECORD_COMMIT takes it again. */
 export const TAKE_COMMIT_LOCK = statement('take_commit_lock', 'SELECT pg_advisory_xact_lock($1)');
 
@@ -171,6 +191,16 @@ export const TAKE_COMMIT_LOCK = statement('take_commit_lock', 'SELECT pg_advisor
 export const LAST_DRAWN_TS = statement(
   'last_drawn_ts',
   'SELECT (CASE WHEN is_called THEN last_value ELSE 0 END)::text AS ts FROM commit_ts',
+);
+
+/**
+ * Commit records from $1 on, at most $2, for a conflict check: $1's own only says it is still
+ * in the log (its write set, perhaps a job runner's thousands of keys, stays on the server).
+ */
+export const COMMITS_FROM = statement(
+  'commits_from',
+  `SELECT ts::text AS ts, catalog_changed, CASE WHEN ts > $1::bigint THEN writes END AS writes
+   FROM commits WHERE ts >= $1::bigint ORDER BY ts LIMIT $2`,
 );
 
 /** Commit records from $1 on (that one included), up to $2 when not null, at most $3. */

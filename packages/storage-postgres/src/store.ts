@@ -106,6 +106,10 @@ export class PostgresStore implements Store {
   private readonly closing = new Set<Promise<void>>();
   private closed = false;
   private commitsSinceTrim = 0;
+  /** The newest commit this process made or heard of. */
+  private newestSeen: bigint;
+  /** This process's transactions in their commit step. */
+  private committing = 0;
   private readonly vacuum: ChurnVacuum | null;
   /** Whether this role may vacuum the index table (asked before the first vacuum). */
   private mayVacuum: boolean | null = null;
@@ -124,6 +128,7 @@ export class PostgresStore implements Store {
     vacuumAfterKeys: number,
     connectTimeoutMs: number,
   ) {
+    this.newestSeen = head;
     this.commitLock = lockKey(schema, 'commit');
     const log = (message: string) => console.error(`sleigh: ${message}`);
     this.vacuum =
@@ -323,6 +328,7 @@ export class PostgresStore implements Store {
         throw error;
       }
       let commit: Commit;
+      this.committing++;
       try {
         commit = await this.commit(tx);
       } catch (error) {
@@ -332,8 +338,11 @@ export class PostgresStore implements Store {
         // connection finds an aborted transaction and fails with 25P02.
         if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
         throw error;
+      } finally {
+        this.committing--;
       }
       if (commit.writes.length > 0 || tx.catalogChanged) {
+        if (commit.ts > this.newestSeen) this.newestSeen = commit.ts;
         this.currentCatalog = tx.catalog();
         this.wake(commit);
         this.feed.committed(commit);
@@ -360,17 +369,27 @@ export class PostgresStore implements Store {
       return { ts, writes: [], catalogChanged: false };
     }
     await tx.readsRecorded();
-    if (!tx.reads.empty) await this.checkReads(tx);
+    // A transaction that read something commits only if nothing it read changed since its
+    // snapshot. When this process knows of no commit since then, it commits on the condition
+    // that none landed (checked under the lock, in the same round trip as COMMIT); otherwise
+    // it checks the commits since its snapshot first.
+    const snapshot = tx.reads.empty ? null : await tx.snapshotTimestamp();
+    // (`committing` counts this one.)
+    const unchanged = snapshot !== null && snapshot === this.newestSeen && this.committing === 1;
+    if (snapshot !== null && !unchanged) await this.checkReads(tx);
     const writes = encodeWrites(tx.writes);
+    const record = [
+      this.commitLock,
+      tx.catalogChanged,
+      writes,
+      this.feed.channel,
+      this.feed.origin,
+      notificationTail(tx.catalogChanged, writes),
+    ];
     const recorded = client.query<{ ts: string }>(
-      sql.RECORD_COMMIT([
-        this.commitLock,
-        tx.catalogChanged,
-        writes,
-        this.feed.channel,
-        this.feed.origin,
-        notificationTail(tx.catalogChanged, writes),
-      ]),
+      unchanged
+        ? sql.RECORD_COMMIT_UNCHANGED([...record, snapshot.toString()])
+        : sql.RECORD_COMMIT(record),
     );
     const committed = client.query('COMMIT');
     try {
@@ -413,24 +432,22 @@ export class PostgresStore implements Store {
    * transactions that read and write unrelated documents both commit.
    *
    * The commits since the snapshot are read on another connection (this one's snapshot cannot
-   * see them), then this one takes the commit lock; holding it, the check covers what committed
+   * see them) while this one takes the commit lock; holding it, the check covers what committed
    * in between, and nothing else commits until this transaction has.
    */
   private async checkReads(tx: PostgresTransaction): Promise<void> {
     const client = tx.client;
     const snapshot = await tx.snapshotTimestamp();
-    // First without the lock: a transaction that lost a race fails here without holding up
-    // anyone's commit.
+    // The first check and the lock go out together (the lock pipelined behind the writes), so
+    // the check costs one round trip more than a commit without it, not two.
     const early = this.checkCommitsAfter(this.checker, tx, snapshot);
-    early.catch(() => undefined);
-    await tx.settle();
-    const checked = await early;
     const locked = client.query(sql.TAKE_COMMIT_LOCK([this.commitLock]));
     const drawn = client.query<{ ts: string }>(sql.LAST_DRAWN_TS([]));
-    // Awaited below, perhaps after the other failed first: never an unhandled rejection.
-    locked.catch(() => undefined);
-    drawn.catch(() => undefined);
+    // Each is awaited below, perhaps after another failed first: never an unhandled rejection.
+    for (const pending of [early, locked, drawn]) pending.catch(() => undefined);
     try {
+      await tx.settle();
+      const checked = await early;
       await locked;
       // Drawn timestamps up to this one are committed or rolled back: we hold the lock. Only
       // the lock's holder uses `lockedChecker`, so this check never waits for a connection.
@@ -454,8 +471,8 @@ export class PostgresStore implements Store {
     const { rows } = await checker.query<{
       ts: string;
       catalog_changed: boolean;
-      writes: Buffer;
-    }>(sql.READ_COMMITS([from.toString(), null, CHECK_LIMIT + 1]));
+      writes: Buffer | null;
+    }>(sql.COMMITS_FROM([from.toString(), CHECK_LIMIT + 1]));
     if (rows[0]?.ts !== from.toString()) {
       throw conflict(
         "The commit log was trimmed past this transaction's snapshot, so it cannot be checked for conflicts; run it again",
@@ -472,7 +489,7 @@ export class PostgresStore implements Store {
           `A concurrent commit (ts ${row.ts}) changed tables or indexes; run the transaction again`,
         );
       }
-      const hit = tx.reads.overlap(decodeWrites(row.writes));
+      const hit = tx.reads.overlap(decodeWrites(row.writes ?? Buffer.alloc(0)));
       if (hit !== null) {
         throw conflict(
           `A concurrent commit (ts ${row.ts}) wrote a key this transaction read (index ${hit.indexId}, key ${keyToHex(hit.key)}); run it again`,
@@ -496,6 +513,7 @@ export class PostgresStore implements Store {
 
   /** The feed's turn for a commit: every ordered listener, and wake-up ones for others' commits. */
   private async deliver(commit: Commit, local: boolean): Promise<void> {
+    if (commit.ts > this.newestSeen) this.newestSeen = commit.ts;
     if ((commit.catalogChanged && !local) || commit.writesUnknown) {
       // Another process created or dropped tables or indexes: read the catalog again.
       const client = await this.connect();
