@@ -149,33 +149,21 @@ export const INSERT_ENTRIES = statement(
  * the timestamp is the larger of the last one plus one and the wall clock in nanoseconds;
  * sequences ignore transactions, so the last one is always current even though this
  * transaction's snapshot is older. $4 is the channel, $5 the origin, $6 the payload's tail.
+ *
+ * $7, when not null, is the snapshot of a transaction that read something and expects no commit
+ * since: if the last timestamp drawn is no longer $7, stale_snapshot() fails with SQLSTATE
+ * SL001, which rolls the transaction back. So COMMIT can go out with it, and the check costs no
+ * round trip.
  */
 export const RECORD_COMMIT = statement(
   'record_commit',
   `WITH c AS (
      INSERT INTO commits (ts, catalog_changed, writes)
-     SELECT setval('commit_ts', greatest(nextval('commit_ts'),
-              (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint)), $2, $3
-     FROM (SELECT pg_advisory_xact_lock($1) OFFSET 0) AS locked
-     RETURNING ts)
-   SELECT ts::text AS ts, pg_notify($4, $5 || ':' || ts::text || ':' || $6) FROM c`,
-);
-
-/**
- * RECORD_COMMIT for a transaction that read something and expects no commit since its snapshot
- * ($7): holding the lock, it draws its timestamp only if the last one drawn is still $7, and
- * otherwise fails with SQLSTATE SL001 (stale_snapshot), which rolls the transaction back. So
- * COMMIT can go out with it, and the check costs no round trip.
- */
-export const RECORD_COMMIT_UNCHANGED = statement(
-  'record_commit_unchanged',
-  `WITH c AS (
-     INSERT INTO commits (ts, catalog_changed, writes)
      SELECT setval('commit_ts', CASE
-              WHEN coalesce(pg_sequence_last_value('commit_ts'), 0) <= $7::bigint
+              WHEN $7::bigint IS NULL OR coalesce(pg_sequence_last_value('commit_ts'), 0) <= $7
               THEN greatest(nextval('commit_ts'),
                 (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint)
-              ELSE stale_snapshot($7::bigint) END), $2, $3
+              ELSE stale_snapshot($7) END), $2, $3
      FROM (SELECT pg_advisory_xact_lock($1) OFFSET 0) AS locked
      RETURNING ts)
    SELECT ts::text AS ts, pg_notify($4, $5 || ':' || ts::text || ':' || $6) FROM c`,
@@ -190,7 +178,7 @@ export const TAKE_COMMIT_LOCK = statement('take_commit_lock', 'SELECT pg_advisor
  */
 export const LAST_DRAWN_TS = statement(
   'last_drawn_ts',
-  'SELECT (CASE WHEN is_called THEN last_value ELSE 0 END)::text AS ts FROM commit_ts',
+  "SELECT coalesce(pg_sequence_last_value('commit_ts'), 0)::text AS ts",
 );
 
 /**

@@ -376,20 +376,18 @@ export class PostgresStore implements Store {
     const snapshot = tx.reads.empty ? null : await tx.snapshotTimestamp();
     // (`committing` counts this one.)
     const unchanged = snapshot !== null && snapshot === this.newestSeen && this.committing === 1;
-    if (snapshot !== null && !unchanged) await this.checkReads(tx);
+    if (snapshot !== null && !unchanged) await this.checkReads(tx, snapshot);
     const writes = encodeWrites(tx.writes);
-    const record = [
-      this.commitLock,
-      tx.catalogChanged,
-      writes,
-      this.feed.channel,
-      this.feed.origin,
-      notificationTail(tx.catalogChanged, writes),
-    ];
     const recorded = client.query<{ ts: string }>(
-      unchanged
-        ? sql.RECORD_COMMIT_UNCHANGED([...record, snapshot.toString()])
-        : sql.RECORD_COMMIT(record),
+      sql.RECORD_COMMIT([
+        this.commitLock,
+        tx.catalogChanged,
+        writes,
+        this.feed.channel,
+        this.feed.origin,
+        notificationTail(tx.catalogChanged, writes),
+        unchanged ? snapshot.toString() : null,
+      ]),
     );
     const committed = client.query('COMMIT');
     try {
@@ -435,9 +433,8 @@ export class PostgresStore implements Store {
    * see them) while this one takes the commit lock; holding it, the check covers what committed
    * in between, and nothing else commits until this transaction has.
    */
-  private async checkReads(tx: PostgresTransaction): Promise<void> {
+  private async checkReads(tx: PostgresTransaction, snapshot: bigint): Promise<void> {
     const client = tx.client;
-    const snapshot = await tx.snapshotTimestamp();
     // The first check and the lock go out together (the lock pipelined behind the writes), so
     // the check costs one round trip more than a commit without it, not two.
     const early = this.checkCommitsAfter(this.checker, tx, snapshot);
