@@ -210,30 +210,34 @@ export class PostgresTransaction implements WriteTransaction {
     return absent;
   }
 
-  /** Records a read of documents by id (found or not: one may appear). */
-  private readIds(table: string, ids: readonly string[]): void {
+  /** Records a read of documents by their id keys (found or not: one may appear). */
+  private readIds(table: string, keys: readonly Uint8Array[]): void {
     if (this.mode !== 'write') return;
     const byId = this.currentCatalog.requireIndex(table, BY_ID).id;
-    for (const id of ids) this.reads.addPoint(byId, idKey(id));
+    for (const key of keys) this.reads.addPoint(byId, key);
   }
 
   async getMany(table: string, ids: readonly string[]): Promise<Array<Document | null>> {
     this.check(false);
     const info = this.currentCatalog.requireTable(table);
-    this.readIds(table, ids);
-    const missing = ids.filter((id) => !this.cache.has(this.cacheKey(info, id)));
+    const keys = ids.map((id) => idKey(id));
+    this.readIds(table, keys);
+    const missing = ids.flatMap((id, i) => (this.cache.has(this.cacheKey(info, id)) ? [] : [i]));
     const found = new Map<string, Document>();
     if (missing.length > 0) {
       // One statement for all of them, not one per document.
       const { rows } = await this.query<{ value: string }>(
-        sql.GET_DOCUMENTS([info.number, missing.map((id) => toBuffer(idKey(id)))]),
+        sql.GET_DOCUMENTS([info.number, missing.map((i) => toBuffer(keys[i]!))]),
       );
       for (const row of rows) {
         const document = deserializeDocument(row.value);
         found.set(document._id, document);
       }
       if (this.mode === 'write') {
-        for (const id of missing) this.cache.set(this.cacheKey(info, id), found.get(id) ?? null);
+        for (const i of missing) {
+          const id = ids[i]!;
+          this.cache.set(this.cacheKey(info, id), found.get(id) ?? null);
+        }
       }
     }
     return ids.map((id) => {
@@ -245,7 +249,7 @@ export class PostgresTransaction implements WriteTransaction {
   async get(table: string, id: string): Promise<Document | null> {
     this.check(false);
     const info = this.currentCatalog.requireTable(table);
-    this.readIds(table, [id]);
+    this.readIds(table, [idKey(id)]);
     return this.load(info, id);
   }
 
