@@ -11,6 +11,7 @@ import {
   internalQuery,
   mutation,
   query,
+  type ActionCtx,
 } from './_generated/server';
 
 const graph = new Workpool('graph', { maxParallelism: 4 });
@@ -447,6 +448,22 @@ export const retryFailed = mutation({
     await graph.retryFailed(ctx, ids === undefined ? {} : { ids: ids as WorkId[] }),
 });
 
+/** Logs a long action's step `label`, with whether its signal fired (and why) or 'ok'. */
+async function logEnd(
+  ctx: ActionCtx,
+  label: string,
+  start: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const reason = signal.aborted ? `aborted: ${(signal.reason as Error).message}` : 'ok';
+  await ctx.runMutation(internal.graph.logStep, {
+    label,
+    start,
+    end: Date.now(),
+    inputs: [reason],
+  });
+}
+
 /**
  * A long action in the `beats` pool: works `ms` in steps of 50 ms, beating between steps when
  * asked; records whether its signal fired (and why) when it is done.
@@ -460,13 +477,7 @@ export const longWork = internalAction({
       await new Promise((resolve) => setTimeout(resolve, 50));
       if (beat) await beats.heartbeat(ctx);
     }
-    const reason = signal.aborted ? `aborted: ${(signal.reason as Error).message}` : 'ok';
-    await ctx.runMutation(internal.graph.logStep, {
-      label,
-      start,
-      end: Date.now(),
-      inputs: [reason],
-    });
+    await logEnd(ctx, label, start, signal);
     return label;
   },
 });
@@ -500,13 +511,7 @@ export const untilAborted = internalAction({
     while (Date.now() - start < ms && !signal.aborted) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    const reason = signal.aborted ? `aborted: ${(signal.reason as Error).message}` : 'ok';
-    await ctx.runMutation(internal.graph.logStep, {
-      label,
-      start,
-      end: Date.now(),
-      inputs: [reason],
-    });
+    await logEnd(ctx, label, start, signal);
     return label;
   },
 });
