@@ -290,6 +290,41 @@ describe('conflicts on PostgreSQL', () => {
         /changed tables or indexes/.test((error as Error).message),
     );
   });
+
+  it("fails a writer whose process had not heard of another's new index, and its run again fills it", async () => {
+    const a = await freshStore();
+    const [first] = await seed(a, 'items', [{ k: 1 }]);
+    const b = await openPostgresStore({ connectionString: databaseUrl(), schema: a.schema });
+    onTestFinished(() => b.close());
+    const items = b.catalog().requireTable('items').number;
+    const late = makeDocument(items, { k: 2 });
+    const insert = (tx: WriteTransaction) => tx.insert('items', late);
+    // The writer starts from the catalog b has loaded, then writes only after a has created
+    // the index: its snapshot sees the index, its catalog does not, and it reads nothing.
+    const started = latch();
+    const indexed = started.opened.then(() =>
+      a.write((tx) => tx.createIndex('items', 'by_k', ['k'])),
+    );
+    const writer = b.write(async (tx) => {
+      started.open();
+      await indexed;
+      await insert(tx);
+    });
+    await expect(writer).rejects.toSatisfy(
+      (error) =>
+        StorageError.is(error, StorageErrorCode.Conflict) &&
+        /changed the tables or indexes since this transaction started/.test(
+          (error as Error).message,
+        ),
+    );
+    // The conflict loaded the new catalog: the run again writes the index's entry.
+    expect(b.catalog().index('items', 'by_k')).toBeDefined();
+    await b.write(insert);
+    const found = await a.read((tx) =>
+      tx.scan({ table: 'items', index: 'by_k', order: 'asc', limit: 10 }),
+    );
+    expect(found.map((entry) => entry.document._id)).toEqual([first!._id, late._id]);
+  });
 });
 
 /** Waits until some session waits for an advisory lock (the commit lock, here). */

@@ -72,6 +72,33 @@ export const MIGRATIONS: readonly Migration[] = [
       $$;
     `,
   },
+  {
+    version: 3,
+    description: 'catalog_epoch: commits check they used the current tables and indexes',
+    sql: `
+      -- Drawn by every commit that changes tables or indexes, under the commit lock.
+      CREATE SEQUENCE catalog_epoch;
+
+      -- Under the commit lock: fails a commit whose process loaded the catalog before the last
+      -- change (its writes would miss a new index's entries); draws the next epoch for a
+      -- commit that changes the catalog itself. Returns the epoch the commit leaves.
+      CREATE FUNCTION catalog_epoch_check(loaded bigint, changes boolean) RETURNS bigint
+      LANGUAGE plpgsql AS $$
+      DECLARE
+        current bigint := coalesce(pg_sequence_last_value('catalog_epoch'), 0);
+      BEGIN
+        IF current <> loaded THEN
+          RAISE EXCEPTION 'the tables or indexes changed (catalog epoch % to %) since this process loaded them',
+            loaded, current USING ERRCODE = 'SL002';
+        END IF;
+        IF changes THEN
+          RETURN nextval('catalog_epoch');
+        END IF;
+        RETURN current;
+      END
+      $$;
+    `,
+  },
 ];
 
 /** A stable 32-bit key for advisory locks that belong to this schema. */

@@ -59,6 +59,13 @@ export function translateError(error: unknown, committing = false): unknown {
       { cause: error },
     );
   }
+  if (pgError.code === 'SL002') {
+    return new StorageError(
+      StorageErrorCode.Conflict,
+      `Another process changed the tables or indexes since this transaction started; run it again: ${pgError.message}`,
+      { cause: error },
+    );
+  }
   if (pgError.code === '23505' && CATALOG_CONSTRAINTS.has(pgError.constraint ?? '')) {
     return new StorageError(
       StorageErrorCode.Conflict,

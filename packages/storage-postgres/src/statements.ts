@@ -145,28 +145,38 @@ export const INSERT_ENTRIES = statement(
 /**
  * Takes the commit lock ($1), then records the commit and notifies it (delivered by PostgreSQL
  * at COMMIT, in commit order): one statement, where the lock's subquery (fenced by OFFSET 0, so
- * it is not merged into the insert) yields its row before the timestamp is drawn. Under the lock
- * the timestamp is the larger of the last one plus one and the wall clock in nanoseconds;
- * sequences ignore transactions, so the last one is always current even though this
- * transaction's snapshot is older. $4 is the channel, $5 the origin, $6 the payload's tail.
+ * it is not merged into the rest) yields its row before the catalog is checked and the
+ * timestamp drawn. Under the lock the timestamp is the larger of the last one plus one and the
+ * wall clock in nanoseconds; sequences ignore transactions, so the last one is always current
+ * even though this transaction's snapshot is older. $4 is the channel, $5 the origin, $6 the
+ * payload's tail.
  *
  * $7, when not null, is the snapshot of a transaction that read something and expects no commit
  * since: if the last timestamp drawn is no longer $7, stale_snapshot() fails with SQLSTATE
  * SL001, which rolls the transaction back. So COMMIT can go out with it, and the check costs no
  * round trip.
+ *
+ * $8 is the catalog epoch the transaction's catalog was loaded at: catalog_epoch_check() fails
+ * with SL002 when tables or indexes changed since (the writes would miss a new index), and
+ * draws the next epoch when $2 says this commit changes them. `epoch` is the epoch after it.
  */
 export const RECORD_COMMIT = statement(
   'record_commit',
-  `WITH c AS (
+  `WITH checked AS MATERIALIZED (
+     SELECT catalog_epoch_check($8, $2) AS epoch
+     FROM (SELECT pg_advisory_xact_lock($1) OFFSET 0) AS locked),
+   c AS (
      INSERT INTO commits (ts, catalog_changed, writes)
      SELECT setval('commit_ts', CASE
               WHEN $7::bigint IS NULL OR coalesce(pg_sequence_last_value('commit_ts'), 0) <= $7
               THEN greatest(nextval('commit_ts'),
                 (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint)
               ELSE stale_snapshot($7) END), $2, $3
-     FROM (SELECT pg_advisory_xact_lock($1) OFFSET 0) AS locked
+     FROM checked
      RETURNING ts)
-   SELECT ts::text AS ts, pg_notify($4, $5 || ':' || ts::text || ':' || $6) FROM c`,
+   SELECT c.ts::text AS ts, checked.epoch::text AS epoch,
+          pg_notify($4, $5 || ':' || c.ts::text || ':' || $6)
+   FROM c, checked`,
 );
 
 /** Takes the commit lock until the transaction ends ($1); RECORD_COMMIT takes it again. */

@@ -121,7 +121,8 @@ export class PostgresStore implements Store {
     /** The one connection for the check made holding the commit lock. */
     private readonly lockedChecker: pg.Pool,
     readonly schema: string,
-    private currentCatalog: Catalog,
+    /** The catalog transactions start from, and the epoch it was loaded at. */
+    private loaded: LoadedCatalog,
     private readonly retentionMs: number,
     connectionString: string,
     head: bigint,
@@ -196,7 +197,7 @@ export class PostgresStore implements Store {
       const client = await pool.connect();
       try {
         await migrate(client, schema);
-        const catalog = await loadCatalog(client, schema);
+        const loaded = await loadCatalog(client, schema, lockKey(schema, 'commit'));
         const head = await client.query<{ ts: string }>(sql.SNAPSHOT_TS([]));
         client.release();
         const store = new PostgresStore(
@@ -204,7 +205,7 @@ export class PostgresStore implements Store {
           checker,
           lockedChecker,
           schema,
-          catalog,
+          loaded,
           options.commitRetentionMs ?? 10 * 60_000,
           options.connectionString,
           BigInt(head.rows[0]!.ts),
@@ -266,7 +267,7 @@ export class PostgresStore implements Store {
   }
 
   catalog(): Catalog {
-    return this.currentCatalog;
+    return this.loaded.catalog;
   }
 
   private async connect(): Promise<pg.PoolClient> {
@@ -282,7 +283,7 @@ export class PostgresStore implements Store {
 
   async read<T>(fn: (tx: ReadTransaction) => Promise<T>): Promise<T> {
     const client = await this.connect();
-    const tx = new PostgresTransaction(client, this.currentCatalog, 'read');
+    const tx = new PostgresTransaction(client, this.loaded.catalog, 'read');
     let result: T;
     try {
       result = await fn(tx);
@@ -313,7 +314,8 @@ export class PostgresStore implements Store {
 
   async write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<WriteResult<T>> {
     const client = await this.connect();
-    const tx = new PostgresTransaction(client, this.currentCatalog, 'write');
+    const { catalog, epoch } = this.loaded;
+    const tx = new PostgresTransaction(client, catalog, 'write');
     let broken = false;
     try {
       let value: T;
@@ -328,11 +330,15 @@ export class PostgresStore implements Store {
         throw error;
       }
       let commit: Commit;
+      let epochAfter: bigint;
       this.committing++;
       try {
-        commit = await this.commit(tx);
+        ({ commit, epoch: epochAfter } = await this.commit(tx, epoch));
       } catch (error) {
         broken = StorageError.is(error, StorageErrorCode.Unavailable);
+        // The catalog changed since this process loaded it: load it now, so the run again
+        // writes every index's entries rather than conflicting until the feed catches up.
+        if (isStaleCatalog(error)) await this.reloadCatalog().catch(() => undefined);
         // A commit that failed before its COMMIT was sent (the snapshot query of a read-only
         // write, say) leaves the transaction open: end it, or the next user of this pooled
         // connection finds an aborted transaction and fails with 25P02.
@@ -343,7 +349,7 @@ export class PostgresStore implements Store {
       }
       if (commit.writes.length > 0 || tx.catalogChanged) {
         if (commit.ts > this.newestSeen) this.newestSeen = commit.ts;
-        this.currentCatalog = tx.catalog();
+        if (tx.catalogChanged) this.adoptCatalog({ catalog: tx.catalog(), epoch: epochAfter });
         this.wake(commit);
         this.feed.committed(commit);
         if (++this.commitsSinceTrim >= TRIM_EVERY) this.trimCommits();
@@ -355,18 +361,22 @@ export class PostgresStore implements Store {
     }
   }
 
-  private async commit(tx: PostgresTransaction): Promise<Commit> {
+  /** Commits `tx`, whose catalog was loaded at `epoch`; resolves with the epoch it leaves. */
+  private async commit(
+    tx: PostgresTransaction,
+    epoch: bigint,
+  ): Promise<{ commit: Commit; epoch: bigint }> {
     const client = tx.client;
     if (!tx.hasBegun) {
       const { rows } = await client.query<{ ts: string }>(sql.SNAPSHOT_TS([]));
-      return { ts: BigInt(rows[0]!.ts), writes: [], catalogChanged: false };
+      return { commit: { ts: BigInt(rows[0]!.ts), writes: [], catalogChanged: false }, epoch };
     }
     if (tx.writes.length === 0 && !tx.catalogChanged) {
       const ts = await tx.snapshotTimestamp();
       await client.query('COMMIT').catch((error: unknown) => {
         throw translateError(error);
       });
-      return { ts, writes: [], catalogChanged: false };
+      return { commit: { ts, writes: [], catalogChanged: false }, epoch };
     }
     await tx.readsRecorded();
     // A transaction that read something commits only if nothing it read changed since its
@@ -378,7 +388,7 @@ export class PostgresStore implements Store {
     const unchanged = snapshot !== null && snapshot === this.newestSeen && this.committing === 1;
     if (snapshot !== null && !unchanged) await this.checkReads(tx, snapshot);
     const writes = encodeWrites(tx.writes);
-    const recorded = client.query<{ ts: string }>(
+    const recorded = client.query<{ ts: string; epoch: string }>(
       sql.RECORD_COMMIT([
         this.commitLock,
         tx.catalogChanged,
@@ -387,6 +397,7 @@ export class PostgresStore implements Store {
         this.feed.origin,
         notificationTail(tx.catalogChanged, writes),
         unchanged ? snapshot.toString() : null,
+        epoch.toString(),
       ]),
     );
     const committed = client.query('COMMIT');
@@ -401,8 +412,11 @@ export class PostgresStore implements Store {
       throw error;
     }
     let ts: bigint;
+    let epochAfter: bigint;
     try {
-      ts = BigInt((await recorded).rows[0]!.ts);
+      const row = (await recorded).rows[0]!;
+      ts = BigInt(row.ts);
+      epochAfter = BigInt(row.epoch);
     } catch (error) {
       // COMMIT of an aborted transaction rolls back; let it finish, then report the cause.
       await committed.catch(() => undefined);
@@ -420,7 +434,10 @@ export class PostgresStore implements Store {
     } catch (error) {
       throw translateError(error, true);
     }
-    return { ts, writes: tx.writes, catalogChanged: tx.catalogChanged };
+    return {
+      commit: { ts, writes: tx.writes, catalogChanged: tx.catalogChanged },
+      epoch: epochAfter,
+    };
   }
 
   /**
@@ -511,17 +528,24 @@ export class PostgresStore implements Store {
   /** The feed's turn for a commit: every ordered listener, and wake-up ones for others' commits. */
   private async deliver(commit: Commit, local: boolean): Promise<void> {
     if (commit.ts > this.newestSeen) this.newestSeen = commit.ts;
-    if ((commit.catalogChanged && !local) || commit.writesUnknown) {
-      // Another process created or dropped tables or indexes: read the catalog again.
-      const client = await this.connect();
-      try {
-        this.currentCatalog = await loadCatalog(client, this.schema);
-      } finally {
-        client.release();
-      }
-    }
+    // Another process created or dropped tables or indexes: read the catalog again.
+    if ((commit.catalogChanged && !local) || commit.writesUnknown) await this.reloadCatalog();
     callAll(this.listeners, commit);
     if (!local) callAll(this.wakeListeners, commit);
+  }
+
+  private async reloadCatalog(): Promise<void> {
+    const client = await this.connect();
+    try {
+      this.adoptCatalog(await loadCatalog(client, this.schema, this.commitLock));
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Takes `loaded` unless this process already has a catalog as new (loads can overtake). */
+  private adoptCatalog(loaded: LoadedCatalog): void {
+    if (loaded.epoch >= this.loaded.epoch) this.loaded = loaded;
   }
 
   private wake(commit: Commit): void {
@@ -628,26 +652,61 @@ function callAll(listeners: ReadonlySet<CommitListener>, commit: Commit): void {
   }
 }
 
-async function loadCatalog(client: pg.PoolClient | pg.Client, schema: string): Promise<Catalog> {
+interface LoadedCatalog {
+  readonly catalog: Catalog;
+  /** The catalog_epoch it was loaded at, which a commit made with it must still find. */
+  readonly epoch: bigint;
+}
+
+/**
+ * Reads the catalog and its epoch holding the commit lock, so no catalog change is between
+ * drawing its epoch and committing; at READ COMMITTED, the reads after the lock see every
+ * change that drew an epoch before.
+ */
+async function loadCatalog(
+  client: pg.PoolClient | pg.Client,
+  schema: string,
+  commitLock: number,
+): Promise<LoadedCatalog> {
   const qs = quoteIdentifier(schema);
-  const tables = await client.query<{ number: number; name: string }>(
-    `SELECT number, name FROM ${qs}.tables`,
-  );
-  const indexes = await client.query<{
-    id: number;
-    table_number: number;
-    name: string;
-    fields: string[];
-  }>(`SELECT id, table_number, name, fields FROM ${qs}.indexes`);
-  const names = new Map(tables.rows.map((t) => [t.number, t.name]));
-  return new Catalog(
-    tables.rows,
-    indexes.rows.map((index) => ({
-      id: index.id,
-      table: names.get(index.table_number)!,
-      name: index.name,
-      fields: index.fields,
-    })),
+  await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
+  try {
+    await client.query(sql.TAKE_COMMIT_LOCK([commitLock]));
+    const tables = await client.query<{ number: number; name: string }>(
+      `SELECT number, name FROM ${qs}.tables`,
+    );
+    const indexes = await client.query<{
+      id: number;
+      table_number: number;
+      name: string;
+      fields: string[];
+    }>(`SELECT id, table_number, name, fields FROM ${qs}.indexes`);
+    const epoch = await client.query<{ epoch: string }>(
+      `SELECT coalesce(pg_sequence_last_value('${qs}.catalog_epoch'), 0)::text AS epoch`,
+    );
+    await client.query('COMMIT');
+    const names = new Map(tables.rows.map((t) => [t.number, t.name]));
+    const catalog = new Catalog(
+      tables.rows,
+      indexes.rows.map((index) => ({
+        id: index.id,
+        table: names.get(index.table_number)!,
+        name: index.name,
+        fields: index.fields,
+      })),
+    );
+    return { catalog, epoch: BigInt(epoch.rows[0]!.epoch) };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/** A conflict raised because the transaction's catalog was older than the last change. */
+function isStaleCatalog(error: unknown): boolean {
+  return (
+    StorageError.is(error, StorageErrorCode.Conflict) &&
+    (error.cause as { code?: string } | undefined)?.code === 'SL002'
   );
 }
 
