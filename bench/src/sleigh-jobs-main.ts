@@ -1,7 +1,8 @@
 /**
  * `node bench/dist/sleigh-jobs-main.js [sqlite|postgres]`: Sleigh's rows of the job table
  * alone, with the same settings as bench:jobs, for working on them. With PROFILE=<file>, the
- * throughput phase's CPU profile is written there (open it in Chrome's DevTools).
+ * throughput phase's CPU profile is written there (open it in Chrome's DevTools); with
+ * ALLOCATIONS=<file>, its sampled allocations (a .heapprofile).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,12 +21,12 @@ if (driver !== 'sqlite' && driver !== 'postgres') {
   throw new Error(`expected "sqlite" or "postgres", got "${driver}"`);
 }
 const profileTo = process.env.PROFILE;
+const allocationsTo = process.env.ALLOCATIONS;
 const session = new Session();
 
 const around =
-  profileTo === undefined
-    ? undefined
-    : {
+  profileTo !== undefined
+    ? {
         async start() {
           session.connect();
           await session.post('Profiler.enable');
@@ -36,7 +37,26 @@ const around =
           writeFileSync(profileTo, JSON.stringify(profile));
           session.disconnect();
         },
-      };
+      }
+    : allocationsTo !== undefined
+      ? {
+          // Sampled allocations (what garbage collection has to clean up), by call stack.
+          async start() {
+            session.connect();
+            await session.post('HeapProfiler.enable');
+            await session.post('HeapProfiler.startSampling', {
+              samplingInterval: 4096,
+              includeObjectsCollectedByMajorGC: true,
+              includeObjectsCollectedByMinorGC: true,
+            });
+          },
+          async stop() {
+            const { profile } = await session.post('HeapProfiler.stopSampling');
+            writeFileSync(allocationsTo, JSON.stringify(profile));
+            session.disconnect();
+          },
+        }
+      : undefined;
 
 await withBenchSetting(async ({ tmp, postgresUrl }) => {
   const buildRoot = join(here, '..', '.build', randomBytes(4).toString('hex'));
