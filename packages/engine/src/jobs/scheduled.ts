@@ -2,7 +2,8 @@
  * The `_scheduled_functions` system table: one document per `ctx.scheduler.runAfter/runAt`,
  * shaped as Convex's (name, args, scheduledTime, completedTime, state), so apps read it through
  * `ctx.db.system` and subscribe to it as they would on Convex. The runner (runner.ts) keeps two
- * fields of its own on a running action: `owner` (which runner) and `leaseUntil` (ms).
+ * fields of its own on a running action: `owner` (which runner) and `leaseUntil` (ms); reads
+ * through `ctx.db` leave them out (runtime/hidden-fields.ts).
  *
  *   pending ──(due: a mutation runs, committing success with itself)──────────▶ success
  *      │    ──(due: an action is claimed)──▶ inProgress ──(it returns)─────────▶ success

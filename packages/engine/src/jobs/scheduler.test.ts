@@ -202,6 +202,27 @@ describe.each(DRIVERS)('scheduled functions on $name', (driver) => {
     expect(await count(engine, 'x')).toBe(0);
   });
 
+  it("shows a running action's record in Convex's shape: the runner's lease stays hidden", async () => {
+    const engine = await startApp('jobs', driver, { jobs: {} });
+    const id = (await call(
+      engine.mutation('scheduling:scheduleWork', { label: 'lease', ms: 1500 }),
+    )) as string;
+    await expect.poll(() => stateOf(engine, id), { timeout: 5000 }).toEqual({ kind: 'inProgress' });
+    // The stored record holds the lease; every way user code reads it leaves it out.
+    const stored = await engine.store.read((tx) => getScheduled(tx, id));
+    expect(typeof stored?.owner).toBe('string');
+    expect(stored?.leaseUntil).toBeGreaterThan(Date.now() - 60_000);
+    const convexFields = ['_creationTime', '_id', 'args', 'name', 'scheduledTime', 'state'];
+    const one = (await call(engine.query('scheduling:scheduledOne', { id }))) as object;
+    const listed = (await scheduled(engine)).find((job) => job._id === id)!;
+    const { page } = (await call(
+      engine.query('scheduling:scheduledPage', { paginationOpts: { numItems: 10, cursor: null } }),
+    )) as unknown as { page: Scheduled[] };
+    const paged = page.find((job) => job._id === id)!;
+    for (const seen of [one, listed, paged]) expect(Object.keys(seen).sort()).toEqual(convexFields);
+    await expect.poll(() => stateOf(engine, id), { timeout: 5000 }).toEqual({ kind: 'success' });
+  });
+
   it('fails a scheduled action that outlives its time limit, and frees its slot', async () => {
     const engine = await startApp('jobs', driver, {
       jobs: { parallelism: 1, actionTimeoutMs: 300 },

@@ -138,13 +138,14 @@ async function readDocument(
 export async function get(
   execution: Execution,
   args: { id: JSONValue; isSystem?: boolean; table?: string },
-): Promise<Document | null> {
+): Promise<{ table: string; document: Document } | null> {
   const state = transactionOf(execution, 'get');
   const id = parseId(args.id, 'get');
   const table = tableOfId(state, id, args.table ?? undefined, 'get');
   if (table === null) return null;
   checkSystemAccess(table.name, args.isSystem === true, 'get');
-  return readDocument(state, table, id);
+  const document = await readDocument(state, table, id);
+  return document === null ? null : { table: table.name, document };
 }
 
 function checkTableName(table: unknown, operation: string): string {

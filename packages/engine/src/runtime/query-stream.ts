@@ -183,6 +183,11 @@ export class QueryStream {
   private readonly stages: Stage[];
   private finished = false;
 
+  /** The table it reads. */
+  get table(): string {
+    return this.cursor.source.table;
+  }
+
   constructor(
     private readonly state: TransactionState,
     query: SerializedQuery,
@@ -298,6 +303,8 @@ export interface PageRequest {
 }
 
 export interface Page {
+  /** The table it reads. */
+  readonly table: string;
   readonly page: IndexEntry[];
   readonly isDone: boolean;
   readonly continueCursor: string;
@@ -337,7 +344,13 @@ export async function queryPage(state: TransactionState, request: PageRequest): 
   const index = source.index;
   if (index === null) {
     state.readSet.catalogDependent = true;
-    return { page: [], isDone: true, continueCursor: request.cursor ?? '', splitCursor: null };
+    return {
+      table: source.table,
+      page: [],
+      isDone: true,
+      continueCursor: request.cursor ?? '',
+      splitCursor: null,
+    };
   }
   const { order } = source;
   let { start, end } = source;
@@ -347,6 +360,7 @@ export async function queryPage(state: TransactionState, request: PageRequest): 
       : decodeCursor(request.cursor, index, order, source);
   if (from.kind === 'end') {
     return {
+      table: source.table,
       page: [],
       isDone: true,
       continueCursor: encodeCursor(index, order, from),
@@ -394,6 +408,7 @@ export async function queryPage(state: TransactionState, request: PageRequest): 
   if (until !== null) {
     // A pinned page ends where it was pinned; it is the last page only if pinned to the end.
     return {
+      table: source.table,
       page,
       isDone: until.kind === 'end',
       continueCursor: encodeCursor(index, order, until),
@@ -402,6 +417,7 @@ export async function queryPage(state: TransactionState, request: PageRequest): 
   }
   if (cursor.done) {
     return {
+      table: source.table,
       page,
       isDone: true,
       continueCursor: encodeCursor(index, order, { kind: 'end' }),
@@ -410,6 +426,7 @@ export async function queryPage(state: TransactionState, request: PageRequest): 
   }
   const lastKey = cursor.lastKey;
   return {
+    table: source.table,
     page,
     isDone: false,
     continueCursor: encodeCursor(

@@ -19,6 +19,7 @@ import {
   type TransactionState,
 } from './context.js';
 import * as db from './database.js';
+import { visibleJson } from './hidden-fields.js';
 import { QueryStream, queryPage, type SerializedQuery } from './query-stream.js';
 
 type Args = Record<string, unknown>;
@@ -96,9 +97,9 @@ const SYNC: Record<string, SyncHandler> = {
 
 const ASYNC: Record<string, AsyncHandler> = {
   '1.0/get': async (execution, args) => {
-    const document = await db.get(execution, args as Parameters<typeof db.get>[1]);
-    if (document === null) return null;
-    const json = documentJson(document);
+    const found = await db.get(execution, args as Parameters<typeof db.get>[1]);
+    if (found === null) return null;
+    const json = visibleJson(found.table, documentJson(found.document));
     countRead(transaction(execution, 'ctx.db.get'), 0, json.length);
     return new RawJson(json);
   },
@@ -119,7 +120,7 @@ const ASYNC: Record<string, AsyncHandler> = {
       state.streams.delete(args.queryId as number);
       return { value: null, done: true };
     }
-    const json = entry.json();
+    const json = visibleJson(stream.table, entry.json());
     countRead(state, 1, json.length);
     return new RawJson(`{"value":${json},"done":false}`);
   },
@@ -141,7 +142,7 @@ const ASYNC: Record<string, AsyncHandler> = {
       maximumRowsRead: (args.maximumRowsRead as number | null | undefined) ?? null,
     });
     if (first) journal.end = result.continueCursor;
-    const page = result.page.map((entry) => entry.json()).join(',');
+    const page = result.page.map((entry) => visibleJson(result.table, entry.json())).join(',');
     countRead(state, result.page.length, page.length);
     return new RawJson(
       `{"page":[${page}],"isDone":${result.isDone},"continueCursor":${JSON.stringify(result.continueCursor)},"splitCursor":${JSON.stringify(result.splitCursor)},"pageStatus":null}`,

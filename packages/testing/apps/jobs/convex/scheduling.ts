@@ -1,3 +1,4 @@
+import { paginationOptsValidator } from 'convex/server';
 import { v } from 'convex/values';
 import type { Id } from './_generated/dataModel';
 import { internal } from './_generated/api';
@@ -150,6 +151,12 @@ export const runs = query({
 export const scheduled = query({
   args: {},
   handler: async (ctx) => await ctx.db.system.query('_scheduled_functions').collect(),
+});
+
+export const scheduledPage = query({
+  args: { paginationOpts: paginationOptsValidator },
+  handler: async (ctx, { paginationOpts }) =>
+    await ctx.db.system.query('_scheduled_functions').paginate(paginationOpts),
 });
 
 export const scheduledOne = query({
