@@ -241,6 +241,31 @@ describe('the dashboard in Chromium', () => {
         .first()
         .waitFor();
       await screenshot(page, `pool-${driver.name}`);
+
+      // Paused from its page, the pool starts nothing: a build started meanwhile waits, its
+      // gate open, and runs once the pool is resumed.
+      await page.getByRole('button', { name: 'Pause pool' }).click();
+      await page.getByText(/Paused builds: no job starts until it is resumed/).waitFor();
+      const card = page.getByTestId('pool-card');
+      await card.getByText('paused', { exact: true }).waitFor();
+      const later = await client.mutation(builds.start, { gate: 'g2' });
+      await client.mutation(builds.open, { gate: 'g2' });
+      const pending = card.locator('[data-state="pending"] dd');
+      await expect.poll(async () => await pending.textContent()).toBe('1');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await pending.textContent()).toBe('1');
+      await screenshot(page, `pool-paused-${driver.name}`);
+      await page.getByRole('button', { name: 'Resume pool' }).click();
+      await page.getByText(/Resumed builds/).waitFor();
+      await expect
+        .poll(async () => await card.getByText('paused', { exact: true }).count())
+        .toBe(0);
+      await page.goto(`${server.url}/dashboard/jobs/${later.ship}`);
+      await expect
+        .poll(async () => await page.getByTestId('job-state').getAttribute('data-state'), {
+          timeout: 15_000,
+        })
+        .toBe('finished');
       expect(errors).toEqual([]);
     },
   );

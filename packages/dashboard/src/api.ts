@@ -94,6 +94,8 @@ export const ENDED_STATES: readonly string[] = ['finished', 'failed'];
 export interface PoolInfo {
   name: string;
   maxParallelism: number;
+  /** Paused: none of its jobs start until it is resumed. */
+  paused: boolean;
   counts: Partial<Record<JobState, number>>;
   /** Jobs executing now (`running` also counts jobs a runner claimed ahead, not started). */
   inUse: number;
@@ -220,6 +222,7 @@ export const api = {
     job: query<{ id: string }, JobDetail | null>('_system/pools:job'),
     graph: query<{ id: string }, JobGraph>('_system/pools:graph'),
     cancel: mutation<{ ids: string[] }, number>('_system/pools:cancel'),
+    setPaused: mutation<{ pool: string; paused: boolean }, boolean>('_system/pools:setPaused'),
     retry: mutation<{ ids: string[] }, number>('_system/pools:retry'),
     rerun: mutation<{ id: string }, number>('_system/pools:rerun'),
     stats: query<{ pool: string; seconds?: number }, StatPoint[]>('_system/pools:stats'),

@@ -607,6 +607,28 @@ export class Workpool {
   }
 
   /**
+   * Pauses the pool, fleet-wide: none of its jobs start until `resume` (jobs already running
+   * go on, and enqueuing still works). From a mutation it takes effect when the mutation
+   * commits; a job a server was starting at that moment may still start. Resolves with whether
+   * the pool was paused already. The dashboard's Pools page pauses and resumes too.
+   */
+  pause(ctx?: AnyCtx): Promise<boolean>;
+  pause(): Promise<boolean> {
+    return this.setPaused(true);
+  }
+
+  /** Lets a paused pool's jobs start again; resolves with whether it was paused. */
+  resume(ctx?: AnyCtx): Promise<boolean>;
+  resume(): Promise<boolean> {
+    return this.setPaused(false);
+  }
+
+  private async setPaused(paused: boolean): Promise<boolean> {
+    const options = this.settings;
+    return (await syscall('setPaused', { pool: this.name, options, paused })) as boolean;
+  }
+
+  /**
    * A ctx whose `runMutation`, `runAction` and `scheduler` go through this pool (in actions):
    * calls wait for their job and return its value or throw its error.
    */

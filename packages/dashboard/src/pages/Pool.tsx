@@ -44,7 +44,10 @@ export function PoolPage() {
           return info === undefined ? (
             <ErrorText error={`There is no pool named "${pool}"`} />
           ) : (
-            <PoolCard pool={info} />
+            <>
+              <PoolCard pool={info} />
+              <PauseControl pool={info.name} paused={info.paused} />
+            </>
           );
         }}
       </LiveView>
@@ -56,6 +59,33 @@ export function PoolPage() {
         }
       />
     </section>
+  );
+}
+
+/** Pauses a pool (nothing starts; what runs finishes) or resumes it. */
+function PauseControl({ pool, paused }: { pool: string; paused: boolean }) {
+  const setPaused = useMutation(api.pools.setPaused);
+  const [action, run] = useAction();
+  return (
+    <div className="pause-control">
+      <button
+        type="button"
+        className={paused ? 'small' : 'small danger'}
+        disabled={action.busy}
+        onClick={() =>
+          run(
+            () => setPaused({ pool, paused: !paused }),
+            () =>
+              paused
+                ? `Resumed ${pool}: its jobs start again`
+                : `Paused ${pool}: no job starts until it is resumed; running jobs finish`,
+          )
+        }
+      >
+        {paused ? 'Resume pool' : 'Pause pool'}
+      </button>
+      <ActionStatus error={action.error} message={action.message} />
+    </div>
   );
 }
 

@@ -1,6 +1,6 @@
 import { Link } from 'react-router';
 import { api, JOB_STATES, type PoolInfo } from '../api';
-import { LiveView, PageHeader } from '../components/ui';
+import { Badge, LiveView, PageHeader } from '../components/ui';
 import { formatCount } from '../format';
 import { useLive } from '../hooks';
 
@@ -43,6 +43,14 @@ export function PoolCard({ pool, link = false }: { pool: PoolInfo; link?: boolea
     >
       <h2 id={headingId}>
         {link ? <Link to={`/pools/${encodeURIComponent(pool.name)}`}>{pool.name}</Link> : pool.name}
+        {pool.paused && (
+          <>
+            {' '}
+            <Badge tone="warn" title="None of its jobs start until it is resumed">
+              paused
+            </Badge>
+          </>
+        )}
       </h2>
       <div className="parallelism">
         <span>

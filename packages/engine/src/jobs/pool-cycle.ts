@@ -99,7 +99,7 @@ export function planCycle(pool: PoolState, claimant: Claimant, active: boolean):
   // ahead: its claims must be its starts.
   const limited = isLimited(pool.options);
   const ahead = limited ? 0 : CLAIM_AHEAD;
-  const wanted = active && pool.queue.length <= max ? max + ahead - holding : 0;
+  const wanted = active && !pool.paused && pool.queue.length <= max ? max + ahead - holding : 0;
   const lookForCompleting = pool.lookForCompleting && active;
   // Delayed jobs are looked at when one was written, or when the first of them comes due.
   const lookForDelayed = active && (pool.lookForDelayed || Date.now() >= pool.delayedDue);

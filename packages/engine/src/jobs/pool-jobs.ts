@@ -173,6 +173,11 @@ export type PoolOptions = {
 
 export interface PoolDocument extends Document, PoolOptions {
   name: string;
+  /**
+   * Paused by an operator or `pool.pause()`: no job of the pool starts until it is resumed
+   * (those running go on). Not an option: rewriting the options keeps it.
+   */
+  paused?: boolean;
 }
 
 export const DEFAULT_RETRY: RetryBehavior = { maxAttempts: 5, initialBackoffMs: 250, base: 2 };

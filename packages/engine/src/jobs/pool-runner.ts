@@ -135,6 +135,8 @@ export class PoolRunner implements LocalRunner {
   private readonly claimant: Claimant;
   private readonly log: (message: string) => void;
   private readonly pools = new Map<string, PoolState>();
+  /** Reads of the pools' options under way after a commit changed them (see reloadPools). */
+  private poolsLoading = 0;
   private started = false;
   private stopping = false;
   /** Stopped for good: the store may be gone, so nothing more runs. */
@@ -247,21 +249,10 @@ export class PoolRunner implements LocalRunner {
         pool.lookForCompleting = true;
         pool.lookForDelayed = true;
       }
-      void this.loadPools().then(
-        () => this.pools.forEach((pool) => this.cycle(pool)),
-        (error: unknown) => this.log(`reading workpools failed: ${String(error)}`),
-      );
+      this.reloadPools();
       return;
     }
-    for (const write of commit.writes) {
-      if (write.indexId === poolsIndex?.id) {
-        void this.loadPools().then(
-          () => this.pools.forEach((pool) => this.cycle(pool)),
-          (error: unknown) => this.log(`reading workpools failed: ${String(error)}`),
-        );
-        return;
-      }
-    }
+    if (commit.writes.some((write) => write.indexId === poolsIndex?.id)) this.reloadPools();
     if (dueIndex === undefined) return;
     for (const pool of this.pools.values()) {
       let wake = false;
@@ -354,6 +345,7 @@ export class PoolRunner implements LocalRunner {
   claim(tx: WriteTransaction, job: PoolJob, now: number): PoolJob | null {
     const pool = this.pools.get(job.pool);
     if (!this.active || pool === undefined || isLimited(pool.options)) return null;
+    if (pool.paused || this.poolsLoading > 0) return null;
     if (pool.cycling || pool.running.size > 0 || pool.queue.length > 0 || pool.ended.length > 0) {
       return null;
     }
@@ -436,6 +428,24 @@ export class PoolRunner implements LocalRunner {
     );
   }
 
+  /**
+   * Reads the pools' options again after a commit changed them. Until it has, no job starts
+   * here and no enqueue claims directly: a pause that committed is obeyed by every start after
+   * it in this process. Then every pool looks at its work again.
+   */
+  private reloadPools(): void {
+    this.poolsLoading++;
+    void this.loadPools()
+      .catch((error: unknown) => this.log(`reading workpools failed: ${String(error)}`))
+      .finally(() => {
+        if (--this.poolsLoading > 0) return;
+        for (const pool of this.pools.values()) {
+          this.drain(pool);
+          this.cycle(pool);
+        }
+      });
+  }
+
   private async loadPools(): Promise<void> {
     const docs = await this.store.read(async (tx) => {
       if (tx.catalog().table(POOLS) === undefined) return [];
@@ -448,13 +458,11 @@ export class PoolRunner implements LocalRunner {
       return entries.map((entry) => entry.document as PoolDocument);
     });
     for (const doc of docs) {
-      const { _id, _creationTime, name, ...options } = doc;
-      const existing = this.pools.get(name);
-      if (existing !== undefined) {
-        existing.options = options;
-        continue;
-      }
-      this.pools.set(name, newPoolState(name, options));
+      const { _id, _creationTime, name, paused, ...options } = doc;
+      const pool = this.pools.get(name) ?? newPoolState(name, options);
+      pool.options = options;
+      pool.paused = paused === true;
+      this.pools.set(name, pool);
     }
   }
 
@@ -620,6 +628,8 @@ export class PoolRunner implements LocalRunner {
 
   /** Starts claimed jobs while the pool has free slots here. */
   private drain(pool: PoolState): void {
+    // Paused, or perhaps paused (see reloadPools): what is queued waits here.
+    if (pool.paused || this.poolsLoading > 0) return;
     // Stopping: what is queued stays pending, handed back, rather than starting in the grace
     // period and being cut off at its end.
     while (

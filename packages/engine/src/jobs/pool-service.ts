@@ -167,23 +167,21 @@ export class PoolService {
     const text = JSON.stringify(options);
     if (this.known.get(name) === text) return;
     const written = this.writtenIn.get(tx);
-    const [entry] = await tx.scan({
-      table: POOLS,
-      index: 'by_name',
-      start: encodeName(name),
-      end: encodeNameEnd(name),
-      order: 'asc',
-      limit: 1,
-    });
-    const existing = entry?.document as PoolDocument | undefined;
+    const existing = await poolDocument(tx, name);
     if (existing !== undefined) {
-      const { _id, _creationTime, name: _name, ...stored } = existing;
+      const { _id, _creationTime, name: _name, paused, ...stored } = existing;
       if (JSON.stringify(stored) === text) {
         // Only a stored document says so for good; one this transaction wrote may roll back.
         if (written?.has(name) !== true) this.known.set(name, text);
         return;
       }
-      await tx.replace(POOLS, { _id, _creationTime, name, ...options });
+      await tx.replace(POOLS, {
+        _id,
+        _creationTime,
+        name,
+        ...options,
+        ...(paused === true ? { paused } : {}),
+      });
     } else {
       await tx.insert(POOLS, {
         _id: newPoolId(),
@@ -534,6 +532,36 @@ export class PoolService {
     });
   }
 
+  /**
+   * Pauses or resumes a pool: while paused, none of its jobs start (running ones go on, and
+   * enqueuing still works). `options` are the caller's pool options, for a pool paused before
+   * its first job; null (the dashboard) refuses a pool that does not exist. Resolves with
+   * whether the pool was paused before.
+   */
+  async setPaused(
+    execution: Execution,
+    poolName: unknown,
+    poolOptions: unknown,
+    paused: unknown,
+  ): Promise<boolean> {
+    if (typeof paused !== 'boolean') {
+      throw invalid(`pause/resume: paused must be true or false, not ${JSON.stringify(paused)}`);
+    }
+    const known = poolOptions !== null;
+    const { name, options } = parsePool(poolName, known ? poolOptions : {});
+    return this.inTransaction(execution, paused ? 'pause' : 'resume', async (tx) => {
+      if (known) await this.ensurePool(tx, name, options);
+      const doc =
+        tx.catalog().table(POOLS) === undefined ? undefined : await poolDocument(tx, name);
+      if (doc === undefined) throw invalid(`There is no workpool named "${name}"`);
+      const before = doc.paused === true;
+      if (before === paused) return before;
+      const { paused: _paused, ...rest } = doc;
+      await tx.replace(POOLS, paused ? { ...rest, paused: true } : rest);
+      return before;
+    });
+  }
+
   /** Cancels up to `limit` unfinished jobs of a pool; resolves with how many. */
   async cancelAll(execution: Execution, poolName: unknown, limit: unknown): Promise<number> {
     const { name: pool } = parsePool(poolName, {});
@@ -628,6 +656,19 @@ function resultJson(job: PoolJob | null): JSONValue {
   if (job === null) return { kind: 'failed', error: 'the job is unknown, or its result expired' };
   if (job.result === undefined) return null;
   return convexToJson(job.result);
+}
+
+/** The `_pools` document of a pool, if it has one (the table must exist). */
+async function poolDocument(tx: ReadTransaction, name: string): Promise<PoolDocument | undefined> {
+  const [entry] = await tx.scan({
+    table: POOLS,
+    index: 'by_name',
+    start: encodeName(name),
+    end: encodeNameEnd(name),
+    order: 'asc',
+    limit: 1,
+  });
+  return entry?.document as PoolDocument | undefined;
 }
 
 function encodeName(name: string): Uint8Array {

@@ -17,6 +17,8 @@ export interface Ended {
 export interface PoolState {
   readonly name: string;
   options: PoolOptions;
+  /** Paused (`_pools`): none of its jobs start here; claims and starts wait for a resume. */
+  paused: boolean;
   readonly pendingPrefix: Uint8Array;
   readonly delayedPrefix: Uint8Array;
   readonly completingPrefix: Uint8Array;
@@ -70,6 +72,7 @@ export function newPoolState(name: string, options: PoolOptions): PoolState {
   return {
     name,
     options,
+    paused: false,
     pendingPrefix: encodeKey([name, 'pending']),
     delayedPrefix: encodeKey([name, 'delayed']),
     completingPrefix: encodeKey([name, 'completing']),

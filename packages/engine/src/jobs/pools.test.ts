@@ -276,6 +276,54 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     expect((await events(engine, 'x')).length).toBeLessThanOrEqual(2);
   });
 
+  const twoServers = driver.name === 'postgres' ? ', on both of two servers' : '';
+  it(`pauses a pool: what runs finishes, nothing starts until it resumes${twoServers}`, async () => {
+    const place = driver.place();
+    const a = await startApp('pools', driver, { store: await place.open(), jobs: {} });
+    const b =
+      twoServers === ''
+        ? a
+        : await startApp('pools', driver, { store: await place.open(), jobs: {} });
+    const setPaused = async (engine: Engine, paused: boolean) =>
+      (await call(engine.mutation('pools:setPaused', { pool: 'narrow', paused }))) as boolean;
+    const [long] = await enqueue(a, { pool: 'narrow', label: 'long', ms: 500 });
+    await expect.poll(() => runningCount(a, 'narrow', [long!]), { timeout: 5000 }).toBe(1);
+    expect(await setPaused(a, true)).toBe(false);
+    expect(await setPaused(b, true)).toBe(true);
+    // Enqueued on either server while paused: accepted, and nothing starts.
+    const waiting = [
+      ...(await enqueue(a, { pool: 'narrow', label: 'held', ms: 10, count: 3 })),
+      ...(await enqueue(b, { pool: 'narrow', label: 'held', ms: 10, count: 3 })),
+    ];
+    // Another pool is not paused.
+    const [other] = await enqueue(b, { pool: 'other', label: 'free', ms: 1 });
+    await expect.poll(() => allFinished(a, 'other', [other!]), { timeout: 5000 }).toBe(true);
+    // The running job finishes while the pool is paused.
+    await expect.poll(() => allFinished(a, 'narrow', [long!]), { timeout: 5000 }).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await events(a, 'held')).toEqual([]);
+    expect((await statuses(b, 'narrow', waiting)).map((status) => status.state)).toEqual(
+      waiting.map(() => 'pending'),
+    );
+    const pools = (await call(a.query('_system/pools:pools', {}, { caller: 'admin' }))) as Array<{
+      name: string;
+      paused: boolean;
+    }>;
+    expect(pools.find((pool) => pool.name === 'narrow')?.paused).toBe(true);
+    expect(pools.find((pool) => pool.name === 'other')?.paused).toBe(false);
+    // Resumed from the other server: everything runs, within the pool's parallelism.
+    expect(await setPaused(b, false)).toBe(true);
+    await expect.poll(() => allFinished(a, 'narrow', waiting), { timeout: 5000 }).toBe(true);
+    expect((await events(a, 'held')).length).toBe(6);
+    expect((await mostAtOnce(a, 'held')).most).toBeLessThanOrEqual(3);
+    const refused = await a.mutation(
+      '_system/pools:setPaused',
+      { pool: 'nowhere', paused: true },
+      { caller: 'admin' },
+    );
+    expect(!refused.ok && refused.error.message).toMatch(/There is no workpool named "nowhere"/);
+  });
+
   it('never lets a flooded pool delay another', async () => {
     const engine = await startApp('pools', driver, { jobs: {} });
     await enqueue(engine, { pool: 'flood', label: 'flood', ms: 100, count: 40 });

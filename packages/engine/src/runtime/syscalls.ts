@@ -216,6 +216,8 @@ const ASYNC: Record<string, AsyncHandler> = {
     execution.host.pools.cancel(execution, args.ids, args.pool),
   'sleigh/pool/cancelAll': (execution, args) =>
     execution.host.pools.cancelAll(execution, args.pool, args.limit),
+  'sleigh/pool/setPaused': (execution, args) =>
+    execution.host.pools.setPaused(execution, args.pool, args.options ?? null, args.paused),
   'sleigh/pool/wait': (execution, args) =>
     execution.host.pools.wait(execution, args.id, args.timeoutMs),
   'sleigh/pool/rerun': (execution, args) => execution.host.pools.rerun(execution, args.id),

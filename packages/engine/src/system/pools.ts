@@ -1,7 +1,8 @@
 /**
  * `_system/pools`: the dashboard's Pools and Jobs pages. Pools with their counts by state, a
  * pool's jobs, one job with its attempts and sizes, the dependency graph around a job, the
- * steering buttons (cancel, retry, re-run downstream) and per-second throughput and latency.
+ * steering buttons (cancel, retry, re-run downstream, pause and resume a pool) and per-second
+ * throughput and latency.
  */
 import {
   internalMutationGeneric,
@@ -49,7 +50,13 @@ const pools = internalQueryGeneric({
         // Claimed ahead (a runner's local queue) is `running` too, but not started yet.
         if (state === 'running') inUse = jobs.filter((job) => job.startedAt !== undefined).length;
       }
-      out.push({ name, maxParallelism: pool.maxParallelism as number, counts, inUse });
+      out.push({
+        name,
+        maxParallelism: pool.maxParallelism as number,
+        paused: pool.paused === true,
+        counts,
+        inUse,
+      });
     }
     return out;
   },
@@ -188,6 +195,13 @@ const cancel = internalMutationGeneric({
   handler: async (_ctx, { ids }) => (await poolOp('cancel', { ids })) as number,
 });
 
+/** Pauses or resumes a pool (see Workpool.pause); resolves with whether it was paused. */
+const setPaused = internalMutationGeneric({
+  args: { pool: v.string(), paused: v.boolean() },
+  handler: async (_ctx, { pool, paused }) =>
+    (await poolOp('setPaused', { pool, paused })) as boolean,
+});
+
 /** Runs failed jobs again (the dead letters' retry), pool by pool. */
 const retry = internalMutationGeneric({
   args: { ids: v.array(v.string()) },
@@ -226,4 +240,4 @@ const stats = internalQueryGeneric({
     await system('poolStats', { pool, seconds: seconds ?? 300 }),
 });
 
-export const POOLS = { pools, jobs, job, graph, cancel, retry, rerun, stats };
+export const POOLS = { pools, jobs, job, graph, cancel, setPaused, retry, rerun, stats };

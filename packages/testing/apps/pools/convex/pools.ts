@@ -361,6 +361,13 @@ export const cancelAll = mutation({
   handler: async (ctx, { pool }): Promise<number> => await pools[pool].cancelAll(ctx),
 });
 
+/** Pauses or resumes a pool; resolves with whether it was paused. */
+export const setPaused = mutation({
+  args: { pool: vPool, paused: v.boolean() },
+  handler: async (ctx, { pool, paused }): Promise<boolean> =>
+    paused ? await pools[pool].pause(ctx) : await pools[pool].resume(ctx),
+});
+
 export const status = query({
   args: { pool: vPool, ids: v.array(v.string()) },
   handler: async (ctx, { pool, ids }) => await pools[pool].statusBatch(ctx, ids as WorkId[]),
