@@ -324,6 +324,18 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     expect(!refused.ok && refused.error.message).toMatch(/There is no workpool named "nowhere"/);
   });
 
+  it("starts a job whose enqueue also changed its pool's options, at once", async () => {
+    const engine = await startApp('pools', driver, { jobs: {} });
+    const [first] = await enqueue(engine, { pool: 'narrow', label: 'before', ms: 1 });
+    await expect.poll(() => allFinished(engine, 'narrow', [first!]), { timeout: 5000 }).toBe(true);
+    // The pool is known and idle: this enqueue claims its job directly, and rewrites `_pools`.
+    const id = (await call(
+      engine.mutation('pools:enqueueWidened', { label: 'widened' }),
+    )) as string;
+    // Not after a lease (30 s) runs out: the commit that changed the options hands it over.
+    await expect.poll(() => allFinished(engine, 'narrow', [id]), { timeout: 3000 }).toBe(true);
+  });
+
   it('never lets a flooded pool delay another', async () => {
     const engine = await startApp('pools', driver, { jobs: {} });
     await enqueue(engine, { pool: 'flood', label: 'flood', ms: 100, count: 40 });
