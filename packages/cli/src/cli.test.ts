@@ -407,19 +407,25 @@ describe('sleigh jobs', () => {
     Array<{ kind: string; returnValue?: string } | null>
   >('graph:results');
 
-  it('lists a pool’s dead letters and retries them, with the admin key only', async () => {
+  /** `sleigh serve` on the pools app, a client, and `sleigh jobs …` against it. */
+  async function servePools() {
     const dir = project('pools');
     const server = await sleigh(['serve', 'convex', '--port', '0'], dir);
     const key = (await server.waitFor(/Admin key: (\S+)/))[1]!;
     const client = new ConvexHttpClient(server.url);
-    await client.mutation(setSwitch, { name: 'cli', on: true });
-    const ids = await client.mutation(failingChain, { switch: 'cli' });
     const jobs = (...args: string[]) => {
       const output = capture();
       return main(['jobs', ...args, '--url', server.url, '--admin-key', key], output).then(
         (code) => ({ code, lines: output.lines }),
       );
     };
+    return { server, key, client, jobs };
+  }
+
+  it('lists a pool’s dead letters and retries them, with the admin key only', async () => {
+    const { server, client, jobs } = await servePools();
+    await client.mutation(setSwitch, { name: 'cli', on: true });
+    const ids = await client.mutation(failingChain, { switch: 'cli' });
     await expect
       .poll(async () => (await jobs('failed', 'graph')).lines.at(-1), { timeout: 10_000 })
       .toBe('3 failed jobs in pool "graph"');
@@ -454,6 +460,41 @@ describe('sleigh jobs', () => {
     expect((await jobs('explode', 'graph')).code).toBe(2);
   });
 
+  it('pauses and resumes a pool: nothing of it starts in between', async () => {
+    const { client, jobs } = await servePools();
+    // A pool that never had a job is refused by name, not paused.
+    const unknown = await jobs('pause', 'narrow');
+    expect(unknown.code).toBe(1);
+    expect(unknown.lines.join('\n')).toMatch(/HTTP 404.*No workpool named "narrow"/);
+    const [first] = await client.mutation(enqueueWork, { pool: 'narrow', label: 'first', ms: 1 });
+    await expect
+      .poll(async () => (await client.query(jobResult, { pool: 'narrow', id: first! }))?.kind)
+      .toBe('success');
+    expect(await jobs('pause', 'narrow')).toEqual({
+      code: 0,
+      lines: [
+        'Paused pool "narrow": none of its jobs start until `sleigh jobs resume narrow` (running ones finish)',
+      ],
+    });
+    expect((await jobs('pause', 'narrow')).lines).toEqual(['Pool "narrow" was already paused']);
+    const held = await client.mutation(enqueueWork, {
+      pool: 'narrow',
+      label: 'held',
+      ms: 1,
+      count: 3,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await client.query(attempts, { label: 'held' })).toEqual([]);
+    expect((await jobs('resume', 'narrow')).lines).toEqual([
+      'Resumed pool "narrow": its jobs start again',
+    ]);
+    await expect
+      .poll(async () => (await client.query(attempts, { label: 'held' })).length)
+      .toBe(held.length);
+    expect((await jobs('resume', 'narrow')).lines).toEqual(['Pool "narrow" was not paused']);
+    expect((await jobs('pause', 'narrow', '--limit', '3')).code).toBe(2);
+  });
+
   it('prints job errors with their control characters escaped, so they cannot act on the terminal', async () => {
     const dir = project('pools');
     const server = await sleigh(['serve', 'convex', '--port', '0'], dir);
@@ -484,16 +525,7 @@ describe('sleigh jobs', () => {
   });
 
   it('says when it lists only the oldest, retries every dead letter page by page, names those it cannot, and knows its pools', async () => {
-    const dir = project('pools');
-    const server = await sleigh(['serve', 'convex', '--port', '0'], dir);
-    const key = (await server.waitFor(/Admin key: (\S+)/))[1]!;
-    const client = new ConvexHttpClient(server.url);
-    const jobs = (...args: string[]) => {
-      const output = capture();
-      return main(['jobs', ...args, '--url', server.url, '--admin-key', key], output).then(
-        (code) => ({ code, lines: output.lines }),
-      );
-    };
+    const { server, key, client, jobs } = await servePools();
     // 1,050 dead letters (350 chains of three): more than a page of the server's retry.
     await client.mutation(setSwitch, { name: 'many', on: true });
     for (let i = 0; i < 35; i++) {

@@ -1,9 +1,9 @@
 /**
- * `sleigh jobs`: a running server's workpool dead letters, for operators. `failed <pool>` lists
- * the jobs that failed for good (oldest first, saying when there are more); `retry <pool>` runs
- * them again (all of them, a page at a time, or the oldest --limit, or the --id ones), each with
- * everything downstream of it, and names those it could not. Both go through the server's admin
- * HTTP API.
+ * `sleigh jobs`: a running server's workpools, for operators. `failed <pool>` lists the jobs
+ * that failed for good (oldest first, saying when there are more); `retry <pool>` runs them
+ * again (all of them, a page at a time, or the oldest --limit, or the --id ones), each with
+ * everything downstream of it, and names those it could not; `pause <pool>` and `resume <pool>`
+ * stop and restart the pool's starts fleet-wide. All go through the server's admin HTTP API.
  */
 import type { FailedJob, SkippedJob } from '@sleigh/engine';
 import { CliError, type Output } from './context.js';
@@ -43,9 +43,12 @@ export async function jobs(
   output: Output,
 ): Promise<number> {
   const [action, pool] = positionals;
-  if ((action !== 'failed' && action !== 'retry') || pool === undefined) {
+  if (
+    (action !== 'failed' && action !== 'retry' && action !== 'pause' && action !== 'resume') ||
+    pool === undefined
+  ) {
     throw new CliError(
-      'Usage: sleigh jobs failed <pool> [--limit n] | sleigh jobs retry <pool> [--id <id> ...] [--limit n]',
+      'Usage: sleigh jobs failed <pool> [--limit n] | sleigh jobs retry <pool> [--id <id> ...] [--limit n] | sleigh jobs pause|resume <pool>',
       2,
     );
   }
@@ -54,9 +57,25 @@ export async function jobs(
     throw new CliError('sleigh jobs needs a pool name: sleigh jobs failed <pool>', 2);
   if (action === 'failed' && values.id !== undefined)
     throw new CliError('--id is for sleigh jobs retry; sleigh jobs failed lists them all', 2);
+  if ((action === 'pause' || action === 'resume') && (values.id ?? values.limit) !== undefined)
+    throw new CliError(`sleigh jobs ${action} takes a pool name only, no --id or --limit`, 2);
   const base = `/api/sleigh/pools/${encodeURIComponent(pool)}`;
   const limit = limitOf(values.limit);
   const access = serverAccess();
+  if (action === 'pause' || action === 'resume') {
+    const { wasPaused } = await call(access, `${base}/${action}`, { method: 'POST', body: '{}' });
+    if (typeof wasPaused !== 'boolean') throw notSleigh(access);
+    output.out(
+      action === 'pause'
+        ? wasPaused
+          ? `Pool "${pool}" was already paused`
+          : `Paused pool "${pool}": none of its jobs start until \`sleigh jobs resume ${pool}\` (running ones finish)`
+        : wasPaused
+          ? `Resumed pool "${pool}": its jobs start again`
+          : `Pool "${pool}" was not paused`,
+    );
+    return 0;
+  }
   if (action === 'failed') {
     const shown = limit ?? 100;
     const { jobs: list, more } = await call(access, `${base}/failed?limit=${shown}`);

@@ -25,6 +25,9 @@ Commands:
                                the oldest 100 (or --limit <n>), saying when there are more
   jobs retry <pool>            Run them again (all, --limit <n> oldest, or --id <id> ...),
                                naming those it could not (then it exits 1)
+  jobs pause <pool>            Pause a workpool on every server: none of its jobs start (those
+                               running finish; enqueues are kept) until
+  jobs resume <pool>           lets them start again
 
 Options:
   --port <n>           dev, serve: port to listen on (default 3210; 0 picks a free one)

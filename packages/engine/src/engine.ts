@@ -66,7 +66,7 @@ import {
   type SkippedJob,
 } from './jobs/pool-graph.js';
 import { Monitor } from './observe/monitor.js';
-import { PoolService } from './jobs/pool-service.js';
+import { PoolService, writePaused } from './jobs/pool-service.js';
 import { RunningAttempts } from './jobs/attempts.js';
 import { SYSTEM_MODULES } from './system/functions.js';
 import { writeWithRetry } from './jobs/write-retry.js';
@@ -853,6 +853,14 @@ export class Engine implements Host {
       }
       throw error;
     }
+  }
+
+  /**
+   * Pauses or resumes a pool (admin tools: HTTP API and CLI); resolves with whether it was
+   * paused before. A pool that never had a job is refused.
+   */
+  setPoolPaused(pool: string, paused: boolean): Promise<boolean> {
+    return writeWithRetry(this.store, (tx) => writePaused(tx, pool, paused));
   }
 
   /** A pool's dead letters, oldest first (admin tools: HTTP API and CLI). */

@@ -9,6 +9,7 @@
  *   POST /api/query_ts → {ts};  POST /api/query_at_ts {path, args, ts};  POST /api/query_batch {queries}
  *   GET  /instance_info, /version, /instance_name
  *   GET  /metrics (Prometheus, admin key), /dashboard/… (dashboard-assets.ts)
+ *   GET  /api/sleigh/pools/<pool>/failed;  POST …/retry | …/pause | …/resume  (admin key)
  *
  * A function's own failure is HTTP 560 with `{status: "error", errorMessage, errorData?}`;
  * a malformed request is 400 with `{code, message}`; a bad key is 401.
@@ -325,7 +326,7 @@ async function route(host: HttpHost, req: IncomingMessage, res: ServerResponse):
     const { status, body } = resultBody(outcome, format);
     return send(res, status, body);
   }
-  const pool = /^\/api\/sleigh\/pools\/([^/]+)\/(failed|retry)$/.exec(path);
+  const pool = /^\/api\/sleigh\/pools\/([^/]+)\/(failed|retry|pause|resume)$/.exec(path);
   if (pool !== null) return poolAdmin(host, req, res, decodeSegment(pool[1]!), pool[2]!);
   if (method !== 'POST') {
     if (POST_ROUTES.has(path) || path.startsWith('/api/run/') || path === '/api/query') {
@@ -441,7 +442,9 @@ function decodeRetryCursor(value: unknown): { after: Uint8Array; since: number }
  * lists a pool's oldest jobs that failed for good, and says whether there are `more`;
  * `POST …/retry` with `{ids}` runs those again, and with `{limit?, cursor?}` a page of all of
  * them, answering how many it restarted, the dead letters it `skipped` (and why) and the `next`
- * page's cursor. A pool that never had a job is a 404, so that a typo is not "no failed jobs".
+ * page's cursor. `POST …/pause` and `POST …/resume` pause or resume the pool fleet-wide and
+ * answer whether it `wasPaused`. A pool that never had a job is a 404, so that a typo is not
+ * "no failed jobs".
  */
 async function poolAdmin(
   host: HttpHost,
@@ -520,6 +523,11 @@ async function poolAdmin(
         }),
       );
     }
+    if ((action === 'pause' || action === 'resume') && req.method === 'POST') {
+      await known();
+      const wasPaused = await host.engine.setPoolPaused(pool, action === 'pause');
+      return send(res, 200, JSON.stringify({ paused: action === 'pause', wasPaused }));
+    }
   } catch (error) {
     if (error instanceof HttpError) throw error;
     // The engine's own refusals (a bad id, a pool name) are the caller's to fix.
@@ -531,7 +539,7 @@ async function poolAdmin(
   throw new HttpError(
     405,
     'MethodNotAllowed',
-    `Use GET for failed and POST for retry, not ${req.method ?? '?'}`,
+    `Use ${action === 'failed' ? 'GET' : 'POST'} for ${action}, not ${req.method ?? '?'}`,
   );
 }
 

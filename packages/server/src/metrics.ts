@@ -10,6 +10,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 interface PoolRow {
   name: string;
   maxParallelism: number;
+  paused: boolean;
   counts: Record<string, number>;
 }
 
@@ -83,8 +84,12 @@ export async function renderMetrics(
     'state',
   ]);
   const parallelism = gauge('sleigh_pool_max_parallelism', 'A pool’s maxParallelism', ['pool']);
+  const paused = gauge('sleigh_pool_paused', '1 while a pool is paused (nothing of it starts)', [
+    'pool',
+  ]);
   for (const pool of pools) {
     parallelism.set({ pool: pool.name }, pool.maxParallelism);
+    paused.set({ pool: pool.name }, pool.paused ? 1 : 0);
     for (const [state, count] of Object.entries(pool.counts)) {
       jobs.set({ pool: pool.name, state }, count);
     }

@@ -317,6 +317,23 @@ describe.each(DRIVERS)('the dashboard backend on $name', (driver) => {
     );
     expect(text).toMatch(/^sleigh_commits_total \d+$/m);
     expect(text).toMatch(/^sleigh_mutation_conflicts_total \d+$/m);
+    expect(text).toMatch(/^sleigh_pool_paused\{pool="graph"\} 0$/m);
+
+    // Paused by an operator, the pool's waiting jobs are no lag: they wait on purpose.
+    const admin = (path: string, method = 'POST') =>
+      fetch(`${server.url}${path}`, { method, headers: { Authorization: `Bearer ${ADMIN_KEY}` } });
+    const paused = await admin('/api/sleigh/pools/graph/pause');
+    expect(await paused.json()).toEqual({ paused: true, wasPaused: false });
+    expect((await admin('/api/sleigh/pools/graph/pause', 'GET')).status).toBe(405);
+    expect((await admin('/api/sleigh/pools/nowhere/pause')).status).toBe(404);
+    await client.mutation(diamond, {});
+    // (The status is computed once a second: wait for one well after the enqueue.)
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect((await client.query(status, {})).jobLagMs).toBeLessThan(1000);
+    const whilePaused = await (await admin('/metrics', 'GET')).text();
+    expect(whilePaused).toMatch(/^sleigh_pool_paused\{pool="graph"\} 1$/m);
+    const resumed = await admin('/api/sleigh/pools/graph/resume');
+    expect(await resumed.json()).toEqual({ paused: false, wasPaused: true });
   });
 });
 

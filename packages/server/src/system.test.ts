@@ -98,6 +98,7 @@ describe.each(DRIVERS)('system functions on $name', (driver) => {
     expect(pools.find((pool) => pool.name === 'narrow')).toEqual({
       name: 'narrow',
       maxParallelism: 3,
+      paused: false,
       counts: {
         waiting: 0,
         delayed: 0,

@@ -551,14 +551,7 @@ export class PoolService {
     const { name, options } = parsePool(poolName, known ? poolOptions : {});
     return this.inTransaction(execution, paused ? 'pause' : 'resume', async (tx) => {
       if (known) await this.ensurePool(tx, name, options);
-      const doc =
-        tx.catalog().table(POOLS) === undefined ? undefined : await poolDocument(tx, name);
-      if (doc === undefined) throw invalid(`There is no workpool named "${name}"`);
-      const before = doc.paused === true;
-      if (before === paused) return before;
-      const { paused: _paused, ...rest } = doc;
-      await tx.replace(POOLS, paused ? { ...rest, paused: true } : rest);
-      return before;
+      return writePaused(tx, name, paused);
     });
   }
 
@@ -656,6 +649,24 @@ function resultJson(job: PoolJob | null): JSONValue {
   if (job === null) return { kind: 'failed', error: 'the job is unknown, or its result expired' };
   if (job.result === undefined) return null;
   return convexToJson(job.result);
+}
+
+/**
+ * Pauses or resumes a pool that exists (see PoolService.setPaused); resolves with whether it
+ * was paused before.
+ */
+export async function writePaused(
+  tx: WriteTransaction,
+  name: string,
+  paused: boolean,
+): Promise<boolean> {
+  const doc = tx.catalog().table(POOLS) === undefined ? undefined : await poolDocument(tx, name);
+  if (doc === undefined) throw invalid(`There is no workpool named "${name}"`);
+  const before = doc.paused === true;
+  if (before === paused) return before;
+  const { paused: _paused, ...rest } = doc;
+  await tx.replace(POOLS, paused ? { ...rest, paused: true } : rest);
+  return before;
 }
 
 /** The `_pools` document of a pool, if it has one (the table must exist). */

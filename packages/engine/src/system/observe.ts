@@ -20,7 +20,10 @@ const recent = internalQueryGeneric({
 /** How long ready pool jobs scanned per pool for the oldest (priorities reorder them). */
 const LAG_SCAN = 100;
 
-/** Servers, commit rate, subscriptions, and how far behind the pools and scheduler are. */
+/**
+ * Servers, commit rate, subscriptions, and how far behind the pools (paused ones aside) and the
+ * scheduler are.
+ */
 const status = internalQueryGeneric({
   args: {},
   handler: async (ctx) => {
@@ -28,6 +31,8 @@ const status = internalQueryGeneric({
     const db = systemDb(ctx);
     let oldestReady = now;
     for (const pool of await db.query('_pools').collect()) {
+      // A paused pool waits on purpose: its jobs are not late.
+      if (pool.paused === true) continue;
       const ready = await db
         .query('_pool_jobs')
         .withIndex('by_due', (q) => q.eq('pool', pool.name as string).eq('state', 'pending'))
