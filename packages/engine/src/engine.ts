@@ -31,6 +31,7 @@ import {
 import { jsonToConvex, type JSONValue, type ValidatorJSON } from 'convex/values';
 import { FunctionError, FunctionErrorCode, SkipRun } from './errors.js';
 import { bundleFunctions, LoadError } from './loader/bundle.js';
+import { checkFleet, deploymentShape, type FleetMember } from './loader/fleet-guard.js';
 import { generateCode } from './loader/codegen.js';
 import { aKind, Registry, type FunctionInfo } from './loader/registry.js';
 import { argsProblem, MAX_ARGS_NESTING, tooDeepMessage } from './runtime/nesting.js';
@@ -311,9 +312,17 @@ export class Engine implements Host {
       (path, args) =>
         this.checkArgs(registry.lookup(path, null, 'function'), args, this.store.catalog()),
     );
+    // Servers sharing the store must agree on schema, crons and functions (fleet-guard.ts).
+    const member: FleetMember = {
+      shape: deploymentShape(schema, crons, registry.all()),
+      code: bundle.codeHash,
+      live: () => this.store.processes(),
+    };
     let report: ApplyReport;
     try {
-      report = await applySchema(this.store, schema, nextCreationTime);
+      report = await applySchema(this.store, schema, nextCreationTime, (tx) =>
+        checkFleet(tx, member, nextCreationTime),
+      );
     } catch (error) {
       if (error instanceof LoadError) throw error;
       throw new LoadError(`Applying the schema failed: ${(error as Error).message}`, {

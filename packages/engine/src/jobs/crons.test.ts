@@ -262,18 +262,14 @@ describe.each(DRIVERS)('crons on $name', (driver) => {
     'runs each tick once when two servers share the database',
     async () => {
       const place = driver.place();
-      const a = await startApp('jobs', driver, { copy: true, store: await place.open() });
-      writeCrons(
-        a,
-        "crons.interval('shared', { seconds: 1 }, internal.scheduling.record, { label: 's' });",
-      );
-      await a.reload();
-      const b = await startApp('jobs', driver, { copy: true, store: await place.open() });
-      writeCrons(
-        b,
-        "crons.interval('shared', { seconds: 1 }, internal.scheduling.record, { label: 's' });",
-      );
-      await b.reload();
+      // Both start with the cron: servers sharing a store must have the same crons.
+      const files = {
+        'crons.ts': cronsFile(
+          "crons.interval('shared', { seconds: 1 }, internal.scheduling.record, { label: 's' });",
+        ),
+      };
+      const a = await startApp('jobs', driver, { files, store: await place.open() });
+      const b = await startApp('jobs', driver, { files, store: await place.open() });
       a.startJobs({ exclusive: false });
       b.startJobs({ exclusive: false });
       await sleep(4200);

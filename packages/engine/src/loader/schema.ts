@@ -63,6 +63,8 @@ export const SYSTEM_TABLES = {
   _pool_limits: { number: 9, indexes: {} },
   /** What each runner on a shared store holds of each pool (jobs/pool-holdings.ts). */
   _pool_holdings: { number: 10, indexes: { by_pool: ['pool', 'owner'] } },
+  /** The servers on the store and the shape of their code (loader/fleet-guard.ts). */
+  _servers: { number: 11, indexes: {} },
 } as const satisfies Record<string, SystemTable>;
 
 interface ExportedTable {
@@ -211,12 +213,15 @@ export async function applySchema(
   store: Store,
   schema: Schema | null,
   now: () => number,
+  /** Runs first in the transaction, once the system tables exist (fleet-guard.ts's check). */
+  first?: (tx: WriteTransaction) => Promise<void>,
 ): Promise<ApplyReport> {
   let report: ApplyReport = { createdTables: [], createdIndexes: [], droppedIndexes: [] };
   // Servers starting together on one database race to apply it: the loser runs again.
   await writeWithRetry(store, async (tx) => {
     report = { createdTables: [], createdIndexes: [], droppedIndexes: [] };
     await ensureSystemTables(tx);
+    await first?.(tx);
     if (schema === null) return;
     const previous = await previousDocumentTypes(tx);
     for (const table of schema.tables.values()) {
