@@ -276,6 +276,11 @@ describe('the dashboard in Chromium', () => {
     await signIn(page, `${server.url}/dashboard/health`);
     await page.getByTestId('page-health').waitFor();
     await page.getByText(String(process.pid)).waitFor();
+    // The code each server runs: the hash of its functions folder.
+    await page
+      .getByTestId('servers')
+      .getByText(/^[0-9a-f]{16}$/)
+      .waitFor();
     await client.mutation(tasks.add, { title: 'tick', priority: 1 });
     await screenshot(page, 'health');
     expect(errors).toEqual([]);

@@ -169,7 +169,15 @@ export interface HealthStatus {
   version: string;
   driver: 'sqlite' | 'postgres';
   server: { id: string; startedAt: number };
-  servers: Array<{ id: string; host: string; pid: number; startedAt: number; self: boolean }>;
+  servers: Array<{
+    id: string;
+    host: string;
+    pid: number;
+    startedAt: number;
+    self: boolean;
+    /** A hash of the server's functions folder (null until it has loaded its code). */
+    code: string | null;
+  }>;
   commitsPerSecond: number;
   subscriptions: number;
   connections: number;

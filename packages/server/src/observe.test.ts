@@ -17,7 +17,7 @@ type Execution = { path: string; outcome: string; error: string | null; logLines
 type Node = { id: string; name: string; state: string; outcome: string | null };
 type Status = {
   driver: string;
-  servers: Array<{ self: boolean; pid: number }>;
+  servers: Array<{ self: boolean; pid: number; code: string | null }>;
   connections: number;
   subscriptions: number;
   jobLagMs: number;
@@ -283,6 +283,8 @@ describe.each(DRIVERS)('the dashboard backend on $name', (driver) => {
     const first = reports.at(-1)!;
     expect(first.driver).toBe(driver.name === 'sqlite' ? 'sqlite' : 'postgres');
     expect(first.servers).toMatchObject([{ self: true, pid: process.pid }]);
+    // Which code it runs (the hash the fleet guard records).
+    expect(first.servers[0]?.code).toMatch(/^[0-9a-f]{16}$/);
     expect(first.connections).toBe(1);
     expect(first.subscriptions).toBe(1);
     await client.mutation(diamond, {});

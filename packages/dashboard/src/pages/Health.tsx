@@ -62,6 +62,7 @@ export function HealthPage() {
                     <th scope="col">Host</th>
                     <th scope="col">PID</th>
                     <th scope="col">Started</th>
+                    <th scope="col">Code</th>
                   </tr>
                 </thead>
                 <tbody>
@@ -75,6 +76,9 @@ export function HealthPage() {
                       <td className="num">{server.pid}</td>
                       <td title={formatTime(server.startedAt)}>
                         {formatRelative(server.startedAt, now)}
+                      </td>
+                      <td className="mono" title="A hash of the server's functions folder">
+                        {server.code ?? '—'}
                       </td>
                     </tr>
                   ))}

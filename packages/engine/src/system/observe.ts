@@ -44,9 +44,17 @@ const status = internalQueryGeneric({
       .withIndex('by_state_time', (q) => q.eq('state.kind', 'pending'))
       .first();
     const scheduledTime = (nextScheduled?.scheduledTime as number | undefined) ?? now;
-    const report = (await system('health')) as Record<string, JSONValue>;
+    const report = (await system('health')) as Record<string, JSONValue> & {
+      servers: Array<Record<string, JSONValue> & { id: string }>;
+    };
+    // Which code each server runs (loader/fleet-guard.ts records it): a deploy's progress.
+    const code = new Map<string, string>();
+    for (const record of await db.query('_servers').collect()) {
+      code.set(record.process as string, record.code as string);
+    }
     return {
       ...report,
+      servers: report.servers.map((server) => ({ ...server, code: code.get(server.id) ?? null })),
       jobLagMs: Math.max(0, now - oldestReady),
       scheduledLagMs: Math.max(0, now - scheduledTime),
     };
