@@ -672,18 +672,16 @@ async function loadCatalog(
   await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
   try {
     await client.query(sql.TAKE_COMMIT_LOCK([commitLock]));
-    const tables = await client.query<{ number: number; name: string }>(
-      `SELECT number, name FROM ${qs}.tables`,
-    );
-    const indexes = await client.query<{
-      id: number;
-      table_number: number;
-      name: string;
-      fields: string[];
-    }>(`SELECT id, table_number, name, fields FROM ${qs}.indexes`);
-    const epoch = await client.query<{ epoch: string }>(
-      `SELECT coalesce(pg_sequence_last_value('${qs}.catalog_epoch'), 0)::text AS epoch`,
-    );
+    // Sent together: every commit of the fleet waits while this holds the lock.
+    const [tables, indexes, epoch] = await Promise.all([
+      client.query<{ number: number; name: string }>(`SELECT number, name FROM ${qs}.tables`),
+      client.query<{ id: number; table_number: number; name: string; fields: string[] }>(
+        `SELECT id, table_number, name, fields FROM ${qs}.indexes`,
+      ),
+      client.query<{ epoch: string }>(
+        `SELECT coalesce(pg_sequence_last_value('${qs}.catalog_epoch'), 0)::text AS epoch`,
+      ),
+    ]);
     await client.query('COMMIT');
     const names = new Map(tables.rows.map((t) => [t.number, t.name]));
     const catalog = new Catalog(
