@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Commit } from '@sleigh/storage';
 import pg from 'pg';
-import { quoteIdentifier } from './sql.js';
+import { fitName, quoteIdentifier } from './sql.js';
 import * as sql from './statements.js';
 
 /** Notification payloads are limited to 8000 bytes; bigger write sets are read from the table. */
@@ -44,9 +44,12 @@ export interface FeedHost {
   readonly log: (message: string) => void;
 }
 
-/** The channel of a schema's commits (channel names are identifiers: at most 63 bytes). */
+/**
+ * The channel of a schema's commits. Channel names are identifiers, at most 63 bytes: two long
+ * schema names alike in their first 56 characters must still have channels of their own.
+ */
 export function commitChannel(schema: string): string {
-  return `sleigh_${schema}`.slice(0, 63);
+  return fitName(`sleigh_${schema}`, 63);
 }
 
 /** The text a commit notifies after its origin and timestamp: flags, then inline writes. */

@@ -285,4 +285,39 @@ describe('postgres store', () => {
       openPostgresStore({ connectionString: databaseUrl(), schema: 'x; drop' }),
     ).rejects.toThrow(/Invalid schema name "x; drop"/);
   });
+
+  it('keeps a schema whose name is as long as PostgreSQL allows apart from one alike', async () => {
+    // 63 bytes: whole in a session's name, it would leave no room for the process id.
+    const long = `${freshSchema()}_${'x'.repeat(40)}`.slice(0, 63);
+    onTestFinished(() => PostgresStore.dropSchema(databaseUrl(), long));
+    // Shares its first 7 characters and its length with `long`: must not be mistaken for it.
+    const neighbour = `${long.slice(0, 62)}y`;
+    onTestFinished(() => PostgresStore.dropSchema(databaseUrl(), neighbour));
+    const a = await openPostgresStore({ connectionString: databaseUrl(), schema: long });
+    const b = await openPostgresStore({ connectionString: databaseUrl(), schema: long });
+    const other = await openPostgresStore({ connectionString: databaseUrl(), schema: neighbour });
+    try {
+      const listed = await a.processes();
+      expect(listed).toHaveLength(2);
+      expect(listed.filter((server) => server.self)).toHaveLength(1);
+      expect(listed.every((server) => server.pid === process.pid)).toBe(true);
+      expect((await b.processes()).map((server) => server.id).sort()).toEqual(
+        listed.map((server) => server.id).sort(),
+      );
+      expect(await other.processes()).toHaveLength(1);
+      // Each hears its own schema's commits, never the other's (their channels are distinct).
+      const heardB: bigint[] = [];
+      const heardOther: bigint[] = [];
+      b.onCommit((commit) => heardB.push(commit.ts));
+      other.onCommit((commit) => heardOther.push(commit.ts));
+      const { commit } = await a.write((tx) => tx.createTable('t'));
+      expect(await b.whenDelivered(commit.ts)).toBe(true);
+      expect(heardB).toContain(commit.ts);
+      const own = await other.write((tx) => tx.createTable('u'));
+      expect(await other.whenDelivered(own.commit.ts)).toBe(true);
+      expect(heardOther).toEqual([own.commit.ts]);
+    } finally {
+      await Promise.all([a.close(), b.close(), other.close()]);
+    }
+  });
 });

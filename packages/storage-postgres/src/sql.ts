@@ -1,10 +1,21 @@
 /**
  * SQL helpers: identifier quoting, and the translation of PostgreSQL errors into StorageErrors.
  */
+import { createHash } from 'node:crypto';
 import { StorageError, StorageErrorCode } from '@sleigh/storage';
 
 export function quoteIdentifier(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * `name` cut to `max` characters, made unique again by a hash: its first `max - 9`
+ * characters, "~" and 8 hex digits of its sha256. Names PostgreSQL cuts (identifiers, session
+ * names: 63 bytes) must not make two schemas look alike.
+ */
+export function fitName(name: string, max: number): string {
+  if (name.length <= max) return name;
+  return `${name.slice(0, max - 9)}~${createHash('sha256').update(name).digest('hex').slice(0, 8)}`;
 }
 
 /** SQLSTATEs that mean "another transaction won; run this one again". */

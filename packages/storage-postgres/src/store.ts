@@ -38,7 +38,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { CommitFeed, decodeWrites, notificationTail } from './commit-feed.js';
 import { lockKey, migrate } from './migrations.js';
-import { quoteIdentifier, translateError } from './sql.js';
+import { fitName, quoteIdentifier, translateError } from './sql.js';
 import * as sql from './statements.js';
 import { PostgresTransaction } from './transaction.js';
 import { ChurnVacuum } from './vacuum.js';
@@ -93,6 +93,14 @@ function encodeWrites(writes: readonly WrittenKey[]): Buffer {
 
 /** How a Sleigh process names its commit-feed connection, so the others can see it. */
 const PROCESS_TAG = 'sleigh';
+
+/**
+ * The schema as a session name gives it, at most 16 bytes: PostgreSQL keeps 63 bytes of a
+ * session's name, and a long schema name must not push the process id and start time out.
+ */
+function schemaTag(schema: string): string {
+  return fitName(schema, 16);
+}
 
 export class PostgresStore implements Store {
   readonly driver = 'postgres' as const;
@@ -234,19 +242,21 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Every process holds one commit-feed connection named `sleigh <schema> <id> <pid>
-   * <startedAt> <host>`; the live ones are the sessions PostgreSQL lists with such a name.
+   * Every process holds one commit-feed connection named `sleigh <schema tag> <id> <pid>
+   * <startedAt> <host>`; the live ones are the sessions PostgreSQL lists with such a name. The
+   * host is what is left of 63 bytes, so it may be cut short.
    */
   async processes(): Promise<ProcessInfo[]> {
+    const tag = schemaTag(this.schema);
     const result = await this.pool.query<{ application_name: string }>(
       `SELECT application_name FROM pg_stat_activity
         WHERE datname = current_database() AND application_name LIKE $1`,
-      [`${PROCESS_TAG} ${this.schema} %`],
+      [`${PROCESS_TAG} ${tag} %`],
     );
     const seen = new Map<string, ProcessInfo>();
     for (const { application_name: name } of result.rows) {
       const [, schema, id, pid, startedAt, ...host] = name.split(' ');
-      if (schema !== this.schema || id === undefined || seen.has(id)) continue;
+      if (schema !== tag || id === undefined || seen.has(id)) continue;
       seen.set(id, {
         id,
         host: host.join(' '),
@@ -260,7 +270,7 @@ export class PostgresStore implements Store {
 
   /** The name of this process's commit-feed connection (PostgreSQL keeps 63 bytes of it). */
   get applicationName(): string {
-    return `${PROCESS_TAG} ${this.schema} ${this.processId} ${process.pid} ${this.startedAt} ${hostname()}`.slice(
+    return `${PROCESS_TAG} ${schemaTag(this.schema)} ${this.processId} ${process.pid} ${this.startedAt} ${hostname()}`.slice(
       0,
       63,
     );
@@ -618,12 +628,12 @@ export class PostgresStore implements Store {
     try {
       const { rows } = await client.query<{ application_name: string }>(
         'SELECT application_name FROM pg_stat_activity WHERE application_name LIKE $1',
-        [`${PROCESS_TAG} ${schema} %`],
+        [`${PROCESS_TAG} ${schemaTag(schema)} %`],
       );
       // Our own feed connection may linger in the list for a moment after it closed.
       return rows.some(({ application_name: name }) => {
         const [, named, , pid] = name.split(' ');
-        return named === schema && pid !== String(process.pid);
+        return named === schemaTag(schema) && pid !== String(process.pid);
       });
     } finally {
       await client.end();

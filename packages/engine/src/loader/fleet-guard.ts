@@ -88,8 +88,7 @@ export async function checkFleet(
 ): Promise<void> {
   const live = await member.live();
   const self = live.find((server) => server.self);
-  // Not listed: PostgreSQL keeps 63 bytes of a session's name, which a very long schema name
-  // fills before the process id (storage-postgres' processes()); nothing can be compared.
+  // Not listed (a store that cannot tell its sessions apart): nothing can be compared.
   if (self === undefined) return;
   const byId = new Map(live.map((server) => [server.id, server]));
   const entries = await tx.scan({ table: SERVERS, index: 'by_id', order: 'asc', limit: 10_000 });
