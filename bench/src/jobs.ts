@@ -4,9 +4,14 @@
  * 10 in Sleigh); and enqueue→start latency on an idle pool, one job at a time. Every figure is
  * also given as a ratio to graphile-worker with its batched settings, the fastest peer.
  *
- * Sleigh runs in this process (the engine and its pool runner, as a server would run them):
+ * Each row runs in a process of its own, which also measures memory: the peak resident set of
+ * that process (a bare Node, the system's modules, enqueuing and processing the jobs, sampling
+ * latency). A database's or Redis's own memory is not in it.
+ *
+ * Sleigh runs in its process as a server would run it (the engine and its pool runner):
  * throughput is from starting the runner until every job is recorded finished in the database.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -17,7 +22,7 @@ import { openPostgresStore, PostgresStore } from '@sleigh/storage-postgres';
 import { openSqliteStore } from '@sleigh/storage-sqlite';
 import { benchFloorPostgres, benchFloorSqlite } from './floor.js';
 import { percentile, type Row } from './measure.js';
-import { benchPeerQueues, formatRate, type QueueFigures } from './peers.js';
+import { benchPeerQueue, formatRate, PEER_KEYS, type QueueFigures } from './peers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const APP = join(here, '..', 'apps', 'jobs', 'convex');
@@ -111,36 +116,132 @@ export async function benchSleighQueue(
   }
 }
 
+/** Every row of the job table, by key; each is run in a process of its own (job-system-main.ts). */
+export const QUEUE_SYSTEMS = [
+  'sleigh-sqlite',
+  'sleigh-postgres',
+  ...PEER_KEYS,
+  'floor-sqlite',
+  'floor-postgres',
+] as const;
+export type QueueSystem = (typeof QUEUE_SYSTEMS)[number];
+
+export function isQueueSystem(key: string): key is QueueSystem {
+  return (QUEUE_SYSTEMS as readonly string[]).includes(key);
+}
+
+/** Runs one row of the job table in this process. */
+export async function benchQueueSystem(
+  system: QueueSystem,
+  setting: { tmp: string; postgresUrl: string },
+  jobs: number,
+): Promise<QueueFigures> {
+  const { tmp, postgresUrl } = setting;
+  switch (system) {
+    case 'sleigh-sqlite':
+    case 'sleigh-postgres':
+      return benchSleigh(system === 'sleigh-sqlite' ? 'sqlite' : 'postgres', setting, jobs);
+    case 'floor-sqlite':
+      return benchFloorSqlite(tmp, jobs, 10);
+    case 'floor-postgres':
+      return benchFloorPostgres(postgresUrl, jobs, 10);
+    default:
+      return benchPeerQueue(system, { postgresUrl, jobs, concurrency: 10 });
+  }
+}
+
+async function benchSleigh(
+  driver: 'sqlite' | 'postgres',
+  { tmp, postgresUrl }: { tmp: string; postgresUrl: string },
+  jobs: number,
+): Promise<QueueFigures> {
+  // Builds live inside the repository, so the bundled app resolves its packages.
+  const buildRoot = join(here, '..', '.build', randomBytes(4).toString('hex'));
+  mkdirSync(buildRoot, { recursive: true });
+  const settings = { jobs, batch: 1000, samples: 200 };
+  const schema = `bench_jobs_${randomBytes(4).toString('hex')}`;
+  try {
+    if (driver === 'sqlite') {
+      const store = await openSqliteStore({ path: join(tmp, 'jobs.sqlite') });
+      try {
+        return await benchSleighQueue('Sleigh, SQLite', store, join(buildRoot, 's'), settings);
+      } finally {
+        await store.close();
+      }
+    }
+    const store = await openPostgresStore({ connectionString: postgresUrl, schema });
+    try {
+      return await benchSleighQueue('Sleigh, PostgreSQL', store, join(buildRoot, 'p'), settings);
+    } finally {
+      await store.close();
+      await PostgresStore.dropSchema(postgresUrl, schema);
+    }
+  } finally {
+    rmSync(buildRoot, { recursive: true, force: true });
+  }
+}
+
+/** How a system's process hands its figures back: one line of stdout, this tag and JSON. */
+export const FIGURES_LINE = 'sleigh-bench-figures ';
+
+/** A row's figures with the peak resident memory of the process that ran it. */
+interface MeasuredFigures extends QueueFigures {
+  peakRssMb: number;
+}
+
+/**
+ * Runs one system in a child process, so its peak resident memory is its own (each process
+ * starts from a bare Node and loads only what that system needs). Its log lines pass through.
+ */
+function inItsOwnProcess(
+  system: QueueSystem,
+  postgresUrl: string,
+  jobs: number,
+): Promise<MeasuredFigures> {
+  const entry = join(here, 'job-system-main.js');
+  const child = spawn(process.execPath, [entry, system], {
+    env: { ...process.env, DATABASE_URL: postgresUrl, BENCH_JOBS: String(jobs) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => (out += chunk));
+  const limit = setTimeout(() => child.kill('SIGKILL'), 5 * 60_000);
+  return new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(limit);
+      const line = out.split('\n').find((text) => text.startsWith(FIGURES_LINE));
+      if (line !== undefined) {
+        // JSON has no NaN (a figure a row does not have): it comes back as null.
+        const parsed = JSON.parse(line.slice(FIGURES_LINE.length), (_key, value: unknown) =>
+          value === null ? NaN : value,
+        ) as MeasuredFigures;
+        resolve(parsed);
+        return;
+      }
+      const why = signal === null ? `exit code ${String(code)}` : `killed by ${signal}`;
+      resolve({
+        name: system,
+        jobsPerSecond: NaN,
+        p50Ms: NaN,
+        p99Ms: NaN,
+        peakRssMb: NaN,
+        note: `failed: its process ended without figures (${why})`,
+      });
+    });
+  });
+}
+
 export async function benchJobs(options: {
   tmp: string;
   postgresUrl: string;
   jobs?: number;
 }): Promise<Row[]> {
   const jobs = options.jobs ?? 20_000;
-  const settings = { jobs, batch: 1000, samples: 200 };
-  // Builds live inside the repository, so the bundled app resolves its packages.
-  const buildRoot = join(here, '..', '.build', randomBytes(4).toString('hex'));
-  mkdirSync(buildRoot, { recursive: true });
-  const figures: QueueFigures[] = [];
-  try {
-    const sqlite = await openSqliteStore({ path: join(options.tmp, 'jobs.sqlite') });
-    figures.push(await benchSleighQueue('Sleigh, SQLite', sqlite, join(buildRoot, 's'), settings));
-    await sqlite.close();
-    const schema = `bench_jobs_${randomBytes(4).toString('hex')}`;
-    const postgres = await openPostgresStore({ connectionString: options.postgresUrl, schema });
-    figures.push(
-      await benchSleighQueue('Sleigh, PostgreSQL', postgres, join(buildRoot, 'p'), settings),
-    );
-    await postgres.close();
-    await PostgresStore.dropSchema(options.postgresUrl, schema);
-  } finally {
-    rmSync(buildRoot, { recursive: true, force: true });
+  const figures: MeasuredFigures[] = [];
+  for (const system of QUEUE_SYSTEMS) {
+    figures.push(await inItsOwnProcess(system, options.postgresUrl, jobs));
   }
-  figures.push(
-    ...(await benchPeerQueues({ postgresUrl: options.postgresUrl, jobs, concurrency: 10 })),
-    await benchFloorSqlite(options.tmp, jobs, 10),
-    await benchFloorPostgres(options.postgresUrl, jobs, 10),
-  );
   const baseline = figures.find((f) => f.name.includes('graphile') && f.name.includes('batched'));
   return figures.map((f) => ({
     system: f.name,
@@ -148,6 +249,8 @@ export async function benchJobs(options: {
     'vs graphile batched': baseline ? f.jobsPerSecond / baseline.jobsPerSecond : NaN,
     'p50 ms': f.p50Ms,
     'p99 ms': f.p99Ms,
+    'peak RSS MB': f.peakRssMb,
+    'RSS vs graphile batched': baseline ? f.peakRssMb / baseline.peakRssMb : NaN,
     ...(f.note === undefined ? {} : { note: f.note }),
   }));
 }

@@ -470,42 +470,57 @@ async function benchBullMQ(
 
 // ---------------------------------------------------------------------------------------------
 
-/** Runs every peer in turn, each on its own schema or key prefix; one row per peer. */
-export async function benchPeerQueues(options: PeerQueueOptions): Promise<QueueFigures[]> {
+/** The peers by key, each run on its own schema or key prefix (`npm run bench:jobs` runs each in a process of its own). */
+export const PEER_KEYS = ['graphile', 'graphile-batched', 'pg-boss', 'bullmq'] as const;
+export type PeerKey = (typeof PEER_KEYS)[number];
+
+/** Runs one peer: its row of the job table. */
+export async function benchPeerQueue(
+  key: PeerKey,
+  options: PeerQueueOptions,
+): Promise<QueueFigures> {
   const settings = {
     postgresUrl: options.postgresUrl,
     jobs: options.jobs ?? 20_000,
     concurrency: options.concurrency ?? 10,
   };
-  const redisUrl = options.redisUrl ?? 'redis://127.0.0.1:6379';
   const suffix = `${process.pid}_${Date.now().toString(36)}`;
-  const rows: QueueFigures[] = [];
-  rows.push(
-    await benchGraphile(
-      { name: 'graphile-worker', note: 'defaults (localQueue off, completeJobBatchDelay -1)' },
-      settings,
-      `bench_gw_${suffix}`,
-    ),
-  );
-  rows.push(
-    await benchGraphile(
-      {
-        name: 'graphile-worker batched',
-        preset: {
-          worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 },
+  switch (key) {
+    case 'graphile':
+      return benchGraphile(
+        { name: 'graphile-worker', note: 'defaults (localQueue off, completeJobBatchDelay -1)' },
+        settings,
+        `bench_gw_${suffix}`,
+      );
+    case 'graphile-batched':
+      return benchGraphile(
+        {
+          name: 'graphile-worker batched',
+          preset: {
+            worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 },
+          },
+          note: 'localQueue.size 500, completeJobBatchDelay 0, failJobBatchDelay 0',
         },
-        note: 'localQueue.size 500, completeJobBatchDelay 0, failJobBatchDelay 0',
-      },
-      settings,
-      `bench_gwb_${suffix}`,
-    ),
-  );
-  rows.push(await benchPgBoss(settings, `bench_pgboss_${suffix}`));
-  rows.push(
-    await benchBullMQ(
-      { redisUrl, jobs: settings.jobs, concurrency: settings.concurrency },
-      suffix.replace('_', '-'),
-    ),
-  );
+        settings,
+        `bench_gwb_${suffix}`,
+      );
+    case 'pg-boss':
+      return benchPgBoss(settings, `bench_pgboss_${suffix}`);
+    case 'bullmq':
+      return benchBullMQ(
+        {
+          redisUrl: options.redisUrl ?? 'redis://127.0.0.1:6379',
+          jobs: settings.jobs,
+          concurrency: settings.concurrency,
+        },
+        suffix.replace('_', '-'),
+      );
+  }
+}
+
+/** Runs every peer in turn, in this process; one row per peer. */
+export async function benchPeerQueues(options: PeerQueueOptions): Promise<QueueFigures[]> {
+  const rows: QueueFigures[] = [];
+  for (const key of PEER_KEYS) rows.push(await benchPeerQueue(key, options));
   return rows;
 }
