@@ -14,6 +14,7 @@ import type { CallOptions } from './engine.js';
 import { FunctionErrorCode, isNonRetryable } from './errors.js';
 import type { RunningAttempts } from './jobs/attempts.js';
 import { CronRunner } from './jobs/crons.js';
+import { FleetView } from './jobs/fleet-view.js';
 import type { PoolJob } from './jobs/pool-jobs.js';
 import {
   PoolRunner,
@@ -42,6 +43,8 @@ export class Background implements JobHost, PoolHost {
   private runner: JobRunner | null = null;
   private cronRunner: CronRunner | null = null;
   private poolRunner: PoolRunner | null = null;
+  /** Which functions' jobs other servers take, while a deploy rolls out (shared stores only). */
+  private fleet: FleetView | null = null;
 
   constructor(
     private readonly calls: FunctionCalls,
@@ -60,6 +63,10 @@ export class Background implements JobHost, PoolHost {
     return this.calls.kindOf(path);
   }
 
+  leavesToOthers(path: string): boolean {
+    return this.fleet?.leavesToOthers(path) ?? false;
+  }
+
   nextCreationTime(): number {
     return this.calls.nextCreationTime();
   }
@@ -68,17 +75,26 @@ export class Background implements JobHost, PoolHost {
   start(options: JobRunnerOptions = {}): JobRunner {
     // SQLite's file is this process's alone: its runners may keep claims in memory.
     const exclusive = this.store.driver === 'sqlite';
+    const log = options.log ?? ((message: string) => console.error(`sleigh: ${message}`));
+    if (!exclusive) {
+      this.fleet ??= new FleetView(
+        this.store,
+        (path) => this.kindOf(path) !== null,
+        () => {
+          this.runner?.pump();
+          this.poolRunner?.wake();
+        },
+        log,
+      );
+      this.fleet.start();
+    }
     this.runner ??= new JobRunner(this, { exclusive, ...options });
     this.runner.start();
     this.poolRunner ??= new PoolRunner(this, { exclusive, ...options });
     this.poolRunner.start();
     this.pools.runner = this.poolRunner;
     if (options.crons !== false) {
-      this.cronRunner ??= new CronRunner(
-        this.store,
-        () => this.nextCreationTime(),
-        options.log ?? ((message) => console.error(`sleigh: ${message}`)),
-      );
+      this.cronRunner ??= new CronRunner(this.store, () => this.nextCreationTime(), log);
       this.cronRunner.start();
     }
     return this.runner;
@@ -87,6 +103,7 @@ export class Background implements JobHost, PoolHost {
   /** Stops the runners: see JobRunner.stop and PoolRunner.stop. */
   async stop(graceMs?: number): Promise<void> {
     this.cronRunner?.stop();
+    this.fleet?.stop();
     await Promise.all([this.runner?.stop(graceMs), this.poolRunner?.stop(graceMs)]);
   }
 

@@ -31,7 +31,12 @@ import {
 import { jsonToConvex, type JSONValue, type ValidatorJSON } from 'convex/values';
 import { FunctionError, FunctionErrorCode, SkipRun } from './errors.js';
 import { bundleFunctions, LoadError } from './loader/bundle.js';
-import { checkFleet, deploymentShape, type FleetMember } from './loader/fleet-guard.js';
+import {
+  checkFleet,
+  deploymentOutline,
+  deploymentShape,
+  type FleetMember,
+} from './loader/fleet-guard.js';
 import { generateCode } from './loader/codegen.js';
 import { aKind, Registry, type FunctionInfo } from './loader/registry.js';
 import { argsProblem, MAX_ARGS_NESTING, tooDeepMessage } from './runtime/nesting.js';
@@ -313,8 +318,10 @@ export class Engine implements Host {
         this.checkArgs(registry.lookup(path, null, 'function'), args, this.store.catalog()),
     );
     // Servers sharing the store must agree on schema, crons and functions (fleet-guard.ts).
+    const outline = deploymentOutline(schema, crons, registry.all());
     const member: FleetMember = {
-      shape: deploymentShape(schema, crons, registry.all()),
+      shape: deploymentShape(outline),
+      outline,
       code: bundle.codeHash,
       live: () => this.store.processes(),
     };

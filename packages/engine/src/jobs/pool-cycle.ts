@@ -221,7 +221,7 @@ export async function runCycle(
       await tx.scan({ table: POOL_JOBS, index: BY_DUE, ...range, order: 'asc', limit: 50 })
     )
       .map((entry) => entry.document as PoolJob)
-      .filter((job) => !pool.completing.has(job._id));
+      .filter((job) => !pool.completing.has(job._id) && claimant.completes(job));
   }
   const retryAt = claims.retryAt;
   return {
@@ -381,6 +381,8 @@ async function claim(
       now,
       pool.nextGroup,
       nextCreationTime,
+      // A job whose function is left to other servers stays pending for them, uncounted.
+      (job) => claimant.takes(job),
     );
     // A job run again while its canceled run goes on here waits for it (see below); a rate
     // limit counts the skipped start once, which errs on the safe side.
@@ -396,6 +398,8 @@ async function claim(
       // Canceled while it ran here and run again since: its new run waits for the old one to
       // end (this runner keeps its running jobs by id).
       if (pool.running.has(job._id)) continue;
+      // Its function is one this server lacks and another has (fleet-view.ts): theirs.
+      if (!claimant.takes(job)) continue;
       picked.push(job);
       if (picked.length === free) break;
     }

@@ -152,6 +152,8 @@ export async function pickLimited(
   now: number,
   startGroup: string | null,
   creationTime: () => number,
+  /** Whether this runner may take the job (not when its function is left to other servers). */
+  takes: (job: PoolJob) => boolean = () => true,
 ): Promise<LimitedClaim> {
   const logs = new StartLogs(tx, pool, now, creationTime);
   const picked: PoolJob[] = [];
@@ -175,8 +177,9 @@ export async function pickLimited(
       order: 'asc',
       limit: free,
     });
-    for (const entry of entries) picked.push(entry.document as PoolJob);
-    free -= entries.length;
+    const taken = entries.map((entry) => entry.document as PoolJob).filter(takes);
+    picked.push(...taken);
+    free -= taken.length;
   }
   let nextGroup: string | null = startGroup;
   if (free > 0) {
@@ -236,9 +239,10 @@ export async function pickLimited(
         order: 'asc',
         limit: allowed,
       });
-      for (const entry of entries) picked.push(entry.document as PoolJob);
-      if (groupLog !== null) logs.record(groupLog, entries.length);
-      free -= entries.length;
+      const taken = entries.map((entry) => entry.document as PoolJob).filter(takes);
+      picked.push(...taken);
+      if (groupLog !== null) logs.record(groupLog, taken.length);
+      free -= taken.length;
       nextGroup = group;
     }
   }

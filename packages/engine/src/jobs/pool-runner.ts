@@ -102,6 +102,8 @@ export interface PoolHost {
   runOnComplete(job: PoolJob, args: JSONValue, hooks: TransactionHooks): Promise<AttemptOutcome>;
   /** A `_creationTime` for a new document (rate-limit records). */
   nextCreationTime(): number;
+  /** Whether jobs of the function at `path` are left to other servers (fleet-view.ts). */
+  leavesToOthers(path: string): boolean;
   /** Attempts running here, as their code sees them (abort signals, heartbeats). */
   readonly attempts: RunningAttempts;
   /** Where starts (with their latency) and ends are counted, for the dashboard's charts. */
@@ -169,7 +171,9 @@ export class PoolRunner implements LocalRunner {
   ) {
     this.leaseMs = options.leaseMs ?? 30_000;
     this.exclusive = options.exclusive ?? false;
-    this.claimant = new Claimant(this.id, this.leaseMs, this.exclusive);
+    this.claimant = new Claimant(this.id, this.leaseMs, this.exclusive, (path) =>
+      host.leavesToOthers(path),
+    );
     this.log = options.log ?? ((message) => console.error(`sleigh: ${message}`));
   }
 
@@ -236,6 +240,15 @@ export class PoolRunner implements LocalRunner {
 
   private get store(): Store {
     return this.host.store;
+  }
+
+  /** Looks at every pool again (jobs left to other servers may be this one's now). */
+  wake(): void {
+    if (!this.active) return;
+    for (const pool of this.pools.values()) {
+      pool.lookForCompleting = true;
+      this.cycle(pool);
+    }
   }
 
   private onCommit(commit: Commit): void {
@@ -345,7 +358,7 @@ export class PoolRunner implements LocalRunner {
   claim(tx: WriteTransaction, job: PoolJob, now: number): PoolJob | null {
     const pool = this.pools.get(job.pool);
     if (!this.active || pool === undefined || isLimited(pool.options)) return null;
-    if (pool.paused || this.poolsLoading > 0) return null;
+    if (pool.paused || this.poolsLoading > 0 || !this.claimant.takes(job)) return null;
     if (pool.cycling || pool.running.size > 0 || pool.queue.length > 0 || pool.ended.length > 0) {
       return null;
     }

@@ -101,15 +101,28 @@ export function newPoolState(name: string, options: PoolOptions): PoolState {
 }
 
 /**
- * A runner as the owner of the jobs it claims: its id (the jobs' `owner`), its lease, and
- * whether its store is exclusive (no other process claims: nothing needs to know its claims).
+ * A runner as the owner of the jobs it claims: its id (the jobs' `owner`), its lease, whether
+ * its store is exclusive (no other process claims: nothing needs to know its claims), and which
+ * functions it leaves to other servers.
  */
 export class Claimant {
   constructor(
     readonly id: string,
     readonly leaseMs: number,
     readonly exclusive: boolean,
+    /** Whether jobs of the function at `path` are left to other servers (fleet-view.ts). */
+    private readonly leavesToOthers: (path: string) => boolean = () => false,
   ) {}
+
+  /** Whether this runner may claim `job`: not when its function is left to other servers. */
+  takes(job: PoolJob): boolean {
+    return !this.leavesToOthers(job.fn);
+  }
+
+  /** Whether this runner may run `job`'s onComplete. */
+  completes(job: PoolJob): boolean {
+    return job.onComplete === null || !this.leavesToOthers(job.onComplete.fn);
+  }
 
   /** A pending job claimed at `now`: its next attempt, leased. */
   claimed(job: PoolJob, now: number): PoolJob {

@@ -50,6 +50,8 @@ export interface JobHost {
   readonly store: Store;
   /** The kind of the function at `path`, or null when there is none. */
   kindOf(path: string): 'query' | 'mutation' | 'action' | null;
+  /** Whether jobs of the function at `path` are left to other servers (jobs/fleet-view.ts). */
+  leavesToOthers(path: string): boolean;
   /** Runs a scheduled mutation: in one transaction with marking the job done. */
   runScheduledMutation(
     job: ScheduledFunction,
@@ -242,7 +244,7 @@ export class JobRunner {
       });
       const ready = entries
         .map((entry) => entry.document as ScheduledFunction)
-        .filter((job) => !this.running.has(job._id));
+        .filter((job) => !this.running.has(job._id) && !this.host.leavesToOthers(job.name));
       return {
         due: this.exclusive ? ready.slice(0, Math.max(0, free)) : pickRandom(ready, free),
         next: later === undefined ? null : (later.document as ScheduledFunction).scheduledTime,

@@ -3,14 +3,20 @@
  * applies its schema and crons, and runs any job whose function it has: two versions whose
  * schemas differ would drop each other's indexes, and one version would fail the other's jobs.
  * So every server records the *shape* of its deployment in `_servers`: a hash of its schema,
- * crons and functions (paths, kinds, validators), not of their bodies. In the transaction that
- * applies its schema, a server refuses to go on while a live server of another shape is
- * recorded, and removes the records of servers that are gone.
+ * crons and functions (paths, kinds, validators), not of their bodies, and its *outline* (the
+ * same, part by part). In the transaction that applies its schema, a server refuses to go on
+ * while a live server is recorded that it does not *extend*, and removes the records of servers
+ * that are gone.
  *
- * Servers whose code differs only inside function bodies have one shape, so such a change can
- * be deployed server by server; any other change needs the old servers stopped first.
+ * A server extends another when it has everything the other has, unchanged (each table with
+ * its validator and indexes, each function with its kind, visibility and validators, the same
+ * crons), and perhaps more: new tables, new indexes, new functions. So a deploy that only adds
+ * rolls out server by server; while old and new servers share the database, an old one leaves
+ * the background work of functions it lacks to the servers that have them (fleet-view.ts). An
+ * old server restarting beside a new one is refused (it would drop the new indexes), and so is
+ * any other change while the old servers run.
  *
- *   start ──read _servers──▶ a live server of another shape? ──yes──▶ refuse (LoadError)
+ *   start ──read _servers──▶ a live server this one does not extend? ──yes──▶ refuse (LoadError)
  *                                      │ no
  *                                      ▼
  *            delete the records of gone servers, write this one's ──▶ apply the schema
@@ -29,46 +35,100 @@ import { SYSTEM_TABLES, type Schema } from './schema.js';
 
 export const SERVERS = '_servers';
 
-interface ServerRecord extends Document {
+export interface ServerRecord extends Document {
   /** The store's id of the server's process (`ProcessInfo.id`). */
   process: string;
   /** Its deployment's shape (`deploymentShape`). */
   shape: string;
+  /** Its deployment part by part (absent in records of servers from before outlines). */
+  outline?: Outline;
   /** The hash of its sources, for operators telling versions apart. */
   code: string;
 }
 
+/**
+ * A deployment part by part, each part a short hash: what one server must have unchanged for
+ * another to extend it.
+ */
+export type Outline = {
+  /** Whether documents are checked against the schema (null: no schema). */
+  readonly validation: boolean | null;
+  /** Each table's document validator, by table. */
+  readonly tables: Readonly<Record<string, string>>;
+  /** Each index's fields, by `table.index`. */
+  readonly indexes: Readonly<Record<string, string>>;
+  /** Every cron together. */
+  readonly crons: string;
+  /** Each function's kind, visibility and validators, by path. */
+  readonly functions: Readonly<Record<string, string>>;
+};
+
 /** This server, as the guard sees it. */
 export interface FleetMember {
   readonly shape: string;
+  readonly outline: Outline;
   readonly code: string;
   /** The servers live on the store now, this one (`self`) among them. */
   readonly live: () => Promise<ProcessInfo[]>;
 }
 
-/** A hash of what servers sharing a database must agree on. */
-export function deploymentShape(
+function hash(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
+}
+
+/** What servers sharing a database must agree on, part by part. */
+export function deploymentOutline(
   schema: Schema | null,
   crons: ReadonlyMap<string, CronSpec>,
   functions: readonly FunctionInfo[],
-): string {
-  const shape = {
-    schema:
-      schema === null
-        ? null
-        : {
-            validation: schema.schemaValidation,
-            tables: [...schema.tables.values()]
-              .map((table) => [table.name, table.indexes, table.documentType])
-              .sort(byFirst),
-          },
-    crons: [...crons.values()].map((cron) => [cron.name, cron.schedule, cron.args]).sort(byFirst),
-    functions: functions
-      .filter((info) => !info.module.startsWith('_system/'))
-      .map((info) => [info.path, info.kind, info.visibility, info.args, info.returns])
-      .sort(byFirst),
+): Outline {
+  const tables: Record<string, string> = {};
+  const indexes: Record<string, string> = {};
+  for (const table of schema?.tables.values() ?? []) {
+    tables[table.name] = hash(table.documentType);
+    for (const index of table.indexes) indexes[`${table.name}.${index.name}`] = hash(index.fields);
+  }
+  const byPath: Record<string, string> = {};
+  for (const info of functions) {
+    if (info.module.startsWith('_system/')) continue;
+    byPath[info.path] = hash([info.kind, info.visibility, info.args, info.returns]);
+  }
+  return {
+    validation: schema?.schemaValidation ?? null,
+    tables: sortedKeys(tables),
+    indexes: sortedKeys(indexes),
+    crons: hash(
+      [...crons.values()].map((cron) => [cron.name, cron.schedule, cron.args]).sort(byFirst),
+    ),
+    functions: sortedKeys(byPath),
   };
-  return createHash('sha256').update(JSON.stringify(shape)).digest('hex').slice(0, 16);
+}
+
+/** A hash of the whole outline: servers of one shape agree on everything. */
+export function deploymentShape(outline: Outline): string {
+  return hash(outline);
+}
+
+/**
+ * Whether a server of outline `newer` may run beside one of `older`: it has every table,
+ * index and function of `older` unchanged, the same crons and the same validation.
+ */
+export function extendsOutline(newer: Outline, older: Outline): boolean {
+  const within = (
+    ours: Readonly<Record<string, string>>,
+    theirs: Readonly<Record<string, string>>,
+  ) => Object.entries(theirs).every(([key, value]) => ours[key] === value);
+  return (
+    newer.validation === older.validation &&
+    newer.crons === older.crons &&
+    within(newer.tables, older.tables) &&
+    within(newer.indexes, older.indexes) &&
+    within(newer.functions, older.functions)
+  );
+}
+
+function sortedKeys(record: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(record).sort(byFirst));
 }
 
 function byFirst(a: readonly unknown[], b: readonly unknown[]): number {
@@ -99,21 +159,29 @@ export async function checkFleet(
     const server = byId.get(record.process);
     if (record.process === self.id) own = record;
     else if (server === undefined) await tx.delete(SERVERS, record._id);
-    else if (record.shape !== member.shape) others.push(describe(server, record));
+    else if (record.shape === member.shape) continue;
+    else if (record.outline === undefined || !extendsOutline(member.outline, record.outline)) {
+      others.push(describe(server, record));
+    }
   }
   if (others.length > 0) {
     throw new LoadError(
-      `Other servers on this database run a different schema, crons or set of functions (${others.join('; ')}): stop them before starting this one. Servers may differ only in function bodies; deploy any other change by stopping the old servers first`,
+      `Other servers on this database run a schema, crons or functions that this server's code does not keep unchanged (${others.join('; ')}): stop them before starting this one. A server may start beside others when it only adds tables, indexes or functions, or changes function bodies; deploy any other change by stopping the old servers first`,
     );
   }
-  const record = { process: self.id, shape: member.shape, code: member.code };
+  const record = {
+    process: self.id,
+    shape: member.shape,
+    outline: member.outline,
+    code: member.code,
+  };
   if (own === null) {
     await tx.insert(SERVERS, {
       _id: newDocumentId(SYSTEM_TABLES[SERVERS].number),
       _creationTime: now(),
       ...record,
     });
-  } else if (own.shape !== record.shape || own.code !== record.code) {
+  } else if (own.shape !== record.shape || own.code !== record.code || own.outline === undefined) {
     await tx.replace(SERVERS, { ...own, ...record });
   }
 }

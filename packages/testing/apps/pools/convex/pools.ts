@@ -436,3 +436,9 @@ export const jobs = query({
   handler: async (ctx) =>
     await ctx.db.system.query('_pool_jobs' as '_scheduled_functions').collect(),
 });
+
+/** Every scheduled function, in any state. */
+export const scheduledAll = query({
+  args: {},
+  handler: async (ctx) => await ctx.db.system.query('_scheduled_functions').collect(),
+});

@@ -1,0 +1,170 @@
+/**
+ * A deploy that only adds, rolled out server by server on one PostgreSQL: the new server starts
+ * beside the old one, and the old one leaves the background work of functions it lacks (pool
+ * jobs, onComplete handlers, scheduled functions) to the servers that have them; once none of
+ * those is left, such work is the old server's again and fails as unknown, never pending for
+ * ever.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { DRIVERS, startApp } from '../test-harness.js';
+import { call } from './test-calls.js';
+
+const postgres = DRIVERS.find((driver) => driver.name === 'postgres')!;
+const APP = join(fileURLToPath(import.meta.url), '../../../../testing/apps/pools/convex');
+const schema = readFileSync(join(APP, 'schema.ts'), 'utf8');
+
+/** The new version's schema: a new index on an old table, and a new table. */
+const newSchema = schema
+  .replace(
+    ".index('by_label', ['label']),",
+    ".index('by_label', ['label']).index('by_at', ['at']),",
+  )
+  .replace(
+    'export default defineSchema({',
+    'export default defineSchema({\n  notes: defineTable({ text: v.string() }),',
+  );
+
+/** The new version's new functions, and a mutation that uses them beside old ones. */
+const rollout = `import { vOnCompleteArgs, Workpool } from '@sleigh/workpool';
+import { v } from 'convex/values';
+import { internal } from './_generated/api';
+import { internalAction, internalMutation, mutation } from './_generated/server';
+
+const pool = new Workpool('rollout', { maxParallelism: 2 });
+// One start a minute: a start counted for a job the old server leaves alone would hold it up.
+const limited = new Workpool('rollout-limited', {
+  maxParallelism: 2,
+  rateLimit: { count: 1, periodMs: 60_000 },
+});
+
+export const fresh = internalAction({
+  args: { label: v.string() },
+  handler: async (ctx, { label }): Promise<string> => {
+    await ctx.runMutation(internal.pools.record, { label });
+    return label;
+  },
+});
+
+export const freshMutation = internalMutation({
+  args: { label: v.string() },
+  handler: async (ctx, { label }) => {
+    await ctx.db.insert('events', { label, at: Date.now() });
+  },
+});
+
+export const freshDone = internalMutation({
+  args: vOnCompleteArgs(),
+  handler: async (ctx, args) => {
+    await ctx.db.insert('completions', args);
+  },
+});
+
+export const start = mutation({
+  args: { tag: v.string() },
+  handler: async (ctx, { tag }) => {
+    await pool.enqueueAction(ctx, internal.rollout.fresh, { label: tag + ' new action' });
+    await limited.enqueueAction(ctx, internal.rollout.fresh, { label: tag + ' new limited' });
+    await pool.enqueueAction(
+      ctx,
+      internal.pools.work,
+      { label: tag + ' old action', ms: 0 },
+      { onComplete: internal.rollout.freshDone, context: tag },
+    );
+    await ctx.scheduler.runAfter(0, internal.rollout.freshMutation, { label: tag + ' new scheduled' });
+    await ctx.scheduler.runAfter(0, internal.pools.record, { label: tag + ' old scheduled' });
+  },
+});
+`;
+
+const newVersion = { 'schema.ts': newSchema, 'rollout.ts': rollout };
+
+type Engine = Awaited<ReturnType<typeof startApp>>;
+const ran = async (engine: Engine, label: string) =>
+  ((await call(engine.query('pools:events', { label }))) as unknown[]).length;
+const completions = async (engine: Engine) =>
+  (await call(engine.query('pools:completions', {}))) as Array<{ context: string }>;
+
+describe('a deploy that only adds, rolled out beside the old servers', () => {
+  it('starts beside the old server, which leaves the new functions’ work to it', async () => {
+    expect(newSchema).toContain("index('by_at'");
+    expect(newSchema).toContain('notes: defineTable');
+    const place = postgres.place();
+    const old = await startApp('pools', postgres, { store: await place.open(), jobs: {} });
+    // Its jobs are not started yet: the old server alone runs background work for now.
+    const fresh = await startApp('pools', postgres, {
+      files: newVersion,
+      store: await place.open(),
+    });
+    await call(fresh.mutation('rollout:start', { tag: 'a' }));
+
+    // What the old server has, it runs: an old action, an old scheduled mutation.
+    await expect.poll(() => ran(old, 'a old action'), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => ran(old, 'a old scheduled'), { timeout: 10_000 }).toBe(1);
+    // What it lacks stays waiting for the new server: a new action, a new scheduled mutation,
+    // and the old action's new onComplete.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(await ran(old, 'a new action')).toBe(0);
+    expect(await ran(old, 'a new limited')).toBe(0);
+    expect(await ran(old, 'a new scheduled')).toBe(0);
+    expect(await completions(old)).toEqual([]);
+
+    // The new server's runners take it all.
+    fresh.startJobs({});
+    await expect.poll(() => ran(fresh, 'a new action'), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => ran(fresh, 'a new limited'), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => ran(fresh, 'a new scheduled'), { timeout: 10_000 }).toBe(1);
+    await expect
+      .poll(async () => (await completions(fresh)).map((done) => done.context), { timeout: 10_000 })
+      .toEqual(['a']);
+    // Each ran once, on the server that has it.
+    expect(await ran(fresh, 'a old action')).toBe(1);
+    expect(await ran(fresh, 'a old scheduled')).toBe(1);
+
+    // The old version may not come back while the new one runs: it would drop the new index.
+    await expect(startApp('pools', postgres, { store: await place.open() })).rejects.toThrow(
+      /Other servers on this database run a schema, crons or functions that this server's code does not keep unchanged \(pid \d+ on .+, code [0-9a-f]{16}\)/,
+    );
+  });
+
+  it('gives the work back to the old server once no server that has the function is left', async () => {
+    const place = postgres.place();
+    const old = await startApp('pools', postgres, { store: await place.open(), jobs: {} });
+    const fresh = await startApp('pools', postgres, {
+      files: newVersion,
+      store: await place.open(),
+    });
+    await call(fresh.mutation('rollout:start', { tag: 'b' }));
+    await expect.poll(() => ran(old, 'b old scheduled'), { timeout: 10_000 }).toBe(1);
+    // The new server goes before running anything: nobody has the new functions any more.
+    await fresh.store.close();
+    // The old server fails them as unknown, as a fleet of one version would, rather than
+    // leaving them pending for ever.
+    await expect
+      .poll(
+        async () => {
+          const jobs = (await call(old.query('pools:jobs', {}))) as Array<{
+            fn: string;
+            state: string;
+          }>;
+          return jobs.find((job) => job.fn === 'rollout:fresh')?.state;
+        },
+        { timeout: 20_000 },
+      )
+      .toBe('failed');
+    await expect
+      .poll(
+        async () => {
+          const scheduled = (await call(old.query('pools:scheduledAll', {}))) as Array<{
+            name: string;
+            state: { kind: string };
+          }>;
+          return scheduled.find((job) => job.name === 'rollout:freshMutation')?.state.kind;
+        },
+        { timeout: 20_000 },
+      )
+      .toBe('failed');
+  });
+});

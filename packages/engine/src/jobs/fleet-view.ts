@@ -1,0 +1,147 @@
+/**
+ * Whose background work is it: while a deploy rolls out, old and new servers share the database
+ * (loader/fleet-guard.ts lets a server start beside others it extends), and a new server may
+ * schedule or enqueue functions the old ones lack. An old server must leave that work to the
+ * servers that have the function, rather than claim it and fail it as unknown.
+ *
+ * `leavesToOthers(path)` answers for a function this server lacks: yes while a live server's
+ * record (`_servers`) lists it. A function this server lacks and has not looked up yet is left
+ * alone until the records are read again, *after* it was first seen: the server that enqueued
+ * it had recorded itself before (its record commits in the transaction that applies its
+ * schema), so that read finds it if it is live. When none is, the work is this server's again,
+ * and fails as unknown, as it would in a fleet of one version. A function this server has is
+ * always its own: that check is one map lookup, the cost in a fleet of one version.
+ *
+ *   lacked path seen ──▶ left alone, records read again ──┬▶ a live server lists it ──▶ left alone
+ *                                                         └▶ none does ──▶ claimed, fails as unknown
+ *
+ * The records are read again when a commit writes `_servers` (a server started or reloaded),
+ * and every few seconds while some live server lists functions this one lacks (it may stop).
+ * Each read wakes the runners, so work left alone is looked at again.
+ */
+import type { Commit, Store } from '@sleigh/storage';
+import { SERVERS, type ServerRecord } from '../loader/fleet-guard.js';
+
+/** How often the records are read again while another server has functions this one lacks. */
+const RECHECK_MS = 5000;
+
+export class FleetView {
+  /** Functions this server lacks that a live server has, as of the last read. */
+  private elsewhere = new Set<string>();
+  /** Lacked functions, by the number of reads started when each was first seen. */
+  private readonly firstSeen = new Map<string, number>();
+  private readsStarted = 0;
+  private readsDone = 0;
+  private reading = false;
+  private readAgain = false;
+  private timer: NodeJS.Timeout | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly store: Store,
+    /** Whether this server has the function at `path`. */
+    private readonly has: (path: string) => boolean,
+    /** Called after each read: runners look again at what they left alone. */
+    private readonly wake: () => void,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    this.unsubscribe ??= this.store.onCommit((commit) => this.onCommit(commit), {
+      unordered: true,
+    });
+    this.read();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** Whether background work of the function at `path` is left to other servers now. */
+  leavesToOthers(path: string): boolean {
+    if (this.has(path)) return false;
+    if (this.elsewhere.has(path)) return true;
+    const seen = this.firstSeen.get(path);
+    if (seen === undefined) {
+      this.firstSeen.set(path, this.readsStarted);
+      this.read();
+      return true;
+    }
+    // Left alone until a read that started after it was first seen has finished.
+    return this.readsDone <= seen;
+  }
+
+  private onCommit(commit: Commit): void {
+    const index = this.store.catalog().index(SERVERS, 'by_id');
+    if (commit.writesUnknown === true || commit.writes.some((w) => w.indexId === index?.id)) {
+      this.read();
+    }
+  }
+
+  private read(): void {
+    if (this.stopped) return;
+    if (this.reading) {
+      this.readAgain = true;
+      return;
+    }
+    this.reading = true;
+    const number = ++this.readsStarted;
+    void this.lookUp()
+      .then(
+        (elsewhere) => {
+          this.elsewhere = elsewhere;
+          this.readsDone = number;
+        },
+        (error: unknown) => this.log(`reading the servers' records failed: ${String(error)}`),
+      )
+      .finally(() => {
+        this.reading = false;
+        if (this.stopped) return;
+        if (this.readAgain) {
+          this.readAgain = false;
+          this.read();
+          return;
+        }
+        this.schedule();
+        this.wake();
+      });
+  }
+
+  /** Reads again in a while: soon after a failure, periodically while others have more. */
+  private schedule(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const unsettled = [...this.firstSeen.values()].some((seen) => this.readsDone <= seen);
+    if (this.elsewhere.size === 0 && !unsettled) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.read();
+    }, RECHECK_MS);
+    this.timer.unref();
+  }
+
+  /** The functions live servers have and this one lacks. */
+  private async lookUp(): Promise<Set<string>> {
+    const records = await this.store.read(async (tx) => {
+      if (tx.catalog().table(SERVERS) === undefined) return [];
+      const entries = await tx.scan({
+        table: SERVERS,
+        index: 'by_id',
+        order: 'asc',
+        limit: 10_000,
+      });
+      return entries.map((entry) => entry.document as ServerRecord);
+    });
+    const lacked = (record: ServerRecord) =>
+      Object.keys(record.outline?.functions ?? {}).filter((path) => !this.has(path));
+    if (records.every((record) => lacked(record).length === 0)) return new Set();
+    const live = new Set((await this.store.processes()).map((server) => server.id));
+    return new Set(records.filter((record) => live.has(record.process)).flatMap(lacked));
+  }
+}
