@@ -4,6 +4,8 @@
  * servers die and the database restarts under them.
  */
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PostgresStore } from '@sleigh/storage-postgres';
 import { Balancer, databaseUrl, peakOverlap, startPostgresCluster } from '@sleigh/testing';
 import { ConvexClient, ConvexHttpClient } from 'convex/browser';
@@ -114,6 +116,44 @@ function writers(clients: ConvexClient[], topic: string) {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A new version's module: new functions, scheduled and enqueued by a new mutation. */
+const ROLLOUT = `import { Workpool } from '@sleigh/workpool';
+import { v } from 'convex/values';
+import { internal } from './_generated/api';
+import { internalAction, internalMutation, mutation } from './_generated/server';
+
+const pool = new Workpool('rollout', { maxParallelism: 4 });
+
+export const start = mutation({
+  args: { label: v.string(), n: v.number() },
+  handler: async (ctx, { label, n }) => {
+    for (let i = 0; i < n; i++) {
+      await ctx.scheduler.runAfter(0, internal.rollout.ran, { label, i });
+      await pool.enqueueAction(ctx, internal.rollout.act, { label, i });
+    }
+  },
+});
+
+export const ran = internalMutation({
+  args: { label: v.string(), i: v.number() },
+  handler: async (ctx, { label, i }) => {
+    await ctx.db.insert('runs', { label, i, at: Date.now() });
+  },
+});
+
+export const act = internalAction({
+  args: { label: v.string(), i: v.number() },
+  handler: async (ctx, { label, i }) => {
+    const now = Date.now();
+    await ctx.runMutation(internal.fleet.recordSpan, { label, i, start: now, end: now });
+  },
+});
+`;
+
+const rolloutStart = makeFunctionReference<'mutation', { label: string; n: number }, null>(
+  'rollout:start',
+);
 
 describe('a fleet of sleigh servers on one PostgreSQL', () => {
   it('keeps mutations serializable across three servers: exact counts, conserved transfers', async () => {
@@ -233,6 +273,45 @@ describe('a fleet of sleigh servers on one PostgreSQL', () => {
     const ticks = await client.query(fn.runs, { label: 'tick' });
     expect(ticks.length).toBeGreaterThanOrEqual(2);
     expect(ticks.length).toBeLessThanOrEqual(Math.ceil((Date.now() - began) / 1000) + 1);
+  });
+
+  it('rolls out a deploy that adds functions server by server: the old servers leave the new work to the new', async () => {
+    const { servers, dir, schema, url } = await fleet(2);
+    const next = project('fleet');
+    writeFileSync(join(next, 'convex', 'rollout.ts'), ROLLOUT);
+    const serve = (cwd: string) =>
+      sleigh(['serve', 'convex', '--port', '0', '--db', url, '--schema', schema], cwd, {
+        SLEIGH_ADMIN_KEY: ADMIN_KEY,
+      });
+    const fresh = await serve(next);
+    expect(fresh.url, fresh.output()).not.toBe('');
+    // The new version schedules and enqueues its new functions; all four servers' runners
+    // race for the work, and only the new one has them: the old ones must leave them be.
+    await new ConvexHttpClient(fresh.url).mutation(rolloutStart, { label: 'new', n: 40 });
+    const client = new ConvexHttpClient(servers[0]!.url);
+    await expect
+      .poll(async () => (await client.query(fn.runs, { label: 'new' })).length, {
+        timeout: 20_000,
+      })
+      .toBe(40);
+    await expect
+      .poll(async () => (await client.query(fn.spans, { label: 'new' })).length, {
+        timeout: 20_000,
+      })
+      .toBe(40);
+    await sleep(500);
+    expect(new Set((await client.query(fn.runs, { label: 'new' })).map((run) => run.i)).size).toBe(
+      40,
+    );
+    expect((await client.query(fn.spans, { label: 'new' })).length).toBe(40);
+    // The old servers still serve their own functions.
+    await client.mutation(fn.increment, { name: 'rollout' });
+    expect(await client.query(fn.counter, { name: 'rollout' })).toBe(1);
+    // A server of the old version (a host the deploy missed) may not come back beside it.
+    const stale = await serve(dir);
+    expect(stale.url).toBe('');
+    expect(await stale.stop()).not.toBe(0);
+    expect(stale.output()).toMatch(/does not keep unchanged .*stop them before starting this one/);
   });
 
   it('survives a server killed under load: clients move, acknowledged writes stay exactly once, its jobs finish elsewhere', async () => {
