@@ -67,6 +67,11 @@ export class Background implements JobHost, PoolHost {
     return this.fleet?.leavesToOthers(path) ?? false;
   }
 
+  /** How many functions this server lacks that another live server has (fleet-view.ts). */
+  functionsLeftToOthers(): number {
+    return this.fleet?.lacked ?? 0;
+  }
+
   nextCreationTime(): number {
     return this.calls.nextCreationTime();
   }

@@ -448,6 +448,15 @@ export class Engine implements Host {
     return functionKind(this.registry, path);
   }
 
+  /**
+   * How many functions this server lacks that another live server on the database has: above 0
+   * while a deploy rolls out and this server runs the older code (its runners leave those
+   * functions' jobs to the newer servers). Known once background work has started.
+   */
+  functionsLeftToOthers(): number {
+    return this.background.functionsLeftToOthers();
+  }
+
   /** Starts running background work in this process (a server does; tests may not). */
   startJobs(options: JobRunnerOptions = {}): JobRunner {
     return this.background.start(options);

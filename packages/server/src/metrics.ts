@@ -49,6 +49,10 @@ export async function renderMetrics(
   );
   gauge('sleigh_start_time_seconds', 'When this server started').set(monitor.startedAt / 1000);
   gauge('sleigh_servers', 'Sleigh servers using the database').set(status.servers.length);
+  gauge(
+    'sleigh_functions_left_to_other_servers',
+    'Functions this server lacks and another live server has (above 0: this server runs older code during a rollout, and leaves their jobs to the newer servers)',
+  ).set(engine.functionsLeftToOthers());
   counter('sleigh_commits_total', 'Commits this server heard of (all servers on the database)').inc(
     monitor.commits,
   );

@@ -312,6 +312,7 @@ describe.each(DRIVERS)('the dashboard backend on $name', (driver) => {
     expect(metrics.headers.get('content-type')).toMatch(/text\/plain/);
     const text = await metrics.text();
     expect(text).toMatch(/^sleigh_servers 1$/m);
+    expect(text).toMatch(/^sleigh_functions_left_to_other_servers 0$/m);
     expect(text).toMatch(/^sleigh_connections 1$/m);
     expect(text).toMatch(/^sleigh_pool_max_parallelism\{pool="graph"\} 4$/m);
     expect(text).toMatch(

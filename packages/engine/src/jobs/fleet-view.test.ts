@@ -110,6 +110,8 @@ describe('a deploy that only adds, rolled out beside the old servers', () => {
     expect(await ran(old, 'a new limited')).toBe(0);
     expect(await ran(old, 'a new scheduled')).toBe(0);
     expect(await completions(old)).toEqual([]);
+    // What an operator sees of it (/metrics): the old server lacks the four new functions.
+    expect(old.functionsLeftToOthers()).toBe(4);
 
     // The new server's runners take it all.
     fresh.startJobs({});
@@ -166,5 +168,6 @@ describe('a deploy that only adds, rolled out beside the old servers', () => {
         { timeout: 20_000 },
       )
       .toBe('failed');
+    expect(old.functionsLeftToOthers()).toBe(0);
   });
 });

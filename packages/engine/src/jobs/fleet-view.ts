@@ -63,6 +63,11 @@ export class FleetView {
     this.timer = null;
   }
 
+  /** How many functions this server lacks that a live server has: above 0 during a rollout. */
+  get lacked(): number {
+    return this.elsewhere.size;
+  }
+
   /** Whether background work of the function at `path` is left to other servers now. */
   leavesToOthers(path: string): boolean {
     if (this.has(path)) return false;
