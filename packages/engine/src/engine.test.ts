@@ -663,8 +663,17 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
       if (!thrown.ok)
         expect(jsonToConvex(thrown.error.data!)).toEqual({ code: 'EMPTY', channel: 'q' });
       const hidden = await engine.query('messages:secretCount', { channel: 'a' });
-      expect(!hidden.ok && hidden.error.message).toMatch(
-        /Could not find public query "messages:secretCount"/,
+      expect(!hidden.ok && hidden.error.message).toBe(
+        'Could not find public query "messages:secretCount"',
+      );
+      // The same function spelled with its extension: found, still hidden.
+      const spelled = await engine.query('messages.js:secretCount', { channel: 'a' });
+      expect(!spelled.ok && spelled.error.message).toBe(
+        'Could not find public query "messages.js:secretCount"',
+      );
+      const malformed = await engine.query('no colon:!', {});
+      expect(!malformed.ok && malformed.error.message).toMatch(
+        /Could not find public query "no colon:!" \(not a valid function path; expected "module:function"\)/,
       );
       const admin = await engine.query(
         'messages:secretCount',

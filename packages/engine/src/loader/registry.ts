@@ -78,14 +78,19 @@ export class Registry {
    * is reported as missing, exactly like a function that does not exist.
    */
   lookup(path: string, kind: FunctionKind | null, caller: Caller): FunctionInfo {
-    const parsed = parseFunctionPath(path);
-    const canonical = parsed === null ? null : formatFunctionPath(parsed);
-    const info = canonical === null ? undefined : this.byPath.get(canonical);
+    // Paths Sleigh stores (jobs, scheduled functions) are canonical already: no parsing.
+    let info = this.byPath.get(path);
+    let valid = true;
+    if (info === undefined) {
+      const parsed = parseFunctionPath(path);
+      valid = parsed !== null;
+      if (parsed !== null) info = this.byPath.get(formatFunctionPath(parsed));
+    }
     const label = `${caller === 'client' ? 'public ' : ''}${kind ?? 'function'}`;
     if (info === undefined || (info.visibility === 'internal' && caller === 'client')) {
       throw new FunctionError(
         FunctionErrorCode.NotFound,
-        `Could not find ${label} "${String(path).slice(0, 200)}"${parsed === null ? ' (not a valid function path; expected "module:function")' : ''}`,
+        `Could not find ${label} "${String(path).slice(0, 200)}"${valid ? '' : ' (not a valid function path; expected "module:function")'}`,
       );
     }
     if (kind !== null && info.kind !== kind) {
