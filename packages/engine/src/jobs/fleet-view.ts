@@ -118,7 +118,10 @@ export class FleetView {
       });
   }
 
-  /** Reads again in a while: soon after a failure, periodically while others have more. */
+  /**
+   * Reads again in a while: while a lacked function waits for a read (the last one failed),
+   * and periodically while live servers have functions this one lacks (they may stop).
+   */
   private schedule(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
@@ -143,10 +146,17 @@ export class FleetView {
       });
       return entries.map((entry) => entry.document as ServerRecord);
     });
-    const lacked = (record: ServerRecord) =>
-      Object.keys(record.outline?.functions ?? {}).filter((path) => !this.has(path));
-    if (records.every((record) => lacked(record).length === 0)) return new Set();
+    const lacking = records
+      .map((record) => ({
+        process: record.process,
+        paths: Object.keys(record.outline?.functions ?? {}).filter((path) => !this.has(path)),
+      }))
+      .filter(({ paths }) => paths.length > 0);
+    // Only then ask who is live (a query of the database's sessions).
+    if (lacking.length === 0) return new Set();
     const live = new Set((await this.store.processes()).map((server) => server.id));
-    return new Set(records.filter((record) => live.has(record.process)).flatMap(lacked));
+    return new Set(
+      lacking.filter(({ process }) => live.has(process)).flatMap(({ paths }) => paths),
+    );
   }
 }
