@@ -30,7 +30,7 @@ import {
   type WriteTransaction,
 } from '@sleigh/storage';
 import { SYSTEM_TABLES } from '../loader/schema.js';
-import { POOL_JOBS, saveJobs, type PoolJob } from './pool-jobs.js';
+import { leaseWorn, POOL_JOBS, saveJobs, type PoolJob } from './pool-jobs.js';
 import { releaseDependents } from './pool-graph.js';
 import { takenBack } from './pool-upkeep.js';
 
@@ -91,7 +91,9 @@ export async function writeHoldings(
     if (current !== null) await tx.delete(POOL_HOLDINGS, current._id);
     return;
   }
-  if (current !== null && current.due - now > leaseMs / 2 && sameIds(current.jobs, jobs)) return;
+  if (current !== null && !leaseWorn(current.due, now, leaseMs) && sameIds(current.jobs, jobs)) {
+    return;
+  }
   const next: Holdings = {
     _id: current?._id ?? holdingsId(pool, owner),
     _creationTime: current?._creationTime ?? creationTime(),
@@ -138,7 +140,7 @@ export async function takeBackHoldings(
 }
 
 /**
- * Renews `owner`'s holdings of `pool` once half its lease is gone (its cycles renew it while it
+ * Renews `owner`'s holdings of `pool` once a quarter of its lease is gone (its cycles renew it while it
  * claims; this is for a runner busy with long jobs). Only jobs it still holds stay listed.
  */
 export async function renewHoldings(

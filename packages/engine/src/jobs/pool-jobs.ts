@@ -395,6 +395,15 @@ export function afterAttempt(
 }
 
 /**
+ * Whether a lease due at `due` is to be renewed now: once a quarter of it is gone. The upkeep
+ * runs every third of a lease, so each upkeep renews what its runner holds, and a stall of up
+ * to two thirds of a lease (a loaded machine, a slow database) costs no job.
+ */
+export function leaseWorn(due: number, now: number, leaseMs: number): boolean {
+  return due - now < (leaseMs * 3) / 4;
+}
+
+/**
  * A claimed job handed back without its attempt counting (it never ran, or ran where nothing
  * it did can have committed): pending again, due at `due`, no longer anyone's.
  */

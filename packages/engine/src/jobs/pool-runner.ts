@@ -147,6 +147,8 @@ export class PoolRunner implements LocalRunner {
   private maintenance: NodeJS.Timeout | null = null;
   /** The sweep of expired results under way, if any. */
   private sweeping: Promise<void> | null = null;
+  /** The upkeep in flight: a slow one is not joined by the next (they would conflict). */
+  private maintaining: Promise<void> | null = null;
   /** Cycles in flight: stopping waits for them before its last write. */
   private readonly cycles = new Set<Promise<void>>();
   /** Stopping, past the grace period: no cycle starts, the last write records what is left. */
@@ -188,10 +190,12 @@ export class PoolRunner implements LocalRunner {
     this.unsubscribe = this.host.store.onCommit((commit) => this.onCommit(commit), {
       unordered: true,
     });
-    this.maintenance = setInterval(() => void this.maintain(false), this.leaseMs / 3);
+    this.maintenance = setInterval(() => void this.upkeep(false), this.leaseMs / 3);
     this.maintenance.unref();
     void this.loadPools()
-      .then(() => this.maintain(this.exclusive))
+      // After any upkeep the interval began meanwhile, so that this one takes back everything.
+      .then(() => this.maintaining)
+      .then(() => this.upkeep(this.exclusive))
       .then(() => {
         for (const pool of this.pools.values()) this.cycle(pool);
       })
@@ -614,6 +618,7 @@ export class PoolRunner implements LocalRunner {
       pool,
       plan.ended.map(({ job }) => job._id),
     );
+    for (const { job } of plan.ended) pool.ending.delete(job._id);
     // Before this cycle's claims are queued: it may have claimed some of them again.
     if (result.lost.length > 0) {
       this.forgetLost(pool, result.lost, new Set(result.claimed.map((job) => job._id)));
@@ -688,6 +693,7 @@ export class PoolRunner implements LocalRunner {
         const result: RunResult = outcome.ok
           ? { kind: 'success', returnValue: outcome.value }
           : { kind: 'failed', error: outcome.error };
+        pool.ending.add(job._id);
         pool.ended.push({ job, startedAt, result, retryable: outcome.ok || outcome.retryable });
         this.askCycle(pool);
       },
@@ -695,6 +701,7 @@ export class PoolRunner implements LocalRunner {
         pool.running.delete(job._id);
         this.drain(pool);
         stats.ended(job.pool, false);
+        pool.ending.add(job._id);
         pool.ended.push({
           job,
           startedAt,
@@ -782,6 +789,11 @@ export class PoolRunner implements LocalRunner {
       .finally(() => pool.completing.delete(job._id));
   }
 
+  private upkeep(takeBackAll: boolean): Promise<void> {
+    this.maintaining ??= this.maintain(takeBackAll).finally(() => (this.maintaining = null));
+    return this.maintaining;
+  }
+
   /**
    * Renews the leases of this runner's jobs, takes back jobs whose runner is gone (all others'
    * on an exclusive store at start), and deletes results whose ttl passed (pool-upkeep.ts).
@@ -802,7 +814,7 @@ export class PoolRunner implements LocalRunner {
       const holder: LeaseHolder = {
         owner: this.id,
         leaseMs: this.leaseMs,
-        holds: (id) => pool.running.has(id) || pool.queued.has(id),
+        holds: (id) => pool.running.has(id) || pool.queued.has(id) || pool.ending.has(id),
         renewing: (job, renewed) => this.renewingQueued(pool, job, renewed),
       };
       try {

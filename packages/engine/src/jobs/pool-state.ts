@@ -46,6 +46,12 @@ export interface PoolState {
   started: Map<string, { at: number; run: number }>;
   /** Attempts that ended and wait for the next cycle to be recorded. */
   ended: Ended[];
+  /**
+   * Ids of those ended attempts, until the cycle recording them commits: still held here, so
+   * that the upkeep renews their lease rather than taking them back while a slow cycle (or
+   * one retrying a conflict) records them.
+   */
+  readonly ending: Set<string>;
   /** onComplete runs in flight here. */
   readonly completing: Set<string>;
   lookForCompleting: boolean;
@@ -84,6 +90,7 @@ export function newPoolState(name: string, options: PoolOptions): PoolState {
     recheck: new Set(),
     started: new Map(),
     ended: [],
+    ending: new Set(),
     completing: new Set(),
     lookForCompleting: true,
     lookForDelayed: true,

@@ -5,7 +5,7 @@
  * none is left. None of it is on the hot path; the runner (pool-runner.ts) only says which jobs
  * it still holds.
  *
- *   running, owner = this runner, held here ──half the lease gone──▶ running (lease renewed)
+ *   running, owner = this runner, held here ──a quarter of the lease gone──▶ running (renewed)
  *   running, not held here (lease ran out) ──▶ pending again (never started: not an attempt)
  *                                          ╰─▶ failed attempt, retried per policy (an action that
  *                                              started, or any job taken back a third time)
@@ -17,6 +17,7 @@ import {
   BY_DUE,
   dueRange,
   handedBack,
+  leaseWorn,
   POOL_JOB_STATES,
   POOL_JOBS,
   saveJob,
@@ -33,15 +34,15 @@ export interface LeaseHolder {
   /** The runner's id, as claimed jobs name their owner. */
   readonly owner: string;
   readonly leaseMs: number;
-  /** Whether the runner still holds the job (running it, or queued to run). */
+  /** Whether the runner still holds the job (running it, queued to run, or its end unrecorded). */
   holds(id: string): boolean;
   /** Called before a held job's renewed lease is written: its `by_due` key moves. */
   renewing(job: PoolJob, renewed: PoolJob): void;
 }
 
 /**
- * Renews the leases of the jobs `holder` holds once half of a lease is gone (fewer writes
- * racing the cycles), and takes back the pool's other running jobs whose lease ran out, its
+ * Renews the leases of the jobs `holder` holds once a quarter of a lease is gone (leaseWorn),
+ * and takes back the pool's other running jobs whose lease ran out, its
  * own included: every one with `takeBackAll` (an exclusive store's only runner, starting).
  */
 export async function renewAndTakeBack(
@@ -65,7 +66,7 @@ export async function renewAndTakeBack(
     for (const entry of entries) {
       const job = entry.document as PoolJob;
       if (job.owner === holder.owner && holder.holds(job._id)) {
-        if (job.due - now < holder.leaseMs / 2) {
+        if (leaseWorn(job.due, now, holder.leaseMs)) {
           const renewed = { ...job, due: now + holder.leaseMs };
           holder.renewing(job, renewed);
           await saveJob(tx, renewed);

@@ -99,10 +99,10 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
   it('keeps the leases of jobs waiting in its queue, so a long queue runs once', async () => {
     // The queue outlasts the lease several times over: renewals must neither lose a job to a
     // takeover nor be mistaken for a cancel.
-    const engine = await startApp('pools', driver, { jobs: { leaseMs: 300 } });
-    const ids = await enqueue(engine, { pool: 'narrow', label: 'long', ms: 150, count: 15 });
+    const engine = await startApp('pools', driver, { jobs: { leaseMs: 500 } });
+    const ids = await enqueue(engine, { pool: 'narrow', label: 'long', ms: 150, count: 27 });
     await expect.poll(() => allFinished(engine, 'narrow', ids), { timeout: 15_000 }).toBe(true);
-    expect(await events(engine, 'long')).toHaveLength(15);
+    expect(await events(engine, 'long')).toHaveLength(27);
     const results = await Promise.all(ids.map((id) => result(engine, 'narrow', id)));
     expect(results.filter((r) => r?.kind !== 'success')).toEqual([]);
   });
@@ -657,6 +657,8 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
       .poll(async () => (await statuses(doomed, 'retrying', ids)).map((status) => status.state))
       .toEqual(expect.arrayContaining(['running', 'pending']));
     await expect.poll(() => runningCount(doomed, 'retrying', ids)).toBe(5);
+    // Each records its start a moment after it runs: the store must outlive those records.
+    await expect.poll(async () => (await events(doomed, 'held')).length).toBe(5);
     const holdings = await doomed.store.read(async (tx) =>
       (await tx.scan({ table: POOL_HOLDINGS, index: 'by_pool', order: 'asc', limit: 10 })).map(
         (entry) => entry.document as Holdings,
