@@ -776,3 +776,69 @@ describe('sleigh import on PostgreSQL', () => {
     expect(await sleighInProcess(['import', snapshot, ...where.args])).toMatchObject({ code: 0 });
   });
 });
+
+describe.each(['sqlite', 'postgres'] as const)(
+  'sleigh import into a deployment on %s',
+  (driver) => {
+    it('refuses documents the schema it applied would not accept, before writing any', async () => {
+      // A server started with the same schema checks nothing again (only what changed), so the
+      // import itself must hold the store's tables to the schema they were applied with.
+      const where = target(driver);
+      const app = project();
+      const serve = () => sleigh(['serve', 'convex', '--port', '0', ...where.args], app);
+      const first = await serve();
+      expect(first.url).not.toBe('');
+      expect(await first.stop()).toBe(0);
+      const exported = join(tempDir('sleigh-snapshot-'), 'empty');
+      expect((await sleighInProcess(['export', '--path', exported, ...where.args])).code).toBe(0);
+      const manifest = JSON.parse(readFileSync(join(exported, 'tables.json'), 'utf8')) as {
+        tables: Array<{
+          name: string;
+          number: number;
+          indexes: Array<{ name: string; fields: string[] }>;
+        }>;
+      };
+      const table = (name: string) => manifest.tables.find((entry) => entry.name === name)!;
+      const message = (i: number) => ({
+        _id: derivedDocumentId(table('messages').number, `message ${i}`),
+        _creationTime: T0 + i,
+        channel: 'general',
+        author: `author ${i}`,
+        body: `hello ${i}`,
+      });
+      const big = {
+        _id: derivedDocumentId(table('values').number, 'big'),
+        _creationTime: T0,
+        label: 'big',
+        big: convexToJson(2n ** 60n),
+      };
+      const snapshot = writeSnapshot([
+        { ...table('messages'), documents: [message(0), message(1), message(2)] },
+        { ...table('values'), documents: [big] },
+      ]);
+      const file = join(snapshot, 'messages.jsonl');
+      const { author: _, ...authorless } = message(1);
+      const good = replaceLine(file, 2, JSON.stringify(authorless));
+
+      const refused = await sleighInProcess(['import', snapshot, ...where.args]);
+      expectRefusal(
+        refused,
+        /messages\.jsonl:2: document \S+ does not match the schema this store holds table "messages" to: .*author/,
+      );
+      expect(refused.output).toContain(`${file}:2`);
+      const store = await where.open();
+      expect(await count(store, 'messages')).toBe(0);
+      expect(await count(store, 'values')).toBe(0);
+      await store.close();
+
+      replaceLine(file, 2, good);
+      const imported = await sleighInProcess(['import', snapshot, ...where.args]);
+      expect(imported.output).toMatch(`Imported 4 documents from ${snapshot}`);
+      expect(imported.code).toBe(0);
+      // What it took, the server serves on the same schema.
+      const second = await serve();
+      expect(second.url).not.toBe('');
+      expect(await second.stop()).toBe(0);
+    });
+  },
+);

@@ -11,6 +11,7 @@ export { FunctionError, FunctionErrorCode } from './errors.js';
 export { describeThrown } from './outcomes.js';
 export { LoadError, listModules } from './loader/bundle.js';
 export { generateCode } from './loader/codegen.js';
+export { documentMismatch, enforcedDocumentTypes } from './loader/schema.js';
 export type { FunctionInfo } from './loader/registry.js';
 export { canonicalFunctionPath, parseFunctionPath } from './paths.js';
 export type { Caller, FunctionKind, UserIdentity } from './runtime/context.js';

@@ -16,7 +16,8 @@ import {
   type Document,
   type KeyedIndex,
 } from '@sleigh/storage';
-import { jsonToConvex, type JSONValue, type Value } from 'convex/values';
+import { documentMismatch } from '@sleigh/engine';
+import { jsonToConvex, type JSONValue, type ValidatorJSON, type Value } from 'convex/values';
 import { CliError, type Output } from '../context.js';
 import { Progress } from '../progress.js';
 import {
@@ -268,4 +269,42 @@ export async function checkSnapshot(path: string, output: Output): Promise<Check
     documents += lines.size;
   }
   return { dir, tables, documents };
+}
+
+/**
+ * Reads the snapshot's tables that the store's schema validates (`enforced`, by table) and
+ * refuses the first document that does not match, naming its file and line: an import must
+ * not bring in what a mutation could not have written. A store that has not applied a schema
+ * is checked by the first `sleigh serve` instead, which validates every table then.
+ */
+export async function checkAgainstSchema(
+  checked: CheckedSnapshot,
+  enforced: ReadonlyMap<string, ValidatorJSON>,
+  tableNumbers: ReadonlyMap<string, number>,
+  output: Output,
+): Promise<void> {
+  const isId = (id: string, table: string) => {
+    const number = tableNumberOfId(id);
+    return number !== null && tableNumbers.get(table) === number;
+  };
+  for (const table of checked.tables) {
+    const type = enforced.get(table.name);
+    if (type === undefined) continue;
+    const progress = new Progress(
+      output,
+      `Checking ${table.name} against the schema`,
+      table.documents,
+    );
+    let count = 0;
+    for await (const { line, document } of readDocuments(checked.dir, table)) {
+      const mismatch = documentMismatch(type, document, isId);
+      if (mismatch !== null) {
+        throw new CliError(
+          `${join(checked.dir, `${table.name}.jsonl`)}:${line}: document ${document._id} does not match the schema this store holds table "${table.name}" to: ${mismatch}. Fix the document, or deploy a schema that accepts it before importing`,
+        );
+      }
+      progress.update(++count);
+    }
+    progress.done();
+  }
 }

@@ -16,6 +16,10 @@
  *   one the store will accept, with an id of its own table, no id appears twice, and each file
  *   holds the number of documents tables.json announces (a short file is a truncated copy).
  *   The command runs it before it opens (and so creates) the store.
+ * - Into a store whose applied schema validates documents (a server ran on it), the tables that
+ *   schema declares are read through once more and every document checked against it
+ *   (`checkAgainstSchema`), before the first write: a later start on the same schema checks
+ *   only what changed, so it would never see them.
  * - The write then cannot fail on the snapshot's content; when it fails anyway (the database
  *   goes away, the disk fills, a file changes under it), it is undone: see `importSnapshot`.
  */

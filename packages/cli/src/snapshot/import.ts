@@ -2,7 +2,8 @@
 import { BY_ID, indexKeyFields, type Document, type Store } from '@sleigh/storage';
 import { CliError, type Output } from '../context.js';
 import { Progress } from '../progress.js';
-import { checkSnapshot, countMismatch, readDocuments } from './check.js';
+import { enforcedDocumentTypes } from '@sleigh/engine';
+import { checkAgainstSchema, checkSnapshot, countMismatch, readDocuments } from './check.js';
 import { type CheckedSnapshot, message, PAGE, type TableManifest } from './format.js';
 
 /** What an import added to the catalog, so that a failed one can take it away again. */
@@ -39,6 +40,7 @@ export async function importSnapshot(
   const { dir, tables } = checked;
   // A function: TypeScript would keep `aborted` narrowed to false across the awaits below.
   const stopped = (): boolean => interrupt?.aborted === true;
+  await checkSchema(store, checked, output);
   if (stopped()) {
     const signal = String(interrupt?.reason);
     throw new CliError(
@@ -102,6 +104,26 @@ export async function importSnapshot(
     );
   }
   return imported;
+}
+
+/**
+ * Refuses, before anything is written, a snapshot with documents that the schema the store
+ * already applied would not accept (a server starting on the same schema checks nothing).
+ */
+async function checkSchema(store: Store, checked: CheckedSnapshot, output: Output): Promise<void> {
+  let enforced;
+  try {
+    enforced = await enforcedDocumentTypes(store);
+  } catch (error) {
+    throw new CliError(
+      `Import failed reading the store's schema (nothing was written): ${message(error)}`,
+    );
+  }
+  if (!checked.tables.some((table) => enforced.has(table.name))) return;
+  // Ids are of a table by its number: the store's, or the snapshot's for tables it brings.
+  const numbers = new Map(checked.tables.map((table) => [table.name, table.number]));
+  for (const table of store.catalog().tables()) numbers.set(table.name, table.number);
+  await checkAgainstSchema(checked, enforced, numbers, output);
 }
 
 /** Thrown between batches once the import was interrupted; the catch above says by what. */

@@ -14,6 +14,7 @@ import {
   newDocumentId,
   tableNumberOfId,
   type Document,
+  type ReadTransaction,
   type Store,
   type WriteTransaction,
 } from '@sleigh/storage';
@@ -169,10 +170,10 @@ async function validateExistingDocuments(tx: WriteTransaction, table: TableSchem
       start,
     });
     for (const { document } of entries) {
-      const mismatch = checkValue(table.documentType, document, isIdOf(tx), { systemFields: true });
+      const mismatch = documentMismatch(table.documentType, document, isIdOf(tx));
       if (mismatch !== null) {
         throw new LoadError(
-          `Schema validation failed: document ${document._id} in table "${table.name}" does not match the schema: ${mismatch.path === '' ? 'the document' : `\`${mismatch.path.slice(1)}\``}: ${mismatch.message}. Fix the document or the schema.`,
+          `Schema validation failed: document ${document._id} in table "${table.name}" does not match the schema: ${mismatch}. Fix the document or the schema.`,
         );
       }
     }
@@ -181,9 +182,40 @@ async function validateExistingDocuments(tx: WriteTransaction, table: TableSchem
   }
 }
 
+/**
+ * Where `document` does not match `type`, as an error message says it (\`field\`: what was
+ * wrong), or null when it matches. `isId(id, table)`: whether `id` is an id of `table`.
+ */
+export function documentMismatch(
+  type: ValidatorJSON,
+  document: Document,
+  isId: (id: string, table: string) => boolean,
+): string | null {
+  const mismatch = checkValue(type, document, isId, { systemFields: true });
+  if (mismatch === null) return null;
+  const where = mismatch.path === '' ? 'the document' : `\`${mismatch.path.slice(1)}\``;
+  return `${where}: ${mismatch.message}`;
+}
+
+/**
+ * The document types the store's applied schema holds its tables to, by table: empty when no
+ * schema was applied or its validation is off (`sleigh import` checks what it brings in).
+ */
+export async function enforcedDocumentTypes(store: Store): Promise<Map<string, ValidatorJSON>> {
+  return await store.read(async (tx) => {
+    const enforced = new Map<string, ValidatorJSON>();
+    if (tx.catalog().table('_schemas') === undefined) return enforced;
+    const { document } = await previousDocumentTypes(tx);
+    if (document?.schemaValidation !== true || typeof document.tables !== 'string') return enforced;
+    const tables = JSON.parse(document.tables) as Record<string, ValidatorJSON>;
+    for (const [name, type] of Object.entries(tables)) enforced.set(name, type);
+    return enforced;
+  });
+}
+
 /** The previously applied schema's document types, by table (to validate only what changed). */
 async function previousDocumentTypes(
-  tx: WriteTransaction,
+  tx: ReadTransaction,
 ): Promise<{ document: Document | null; types: Map<string, string> }> {
   const entries = await tx.scan({
     table: '_schemas',
