@@ -79,7 +79,21 @@ export const start = mutation({
 });
 `;
 
-const newVersion = { 'schema.ts': newSchema, 'rollout.ts': rollout };
+/** A burst of the new functions' work ahead of old functions' work, in one transaction. */
+const burst = `
+export const burst = mutation({
+  args: { tag: v.string(), count: v.number() },
+  handler: async (ctx, { tag, count }) => {
+    const labels = Array.from({ length: count }, (_, i) => ({ label: tag + ' burst ' + i }));
+    await pool.enqueueActionBatch(ctx, internal.rollout.fresh, labels);
+    for (const args of labels) await ctx.scheduler.runAfter(0, internal.rollout.freshMutation, args);
+    await pool.enqueueAction(ctx, internal.pools.work, { label: tag + ' old action', ms: 0 });
+    await ctx.scheduler.runAfter(0, internal.pools.record, { label: tag + ' old scheduled' });
+  },
+});
+`;
+
+const newVersion = { 'schema.ts': newSchema, 'rollout.ts': rollout + burst };
 
 type Engine = Awaited<ReturnType<typeof startApp>>;
 const ran = async (engine: Engine, label: string) =>
@@ -110,8 +124,8 @@ describe('a deploy that only adds, rolled out beside the old servers', () => {
     expect(await ran(old, 'a new limited')).toBe(0);
     expect(await ran(old, 'a new scheduled')).toBe(0);
     expect(await completions(old)).toEqual([]);
-    // What an operator sees of it (/metrics): the old server lacks the four new functions.
-    expect(old.functionsLeftToOthers()).toBe(4);
+    // What an operator sees of it (/metrics): the old server lacks the five new functions.
+    expect(old.functionsLeftToOthers()).toBe(5);
 
     // The new server's runners take it all.
     fresh.startJobs({});
@@ -129,6 +143,21 @@ describe('a deploy that only adds, rolled out beside the old servers', () => {
     await expect(startApp('pools', postgres, { store: await place.open() })).rejects.toThrow(
       /Other servers on this database run a schema, crons or functions that this server's code does not keep unchanged \(pid \d+ on .+, code [0-9a-f]{16}\)/,
     );
+  });
+
+  it('runs its own work from behind a burst of work it leaves to the new server', async () => {
+    const place = postgres.place();
+    const old = await startApp('pools', postgres, { store: await place.open(), jobs: {} });
+    // Its runners never start: the burst stays pending ahead of the old functions' work.
+    const fresh = await startApp('pools', postgres, {
+      files: newVersion,
+      store: await place.open(),
+    });
+    // More than one claim reads (500 ahead), or one pass of the scheduler.
+    await call(fresh.mutation('rollout:burst', { tag: 'c', count: 700 }));
+    await expect.poll(() => ran(old, 'c old action'), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => ran(old, 'c old scheduled'), { timeout: 10_000 }).toBe(1);
+    expect(await ran(old, 'c burst 0')).toBe(0);
   });
 
   it('gives the work back to the old server once no server that has the function is left', async () => {

@@ -17,13 +17,20 @@
  *
  * The records are read again when a commit writes `_servers` (a server started or reloaded),
  * and every few seconds while some live server lists functions this one lacks (it may stop).
- * Each read wakes the runners, so work left alone is looked at again.
+ * Each read wakes the runners, so work left alone is looked at again. Claims look past the work
+ * they leave alone (up to PASS_OVER_AT_MOST entries), so it never holds up the work behind it.
  */
 import type { Commit, Store } from '@sleigh/storage';
 import { SERVERS, type ServerRecord } from '../loader/fleet-guard.js';
 
 /** How often the records are read again while another server has functions this one lacks. */
 const RECHECK_MS = 5000;
+
+/**
+ * How many pending jobs or scheduled runs left to other servers a claim looks past, at most:
+ * an old server claims what it can run from behind a burst of the new functions' work.
+ */
+export const PASS_OVER_AT_MOST = 2000;
 
 export class FleetView {
   /** Functions this server lacks that a live server has, as of the last read. */

@@ -22,7 +22,7 @@
  * Counting the pool's claims in the cycle's own transaction is what makes `maxParallelism`
  * hold across every process on the database: two claimers conflict, and one retries.
  */
-import type { IndexEntry, WriteTransaction } from '@sleigh/storage';
+import { keySuccessor, type IndexEntry, type WriteTransaction } from '@sleigh/storage';
 import {
   afterAttempt,
   BY_DUE,
@@ -33,6 +33,7 @@ import {
   unstorable,
   type PoolJob,
 } from './pool-jobs.js';
+import { PASS_OVER_AT_MOST } from './fleet-view.js';
 import { releaseDependents } from './pool-graph.js';
 import { readHoldings, writeHoldings, type Holdings } from './pool-holdings.js';
 import { isLimited, pickLimited } from './pool-limits.js';
@@ -307,11 +308,18 @@ function sendClaimReads(
  * Every pending job is ready: highest priority first, then oldest. Jobs held but still pending
  * here are in the range too, and skipped.
  */
-function scanPending(tx: WriteTransaction, pool: PoolState, limit: number): Promise<IndexEntry[]> {
+function scanPending(
+  tx: WriteTransaction,
+  pool: PoolState,
+  limit: number,
+  after?: Uint8Array,
+): Promise<IndexEntry[]> {
+  const range = dueRange(pool.name, 'pending');
   return tx.scan({
     table: POOL_JOBS,
     index: BY_DUE,
-    ...dueRange(pool.name, 'pending'),
+    start: after ?? range.start,
+    end: range.end,
     order: 'asc',
     limit: limit + pool.unclaimed.size,
   });
@@ -390,18 +398,32 @@ async function claim(
     pool.nextGroup = limitedClaim.nextGroup;
     retryAt = limitedClaim.retryAt;
   } else {
-    const entries = await (early ?? scanPending(tx, pool, free + othersHeld.size));
+    let entries = await (early ?? scanPending(tx, pool, free + othersHeld.size));
     picked = [];
-    for (const entry of entries) {
-      const job = entry.document as PoolJob;
-      if (pool.unclaimed.has(job._id) || othersHeld.has(job._id)) continue;
-      // Canceled while it ran here and run again since: its new run waits for the old one to
-      // end (this runner keeps its running jobs by id).
-      if (pool.running.has(job._id)) continue;
-      // Its function is one this server lacks and another has (fleet-view.ts): theirs.
-      if (!claimant.takes(job)) continue;
-      picked.push(job);
-      if (picked.length === free) break;
+    let passedOver = 0;
+    for (;;) {
+      let leftToOthers = 0;
+      for (const entry of entries) {
+        const job = entry.document as PoolJob;
+        if (pool.unclaimed.has(job._id) || othersHeld.has(job._id)) continue;
+        // Canceled while it ran here and run again since: its new run waits for the old one
+        // to end (this runner keeps its running jobs by id).
+        if (pool.running.has(job._id)) continue;
+        // Its function is one this server lacks and another has (fleet-view.ts): theirs.
+        if (!claimant.takes(job)) {
+          leftToOthers++;
+          continue;
+        }
+        picked.push(job);
+        if (picked.length === free) break;
+      }
+      // During a rollout, a burst of the new functions' jobs must not hold up the ones this
+      // server runs behind them: it looks past them, a bounded number per cycle.
+      passedOver += leftToOthers;
+      if (picked.length === free || leftToOthers === 0 || passedOver >= PASS_OVER_AT_MOST) break;
+      const last = entries[entries.length - 1]!;
+      entries = await scanPending(tx, pool, free + othersHeld.size, keySuccessor(last.key));
+      if (entries.length === 0) break;
     }
   }
   const claimed = picked.map((job) => {

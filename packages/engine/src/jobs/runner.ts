@@ -27,6 +27,8 @@ import {
   keySuccessor,
   prefixEnd,
   type Commit,
+  type IndexEntry,
+  type ReadTransaction,
   type Store,
 } from '@sleigh/storage';
 import { convexToJson, type JSONValue } from 'convex/values';
@@ -42,6 +44,7 @@ import {
   type SweepPosition,
   type ScheduledFunction,
 } from './scheduled.js';
+import { PASS_OVER_AT_MOST } from './fleet-view.js';
 import { delayUntil, LONGEST_WAIT_MS } from './timers.js';
 import { writeWithRetry } from './write-retry.js';
 
@@ -223,28 +226,25 @@ export class JobRunner {
     const { due, next } = await this.host.store.read(async (tx) => {
       if (tx.catalog().table(SCHEDULED) === undefined) return { due: [], next: null };
       const range = dueRange('pending', now);
-      const entries =
-        free > 0
-          ? await tx.scan({
-              table: SCHEDULED,
-              index: BY_STATE_TIME,
-              start: range.start,
-              end: range.end,
-              order: 'asc',
-              limit: window + this.running.size,
-            })
-          : [];
-      const [later] = await tx.scan({
-        table: SCHEDULED,
-        index: BY_STATE_TIME,
-        start: range.end,
-        end: prefixEnd(range.start),
-        order: 'asc',
-        limit: 1,
-      });
-      const ready = entries
-        .map((entry) => entry.document as ScheduledFunction)
-        .filter((job) => !this.running.has(job._id) && !this.host.leavesToOthers(job.name));
+      const ready: ScheduledFunction[] = [];
+      let start = range.start;
+      let passedOver = 0;
+      while (free > 0) {
+        const entries = await scanScheduled(tx, start, range.end, window + this.running.size);
+        let leftToOthers = 0;
+        for (const entry of entries) {
+          const job = entry.document as ScheduledFunction;
+          if (this.running.has(job._id)) continue;
+          if (this.host.leavesToOthers(job.name)) leftToOthers++;
+          else ready.push(job);
+        }
+        // During a rollout, a burst of the new functions' runs must not hold up the ones this
+        // server runs behind them: it looks past them, a bounded number per pass.
+        passedOver += leftToOthers;
+        if (leftToOthers === 0 || ready.length >= window || passedOver >= PASS_OVER_AT_MOST) break;
+        start = keySuccessor(entries[entries.length - 1]!.key);
+      }
+      const [later] = await scanScheduled(tx, range.end, prefixEnd(range.start), 1);
       return {
         due: this.exclusive ? ready.slice(0, Math.max(0, free)) : pickRandom(ready, free),
         next: later === undefined ? null : (later.document as ScheduledFunction).scheduledTime,
@@ -395,14 +395,7 @@ export class JobRunner {
         const range = dueRange('inProgress');
         let start = range.start;
         for (;;) {
-          const entries = await tx.scan({
-            table: SCHEDULED,
-            index: BY_STATE_TIME,
-            start,
-            end: range.end,
-            order: 'asc',
-            limit: 500,
-          });
+          const entries = await scanScheduled(tx, start, range.end, 500);
           for (const entry of entries) {
             const job = entry.document as ScheduledFunction;
             if (job.owner === this.id) {
@@ -464,6 +457,16 @@ export function jobArgs(job: ScheduledFunction): JSONValue {
 
 /** How much wider than its free slots a runner on a shared store looks for due jobs. */
 const SPREAD = 4;
+
+/** Scheduled functions from `start` to `end` of `by_state_time` (state, then time), in order. */
+function scanScheduled(
+  tx: ReadTransaction,
+  start: Uint8Array,
+  end: Uint8Array,
+  limit: number,
+): Promise<IndexEntry[]> {
+  return tx.scan({ table: SCHEDULED, index: BY_STATE_TIME, start, end, order: 'asc', limit });
+}
 
 /** Up to `count` of `items`, chosen at random, in their order. */
 function pickRandom<T>(items: readonly T[], count: number): T[] {
