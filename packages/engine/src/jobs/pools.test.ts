@@ -598,6 +598,8 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     await expect
       .poll(() => statuses(doomed, 'retrying', [id!]))
       .toEqual([{ state: 'running', previousAttempts: 0 }]);
+    // It records its start a moment after it runs: the store must outlive that record.
+    await expect.poll(async () => (await events(doomed, 'orphan')).length).toBe(1);
     // Its process "dies": the store goes away under the running action.
     await doomed.store.close();
     // A lease of its own long enough that a loaded machine's pauses never make the rescuer lose
