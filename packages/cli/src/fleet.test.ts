@@ -4,7 +4,7 @@
  * servers die and the database restarts under them.
  */
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PostgresStore } from '@sleigh/storage-postgres';
 import { Balancer, databaseUrl, peakOverlap, startPostgresCluster } from '@sleigh/testing';
@@ -275,10 +275,17 @@ describe('a fleet of sleigh servers on one PostgreSQL', () => {
     expect(ticks.length).toBeLessThanOrEqual(Math.ceil((Date.now() - began) / 1000) + 1);
   });
 
-  it('rolls out a deploy that adds functions server by server: the old servers leave the new work to the new', async () => {
+  it('rolls out a deploy that adds functions and an index server by server: the old servers leave the new work to the new', async () => {
     const { servers, dir, schema, url } = await fleet(2);
     const next = project('fleet');
     writeFileSync(join(next, 'convex', 'rollout.ts'), ROLLOUT);
+    const schemaFile = join(next, 'convex', 'schema.ts');
+    const withIndex = readFileSync(schemaFile, 'utf8').replace(
+      ".index('by_name', ['name'])",
+      ".index('by_name', ['name']).index('by_value', ['value'])",
+    );
+    expect(withIndex).toContain('by_value');
+    writeFileSync(schemaFile, withIndex);
     const serve = (cwd: string) =>
       sleigh(['serve', 'convex', '--port', '0', '--db', url, '--schema', schema], cwd, {
         SLEIGH_ADMIN_KEY: ADMIN_KEY,
@@ -307,7 +314,8 @@ describe('a fleet of sleigh servers on one PostgreSQL', () => {
     // The old servers still serve their own functions.
     await client.mutation(fn.increment, { name: 'rollout' });
     expect(await client.query(fn.counter, { name: 'rollout' })).toBe(1);
-    // A server of the old version (a host the deploy missed) may not come back beside it.
+    // A server of the old version (a host the deploy missed) may not come back beside it: it
+    // would drop the new index.
     const stale = await serve(dir);
     expect(stale.url).toBe('');
     expect(await stale.stop()).not.toBe(0);

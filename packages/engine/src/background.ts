@@ -36,6 +36,8 @@ export interface FunctionCalls {
   mutation(path: string, args: JSONValue, options: CallOptions): Promise<MutationOutcome>;
   action(path: string, args: JSONValue, options: CallOptions): Promise<ActionOutcome>;
   kindOf(path: string): FunctionKind | null;
+  /** The signature of the app's function at `path` (fleet-guard.ts); null: none. */
+  signatureOf(path: string): string | null;
   nextCreationTime(): number;
 }
 
@@ -63,11 +65,14 @@ export class Background implements JobHost, PoolHost {
     return this.calls.kindOf(path);
   }
 
-  leavesToOthers(path: string): boolean {
-    return this.fleet?.leavesToOthers(path) ?? false;
+  leavesToOthers(path: string, sig: string | undefined): boolean {
+    return this.fleet?.leavesToOthers(path, sig) ?? false;
   }
 
-  /** How many functions this server lacks that another live server has (fleet-view.ts). */
+  /**
+   * How many functions this server lacks, or has with another signature, that another live
+   * server has (fleet-view.ts).
+   */
   functionsLeftToOthers(): number {
     return this.fleet?.lacked ?? 0;
   }
@@ -84,7 +89,7 @@ export class Background implements JobHost, PoolHost {
     if (!exclusive) {
       this.fleet ??= new FleetView(
         this.store,
-        (path) => this.kindOf(path) !== null,
+        (path) => (this.kindOf(path) === null ? undefined : this.calls.signatureOf(path)),
         () => {
           this.runner?.pump();
           this.poolRunner?.wake();
@@ -99,7 +104,12 @@ export class Background implements JobHost, PoolHost {
     this.poolRunner.start();
     this.pools.runner = this.poolRunner;
     if (options.crons !== false) {
-      this.cronRunner ??= new CronRunner(this.store, () => this.nextCreationTime(), log);
+      this.cronRunner ??= new CronRunner(
+        this.store,
+        () => this.nextCreationTime(),
+        log,
+        (path) => this.calls.signatureOf(path),
+      );
       this.cronRunner.start();
     }
     return this.runner;

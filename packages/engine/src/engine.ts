@@ -239,6 +239,8 @@ export class Engine implements Host {
   private readonly functionTimeoutMs: number;
   private registry = new Registry(new Map());
   private schema: Schema | null = null;
+  /** Each app function's signature (kind, visibility, validators), by path (fleet-guard.ts). */
+  private signatures: Readonly<Record<string, string>> = {};
   /** Retries run one at a time in this process, so a hot document stops bouncing them. */
   private retryLane: Promise<unknown> = Promise.resolve();
   /** Workpools as functions use them (the `sleigh/pool/*` syscalls). */
@@ -275,6 +277,7 @@ export class Engine implements Host {
           this.checkArgs(this.registry.lookup(path, null, 'function'), args, catalog),
         checkArgField: (path, field, value, catalog) =>
           this.checkArgField(this.registry.lookup(path, null, 'function'), field, value, catalog),
+        signatureOf: (path) => this.signatureOf(path),
       },
       nextCreationTime,
       this.attempts,
@@ -339,6 +342,7 @@ export class Engine implements Host {
     await writeWithRetry(this.store, (tx) => syncCrons(tx, crons, Date.now(), nextCreationTime));
     this.registry = registry;
     this.schema = schema;
+    this.signatures = outline.functions;
     try {
       await this.pools.enqueueStartup(startupJobsOf(bundle.modules), bundle.codeHash);
     } catch (error) {
@@ -431,10 +435,18 @@ export class Engine implements Host {
         args,
         scheduledTime,
         nextCreationTime(),
+        this.signatureOf(info.path),
       );
     }
     return writeWithRetry(this.store, (tx) =>
-      insertScheduled(tx, info.path, args, scheduledTime, nextCreationTime()),
+      insertScheduled(
+        tx,
+        info.path,
+        args,
+        scheduledTime,
+        nextCreationTime(),
+        this.signatureOf(info.path),
+      ),
     );
   }
 
@@ -448,10 +460,15 @@ export class Engine implements Host {
     return functionKind(this.registry, path);
   }
 
+  /** The signature of the app's function at `path` (null: none, or one of Sleigh's own). */
+  signatureOf(path: string): string | null {
+    return Object.hasOwn(this.signatures, path) ? this.signatures[path]! : null;
+  }
+
   /**
-   * How many functions this server lacks that another live server on the database has: above 0
-   * while a deploy rolls out and this server runs the older code (its runners leave those
-   * functions' jobs to the newer servers). Known once background work has started.
+   * How many functions another live server on the database has that this one lacks or has
+   * with other validators: above 0 while a deploy rolls out (its runners leave those functions'
+   * jobs to the servers that run them as enqueued). Known once background work has started.
    */
   functionsLeftToOthers(): number {
     return this.background.functionsLeftToOthers();

@@ -51,7 +51,7 @@ export async function renderMetrics(
   gauge('sleigh_servers', 'Sleigh servers using the database').set(status.servers.length);
   gauge(
     'sleigh_functions_left_to_other_servers',
-    'Functions this server lacks and another live server has (above 0: this server runs older code during a rollout, and leaves their jobs to the newer servers)',
+    'Functions another live server has that this one lacks or has with other validators (above 0 during a rollout: this server leaves their jobs to the servers that run them as enqueued)',
   ).set(engine.functionsLeftToOthers());
   counter('sleigh_commits_total', 'Commits this server heard of (all servers on the database)').inc(
     monitor.commits,

@@ -244,6 +244,8 @@ export class CronRunner {
     private readonly store: Store,
     private readonly creationTime: () => number,
     private readonly log: (message: string) => void,
+    /** The signature here of the function at a path, recorded on the runs (fleet-view.ts). */
+    private readonly signatureOf: (path: string) => string | null = () => null,
   ) {}
 
   start(): void {
@@ -342,6 +344,7 @@ export class CronRunner {
           convexToJson(job.args),
           now,
           this.creationTime(),
+          this.signatureOf(job.function),
         );
         await tx.replace(CRONS, { ...job, lastRun: now, lastJobId: jobId, nextRun });
         return { next: now, skipped: null };

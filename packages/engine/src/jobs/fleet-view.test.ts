@@ -1,9 +1,9 @@
 /**
- * A deploy that only adds, rolled out server by server on one PostgreSQL: the new server starts
- * beside the old one, and the old one leaves the background work of functions it lacks (pool
- * jobs, onComplete handlers, scheduled functions) to the servers that have them; once none of
- * those is left, such work is the old server's again and fails as unknown, never pending for
- * ever.
+ * Deploys rolled out server by server on one PostgreSQL: the new server starts beside the old
+ * one, and each leaves the background work (pool jobs, onComplete handlers, scheduled
+ * functions) of functions it lacks, or has with other arguments, to the servers that run them
+ * as they were enqueued; once none of those is left, such work is the remaining servers' and
+ * runs or fails as in a fleet of one version, never pending for ever.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -95,13 +95,51 @@ export const burst = mutation({
 
 const newVersion = { 'schema.ts': newSchema, 'rollout.ts': rollout + burst };
 
+const pools = readFileSync(join(APP, 'pools.ts'), 'utf8');
+
+/** A version in which `pools:record` takes a second, required argument. */
+const changedRecord = pools
+  .replace(
+    `export const record = internalMutation({
+  args: { label: v.string() },
+  handler: async (ctx, { label }): Promise<number> => {`,
+    `export const record = internalMutation({
+  args: { label: v.string(), note: v.string() },
+  handler: async (ctx, { label }): Promise<number> => {`,
+  )
+  .replace(
+    'await ctx.runMutation(internal.pools.record, { label });',
+    "await ctx.runMutation(internal.pools.record, { label, note: 'new' });",
+  );
+
+/** Schedules and enqueues `pools:record` as the version's arguments say (`note`, or none). */
+const route = (note: string | null) => `import { Workpool } from '@sleigh/workpool';
+import { v } from 'convex/values';
+import { internal } from './_generated/api';
+import { mutation } from './_generated/server';
+
+const pool = new Workpool('routed', { maxParallelism: 2 });
+
+export const both = mutation({
+  args: { tag: v.string() },
+  handler: async (ctx, { tag }) => {
+    const extra = ${note === null ? '{}' : `{ note: '${note}' }`};
+    await ctx.scheduler.runAfter(0, internal.pools.record, { label: tag + ' scheduled', ...extra });
+    await pool.enqueueMutation(ctx, internal.pools.record, { label: tag + ' enqueued', ...extra });
+  },
+});
+`;
+
+const oldRouted = { 'route.ts': route(null) };
+const newRouted = { 'pools.ts': changedRecord, 'route.ts': route('new') };
+
 type Engine = Awaited<ReturnType<typeof startApp>>;
 const ran = async (engine: Engine, label: string) =>
   ((await call(engine.query('pools:events', { label }))) as unknown[]).length;
 const completions = async (engine: Engine) =>
   (await call(engine.query('pools:completions', {}))) as Array<{ context: string }>;
 
-describe('a deploy that only adds, rolled out beside the old servers', () => {
+describe('a deploy rolled out beside the old servers', () => {
   it('starts beside the old server, which leaves the new functions’ work to it', async () => {
     expect(newSchema).toContain("index('by_at'");
     expect(newSchema).toContain('notes: defineTable');
@@ -141,7 +179,7 @@ describe('a deploy that only adds, rolled out beside the old servers', () => {
 
     // The old version may not come back while the new one runs: it would drop the new index.
     await expect(startApp('pools', postgres, { store: await place.open() })).rejects.toThrow(
-      /Other servers on this database run a schema, crons or functions that this server's code does not keep unchanged \(pid \d+ on .+, code [0-9a-f]{16}\)/,
+      /Other servers on this database run a schema or crons that this server's code does not keep unchanged \(pid \d+ on .+, code [0-9a-f]{16}\)/,
     );
   });
 
@@ -158,6 +196,67 @@ describe('a deploy that only adds, rolled out beside the old servers', () => {
     await expect.poll(() => ran(old, 'c old action'), { timeout: 10_000 }).toBe(1);
     await expect.poll(() => ran(old, 'c old scheduled'), { timeout: 10_000 }).toBe(1);
     expect(await ran(old, 'c burst 0')).toBe(0);
+  });
+
+  it('rolls out a function given other arguments: each version runs the work it enqueued', async () => {
+    expect(changedRecord).toContain('note: v.string()');
+    expect(changedRecord).toContain("note: 'new'");
+    const place = postgres.place();
+    const old = await startApp('pools', postgres, {
+      files: oldRouted,
+      store: await place.open(),
+      jobs: {},
+    });
+    // The schema is the same: the new version starts beside the old, its runners not yet.
+    const fresh = await startApp('pools', postgres, {
+      files: newRouted,
+      store: await place.open(),
+    });
+    await call(old.mutation('route:both', { tag: 'o' }));
+    await call(fresh.mutation('route:both', { tag: 'n' }));
+    await expect.poll(() => ran(old, 'o scheduled'), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => ran(old, 'o enqueued'), { timeout: 10_000 }).toBe(1);
+    // The old server would refuse the new arguments (an extra field): it leaves them alone.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(await ran(old, 'n scheduled')).toBe(0);
+    expect(await ran(old, 'n enqueued')).toBe(0);
+    expect(old.functionsLeftToOthers()).toBeGreaterThan(0);
+
+    fresh.startJobs({});
+    await expect.poll(() => ran(fresh, 'n scheduled'), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => ran(fresh, 'n enqueued'), { timeout: 10_000 }).toBe(1);
+    // Everything ran once, and nothing failed on the other version's validators.
+    const scheduled = (await call(fresh.query('pools:scheduledAll', {}))) as Array<{
+      state: { kind: string };
+    }>;
+    expect(scheduled.map((job) => job.state.kind)).toEqual(['success', 'success']);
+    const jobs = (await call(fresh.query('pools:jobs', {}))) as Array<{
+      pool: string;
+      state: string;
+    }>;
+    expect(jobs.filter((job) => job.pool === 'routed').map((job) => job.state)).toEqual([
+      'finished',
+      'finished',
+    ]);
+
+    // With the old version gone, its work is the new one's, checked against its validators
+    // as in a fleet of one version: the old arguments lack \`note\`.
+    const last = await startApp('pools', postgres, { files: oldRouted, store: await place.open() });
+    await call(last.mutation('route:both', { tag: 'p' }));
+    await old.store.close();
+    await last.store.close();
+    await expect
+      .poll(
+        async () => {
+          const all = (await call(fresh.query('pools:scheduledAll', {}))) as Array<{
+            args: Array<{ label: string }>;
+            state: { kind: string; error?: string };
+          }>;
+          return all.find((job) => job.args[0]?.label === 'p scheduled')?.state;
+        },
+        { timeout: 20_000 },
+      )
+      .toMatchObject({ kind: 'failed', error: expect.stringMatching(/note/) as unknown });
   });
 
   it('gives the work back to the old server once no server that has the function is left', async () => {

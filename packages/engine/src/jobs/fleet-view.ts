@@ -1,19 +1,25 @@
 /**
  * Whose background work is it: while a deploy rolls out, old and new servers share the database
- * (loader/fleet-guard.ts lets a server start beside others it extends), and a new server may
- * schedule or enqueue functions the old ones lack. An old server must leave that work to the
- * servers that have the function, rather than claim it and fail it as unknown.
+ * (loader/fleet-guard.ts lets a server start beside others that keep the schema and crons), and
+ * one version may schedule or enqueue functions the other lacks, or has with other arguments.
+ * Each job records the function's *signature* (kind, visibility, validators) on the server that
+ * enqueued it (`sig`), and a server leaves the work to the servers that run it as it was
+ * enqueued, rather than fail it as unknown or run it with arguments its version refuses.
  *
- * `leavesToOthers(path)` answers for a function this server lacks: yes while a live server's
- * record (`_servers`) lists it. A function this server lacks and has not looked up yet is left
- * alone until the records are read again, *after* it was first seen: the server that enqueued
- * it had recorded itself before (its record commits in the transaction that applies its
- * schema), so that read finds it if it is live. When none is, the work is this server's again,
- * and fails as unknown, as it would in a fleet of one version. A function this server has is
- * always its own: that check is one map lookup, the cost in a fleet of one version.
+ * `leavesToOthers(path, sig)` is no for a function this server has with that signature (or a
+ * job that records none). Otherwise it is yes while a live server's record (`_servers`) lists
+ * the function, with that signature when this server has the function too. Work this server
+ * has not looked up yet is left alone until the records are read again, *after* it was first
+ * seen: the server that enqueued it had recorded itself before (its record commits in the
+ * transaction that applies its schema), so that read finds it if it is live. When none is, the
+ * work is this server's again, and runs or fails as it would in a fleet of one version (an
+ * unknown function; arguments checked against this version's validators). A job of a
+ * signature this server has costs one map lookup and a comparison: the cost in a fleet of one
+ * version.
  *
- *   lacked path seen ──▶ left alone, records read again ──┬▶ a live server lists it ──▶ left alone
- *                                                         └▶ none does ──▶ claimed, fails as unknown
+ *   other path or signature seen ──▶ left alone, records read again
+ *        ──┬▶ a live server runs it as enqueued ──▶ left alone
+ *          └▶ none does ──▶ claimed here: fails as unknown, or runs if its arguments pass
  *
  * The records are read again when a commit writes `_servers` (a server started or reloaded),
  * and every few seconds while some live server lists functions this one lacks (it may stop).
@@ -32,6 +38,11 @@ const RECHECK_MS = 5000;
  */
 export const PASS_OVER_AT_MOST = 2000;
 
+/** Work of the function at `path` as a server with signature `sig` runs it. */
+function workKey(path: string, sig: string): string {
+  return `${path}#${sig}`;
+}
+
 export class FleetView {
   /** Functions this server lacks that a live server has, as of the last read. */
   private elsewhere = new Set<string>();
@@ -47,8 +58,8 @@ export class FleetView {
 
   constructor(
     private readonly store: Store,
-    /** Whether this server has the function at `path`. */
-    private readonly has: (path: string) => boolean,
+    /** The signature of this server's function at `path` (undefined: it has none). */
+    private readonly signature: (path: string) => string | null | undefined,
     /** Called after each read: runners look again at what they left alone. */
     private readonly wake: () => void,
     private readonly log: (message: string) => void,
@@ -70,18 +81,27 @@ export class FleetView {
     this.timer = null;
   }
 
-  /** How many functions this server lacks that a live server has: above 0 during a rollout. */
+  /**
+   * How many functions a live server has that this one lacks or has with another signature:
+   * above 0 during a rollout.
+   */
   get lacked(): number {
     return this.elsewhere.size;
   }
 
-  /** Whether background work of the function at `path` is left to other servers now. */
-  leavesToOthers(path: string): boolean {
-    if (this.has(path)) return false;
-    if (this.elsewhere.has(path)) return true;
-    const seen = this.firstSeen.get(path);
+  /**
+   * Whether background work of the function at `path`, enqueued where it had signature `sig`,
+   * is left to other servers now.
+   */
+  leavesToOthers(path: string, sig: string | undefined): boolean {
+    const own = this.signature(path);
+    // Sleigh's own functions (no signature) and jobs from before signatures are anyone's.
+    if (own !== undefined && (sig === undefined || own === null || own === sig)) return false;
+    const key = own === undefined ? path : workKey(path, sig!);
+    if (this.elsewhere.has(key)) return true;
+    const seen = this.firstSeen.get(key);
     if (seen === undefined) {
-      this.firstSeen.set(path, this.readsStarted);
+      this.firstSeen.set(key, this.readsStarted);
       this.read();
       return true;
     }
@@ -141,7 +161,10 @@ export class FleetView {
     this.timer.unref();
   }
 
-  /** The functions live servers have and this one lacks. */
+  /**
+   * The work live servers run and this one does not run as they do: the paths of functions it
+   * lacks, and `workKey`s of functions it has with another signature.
+   */
   private async lookUp(): Promise<Set<string>> {
     const records = await this.store.read(async (tx) => {
       if (tx.catalog().table(SERVERS) === undefined) return [];
@@ -156,7 +179,11 @@ export class FleetView {
     const lacking = records
       .map((record) => ({
         process: record.process,
-        paths: Object.keys(record.outline?.functions ?? {}).filter((path) => !this.has(path)),
+        paths: Object.entries(record.outline?.functions ?? {}).flatMap(([path, sig]) => {
+          const own = this.signature(path);
+          if (own === undefined) return [path];
+          return own === null || own === sig ? [] : [workKey(path, sig)];
+        }),
       }))
       .filter(({ paths }) => paths.length > 0);
     // Only then ask who is live (a query of the database's sessions).

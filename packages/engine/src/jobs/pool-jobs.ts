@@ -95,6 +95,11 @@ export interface PoolJob extends Document {
   /** The function to run (`module:export`) and its kind. */
   fn: string;
   kind: 'query' | 'mutation' | 'action';
+  /**
+   * The function's signature on the server that enqueued it (fleet-guard.ts): during a
+   * rollout, servers whose function differs leave the job to one that has this signature.
+   */
+  sig?: string;
   args: Value;
   /** A label of the caller's choosing (defaults to the function). */
   name: string;
@@ -110,7 +115,8 @@ export interface PoolJob extends Document {
   ttlMs: number;
   /** How long it is kept once it failed for good (default: DEFAULT_FAILED_TTL_MS). */
   failedTtlMs?: number;
-  onComplete: { fn: string; context: Value } | null;
+  /** The handler run once it is done; `sig` as the job's own. */
+  onComplete: { fn: string; context: Value; sig?: string } | null;
   /** Failed attempts, oldest first: the latest MAX_KEPT_FAILURES of them. */
   failures: Attempt[];
   /** When the running attempt started; absent while a job claimed ahead waits for a slot. */

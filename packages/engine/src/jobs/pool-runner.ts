@@ -103,7 +103,7 @@ export interface PoolHost {
   /** A `_creationTime` for a new document (rate-limit records). */
   nextCreationTime(): number;
   /** Whether jobs of the function at `path` are left to other servers (fleet-view.ts). */
-  leavesToOthers(path: string): boolean;
+  leavesToOthers(path: string, sig: string | undefined): boolean;
   /** Attempts running here, as their code sees them (abort signals, heartbeats). */
   readonly attempts: RunningAttempts;
   /** Where starts (with their latency) and ends are counted, for the dashboard's charts. */
@@ -173,8 +173,8 @@ export class PoolRunner implements LocalRunner {
   ) {
     this.leaseMs = options.leaseMs ?? 30_000;
     this.exclusive = options.exclusive ?? false;
-    this.claimant = new Claimant(this.id, this.leaseMs, this.exclusive, (path) =>
-      host.leavesToOthers(path),
+    this.claimant = new Claimant(this.id, this.leaseMs, this.exclusive, (path, sig) =>
+      host.leavesToOthers(path, sig),
     );
     this.log = options.log ?? ((message) => console.error(`sleigh: ${message}`));
   }

@@ -86,6 +86,8 @@ export interface PoolFunctions {
    * against that field's validator, when its validator is an object declaring the field.
    */
   checkArgField(path: string, field: string, value: JSONValue, catalog: Catalog): void;
+  /** The function's signature here, recorded on its jobs (null: one of Sleigh's own). */
+  signatureOf(path: string): string | null;
 }
 
 /** What enqueueing asks of this process's pool runner, while one runs. */
@@ -421,6 +423,8 @@ export class PoolService {
         context:
           item.onComplete.context === undefined ? null : jsonToConvex(item.onComplete.context),
       };
+      const sig = this.functions.signatureOf(target.path);
+      if (sig !== null) onComplete.sig = sig;
     }
     const runAt =
       item.runAt === undefined ? now : positiveNumber(item.runAt, `Workpool "${pool}": runAt`);
@@ -463,6 +467,8 @@ export class PoolService {
       ...(item.priority === undefined || item.priority === 0 ? {} : { priority: item.priority }),
       ...(item.group === undefined ? {} : { group: parseGroup(pool, item.group) }),
     };
+    const sig = this.functions.signatureOf(path);
+    if (sig !== null) job.sig = sig;
     return job;
   }
 

@@ -117,18 +117,22 @@ export class Claimant {
     readonly id: string,
     readonly leaseMs: number,
     readonly exclusive: boolean,
-    /** Whether jobs of the function at `path` are left to other servers (fleet-view.ts). */
-    private readonly leavesToOthers: (path: string) => boolean = () => false,
+    /**
+     * Whether jobs of the function at `path`, enqueued where it had signature `sig`, are left
+     * to other servers (fleet-view.ts).
+     */
+    private readonly leavesToOthers: (path: string, sig: string | undefined) => boolean = () =>
+      false,
   ) {}
 
   /** Whether this runner may claim `job`: not when its function is left to other servers. */
   takes(job: PoolJob): boolean {
-    return !this.leavesToOthers(job.fn);
+    return !this.leavesToOthers(job.fn, job.sig);
   }
 
   /** Whether this runner may run `job`'s onComplete. */
   completes(job: PoolJob): boolean {
-    return job.onComplete === null || !this.leavesToOthers(job.onComplete.fn);
+    return job.onComplete === null || !this.leavesToOthers(job.onComplete.fn, job.onComplete.sig);
   }
 
   /** A pending job claimed at `now`: its next attempt, leased. */

@@ -54,7 +54,7 @@ export interface JobHost {
   /** The kind of the function at `path`, or null when there is none. */
   kindOf(path: string): 'query' | 'mutation' | 'action' | null;
   /** Whether jobs of the function at `path` are left to other servers (jobs/fleet-view.ts). */
-  leavesToOthers(path: string): boolean;
+  leavesToOthers(path: string, sig: string | undefined): boolean;
   /** Runs a scheduled mutation: in one transaction with marking the job done. */
   runScheduledMutation(
     job: ScheduledFunction,
@@ -235,7 +235,7 @@ export class JobRunner {
         for (const entry of entries) {
           const job = entry.document as ScheduledFunction;
           if (this.running.has(job._id)) continue;
-          if (this.host.leavesToOthers(job.name)) leftToOthers++;
+          if (this.host.leavesToOthers(job.name, job.sig)) leftToOthers++;
           else ready.push(job);
         }
         // During a rollout, a burst of the new functions' runs must not hold up the ones this

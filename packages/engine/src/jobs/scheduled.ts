@@ -2,8 +2,9 @@
  * The `_scheduled_functions` system table: one document per `ctx.scheduler.runAfter/runAt`,
  * shaped as Convex's (name, args, scheduledTime, completedTime, state), so apps read it through
  * `ctx.db.system` and subscribe to it as they would on Convex. The runner (runner.ts) keeps two
- * fields of its own on a running action: `owner` (which runner) and `leaseUntil` (ms); reads
- * through `ctx.db` leave them out (runtime/hidden-fields.ts).
+ * fields of its own on a running action: `owner` (which runner) and `leaseUntil` (ms), and on
+ * every job the function's signature where it was scheduled (`sig`); reads through `ctx.db`
+ * leave them out (runtime/hidden-fields.ts).
  *
  *   pending ──(due: a mutation runs, committing success with itself)──────────▶ success
  *      │    ──(due: an action is claimed)──▶ inProgress ──(it returns)─────────▶ success
@@ -44,6 +45,11 @@ export interface ScheduledFunction extends Document {
   state: JobState;
   owner?: string;
   leaseUntil?: number;
+  /**
+   * The function's signature on the server that scheduled it (fleet-guard.ts): during a
+   * rollout, servers whose function differs leave the run to one that has this signature.
+   */
+  sig?: string;
 }
 
 /** Convex's limit on functions one mutation or action call may schedule. */
@@ -65,13 +71,17 @@ export function dueRange(
   };
 }
 
-/** Inserts a pending job; returns its id. `args` is the Convex-encoded JSON of the arguments. */
+/**
+ * Inserts a pending job; returns its id. `args` is the Convex-encoded JSON of the arguments;
+ * `sig` the function's signature here (none for Sleigh's own functions).
+ */
 export async function insertScheduled(
   tx: WriteTransaction,
   name: string,
   args: JSONValue,
   scheduledTime: number,
   creationTime: number,
+  sig: string | null,
 ): Promise<string> {
   const value = jsonToConvex(args);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -89,6 +99,7 @@ export async function insertScheduled(
     scheduledTime,
     state: { kind: 'pending' },
   };
+  if (sig !== null) job.sig = sig;
   await tx.insert(SCHEDULED, job);
   return id;
 }

@@ -152,6 +152,7 @@ describe.each(DRIVERS)('scheduled functions on $name', (driver) => {
           { label: 'old' },
           cutoff - 5_000 + i,
           1,
+          null,
         );
         const endedLate = i % 10 === 0;
         if (endedLate) late.push(id);
@@ -159,7 +160,9 @@ describe.each(DRIVERS)('scheduled functions on $name', (driver) => {
         const state = states[i % 5 === 0 ? 1 : i % 7 === 0 ? 2 : 0] as Parameters<typeof settle>[2];
         await settle(tx, (await getScheduled(tx, id))!, state, endedLate ? cutoff + 1 : cutoff - 1);
       }
-      late.push(await insertScheduled(tx, 'scheduling:record', { label: 'due' }, cutoff - 1, 1));
+      late.push(
+        await insertScheduled(tx, 'scheduling:record', { label: 'due' }, cutoff - 1, 1, null),
+      );
     });
     let at: SweepPosition | null = null;
     let pages = 0;
@@ -212,6 +215,8 @@ describe.each(DRIVERS)('scheduled functions on $name', (driver) => {
     const stored = await engine.store.read((tx) => getScheduled(tx, id));
     expect(typeof stored?.owner).toBe('string');
     expect(stored?.leaseUntil).toBeGreaterThan(Date.now() - 60_000);
+    // And the function's signature where it was scheduled, for rollouts (fleet-view.ts).
+    expect(stored?.sig).toMatch(/^[0-9a-f]{16}$/);
     const convexFields = ['_creationTime', '_id', 'args', 'name', 'scheduledTime', 'state'];
     const one = (await call(engine.query('scheduling:scheduledOne', { id }))) as object;
     const listed = (await scheduled(engine)).find((job) => job._id === id)!;

@@ -1,8 +1,9 @@
 /**
  * Servers sharing a PostgreSQL store must agree on what they share: one whose code changes or
- * drops what another has (a function's validators, a cron) refuses to start while that one
- * runs, and may once it is gone; a change inside function bodies, or one that only adds, deploys
- * server by server (what the old servers then leave to the new: jobs/fleet-view.test.ts).
+ * drops what another's schema has (a table's validator, an index) or changes the crons refuses
+ * to start while that one runs, and may once it is gone. Functions may differ in any way (added,
+ * removed, given other arguments), and tables and indexes may be added: such deploys roll out
+ * server by server (what each version then leaves to the other: jobs/fleet-view.test.ts).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +29,9 @@ const changedArgs = scheduling.replace(
   args: { label: v.string(), since: v.optional(v.number()) },`,
 );
 
+/** A function renamed (the old name removed). */
+const renamed = scheduling.replace('export const runs = query(', 'export const runs2 = query(');
+
 /** A cron the old servers do not have. */
 const crons = `import { cronJobs } from 'convex/server';
 import { internal } from './_generated/api';
@@ -36,17 +40,26 @@ crons.interval('tick', { hours: 1 }, internal.scheduling.anything, {});
 export default crons;
 `;
 
+const schema = readFileSync(join(APP, 'schema.ts'), 'utf8');
+/** A table's validator changed: the old servers write documents the new one refuses. */
+const changedTable = schema.replace('attempt: v.optional(v.number())', 'attempt: v.number()');
+/** An index added: an old server starting would drop it. */
+const addedIndex = schema.replace(
+  ".index('by_name', ['name'])",
+  ".index('by_name', ['name']).index('by_value', ['value'])",
+);
+
 const refusal =
-  /Other servers on this database run a schema, crons or functions that this server's code does not keep unchanged \(pid \d+ on .+, started .+, code [0-9a-f]{16}\): stop them before starting this one/;
+  /Other servers on this database run a schema or crons that this server's code does not keep unchanged \(pid \d+ on .+, started .+, code [0-9a-f]{16}\): stop them before starting this one/;
 
 describe('servers of different code on one database', () => {
-  it('refuses a server that changes a function or the crons while another runs, and starts it once that one is gone', async () => {
-    expect(changedArgs).not.toBe(scheduling);
+  it('refuses a server that changes a table or the crons while another runs, and starts it once that one is gone', async () => {
+    expect(changedTable).not.toBe(schema);
     const place = postgres.place();
     const first = await startApp('jobs', postgres, { store: await place.open() });
     await expect(
       startApp('jobs', postgres, {
-        files: { 'scheduling.ts': changedArgs },
+        files: { 'schema.ts': changedTable },
         store: await place.open(),
       }),
     ).rejects.toThrow(refusal);
@@ -57,35 +70,49 @@ describe('servers of different code on one database', () => {
     expect(await call(first.query('scheduling:count', { label: 'x' }))).toBe(0);
     await first.store.close();
     const next = await startApp('jobs', postgres, {
-      files: { 'scheduling.ts': changedArgs },
+      files: { 'crons.ts': crons },
       store: await place.open(),
     });
-    expect(await call(next.query('scheduling:count', { label: 'x', since: 0 }))).toBe(0);
+    expect(await call(next.query('scheduling:count', { label: 'x' }))).toBe(0);
   });
 
-  it('starts a server that only adds beside the old one, and refuses the old one back', async () => {
+  it('starts servers whose functions differ beside each other, either way round', async () => {
+    expect(changedArgs).not.toBe(scheduling);
+    expect(renamed).not.toBe(scheduling);
+    const place = postgres.place();
+    const first = await startApp('jobs', postgres, { store: await place.open() });
+    // A function added, one renamed, one given another argument.
+    const changed = await startApp('jobs', postgres, {
+      files: {
+        'extra.ts': extra,
+        'scheduling.ts': changedArgs.replace(
+          'export const runs = query(',
+          'export const runs2 = query(',
+        ),
+      },
+      store: await place.open(),
+    });
+    expect(await call(changed.query('extra:ping', {}))).toBe('pong');
+    expect(await call(changed.query('scheduling:count', { label: 'x', since: 0 }))).toBe(0);
+    expect(await call(first.query('scheduling:count', { label: 'x' }))).toBe(0);
+    // An old server (a restart that missed the deploy) may join them: the schema is the same.
+    const old = await startApp('jobs', postgres, { store: await place.open() });
+    expect(await call(old.query('scheduling:runs', { label: 'x' }))).toEqual([]);
+  });
+
+  it('starts a server that adds an index beside the old one, and refuses the old one back', async () => {
     const place = postgres.place();
     const first = await startApp('jobs', postgres, { store: await place.open() });
     const added = await startApp('jobs', postgres, {
-      files: { 'extra.ts': extra },
+      files: { 'schema.ts': addedIndex },
       store: await place.open(),
     });
-    expect(await call(added.query('extra:ping', {}))).toBe('pong');
+    expect(added.store.catalog().index('counters', 'by_value')).toBeDefined();
     expect(await call(first.query('scheduling:count', { label: 'x' }))).toBe(0);
-    // An old server (a restart that missed the deploy) lacks what the new one has.
+    // An old server lacks the index: starting, it would drop it.
     await expect(startApp('jobs', postgres, { store: await place.open() })).rejects.toThrow(
       refusal,
     );
-    // Nor may a server drop what a running one has, however much it adds.
-    await first.store.close();
-    const renamed = scheduling.replace('export const runs = query(', 'export const runs2 = query(');
-    expect(renamed).not.toBe(scheduling);
-    await expect(
-      startApp('jobs', postgres, {
-        files: { 'extra.ts': extra, 'scheduling.ts': renamed },
-        store: await place.open(),
-      }),
-    ).rejects.toThrow(refusal);
   });
 
   it('starts a server whose code differs only inside function bodies beside the others', async () => {

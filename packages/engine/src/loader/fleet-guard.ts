@@ -1,20 +1,21 @@
 /**
  * What keeps servers with incompatible code off one database. A server that starts (or reloads)
- * applies its schema and crons, and runs any job whose function it has: two versions whose
- * schemas differ would drop each other's indexes, and one version would fail the other's jobs.
- * So every server records the *shape* of its deployment in `_servers`: a hash of its schema,
- * crons and functions (paths, kinds, validators), not of their bodies, and its *outline* (the
- * same, part by part). In the transaction that applies its schema, a server refuses to go on
- * while a live server is recorded that it does not *extend*, and removes the records of servers
- * that are gone.
+ * applies its schema and crons: two versions whose schemas differ would drop each other's
+ * indexes, and each would write its own crons back. So every server records the *shape* of its
+ * deployment in `_servers`: a hash of its schema, crons and functions (paths, kinds,
+ * validators), not of their bodies, and its *outline* (the same, part by part). In the
+ * transaction that applies its schema, a server refuses to go on while a live server is
+ * recorded that it does not *extend*, and removes the records of servers that are gone.
  *
- * A server extends another when it has everything the other has, unchanged (each table with
- * its validator and indexes, each function with its kind, visibility and validators, the same
- * crons), and perhaps more: new tables, new indexes, new functions. So a deploy that only adds
- * rolls out server by server; while old and new servers share the database, an old one leaves
- * the background work of functions it lacks to the servers that have them (fleet-view.ts). An
- * old server restarting beside a new one is refused (it would drop the new indexes), and so is
- * any other change while the old servers run.
+ * A server extends another when it keeps the other's schema (each table with its validator
+ * and indexes, and whether documents are validated) and crons unchanged; it may add tables and
+ * indexes. Functions may differ in any way (added, removed, given other arguments): each job
+ * records the signature of its function where it was enqueued, and while versions share the
+ * database a server leaves the work it does not run as enqueued to the servers that do
+ * (fleet-view.ts). So a deploy that keeps the schema's tables and indexes and the crons rolls
+ * out server by server. An old server restarting beside a new one that added to the schema is
+ * refused (it would drop the new indexes), and so is any change to existing tables, indexes or
+ * crons while the old servers run.
  *
  *   start ──read _servers──▶ a live server this one does not extend? ──yes──▶ refuse (LoadError)
  *                                      │ no
@@ -110,8 +111,9 @@ export function deploymentShape(outline: Outline): string {
 }
 
 /**
- * Whether a server of outline `newer` may run beside one of `older`: it has every table,
- * index and function of `older` unchanged, the same crons and the same validation.
+ * Whether a server of outline `newer` may run beside one of `older`: it has every table and
+ * index of `older` unchanged, the same crons and the same validation. (Functions are free to
+ * differ: their jobs go to the servers that run them as enqueued, fleet-view.ts.)
  */
 export function extendsOutline(newer: Outline, older: Outline): boolean {
   const within = (
@@ -122,8 +124,7 @@ export function extendsOutline(newer: Outline, older: Outline): boolean {
     newer.validation === older.validation &&
     newer.crons === older.crons &&
     within(newer.tables, older.tables) &&
-    within(newer.indexes, older.indexes) &&
-    within(newer.functions, older.functions)
+    within(newer.indexes, older.indexes)
   );
 }
 
@@ -166,7 +167,7 @@ export async function checkFleet(
   }
   if (others.length > 0) {
     throw new LoadError(
-      `Other servers on this database run a schema, crons or functions that this server's code does not keep unchanged (${others.join('; ')}): stop them before starting this one. A server may start beside others when it only adds tables, indexes or functions, or changes function bodies; deploy any other change by stopping the old servers first`,
+      `Other servers on this database run a schema or crons that this server's code does not keep unchanged (${others.join('; ')}): stop them before starting this one. A server may start beside others when it keeps their tables (with their validators), indexes and crons, adding tables and indexes and changing functions as it likes; deploy any other change by stopping the old servers first`,
     );
   }
   const record = {

@@ -5,8 +5,9 @@
  * writes them through the store, never through `ctx.db`.)
  */
 const HIDDEN = new Map<string, readonly string[]>([
-  // Which runner holds a running scheduled action, and until when (jobs/runner.ts).
-  ['_scheduled_functions', ['owner', 'leaseUntil']],
+  // Which runner holds a running scheduled action, and until when (jobs/runner.ts); the
+  // function's signature where it was scheduled (jobs/fleet-view.ts).
+  ['_scheduled_functions', ['owner', 'leaseUntil', 'sig']],
 ]);
 
 /** A stored document's JSON as user code sees it: `json` itself unless it holds hidden fields. */
