@@ -89,6 +89,9 @@ export const burst = mutation({
     for (const args of labels) await ctx.scheduler.runAfter(0, internal.rollout.freshMutation, args);
     await pool.enqueueAction(ctx, internal.pools.work, { label: tag + ' old action', ms: 0 });
     await ctx.scheduler.runAfter(0, internal.pools.record, { label: tag + ' old scheduled' });
+    // A rate-limited pool claims only what it starts: it too looks past the new work.
+    await limited.enqueueActionBatch(ctx, internal.rollout.fresh, labels.slice(0, 100));
+    await limited.enqueueAction(ctx, internal.pools.work, { label: tag + ' old limited', ms: 0 });
   },
 });
 `;
@@ -195,6 +198,7 @@ describe('a deploy rolled out beside the old servers', () => {
     await call(fresh.mutation('rollout:burst', { tag: 'c', count: 700 }));
     await expect.poll(() => ran(old, 'c old action'), { timeout: 10_000 }).toBe(1);
     await expect.poll(() => ran(old, 'c old scheduled'), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => ran(old, 'c old limited'), { timeout: 10_000 }).toBe(1);
     expect(await ran(old, 'c burst 0')).toBe(0);
   });
 

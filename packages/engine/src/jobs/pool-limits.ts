@@ -17,8 +17,12 @@
  * `count` happened in the last `periodMs` (a sliding window, so never more than `count` in any
  * window). Limited pools never claim ahead, so a claim's time is its start's (plus a guard).
  */
-import { derivedDocumentId, encodeKey, type WriteTransaction } from '@sleigh/storage';
+import { derivedDocumentId, encodeKey, keySuccessor, type WriteTransaction } from '@sleigh/storage';
 import { SYSTEM_TABLES } from '../loader/schema.js';
+import { PASS_OVER_AT_MOST } from './fleet-view.js';
+
+/** Jobs read per page when looking past jobs left to other servers. */
+const PAGE_PAST = 50;
 import { BY_DUE, dueRange, POOL_JOBS, type PoolJob, type PoolOptions } from './pool-jobs.js';
 
 export const POOL_LIMITS = '_pool_limits';
@@ -169,15 +173,7 @@ export async function pickLimited(
   const firstGroup = encodeKey([pool, 'pending', []]);
   // Ungrouped jobs (numeric ranks) come first and answer only to the pool's limits.
   if (free > 0) {
-    const entries = await tx.scan({
-      table: POOL_JOBS,
-      index: BY_DUE,
-      start: pending.start,
-      end: firstGroup,
-      order: 'asc',
-      limit: free,
-    });
-    const taken = entries.map((entry) => entry.document as PoolJob).filter(takes);
+    const taken = await takeFrom(tx, pending.start, firstGroup, free, takes);
     picked.push(...taken);
     free -= taken.length;
   }
@@ -231,15 +227,7 @@ export async function pickLimited(
         allowed = Math.min(allowed, allowance.allowed);
       }
       if (allowed <= 0) continue;
-      const entries = await tx.scan({
-        table: POOL_JOBS,
-        index: BY_DUE,
-        start: range.start,
-        end: range.end,
-        order: 'asc',
-        limit: allowed,
-      });
-      const taken = entries.map((entry) => entry.document as PoolJob).filter(takes);
+      const taken = await takeFrom(tx, range.start, range.end, allowed, takes);
       picked.push(...taken);
       if (groupLog !== null) logs.record(groupLog, taken.length);
       free -= taken.length;
@@ -253,4 +241,41 @@ export async function pickLimited(
     retryAt: retryTimes.length === 0 ? null : Math.min(...retryTimes),
     nextGroup,
   };
+}
+
+/**
+ * The first `count` pending jobs of a `by_due` range that this runner `takes`, in order: during
+ * a rollout it looks past those left to other servers (up to PASS_OVER_AT_MOST of them), so a
+ * burst of the other version's work does not hold up a group's own.
+ */
+async function takeFrom(
+  tx: WriteTransaction,
+  start: Uint8Array,
+  end: Uint8Array,
+  count: number,
+  takes: (job: PoolJob) => boolean,
+): Promise<PoolJob[]> {
+  const taken: PoolJob[] = [];
+  if (count <= 0) return taken;
+  let passedOver = 0;
+  for (;;) {
+    // Pages of a few dozen once jobs were passed over: a group of parallelism 1 behind a
+    // thousand of them takes a few reads, not a thousand.
+    const limit = passedOver === 0 ? count : Math.max(count - taken.length, PAGE_PAST);
+    const entries = await tx.scan({
+      table: POOL_JOBS,
+      index: BY_DUE,
+      start,
+      end,
+      order: 'asc',
+      limit,
+    });
+    for (const entry of entries) {
+      const job = entry.document as PoolJob;
+      if (!takes(job)) passedOver++;
+      else if (taken.push(job) === count) return taken;
+    }
+    if (entries.length < limit || passedOver >= PASS_OVER_AT_MOST) return taken;
+    start = keySuccessor(entries[entries.length - 1]!.key);
+  }
 }
