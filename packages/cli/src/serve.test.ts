@@ -1,7 +1,8 @@
 /**
  * `sleigh serve` when it cannot start: a clear message, and nothing left behind that was not
- * there before (no `.sleigh/`, no admin key, no migrated PostgreSQL schema). And `sleigh dev`
- * when whoever reads its output goes away.
+ * there before (no `.sleigh/`, no admin key, no migrated PostgreSQL schema). And how it stops:
+ * `sleigh dev` when whoever reads its output goes away, `sleigh serve` signalled the moment it
+ * says it is ready.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -136,6 +137,33 @@ describe('sleigh dev whose reader goes away', () => {
     expect(stderr).toBe('Shutting down\n');
     // pipefail: sleigh's own exit status, which is 0 after a clean shutdown.
     expect(code).toBe(0);
+  });
+});
+
+describe('sleigh serve stopped the moment it is ready', () => {
+  it('shuts down cleanly on a SIGTERM sent as soon as "Sleigh ready" is read', async () => {
+    // A supervisor may act on the line at once. Its signal handlers are in place before the
+    // line is written, so the signal is a clean stop, never the default (death by SIGTERM).
+    const dir = project();
+    for (let round = 0; round < 3; round++) {
+      const child = spawn(process.execPath, [BIN, 'serve', 'convex', '--port', '0'], {
+        cwd: dir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      onTestFinished(() => void child.kill('SIGKILL'));
+      let output = '';
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stdout.on('data', (chunk: Buffer) => {
+        const first = !output.includes('Sleigh ready');
+        output += chunk.toString();
+        if (first && output.includes('Sleigh ready')) child.kill('SIGTERM');
+      });
+      const [code, signal] = await new Promise<[number | null, string | null]>((resolve) =>
+        child.on('exit', (exitCode, exitSignal) => resolve([exitCode, exitSignal])),
+      );
+      expect({ code, signal }, output).toEqual({ code: 0, signal: null });
+      expect(output).toContain('Shutting down');
+    }
   });
 });
 

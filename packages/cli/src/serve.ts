@@ -111,7 +111,15 @@ function dashboardOption(): { dashboardDir?: string } {
   }
 }
 
-export async function startServing(options: ServeOptions, output: Output): Promise<RunningServer> {
+/**
+ * Starts the server. `ready` is called just before "Sleigh ready" is printed: whoever acts on
+ * that line (a supervisor, a test) may signal the process at once, so the handlers go in first.
+ */
+export async function startServing(
+  options: ServeOptions,
+  output: Output,
+  ready: () => void = () => undefined,
+): Promise<RunningServer> {
   const { where } = options;
   // Everything that can be checked without touching the data is checked first.
   const leaseMs = msFromEnv('SLEIGH_JOB_LEASE_MS');
@@ -178,6 +186,7 @@ export async function startServing(options: ServeOptions, output: Output): Promi
       }, 100);
     });
   }
+  ready();
   output.out(`Sleigh ready at ${server.url}`);
   // A key the operator gave is the deployment's secret, often shared by a fleet: printed, it
   // would end up in every log. The data directory's own key is printed, for `dev` and the dashboard.
@@ -214,9 +223,11 @@ export async function serveUntilSignalled(options: ServeOptions, output: Output)
       `sleigh: a promise was rejected and nothing handled it (a function that did not await one of its calls, say); still serving. ${reason instanceof Error ? `${reason.name}: ${reason.message}` : describeThrown(reason)}`,
     );
   process.on('unhandledRejection', unhandled);
-  const running = await startServing(options, output);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
+  let stop: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  // Installed once the server is up (a signal while it starts ends the process, as by default),
+  // and before it says so: a SIGTERM sent on reading "Sleigh ready" is a clean stop.
+  const listen = () => {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     // Whoever read our output went away (`sleigh dev | head`): stop as cleanly as on a signal.
@@ -225,7 +236,9 @@ export async function serveUntilSignalled(options: ServeOptions, output: Output)
     });
     // Started by another program with an IPC channel: shut down when that program goes away.
     if (process.connected) process.once('disconnect', stop);
-  });
+  };
+  const running = await startServing(options, output, listen);
+  await stopped;
   output.err('Shutting down');
   await running.stop();
   process.off('unhandledRejection', unhandled);

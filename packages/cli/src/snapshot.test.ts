@@ -787,8 +787,8 @@ describe.each(['sqlite', 'postgres'] as const)(
       const app = project();
       const serve = () => sleigh(['serve', 'convex', '--port', '0', ...where.args], app);
       const first = await serve();
-      expect(first.url).not.toBe('');
-      expect(await first.stop()).toBe(0);
+      expect(first.url, first.output()).not.toBe('');
+      expect(await first.stop(), first.output()).toBe(0);
       const exported = join(tempDir('sleigh-snapshot-'), 'empty');
       expect((await sleighInProcess(['export', '--path', exported, ...where.args])).code).toBe(0);
       const manifest = JSON.parse(readFileSync(join(exported, 'tables.json'), 'utf8')) as {
@@ -837,8 +837,8 @@ describe.each(['sqlite', 'postgres'] as const)(
       expect(imported.code).toBe(0);
       // What it took, the server serves on the same schema.
       const second = await serve();
-      expect(second.url).not.toBe('');
-      expect(await second.stop()).toBe(0);
+      expect(second.url, second.output()).not.toBe('');
+      expect(await second.stop(), second.output()).toBe(0);
     });
   },
 );

@@ -64,7 +64,13 @@ export async function sleigh(
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code, signal) => {
+      // Ended by a signal it did not handle: say which, for the assertion that shows the output.
+      if (signal !== null) output += `\n[sleigh ended by ${signal}]\n`;
+      resolve(code);
+    }),
+  );
   const waitFor = async (pattern: RegExp, timeoutMs = 20_000) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
