@@ -89,7 +89,8 @@ export class Background implements JobHost, PoolHost {
     if (!exclusive) {
       this.fleet ??= new FleetView(
         this.store,
-        (path) => (this.kindOf(path) === null ? undefined : this.calls.signatureOf(path)),
+        // An app function's signature (one lookup, the common case); Sleigh's own have none.
+        (path) => this.calls.signatureOf(path) ?? (this.kindOf(path) === null ? undefined : null),
         () => {
           this.runner?.pump();
           this.poolRunner?.wake();

@@ -22,21 +22,45 @@
  *          └▶ none does ──▶ claimed here: fails as unknown, or runs if its arguments pass
  *
  * The records are read again when a commit writes `_servers` (a server started or reloaded),
- * and every few seconds while some live server lists functions this one lacks (it may stop).
- * Each read wakes the runners, so work left alone is looked at again. Claims look past the work
- * they leave alone (up to PASS_OVER_AT_MOST entries), so it never holds up the work behind it.
+ * and every few seconds while some live server runs work this one leaves (it may stop). Each
+ * read wakes the runners, so work left alone is looked at again. Claims look past the work
+ * they leave alone (readPastLeftWork), so it never holds up the work behind it.
  */
-import type { Commit, Store } from '@sleigh/storage';
-import { SERVERS, type ServerRecord } from '../loader/fleet-guard.js';
+import { keySuccessor, type Commit, type IndexEntry, type Store } from '@sleigh/storage';
+import { SERVERS, serverRecords } from '../loader/fleet-guard.js';
 
-/** How often the records are read again while another server has functions this one lacks. */
+/** How often the records are read again while another server runs work this one leaves. */
 const RECHECK_MS = 5000;
 
-/**
- * How many pending jobs or scheduled runs left to other servers a claim looks past, at most:
- * an old server claims what it can run from behind a burst of the new functions' work.
- */
+/** How many entries of work left to other servers one claim looks past, at most. */
 export const PASS_OVER_AT_MOST = 2000;
+
+/**
+ * Reads a range of pending work for a claim: `first` is its first page, `next` the page after
+ * a key. `visit` looks at each entry and says whether its work is left to other servers;
+ * reading stops once `enough()`. A page that held such work is followed by the next (up to
+ * PASS_OVER_AT_MOST entries of it in all), so a burst of one version's work during a rollout
+ * does not hold up the other's behind it; in a fleet of one version this is one page.
+ */
+export async function readPastLeftWork(
+  first: Promise<IndexEntry[]>,
+  next: (after: Uint8Array) => Promise<IndexEntry[]>,
+  visit: (entry: IndexEntry) => boolean,
+  enough: () => boolean,
+): Promise<void> {
+  let entries = await first;
+  let passedOver = 0;
+  for (;;) {
+    let left = 0;
+    for (const entry of entries) {
+      if (enough()) return;
+      if (visit(entry)) left++;
+    }
+    passedOver += left;
+    if (enough() || left === 0 || passedOver >= PASS_OVER_AT_MOST) return;
+    entries = await next(keySuccessor(entries[entries.length - 1]!.key));
+  }
+}
 
 /** Work of the function at `path` as a server with signature `sig` runs it. */
 function workKey(path: string, sig: string): string {
@@ -44,9 +68,12 @@ function workKey(path: string, sig: string): string {
 }
 
 export class FleetView {
-  /** Functions this server lacks that a live server has, as of the last read. */
+  /**
+   * Work live servers run and this one leaves to them, as of the last read: paths of functions
+   * it lacks, `workKey`s of those it has with another signature.
+   */
   private elsewhere = new Set<string>();
-  /** Lacked functions, by the number of reads started when each was first seen. */
+  /** Such work (path or `workKey`), by the number of reads started when it was first seen. */
   private readonly firstSeen = new Map<string, number>();
   private readsStarted = 0;
   private readsDone = 0;
@@ -146,8 +173,8 @@ export class FleetView {
   }
 
   /**
-   * Reads again in a while: while a lacked function waits for a read (the last one failed),
-   * and periodically while live servers have functions this one lacks (they may stop).
+   * Reads again in a while: while work first seen waits for a read (the last one failed), and
+   * periodically while live servers run work this one leaves to them (they may stop).
    */
   private schedule(): void {
     if (this.timer !== null) clearTimeout(this.timer);
@@ -166,16 +193,7 @@ export class FleetView {
    * lacks, and `workKey`s of functions it has with another signature.
    */
   private async lookUp(): Promise<Set<string>> {
-    const records = await this.store.read(async (tx) => {
-      if (tx.catalog().table(SERVERS) === undefined) return [];
-      const entries = await tx.scan({
-        table: SERVERS,
-        index: 'by_id',
-        order: 'asc',
-        limit: 10_000,
-      });
-      return entries.map((entry) => entry.document as ServerRecord);
-    });
+    const records = await this.store.read(serverRecords);
     const lacking = records
       .map((record) => ({
         process: record.process,

@@ -22,7 +22,7 @@
  * Counting the pool's claims in the cycle's own transaction is what makes `maxParallelism`
  * hold across every process on the database: two claimers conflict, and one retries.
  */
-import { keySuccessor, type IndexEntry, type WriteTransaction } from '@sleigh/storage';
+import type { IndexEntry, WriteTransaction } from '@sleigh/storage';
 import {
   afterAttempt,
   BY_DUE,
@@ -33,7 +33,7 @@ import {
   unstorable,
   type PoolJob,
 } from './pool-jobs.js';
-import { PASS_OVER_AT_MOST } from './fleet-view.js';
+import { readPastLeftWork } from './fleet-view.js';
 import { releaseDependents } from './pool-graph.js';
 import { readHoldings, writeHoldings, type Holdings } from './pool-holdings.js';
 import { isLimited, pickLimited } from './pool-limits.js';
@@ -398,33 +398,25 @@ async function claim(
     pool.nextGroup = limitedClaim.nextGroup;
     retryAt = limitedClaim.retryAt;
   } else {
-    let entries = await (early ?? scanPending(tx, pool, free + othersHeld.size));
-    picked = [];
-    let passedOver = 0;
-    for (;;) {
-      let leftToOthers = 0;
-      for (const entry of entries) {
+    const taken: PoolJob[] = [];
+    const page = free + othersHeld.size;
+    await readPastLeftWork(
+      early ?? scanPending(tx, pool, page),
+      (after) => scanPending(tx, pool, page, after),
+      (entry) => {
         const job = entry.document as PoolJob;
-        if (pool.unclaimed.has(job._id) || othersHeld.has(job._id)) continue;
+        if (pool.unclaimed.has(job._id) || othersHeld.has(job._id)) return false;
         // Canceled while it ran here and run again since: its new run waits for the old one
         // to end (this runner keeps its running jobs by id).
-        if (pool.running.has(job._id)) continue;
-        // Its function is one this server lacks and another has (fleet-view.ts): theirs.
-        if (!claimant.takes(job)) {
-          leftToOthers++;
-          continue;
-        }
-        picked.push(job);
-        if (picked.length === free) break;
-      }
-      // During a rollout, a burst of the new functions' jobs must not hold up the ones this
-      // server runs behind them: it looks past them, a bounded number per cycle.
-      passedOver += leftToOthers;
-      if (picked.length === free || leftToOthers === 0 || passedOver >= PASS_OVER_AT_MOST) break;
-      const last = entries[entries.length - 1]!;
-      entries = await scanPending(tx, pool, free + othersHeld.size, keySuccessor(last.key));
-      if (entries.length === 0) break;
-    }
+        if (pool.running.has(job._id)) return false;
+        // Its function is one this server runs otherwise or not at all (fleet-view.ts).
+        if (!claimant.takes(job)) return true;
+        taken.push(job);
+        return false;
+      },
+      () => taken.length === free,
+    );
+    picked = taken;
   }
   const claimed = picked.map((job) => {
     // When it became ready, before its due turns into the lease's end.

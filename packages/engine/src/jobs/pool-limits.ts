@@ -17,12 +17,9 @@
  * `count` happened in the last `periodMs` (a sliding window, so never more than `count` in any
  * window). Limited pools never claim ahead, so a claim's time is its start's (plus a guard).
  */
-import { derivedDocumentId, encodeKey, keySuccessor, type WriteTransaction } from '@sleigh/storage';
+import { derivedDocumentId, encodeKey, type WriteTransaction } from '@sleigh/storage';
 import { SYSTEM_TABLES } from '../loader/schema.js';
-import { PASS_OVER_AT_MOST } from './fleet-view.js';
-
-/** Jobs read per page when looking past jobs left to other servers. */
-const PAGE_PAST = 50;
+import { readPastLeftWork } from './fleet-view.js';
 import { BY_DUE, dueRange, POOL_JOBS, type PoolJob, type PoolOptions } from './pool-jobs.js';
 
 export const POOL_LIMITS = '_pool_limits';
@@ -243,10 +240,12 @@ export async function pickLimited(
   };
 }
 
+/** Jobs read per page once jobs left to other servers were passed over. */
+const PAGE_PAST = 50;
+
 /**
- * The first `count` pending jobs of a `by_due` range that this runner `takes`, in order: during
- * a rollout it looks past those left to other servers (up to PASS_OVER_AT_MOST of them), so a
- * burst of the other version's work does not hold up a group's own.
+ * The first `count` pending jobs of a `by_due` range that this runner `takes`, in order,
+ * looking past those left to other servers (readPastLeftWork).
  */
 async function takeFrom(
   tx: WriteTransaction,
@@ -257,25 +256,20 @@ async function takeFrom(
 ): Promise<PoolJob[]> {
   const taken: PoolJob[] = [];
   if (count <= 0) return taken;
-  let passedOver = 0;
-  for (;;) {
-    // Pages of a few dozen once jobs were passed over: a group of parallelism 1 behind a
-    // thousand of them takes a few reads, not a thousand.
-    const limit = passedOver === 0 ? count : Math.max(count - taken.length, PAGE_PAST);
-    const entries = await tx.scan({
-      table: POOL_JOBS,
-      index: BY_DUE,
-      start,
-      end,
-      order: 'asc',
-      limit,
-    });
-    for (const entry of entries) {
+  const scan = (from: Uint8Array, limit: number) =>
+    tx.scan({ table: POOL_JOBS, index: BY_DUE, start: from, end, order: 'asc', limit });
+  await readPastLeftWork(
+    scan(start, count),
+    // Pages of a few dozen past the first: a group of parallelism 1 behind a thousand jobs
+    // left to other servers takes a few reads, not a thousand.
+    (after) => scan(after, Math.max(count - taken.length, PAGE_PAST)),
+    (entry) => {
       const job = entry.document as PoolJob;
-      if (!takes(job)) passedOver++;
-      else if (taken.push(job) === count) return taken;
-    }
-    if (entries.length < limit || passedOver >= PASS_OVER_AT_MOST) return taken;
-    start = keySuccessor(entries[entries.length - 1]!.key);
-  }
+      if (!takes(job)) return true;
+      taken.push(job);
+      return false;
+    },
+    () => taken.length === count,
+  );
+  return taken;
 }

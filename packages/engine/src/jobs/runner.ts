@@ -44,7 +44,7 @@ import {
   type SweepPosition,
   type ScheduledFunction,
 } from './scheduled.js';
-import { PASS_OVER_AT_MOST } from './fleet-view.js';
+import { readPastLeftWork } from './fleet-view.js';
 import { delayUntil, LONGEST_WAIT_MS } from './timers.js';
 import { writeWithRetry } from './write-retry.js';
 
@@ -227,22 +227,20 @@ export class JobRunner {
       if (tx.catalog().table(SCHEDULED) === undefined) return { due: [], next: null };
       const range = dueRange('pending', now);
       const ready: ScheduledFunction[] = [];
-      let start = range.start;
-      let passedOver = 0;
-      while (free > 0) {
-        const entries = await scanScheduled(tx, start, range.end, window + this.running.size);
-        let leftToOthers = 0;
-        for (const entry of entries) {
-          const job = entry.document as ScheduledFunction;
-          if (this.running.has(job._id)) continue;
-          if (this.host.leavesToOthers(job.name, job.sig)) leftToOthers++;
-          else ready.push(job);
-        }
-        // During a rollout, a burst of the new functions' runs must not hold up the ones this
-        // server runs behind them: it looks past them, a bounded number per pass.
-        passedOver += leftToOthers;
-        if (leftToOthers === 0 || ready.length >= window || passedOver >= PASS_OVER_AT_MOST) break;
-        start = keySuccessor(entries[entries.length - 1]!.key);
+      if (free > 0) {
+        const page = window + this.running.size;
+        await readPastLeftWork(
+          scanScheduled(tx, range.start, range.end, page),
+          (after) => scanScheduled(tx, after, range.end, page),
+          (entry) => {
+            const job = entry.document as ScheduledFunction;
+            if (this.running.has(job._id)) return false;
+            if (this.host.leavesToOthers(job.name, job.sig)) return true;
+            ready.push(job);
+            return false;
+          },
+          () => ready.length >= window,
+        );
       }
       const [later] = await scanScheduled(tx, range.end, prefixEnd(range.start), 1);
       return {

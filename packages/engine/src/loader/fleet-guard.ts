@@ -27,6 +27,7 @@ import {
   newDocumentId,
   type Document,
   type ProcessInfo,
+  type ReadTransaction,
   type WriteTransaction,
 } from '@sleigh/storage';
 import type { CronSpec } from '../jobs/crons.js';
@@ -152,11 +153,9 @@ export async function checkFleet(
   // Not listed (a store that cannot tell its sessions apart): nothing can be compared.
   if (self === undefined) return;
   const byId = new Map(live.map((server) => [server.id, server]));
-  const entries = await tx.scan({ table: SERVERS, index: 'by_id', order: 'asc', limit: 10_000 });
   const others: string[] = [];
   let own: ServerRecord | null = null;
-  for (const { document } of entries) {
-    const record = document as ServerRecord;
+  for (const record of await serverRecords(tx)) {
     const server = byId.get(record.process);
     if (record.process === self.id) own = record;
     else if (server === undefined) await tx.delete(SERVERS, record._id);
@@ -185,6 +184,13 @@ export async function checkFleet(
   } else if (own.shape !== record.shape || own.code !== record.code || own.outline === undefined) {
     await tx.replace(SERVERS, { ...own, ...record });
   }
+}
+
+/** Every server's record (none before `_servers` exists). */
+export async function serverRecords(tx: ReadTransaction): Promise<ServerRecord[]> {
+  if (tx.catalog().table(SERVERS) === undefined) return [];
+  const entries = await tx.scan({ table: SERVERS, index: 'by_id', order: 'asc', limit: 10_000 });
+  return entries.map((entry) => entry.document as ServerRecord);
 }
 
 function describe(server: ProcessInfo, record: ServerRecord): string {
