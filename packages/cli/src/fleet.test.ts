@@ -275,10 +275,18 @@ describe('a fleet of sleigh servers on one PostgreSQL', () => {
     expect(ticks.length).toBeLessThanOrEqual(Math.ceil((Date.now() - began) / 1000) + 1);
   });
 
-  it('rolls out a deploy that adds functions and an index server by server: the old servers leave the new work to the new', async () => {
+  it('rolls out a deploy that adds functions, an index and a cron server by server: the old servers leave the new work to the new', async () => {
     const { servers, dir, schema, url } = await fleet(2);
     const next = project('fleet');
     writeFileSync(join(next, 'convex', 'rollout.ts'), ROLLOUT);
+    // And a cron, which takes effect once the old servers are gone.
+    const cronsFile = join(next, 'convex', 'crons.ts');
+    const withCron = readFileSync(cronsFile, 'utf8').replace(
+      'export default crons;',
+      "crons.interval('rollout', { seconds: 1 }, internal.rollout.ran, { label: 'cron', i: 0 });\nexport default crons;",
+    );
+    expect(withCron).toContain("'rollout'");
+    writeFileSync(cronsFile, withCron);
     const schemaFile = join(next, 'convex', 'schema.ts');
     const withIndex = readFileSync(schemaFile, 'utf8').replace(
       ".index('by_name', ['name'])",
@@ -320,6 +328,20 @@ describe('a fleet of sleigh servers on one PostgreSQL', () => {
     expect(stale.url).toBe('');
     expect(await stale.stop()).not.toBe(0);
     expect(stale.output()).toMatch(/does not keep unchanged .*stop them before starting this one/);
+
+    // The old servers' crons are in force while they run; the new one's once they are gone.
+    expect(fresh.output()).toMatch(
+      /crons\.ts declares other crons than the servers already running/,
+    );
+    expect(await client.query(fn.runs, { label: 'cron' })).toEqual([]);
+    for (const server of servers) expect(await server.stop()).toBe(0);
+    const freshClient = new ConvexHttpClient(fresh.url);
+    await expect
+      .poll(async () => (await freshClient.query(fn.runs, { label: 'cron' })).length, {
+        timeout: 20_000,
+      })
+      .toBeGreaterThanOrEqual(1);
+    expect(fresh.output()).toMatch(/this server’s crons are in force now/);
   });
 
   it('survives a server killed under load: clients move, acknowledged writes stay exactly once, its jobs finish elsewhere', async () => {

@@ -4,7 +4,8 @@
  *
  *   Engine.startJobs ─▶ Background.start ─┬▶ JobRunner  (scheduled functions, jobs/runner.ts)
  *                                         ├▶ PoolRunner (workpool jobs, jobs/pool-runner.ts)
- *                                         └▶ CronRunner (crons.ts, jobs/crons.ts)
+ *                                         ├▶ CronRunner (crons.ts, jobs/crons.ts)
+ *                                         └▶ CronRollout (whose crons, jobs/cron-rollout.ts)
  *
  *   a runner's job ─▶ Background (JobHost, PoolHost) ─▶ the engine's query / mutation / action
  */
@@ -13,6 +14,7 @@ import { convexToJson, jsonToConvex, type JSONValue } from 'convex/values';
 import type { CallOptions } from './engine.js';
 import { FunctionErrorCode, isNonRetryable } from './errors.js';
 import type { RunningAttempts } from './jobs/attempts.js';
+import type { CronRollout } from './jobs/cron-rollout.js';
 import { CronRunner } from './jobs/crons.js';
 import { FleetView } from './jobs/fleet-view.js';
 import type { PoolJob } from './jobs/pool-jobs.js';
@@ -55,6 +57,8 @@ export class Background implements JobHost, PoolHost {
     readonly attempts: RunningAttempts,
     /** Pool starts and ends as the runner reports them. */
     readonly poolStats: PoolStats,
+    /** Whose crons are in force while versions share the database. */
+    private readonly cronRollout: CronRollout,
   ) {}
 
   get store(): Store {
@@ -110,7 +114,10 @@ export class Background implements JobHost, PoolHost {
         () => this.nextCreationTime(),
         log,
         (path) => this.calls.signatureOf(path),
+        () => this.cronRollout.beforeTick(),
       );
+      // While other servers' crons are in force, look for when they are gone.
+      this.cronRollout.start(log);
       this.cronRunner.start();
     }
     return this.runner;
@@ -119,6 +126,7 @@ export class Background implements JobHost, PoolHost {
   /** Stops the runners: see JobRunner.stop and PoolRunner.stop. */
   async stop(graceMs?: number): Promise<void> {
     this.cronRunner?.stop();
+    this.cronRollout.stop();
     this.fleet?.stop();
     await Promise.all([this.runner?.stop(graceMs), this.poolRunner?.stop(graceMs)]);
   }

@@ -61,7 +61,8 @@ import {
   type HealthReport,
   type Host,
 } from './runtime/host.js';
-import { checkCrons, cronsOf, syncCrons } from './jobs/crons.js';
+import { CronRollout } from './jobs/cron-rollout.js';
+import { checkCrons, cronsOf } from './jobs/crons.js';
 import type { TransactionHooks } from './jobs/pool-runner.js';
 import {
   listFailed,
@@ -251,6 +252,8 @@ export class Engine implements Host {
   readonly monitor = new Monitor();
   /** The runners of scheduled functions, workpools and crons, and their host. */
   private readonly background: Background;
+  /** Whose crons are in force while versions share the database (jobs/cron-rollout.ts). */
+  private readonly crons: CronRollout;
 
   private constructor(options: EngineOptions) {
     this.store = options.store;
@@ -282,7 +285,14 @@ export class Engine implements Host {
       nextCreationTime,
       this.attempts,
     );
-    this.background = new Background(this, this.pools, this.attempts, this.monitor.pools);
+    this.crons = new CronRollout(this.store, nextCreationTime);
+    this.background = new Background(
+      this,
+      this.pools,
+      this.attempts,
+      this.monitor.pools,
+      this.crons,
+    );
   }
 
   /** Builds and loads the functions folder and applies its schema. */
@@ -339,10 +349,20 @@ export class Engine implements Host {
         cause: error,
       });
     }
-    await writeWithRetry(this.store, (tx) => syncCrons(tx, crons, Date.now(), nextCreationTime));
+    const signatures = outline.functions;
+    const inForce = await this.crons.declare({
+      crons,
+      hash: outline.crons,
+      signatureOf: (path) => (Object.hasOwn(signatures, path) ? signatures[path]! : null),
+    });
+    if (!inForce) {
+      this.onWarning(
+        `crons.ts declares other crons than the servers already running (${this.crons.waitingFor.join('; ')}): theirs stay in force until they stop, then this server's take effect`,
+      );
+    }
     this.registry = registry;
     this.schema = schema;
-    this.signatures = outline.functions;
+    this.signatures = signatures;
     try {
       await this.pools.enqueueStartup(startupJobsOf(bundle.modules), bundle.codeHash);
     } catch (error) {

@@ -5,7 +5,8 @@
  * - Loading (`syncCrons`): every (re)load writes the crons of the code into the table in one
  *   transaction: new ones get their first `nextRun`, changed ones (function, arguments or
  *   schedule) a new one, removed ones are deleted. Unchanged crons keep their `nextRun`, so a
- *   restart neither skips nor repeats a tick.
+ *   restart neither skips nor repeats a tick. While live servers of another version declare
+ *   other crons, theirs stay in force and the load writes nothing (cron-rollout.ts).
  * - Ticking: the runner waits for the earliest `nextRun`. A tick is one transaction that checks
  *   the cron still has that `nextRun`, schedules its function (`_scheduled_functions`, so a
  *   mutation runs exactly once and an action at least once) and moves `nextRun` on. Several
@@ -72,6 +73,12 @@ export interface CronJob extends Document {
   /** When a tick was last skipped because the run before it had not ended. */
   lastSkipped?: number;
   nextRun: number;
+  /**
+   * The function's signature on the server that wrote the cron (fleet-guard.ts): its runs
+   * record it, so while versions share the database they go to servers that have the function
+   * as the cron's version declared it (fleet-view.ts), whichever server ticks.
+   */
+  sig?: string;
 }
 
 const DAYS = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'];
@@ -192,12 +199,17 @@ export function checkCrons(
   }
 }
 
-/** Writes the crons of the code (checked by checkCrons) into `_cron_jobs`. */
+/**
+ * Writes the crons of the code (checked by checkCrons) into `_cron_jobs`, each with its
+ * function's signature here (`signatureOf`). A cron whose signature alone changed keeps its
+ * next run.
+ */
 export async function syncCrons(
   tx: WriteTransaction,
   crons: ReadonlyMap<string, CronSpec>,
   now: number,
   creationTime: () => number,
+  signatureOf: (path: string) => string | null = () => null,
 ): Promise<void> {
   const existing = new Map<string, CronJob>();
   for (const entry of await tx.scan({
@@ -215,21 +227,33 @@ export async function syncCrons(
   for (const [name, spec] of crons) {
     const args = jsonToConvex(spec.args[0] ?? {});
     const job = existing.get(name);
-    if (job !== undefined && sameSpec(job, spec)) continue;
-    const next: CronJob = {
-      ...(job ?? {
-        _id: newDocumentId(SYSTEM_TABLES._cron_jobs.number),
-        _creationTime: creationTime(),
-      }),
-      name,
-      function: spec.name,
-      args,
-      schedule: spec.schedule,
-      nextRun: nextRunAfter(spec.schedule, now),
-    };
+    const sig = signatureOf(spec.name);
+    if (job !== undefined && sameSpec(job, spec)) {
+      if ((job.sig ?? null) !== sig) await tx.replace(CRONS, withSig(job, sig));
+      continue;
+    }
+    const next: CronJob = withSig(
+      {
+        ...(job ?? {
+          _id: newDocumentId(SYSTEM_TABLES._cron_jobs.number),
+          _creationTime: creationTime(),
+        }),
+        name,
+        function: spec.name,
+        args,
+        schedule: spec.schedule,
+        nextRun: nextRunAfter(spec.schedule, now),
+      },
+      sig,
+    );
     if (job === undefined) await tx.insert(CRONS, next);
     else await tx.replace(CRONS, next);
   }
+}
+
+function withSig(job: CronJob, sig: string | null): CronJob {
+  const { sig: _old, ...rest } = job;
+  return sig === null ? rest : { ...rest, sig };
 }
 
 /** Runs due cron ticks in this process; see the header for why a tick runs once. */
@@ -246,6 +270,8 @@ export class CronRunner {
     private readonly log: (message: string) => void,
     /** The signature here of the function at a path, recorded on the runs (fleet-view.ts). */
     private readonly signatureOf: (path: string) => string | null = () => null,
+    /** Called before each look for due ticks (cron-rollout.ts). */
+    private readonly beforeTick: () => Promise<void> = () => Promise.resolve(),
   ) {}
 
   start(): void {
@@ -317,6 +343,7 @@ export class CronRunner {
   /** Runs every due tick, then waits for the next one. */
   private async tickDue(): Promise<void> {
     for (;;) {
+      await this.beforeTick();
       const now = Date.now();
       const { value } = await this.store.write(async (tx) => {
         if (tx.catalog().table(CRONS) === undefined) return null;
@@ -344,7 +371,7 @@ export class CronRunner {
           convexToJson(job.args),
           now,
           this.creationTime(),
-          this.signatureOf(job.function),
+          job.sig ?? this.signatureOf(job.function),
         );
         await tx.replace(CRONS, { ...job, lastRun: now, lastJobId: jobId, nextRun });
         return { next: now, skipped: null };

@@ -182,7 +182,7 @@ describe('a deploy rolled out beside the old servers', () => {
 
     // The old version may not come back while the new one runs: it would drop the new index.
     await expect(startApp('pools', postgres, { store: await place.open() })).rejects.toThrow(
-      /Other servers on this database run a schema or crons that this server's code does not keep unchanged \(pid \d+ on .+, code [0-9a-f]{16}\)/,
+      /Other servers on this database run a schema that this server's code does not keep unchanged \(pid \d+ on .+, code [0-9a-f]{16}\)/,
     );
   });
 

@@ -1,6 +1,6 @@
 /**
  * Whose background work is it: while a deploy rolls out, old and new servers share the database
- * (loader/fleet-guard.ts lets a server start beside others that keep the schema and crons), and
+ * (loader/fleet-guard.ts lets a server start beside others whose schema it keeps), and
  * one version may schedule or enqueue functions the other lacks, or has with other arguments.
  * Each job records the function's *signature* (kind, visibility, validators) on the server that
  * enqueued it (`sig`), and a server leaves the work to the servers that run it as it was
@@ -27,7 +27,7 @@
  * they leave alone (readPastLeftWork), so it never holds up the work behind it.
  */
 import { keySuccessor, type Commit, type IndexEntry, type Store } from '@sleigh/storage';
-import { SERVERS, serverRecords } from '../loader/fleet-guard.js';
+import { serverRecords, writesServers } from '../loader/fleet-guard.js';
 
 /** How often the records are read again while another server runs work this one leaves. */
 const RECHECK_MS = 5000;
@@ -137,10 +137,7 @@ export class FleetView {
   }
 
   private onCommit(commit: Commit): void {
-    const index = this.store.catalog().index(SERVERS, 'by_id');
-    if (commit.writesUnknown === true || commit.writes.some((w) => w.indexId === index?.id)) {
-      this.read();
-    }
+    if (writesServers(this.store, commit)) this.read();
   }
 
   private read(): void {

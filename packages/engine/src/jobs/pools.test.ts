@@ -12,6 +12,7 @@ import { getPoolJob, saveJob, type PoolJob } from './pool-jobs.js';
 import { holdingsId, POOL_HOLDINGS, type Holdings } from './pool-holdings.js';
 import { renewAndTakeBack, type LeaseHolder } from './pool-upkeep.js';
 import { call } from './test-calls.js';
+import { writeWithRetry } from './write-retry.js';
 
 interface Event {
   label: string;
@@ -707,7 +708,8 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     // As another runner does once this one's lease ran out: takes its holdings and holds the six
     // queued jobs itself (then dies too, so its lease runs out in a second).
     const takenOver = Date.now();
-    const { value: queued } = await engine.store.write(async (tx) => {
+    // (Run again if it races the runner's own renewal of its holdings.)
+    const queued = await writeWithRetry(engine.store, async (tx) => {
       const owner = ownerOf(await getPoolJob(tx, ids[0]!));
       const own = (await tx.get(POOL_HOLDINGS, holdingsId('narrow', owner))) as Holdings;
       await tx.delete(POOL_HOLDINGS, own._id);
@@ -746,7 +748,7 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
       (await engine.store.read((tx) =>
         tx.get(POOL_HOLDINGS, holdingsId('narrow', owner)),
       )) as Holdings | null;
-    await engine.store.write(async (tx) => {
+    await writeWithRetry(engine.store, async (tx) => {
       await tx.delete(POOL_HOLDINGS, holdingsId('narrow', owner));
     });
     // Listed again by the next cycle (its upkeep runs one every third of a lease).

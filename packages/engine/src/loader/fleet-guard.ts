@@ -1,21 +1,22 @@
 /**
  * What keeps servers with incompatible code off one database. A server that starts (or reloads)
- * applies its schema and crons: two versions whose schemas differ would drop each other's
- * indexes, and each would write its own crons back. So every server records the *shape* of its
- * deployment in `_servers`: a hash of its schema, crons and functions (paths, kinds,
- * validators), not of their bodies, and its *outline* (the same, part by part). In the
- * transaction that applies its schema, a server refuses to go on while a live server is
- * recorded that it does not *extend*, and removes the records of servers that are gone.
+ * applies its schema: two versions whose schemas differ would drop each other's indexes, or
+ * write documents the other refuses. So every server records the *shape* of its deployment in
+ * `_servers`: a hash of its schema, crons and functions (paths, kinds, validators), not of
+ * their bodies, and its *outline* (the same, part by part). In the transaction that applies its
+ * schema, a server refuses to go on while a live server is recorded that it does not *extend*,
+ * and removes the records of servers that are gone.
  *
  * A server extends another when it keeps the other's schema (each table with its validator
- * and indexes, and whether documents are validated) and crons unchanged; it may add tables and
- * indexes. Functions may differ in any way (added, removed, given other arguments): each job
- * records the signature of its function where it was enqueued, and while versions share the
- * database a server leaves the work it does not run as enqueued to the servers that do
- * (fleet-view.ts). So a deploy that keeps the schema's tables and indexes and the crons rolls
- * out server by server. An old server restarting beside a new one that added to the schema is
- * refused (it would drop the new indexes), and so is any change to existing tables, indexes or
- * crons while the old servers run.
+ * and indexes, and whether documents are validated) unchanged; it may add tables and indexes.
+ * Functions may differ in any way (added, removed, given other arguments): each job records
+ * the signature of its function where it was enqueued, and while versions share the database a
+ * server leaves the work it does not run as enqueued to the servers that do (fleet-view.ts).
+ * Crons may differ too: the crons in force stay the first servers' until every live server
+ * declares the same (jobs/cron-rollout.ts). So a deploy that keeps the schema's tables and
+ * indexes rolls out server by server. An old server restarting beside a new one that added to
+ * the schema is refused (it would drop the new indexes), and so is any change to existing
+ * tables or indexes while the old servers run.
  *
  *   start ──read _servers──▶ a live server this one does not extend? ──yes──▶ refuse (LoadError)
  *                                      │ no
@@ -25,9 +26,11 @@
 import { createHash } from 'node:crypto';
 import {
   newDocumentId,
+  type Commit,
   type Document,
   type ProcessInfo,
   type ReadTransaction,
+  type Store,
   type WriteTransaction,
 } from '@sleigh/storage';
 import type { CronSpec } from '../jobs/crons.js';
@@ -50,7 +53,7 @@ export interface ServerRecord extends Document {
 
 /**
  * A deployment part by part, each part a short hash: what one server must have unchanged for
- * another to extend it.
+ * another to extend it, and what the fleet view and the cron rollout compare.
  */
 export type Outline = {
   /** Whether documents are checked against the schema (null: no schema). */
@@ -59,7 +62,7 @@ export type Outline = {
   readonly tables: Readonly<Record<string, string>>;
   /** Each index's fields, by `table.index`. */
   readonly indexes: Readonly<Record<string, string>>;
-  /** Every cron together. */
+  /** Every cron together: which servers agree on the crons in force (cron-rollout.ts). */
   readonly crons: string;
   /** Each function's kind, visibility and validators, by path. */
   readonly functions: Readonly<Record<string, string>>;
@@ -113,8 +116,9 @@ export function deploymentShape(outline: Outline): string {
 
 /**
  * Whether a server of outline `newer` may run beside one of `older`: it has every table and
- * index of `older` unchanged, the same crons and the same validation. (Functions are free to
- * differ: their jobs go to the servers that run them as enqueued, fleet-view.ts.)
+ * index of `older` unchanged and the same validation. (Functions are free to differ: their
+ * jobs go to the servers that run them as enqueued, fleet-view.ts; and so are crons:
+ * cron-rollout.ts.)
  */
 export function extendsOutline(newer: Outline, older: Outline): boolean {
   const within = (
@@ -123,7 +127,6 @@ export function extendsOutline(newer: Outline, older: Outline): boolean {
   ) => Object.entries(theirs).every(([key, value]) => ours[key] === value);
   return (
     newer.validation === older.validation &&
-    newer.crons === older.crons &&
     within(newer.tables, older.tables) &&
     within(newer.indexes, older.indexes)
   );
@@ -166,7 +169,7 @@ export async function checkFleet(
   }
   if (others.length > 0) {
     throw new LoadError(
-      `Other servers on this database run a schema or crons that this server's code does not keep unchanged (${others.join('; ')}): stop them before starting this one. A server may start beside others when it keeps their tables (with their validators), indexes and crons, adding tables and indexes and changing functions as it likes; deploy any other change by stopping the old servers first`,
+      `Other servers on this database run a schema that this server's code does not keep unchanged (${others.join('; ')}): stop them before starting this one. A server may start beside others when it keeps their tables (with their validators) and indexes, adding tables and indexes and changing functions and crons as it likes; deploy any other change by stopping the old servers first`,
     );
   }
   const record = {
@@ -184,6 +187,12 @@ export async function checkFleet(
   } else if (own.shape !== record.shape || own.code !== record.code || own.outline === undefined) {
     await tx.replace(SERVERS, { ...own, ...record });
   }
+}
+
+/** Whether a commit wrote servers' records (a server started or reloaded). */
+export function writesServers(store: Store, commit: Commit): boolean {
+  const index = store.catalog().index(SERVERS, 'by_id');
+  return commit.writesUnknown === true || commit.writes.some((w) => w.indexId === index?.id);
 }
 
 /** Every server's record (none before `_servers` exists). */

@@ -8,6 +8,8 @@ const HIDDEN = new Map<string, readonly string[]>([
   // Which runner holds a running scheduled action, and until when (jobs/runner.ts); the
   // function's signature where it was scheduled (jobs/fleet-view.ts).
   ['_scheduled_functions', ['owner', 'leaseUntil', 'sig']],
+  // The cron function's signature where the cron was written (jobs/crons.ts).
+  ['_cron_jobs', ['sig']],
 ]);
 
 /** A stored document's JSON as user code sees it: `json` itself unless it holds hidden fields. */
