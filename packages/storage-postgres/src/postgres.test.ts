@@ -280,6 +280,44 @@ describe('postgres store', () => {
     expect(typeof (await store.read((tx) => tx.timestamp()))).toBe('bigint');
   });
 
+  it('sends one statement for the snapshot however a transaction starts', async () => {
+    const store = await openPostgresStore({
+      connectionString: databaseUrl(),
+      schema: freshSchema(),
+    });
+    onTestFinished(() => store.close());
+    await store.write((tx) => tx.createTable('things'));
+    const things = store.catalog().table('things')!.number;
+    const pool = (store as unknown as { pool: pg.Pool }).pool;
+    const sent: string[] = [];
+    const counted = new WeakSet<pg.PoolClient>();
+    const count = (client: pg.PoolClient) => {
+      if (counted.has(client)) return;
+      counted.add(client);
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
+        const [config] = args;
+        sent.push(typeof config === 'string' ? config : (config as pg.QueryConfig).text);
+        return query(...args);
+      };
+    };
+    pool.on('acquire', count);
+    onTestFinished(() => void pool.off('acquire', count));
+    const snapshots = () => sent.filter((text) => text.includes('max(ts)')).length;
+    // Asked for its timestamp first (as every mutation is), then writing.
+    await store.write(async (tx) => {
+      await tx.timestamp();
+      await tx.insert('things', makeDocument(things, {}));
+    });
+    expect(snapshots()).toBe(1);
+    // Reading first, then asked.
+    await store.read(async (tx) => {
+      await tx.count('things');
+      return tx.timestamp();
+    });
+    expect(snapshots()).toBe(2);
+  });
+
   it('refuses an unsafe schema name', async () => {
     await expect(
       openPostgresStore({ connectionString: databaseUrl(), schema: 'x; drop' }),

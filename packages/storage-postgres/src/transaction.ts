@@ -193,8 +193,9 @@ export class PostgresTransaction implements WriteTransaction {
 
   /** The snapshot's timestamp, also after the callback ended (for a commit that wrote nothing). */
   snapshotTimestamp(): Promise<bigint> {
-    this.snapshot ??= this.snapshotQuery();
-    return this.snapshot;
+    // BEGIN sends the snapshot's query with it (once: asking first must not send a second).
+    this.begin();
+    return this.snapshot!;
   }
 
   private cacheKey(table: TableInfo, id: string): string {
