@@ -291,6 +291,63 @@ describe('conflicts on PostgreSQL', () => {
     );
   });
 
+  it('sends a lone writer’s commit behind its statements, without waiting for their answers', async () => {
+    const store = await freshStore();
+    await seed(store, 'other', [{ n: 0 }]);
+    const other = store.catalog().requireTable('other').number;
+    const pool = (store as unknown as { pool: pg.Pool }).pool;
+    const events: string[] = [];
+    const traced = new WeakSet<pg.PoolClient>();
+    const trace = (client: pg.PoolClient) => {
+      if (traced.has(client)) return;
+      traced.add(client);
+      const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+      (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
+        const config = args[0] as string | pg.QueryConfig;
+        const name = typeof config === 'string' ? config : (config.name ?? config.text);
+        events.push(`send ${name}`);
+        const answer = query(...args);
+        void answer.then(
+          () => events.push(`done ${name}`),
+          () => events.push(`failed ${name}`),
+        );
+        return answer;
+      };
+    };
+    pool.on('acquire', trace);
+    onTestFinished(() => void pool.off('acquire', trace));
+    // It reads (a scan it does not wait for) and writes: a conflict check is due at commit.
+    let scanned: Promise<unknown> = Promise.resolve();
+    await store.write(async (tx) => {
+      scanned = tx.scan({ table: 'other', index: 'by_id', order: 'asc', limit: 10 });
+      await tx.insert('other', makeDocument(other, { n: 1 }));
+    });
+    await scanned;
+    const firstAnswer = events.findIndex((event) => event.startsWith('done '));
+    expect(events.indexOf('send COMMIT')).toBeGreaterThan(0);
+    expect(events.indexOf('send COMMIT')).toBeLessThan(firstAnswer);
+  });
+
+  it('fails a lone writer that read what another process wrote since, heard of or not', async () => {
+    const a = await freshStore();
+    const [x, y] = await seed(a, 'counters', [{ n: 0 }, { n: 0 }]);
+    const b = await openPostgresStore({ connectionString: databaseUrl(), schema: a.schema });
+    onTestFinished(() => b.close());
+    // Once A has not heard from another process for a while (B's start), A's commit goes out
+    // as soon as B's is through, without waiting: A has not heard of B's yet.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const writer = a.write(async (tx) => {
+      await tx.getMany('counters', [x!._id, y!._id]);
+      await b.write(bump('counters', x!));
+      await bump('counters', y!)(tx);
+    });
+    await expect(writer).rejects.toSatisfy((error) =>
+      StorageError.is(error, StorageErrorCode.Conflict),
+    );
+    const after = await a.read((tx) => tx.getMany('counters', [x!._id, y!._id]));
+    expect(after.map((doc) => doc!.n)).toEqual([1, 0]);
+  });
+
   it("fails a writer whose process had not heard of another's new index, and its run again fills it", async () => {
     const a = await freshStore();
     const [first] = await seed(a, 'items', [{ k: 1 }]);

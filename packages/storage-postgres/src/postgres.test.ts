@@ -303,7 +303,7 @@ describe('postgres store', () => {
     };
     pool.on('acquire', count);
     onTestFinished(() => void pool.off('acquire', count));
-    const snapshots = () => sent.filter((text) => text.includes('max(ts)')).length;
+    const snapshots = () => sent.filter((text) => text.startsWith('SELECT max(ts)')).length;
     // Asked for its timestamp first (as every mutation is), then writing.
     await store.write(async (tx) => {
       await tx.timestamp();

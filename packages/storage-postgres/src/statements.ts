@@ -154,7 +154,8 @@ export const INSERT_ENTRIES = statement(
  * $7, when not null, is the snapshot of a transaction that read something and expects no commit
  * since: if the last timestamp drawn is no longer $7, stale_snapshot() fails with SQLSTATE
  * SL001, which rolls the transaction back. So COMMIT can go out with it, and the check costs no
- * round trip.
+ * round trip. With $9 true, the snapshot is the transaction's own, read here (the newest commit
+ * it sees): a transaction may then send its commit without waiting for its snapshot's answer.
  *
  * $8 is the catalog epoch the transaction's catalog was loaded at: catalog_epoch_check() fails
  * with SL002 when tables or indexes changed since (the writes would miss a new index), and
@@ -162,17 +163,21 @@ export const INSERT_ENTRIES = statement(
  */
 export const RECORD_COMMIT = statement(
   'record_commit',
-  `WITH checked AS MATERIALIZED (
+  `WITH snapshot AS MATERIALIZED (
+     SELECT CASE WHEN $9::boolean THEN (SELECT coalesce(max(ts), 0) FROM commits)
+                 ELSE $7::bigint END AS ts),
+   checked AS MATERIALIZED (
      SELECT catalog_epoch_check($8, $2) AS epoch
      FROM (SELECT pg_advisory_xact_lock($1) OFFSET 0) AS locked),
    c AS (
      INSERT INTO commits (ts, catalog_changed, writes)
      SELECT setval('commit_ts', CASE
-              WHEN $7::bigint IS NULL OR coalesce(pg_sequence_last_value('commit_ts'), 0) <= $7
+              WHEN snapshot.ts IS NULL
+                OR coalesce(pg_sequence_last_value('commit_ts'), 0) <= snapshot.ts
               THEN greatest(nextval('commit_ts'),
                 (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint)
-              ELSE stale_snapshot($7) END), $2, $3
-     FROM checked
+              ELSE stale_snapshot(snapshot.ts) END), $2, $3
+     FROM checked, snapshot
      RETURNING ts)
    SELECT c.ts::text AS ts, checked.epoch::text AS epoch,
           pg_notify($4, $5 || ':' || c.ts::text || ':' || $6)

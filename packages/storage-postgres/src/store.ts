@@ -11,6 +11,9 @@
  *     ─ [it read something: check commits since the snapshot ─ lock ─ check those since]
  *     ─ lock ─ ts ─ INSERT commits + NOTIFY ─ COMMIT ─ unlock
  *
+ * A quiet commit (nothing else under way here, nothing heard since it began) sends the last
+ * line with its statements, on the condition that no commit landed since its snapshot.
+ *
  * Conflicts: the check fails a transaction when a commit after its snapshot wrote a key it read
  * (checkReads); PostgreSQL fails concurrent updates of one row.
  *
@@ -73,6 +76,12 @@ const CHECK_LIMIT = 5000;
 
 /** Trim the commit log after this many local commits. */
 const TRIM_EVERY = 1000;
+/**
+ * How long since another process's last commit was heard before this one's commits stop
+ * waiting for their snapshot (see commit()): while others commit often, one of theirs is
+ * likely to land unheard in that time, and the commit would fail rather than check.
+ */
+const QUIET_MS = 100;
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -116,6 +125,10 @@ export class PostgresStore implements Store {
   private commitsSinceTrim = 0;
   /** The newest commit this process made or heard of. */
   private newestSeen: bigint;
+  /** When this process last heard of another's commit (performance.now()). */
+  private foreignCommitAt = -Infinity;
+  /** This process's write transactions under way. */
+  private writing = 0;
   /** This process's transactions in their commit step. */
   private committing = 0;
   private readonly vacuum: ChurnVacuum | null;
@@ -323,8 +336,19 @@ export class PostgresStore implements Store {
   }
 
   async write<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<WriteResult<T>> {
+    this.writing++;
+    try {
+      return await this.writeOnce(fn);
+    } finally {
+      this.writing--;
+    }
+  }
+
+  private async writeOnce<T>(fn: (tx: WriteTransaction) => Promise<T>): Promise<WriteResult<T>> {
     const client = await this.connect();
     const { catalog, epoch } = this.loaded;
+    // The newest commit known here before the transaction began (see commit()).
+    const seenAtStart = this.newestSeen;
     const tx = new PostgresTransaction(client, catalog, 'write');
     let broken = false;
     try {
@@ -343,7 +367,7 @@ export class PostgresStore implements Store {
       let epochAfter: bigint;
       this.committing++;
       try {
-        ({ commit, epoch: epochAfter } = await this.commit(tx, epoch));
+        ({ commit, epoch: epochAfter } = await this.commit(tx, epoch, seenAtStart));
       } catch (error) {
         broken = StorageError.is(error, StorageErrorCode.Unavailable);
         // The catalog changed since this process loaded it: load it now, so the run again
@@ -371,10 +395,14 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** Commits `tx`, whose catalog was loaded at `epoch`; resolves with the epoch it leaves. */
+  /**
+   * Commits `tx`, whose catalog was loaded at `epoch`, begun when the newest commit known here
+   * was `seenAtStart`; resolves with the epoch it leaves.
+   */
   private async commit(
     tx: PostgresTransaction,
     epoch: bigint,
+    seenAtStart: bigint,
   ): Promise<{ commit: Commit; epoch: bigint }> {
     const client = tx.client;
     if (!tx.hasBegun) {
@@ -388,15 +416,30 @@ export class PostgresStore implements Store {
       });
       return { commit: { ts, writes: [], catalogChanged: false }, epoch };
     }
-    await tx.readsRecorded();
     // A transaction that read something commits only if nothing it read changed since its
     // snapshot. When this process knows of no commit since then, it commits on the condition
     // that none landed (checked under the lock, in the same round trip as COMMIT); otherwise
     // it checks the commits since its snapshot first.
-    const snapshot = tx.reads.empty ? null : await tx.snapshotTimestamp();
-    // (`committing` counts this one.)
-    const unchanged = snapshot !== null && snapshot === this.newestSeen && this.committing === 1;
-    if (snapshot !== null && !unchanged) await this.checkReads(tx, snapshot);
+    //
+    // A quiet commit does not even wait for its snapshot's answer, nor its reads': the check
+    // uses the snapshot the server has for it, so COMMIT goes out behind its statements, one
+    // round trip for it all. Quiet: this process knows of no commit since the transaction
+    // began, runs no other write transaction (one taking the commit lock first would fail this
+    // one), and has heard from no other process for a while (QUIET_MS).
+    const quiet =
+      this.writing === 1 &&
+      seenAtStart === this.newestSeen &&
+      performance.now() - this.foreignCommitAt > QUIET_MS;
+    let expected: 'own snapshot' | bigint | null = null;
+    if (quiet && tx.mayHaveRead) {
+      expected = 'own snapshot';
+    } else if (!quiet) {
+      await tx.readsRecorded();
+      const snapshot = tx.reads.empty ? null : await tx.snapshotTimestamp();
+      const unchanged = snapshot === this.newestSeen && this.committing === 1;
+      if (snapshot !== null && !unchanged) await this.checkReads(tx, snapshot);
+      else expected = snapshot;
+    }
     const writes = encodeWrites(tx.writes);
     const recorded = client.query<{ ts: string; epoch: string }>(
       sql.RECORD_COMMIT([
@@ -406,8 +449,9 @@ export class PostgresStore implements Store {
         this.feed.channel,
         this.feed.origin,
         notificationTail(tx.catalogChanged, writes),
-        unchanged ? snapshot.toString() : null,
+        typeof expected === 'bigint' ? expected.toString() : null,
         epoch.toString(),
+        expected === 'own snapshot',
       ]),
     );
     const committed = client.query('COMMIT');
@@ -538,6 +582,7 @@ export class PostgresStore implements Store {
   /** The feed's turn for a commit: every ordered listener, and wake-up ones for others' commits. */
   private async deliver(commit: Commit, local: boolean): Promise<void> {
     if (commit.ts > this.newestSeen) this.newestSeen = commit.ts;
+    if (!local) this.foreignCommitAt = performance.now();
     // Another process created or dropped tables or indexes: read the catalog again.
     if ((commit.catalogChanged && !local) || commit.writesUnknown) await this.reloadCatalog();
     callAll(this.listeners, commit);

@@ -266,6 +266,11 @@ export class PostgresTransaction implements WriteTransaction {
     return document;
   }
 
+  /** Whether the transaction read anything, or may have (a scan whose answer is still out). */
+  get mayHaveRead(): boolean {
+    return !this.reads.empty || this.scansInFlight.size > 0;
+  }
+
   /**
    * Waits for scans still in flight, so that `reads` holds every read of the transaction (a
    * caller may send a scan and not wait for it before its callback ends).
