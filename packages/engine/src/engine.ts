@@ -208,6 +208,11 @@ function startupJobsOf(
   return found;
 }
 
+/** The signature of the function at `path` among `signatures` (null: none). */
+function signatureIn(signatures: Readonly<Record<string, string>>, path: string): string | null {
+  return Object.hasOwn(signatures, path) ? signatures[path]! : null;
+}
+
 function nextCreationTime(): number {
   const now = Date.now();
   lastCreationTime = now > lastCreationTime ? now : lastCreationTime + 0.001;
@@ -353,7 +358,7 @@ export class Engine implements Host {
     const inForce = await this.crons.declare({
       crons,
       hash: outline.crons,
-      signatureOf: (path) => (Object.hasOwn(signatures, path) ? signatures[path]! : null),
+      signatureOf: (path) => signatureIn(signatures, path),
     });
     if (!inForce) {
       this.onWarning(
@@ -482,7 +487,7 @@ export class Engine implements Host {
 
   /** The signature of the app's function at `path` (null: none, or one of Sleigh's own). */
   signatureOf(path: string): string | null {
-    return Object.hasOwn(this.signatures, path) ? this.signatures[path]! : null;
+    return signatureIn(this.signatures, path);
   }
 
   /**

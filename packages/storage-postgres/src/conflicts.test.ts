@@ -16,6 +16,7 @@ import pg from 'pg';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { lockKey } from './migrations.js';
 import { openPostgresStore, PostgresStore } from './store.js';
+import { traceStatements } from './test-trace.js';
 
 async function freshStore(): Promise<PostgresStore> {
   const schema = `test_${randomBytes(6).toString('hex')}`;
@@ -295,27 +296,7 @@ describe('conflicts on PostgreSQL', () => {
     const store = await freshStore();
     await seed(store, 'other', [{ n: 0 }]);
     const other = store.catalog().requireTable('other').number;
-    const pool = (store as unknown as { pool: pg.Pool }).pool;
-    const events: string[] = [];
-    const traced = new WeakSet<pg.PoolClient>();
-    const trace = (client: pg.PoolClient) => {
-      if (traced.has(client)) return;
-      traced.add(client);
-      const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
-      (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
-        const config = args[0] as string | pg.QueryConfig;
-        const name = typeof config === 'string' ? config : (config.name ?? config.text);
-        events.push(`send ${name}`);
-        const answer = query(...args);
-        void answer.then(
-          () => events.push(`done ${name}`),
-          () => events.push(`failed ${name}`),
-        );
-        return answer;
-      };
-    };
-    pool.on('acquire', trace);
-    onTestFinished(() => void pool.off('acquire', trace));
+    const events = traceStatements(store);
     // It reads (a scan it does not wait for) and writes: a conflict check is due at commit.
     let scanned: Promise<unknown> = Promise.resolve();
     await store.write(async (tx) => {

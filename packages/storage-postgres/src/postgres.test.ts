@@ -7,6 +7,7 @@ import pg from 'pg';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { decodeWrites } from './commit-feed.js';
 import { openPostgresStore, PostgresStore } from './store.js';
+import { traceStatements } from './test-trace.js';
 
 function freshSchema(): string {
   const schema = `test_${randomBytes(6).toString('hex')}`;
@@ -288,22 +289,8 @@ describe('postgres store', () => {
     onTestFinished(() => store.close());
     await store.write((tx) => tx.createTable('things'));
     const things = store.catalog().table('things')!.number;
-    const pool = (store as unknown as { pool: pg.Pool }).pool;
-    const sent: string[] = [];
-    const counted = new WeakSet<pg.PoolClient>();
-    const count = (client: pg.PoolClient) => {
-      if (counted.has(client)) return;
-      counted.add(client);
-      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-      (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
-        const [config] = args;
-        sent.push(typeof config === 'string' ? config : (config as pg.QueryConfig).text);
-        return query(...args);
-      };
-    };
-    pool.on('acquire', count);
-    onTestFinished(() => void pool.off('acquire', count));
-    const snapshots = () => sent.filter((text) => text.startsWith('SELECT max(ts)')).length;
+    const sent = traceStatements(store);
+    const snapshots = () => sent.filter((event) => event.startsWith('send SELECT max(ts)')).length;
     // Asked for its timestamp first (as every mutation is), then writing.
     await store.write(async (tx) => {
       await tx.timestamp();
