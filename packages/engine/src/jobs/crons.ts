@@ -209,7 +209,7 @@ export async function syncCrons(
   crons: ReadonlyMap<string, CronSpec>,
   now: number,
   creationTime: () => number,
-  signatureOf: (path: string) => string | null = () => null,
+  signatureOf: (path: string) => string | null,
 ): Promise<void> {
   const existing = new Map<string, CronJob>();
   for (const entry of await tx.scan({
@@ -269,9 +269,9 @@ export class CronRunner {
     private readonly creationTime: () => number,
     private readonly log: (message: string) => void,
     /** The signature here of the function at a path, recorded on the runs (fleet-view.ts). */
-    private readonly signatureOf: (path: string) => string | null = () => null,
+    private readonly signatureOf: (path: string) => string | null,
     /** Called before each look for due ticks (cron-rollout.ts). */
-    private readonly beforeTick: () => Promise<void> = () => Promise.resolve(),
+    private readonly beforeTick: () => Promise<void>,
   ) {}
 
   start(): void {
