@@ -303,6 +303,11 @@ describe('postgres store', () => {
       return tx.timestamp();
     });
     expect(snapshots()).toBe(2);
+    // The pool's own queries (a callback, no promise) go through the tracer unharmed.
+    await store.processes();
+    expect(
+      sent.some((event) => event.startsWith('done ') && event.includes('application_name')),
+    ).toBe(true);
   });
 
   it('refuses an unsafe schema name', async () => {

@@ -13,15 +13,25 @@ export function traceStatements(store: PostgresStore): string[] {
   const trace = (client: pg.PoolClient) => {
     if (traced.has(client)) return;
     traced.add(client);
-    const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
       const config = args[0] as string | pg.QueryConfig;
       const text = typeof config === 'string' ? config : config.text;
+      const answered = (outcome: 'done' | 'failed') => events.push(`${outcome} ${text}`);
       events.push(`send ${text}`);
-      const answer = query(...args);
+      // pg-pool's own queries pass a callback (and get no promise back).
+      const last = args[args.length - 1];
+      if (typeof last === 'function') {
+        args[args.length - 1] = (error: unknown, result: unknown) => {
+          answered(error ? 'failed' : 'done');
+          (last as (error: unknown, result: unknown) => void)(error, result);
+        };
+        return query(...args);
+      }
+      const answer = query(...args) as Promise<unknown>;
       void answer.then(
-        () => events.push(`done ${text}`),
-        () => events.push(`failed ${text}`),
+        () => answered('done'),
+        () => answered('failed'),
       );
       return answer;
     };
