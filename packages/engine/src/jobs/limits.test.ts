@@ -4,15 +4,41 @@
  * limits for a pool and per group, counted over sliding windows of what actually started; and
  * long actions kept alive by heartbeats, or given up (their abort signal saying why) without.
  */
+import { BY_ID, type Store } from '@sleigh/storage';
 import { convexToJson } from 'convex/values';
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.js';
 import { busiestWindow, peakOverlap } from '@sleigh/testing';
 import { DRIVERS, startApp } from '../test-harness.js';
+import { POOL_LIMITS } from './pool-limits.js';
 import { call, results, settled, steps, type Step } from './test-calls.js';
 
 const enqueueLimited = async (engine: Engine, args: Record<string, string | number>) =>
   (await call(engine.mutation('graph:enqueueLimited', args))) as string[];
+/**
+ * The store, with the first commit that logs starts of a rate-limited pool (a claim) answering
+ * `ms` late, as over a slow link: that claim's jobs start long after it was logged.
+ */
+function lateFirstClaim(store: Store, ms: number): Store {
+  let lagged = false;
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      if (property === 'write') {
+        return async (fn: Parameters<Store['write']>[0]) => {
+          const result = await target.write(fn);
+          const log = target.catalog().index(POOL_LIMITS, BY_ID)?.id;
+          if (!lagged && result.commit.writes.some((write) => write.indexId === log)) {
+            lagged = true;
+            await new Promise((resolve) => setTimeout(resolve, ms));
+          }
+          return result;
+        };
+      }
+      const value: unknown = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+    },
+  });
+}
 const named = (all: Step[], label: string) => all.filter((step) => step.label === label);
 const ofLabel = (all: Step[], label: string) =>
   all.filter((step) => step.label.startsWith(`${label}:`));
@@ -100,6 +126,19 @@ describe.each(DRIVERS)('which pool job starts when, on $name', (driver) => {
     expect(busiestWindow(starts, 1000)).toBeLessThanOrEqual(100);
     // It flowed at the limit, not far below it: 1,050 jobs took about ten windows.
     expect(Math.max(...starts) - Math.min(...starts)).toBeLessThan(13_000);
+  }, 40_000);
+
+  it('keeps to a rate limit when claimed jobs start late: they wait for a later window', async () => {
+    const store = lateFirstClaim(await driver.open(), 300);
+    const engine = await startApp('pools', driver, { store });
+    const ids = await enqueueLimited(engine, { pool: 'limited', label: 'late', count: 250, ms: 1 });
+    engine.startJobs();
+    await expect
+      .poll(() => settled(engine, ids, 'limited'), { timeout: 30_000, interval: 500 })
+      .toBe(true);
+    const starts = ofLabel(await steps(engine), 'late').map((step) => step.start);
+    expect(starts).toHaveLength(250);
+    expect(busiestWindow(starts, 1000)).toBeLessThanOrEqual(100);
   }, 40_000);
 
   it('limits starts per group, each group on its own', async () => {

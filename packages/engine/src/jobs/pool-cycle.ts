@@ -36,7 +36,7 @@ import {
 import { readPastLeftWork } from './fleet-view.js';
 import { releaseDependents } from './pool-graph.js';
 import { readHoldings, writeHoldings, type Holdings } from './pool-holdings.js';
-import { isLimited, pickLimited } from './pool-limits.js';
+import { isLimited, pickLimited, type Logged } from './pool-limits.js';
 import type { Claimant, Ended, PoolState } from './pool-state.js';
 
 /** How many jobs beyond its slots a runner claims ahead, while it holds every claim. */
@@ -77,6 +77,8 @@ export interface CycleResult {
   readonly completing: PoolJob[];
   /** Held jobs no longer this runner's: its holdings were taken back (it stalled too long). */
   readonly lost: readonly string[];
+  /** A rate-limited claim: when it was logged, and by when its jobs must start. */
+  readonly logged: Logged | null;
 }
 
 /**
@@ -198,7 +200,7 @@ export async function runCycle(
           endedRunning: claimReads === null ? 0 : recorded.endedRunning,
           others: holdings?.filter((held) => held.owner !== claimant.id) ?? null,
         })
-      : { claimed: [], stored: [], retryAt: null };
+      : { claimed: [], stored: [], retryAt: null, logged: null };
   if (holdings !== null) {
     // What it holds once this commits: less what this cycle recorded, plus its new claims.
     const recordedIds = new Set([...plan.started.keys(), ...plan.ended.map(({ job }) => job._id)]);
@@ -232,6 +234,7 @@ export async function runCycle(
     next: retryAt === null ? next : Math.min(next ?? Infinity, retryAt),
     completing,
     lost,
+    logged: claims.logged,
   };
 }
 
@@ -344,7 +347,12 @@ async function claim(
     /** Other runners' holdings of the pool (null: an exclusive store). */
     others: Holdings[] | null;
   },
-): Promise<{ claimed: PoolJob[]; stored: PoolJob[]; retryAt: number | null }> {
+): Promise<{
+  claimed: PoolJob[];
+  stored: PoolJob[];
+  retryAt: number | null;
+  logged: Logged | null;
+}> {
   const { wanted, holding, limited } = plan;
   const max = pool.options.maxParallelism;
   let free = wanted;
@@ -376,10 +384,11 @@ async function claim(
   if (limited && !claimant.exclusive) free = Math.min(free, max - holding);
   if (free <= 0) {
     await early;
-    return { claimed: [], stored: [], retryAt: null };
+    return { claimed: [], stored: [], retryAt: null, logged: null };
   }
   let picked: PoolJob[];
   let retryAt: number | null = null;
+  let logged: Logged | null = null;
   if (limited) {
     const limitedClaim = await pickLimited(
       tx,
@@ -389,6 +398,7 @@ async function claim(
       now,
       pool.nextGroup,
       nextCreationTime,
+      pool.deadlines.withinMs,
       // A job whose function is left to other servers stays pending for them, uncounted.
       (job) => claimant.takes(job),
     );
@@ -397,6 +407,7 @@ async function claim(
     picked = limitedClaim.jobs.filter((job) => !pool.running.has(job._id));
     pool.nextGroup = limitedClaim.nextGroup;
     retryAt = limitedClaim.retryAt;
+    logged = limitedClaim.logged;
   } else {
     const taken: PoolJob[] = [];
     const page = free + othersHeld.size;
@@ -423,7 +434,9 @@ async function claim(
     pool.readyAt.set(job._id, job.due);
     return claimant.claimed(job, now);
   });
-  if (plan.claimInMemory && claimant.exclusive) return { claimed, stored: picked, retryAt };
+  if (plan.claimInMemory && claimant.exclusive) {
+    return { claimed, stored: picked, retryAt, logged };
+  }
   if (plan.claimInMemory) {
     // Held, except mutation jobs: their transaction checks the claim, so it is written.
     const saved = await saveJobs(
@@ -436,10 +449,11 @@ async function claim(
       claimed: claimed.map((job) => written.get(job._id) ?? job),
       stored: picked.map((job) => written.get(job._id) ?? job),
       retryAt,
+      logged,
     };
   }
   const stored = await saveJobs(tx, claimed, now);
-  return { claimed: stored, stored, retryAt };
+  return { claimed: stored, stored, retryAt, logged };
 }
 
 /**

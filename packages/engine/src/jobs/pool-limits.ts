@@ -15,7 +15,14 @@
  * Rate limits keep the start times of the last `count` claims in `_pool_limits` (one document
  * per pool and per group, with an id derived from them): a claim is allowed while fewer than
  * `count` happened in the last `periodMs` (a sliding window, so never more than `count` in any
- * window). Limited pools never claim ahead, so a claim's time is its start's (plus a guard).
+ * window). Limited pools never claim ahead, so a claim's time is its start's, give or take the
+ * commit between them: a logged claim's jobs must start within GUARD_MS of its time, or not at
+ * all (StartDeadlines).
+ *
+ *   claim logged at t (t = when its transaction ends, plus what the runner needs beyond
+ *   GUARD_MS) ─ commit ─▶ start by t + GUARD_MS ─▶ runs
+ *                                               └─ later ─▶ handed back, uncharged; the
+ *                                                  runner logs its next claims later
  */
 import { derivedDocumentId, encodeKey, type WriteTransaction } from '@sleigh/storage';
 import { SYSTEM_TABLES } from '../loader/schema.js';
@@ -25,10 +32,13 @@ import { BY_DUE, dueRange, POOL_JOBS, type PoolJob, type PoolOptions } from './p
 export const POOL_LIMITS = '_pool_limits';
 
 /**
- * Starts follow claims by the rest of the claim's transaction and its commit (milliseconds,
- * more under load): windows are kept this much longer, and a claim is logged at the end.
+ * A claim logged at t starts by t + GUARD_MS, so windows are kept this much longer than their
+ * period: a later claim counts it until its jobs can no longer start.
  */
-const GUARD_MS = 50;
+export const GUARD_MS = 50;
+
+/** The longest a runner gives the jobs of its claims to start (see StartDeadlines). */
+const MOST_WITHIN_MS = 10_000;
 
 export interface RateLimit {
   readonly count: number;
@@ -66,6 +76,50 @@ export interface LimitedClaim {
   readonly retryAt: number | null;
   /** The group to start from next time (round-robin). */
   readonly nextGroup: string | null;
+  /** When the claim was logged, and when its jobs must have started (null: none logged). */
+  readonly logged: Logged | null;
+}
+
+export interface Logged {
+  readonly at: number;
+  readonly startBy: number;
+}
+
+/**
+ * One runner's deadlines for the jobs its claims of a rate-limited pool logged. Starts follow
+ * claims by the claim's commit and the runner's turn (milliseconds, more under load); a job past
+ * its deadline would crowd a window that later claims counted as free, so it is handed back.
+ * Each miss gives this runner's later claims twice what that one took (logged that much later,
+ * so they hold their windows longer); starts well within it give a little back.
+ */
+export class StartDeadlines {
+  /** How long after its claim ends a job of it may still start. */
+  withinMs = GUARD_MS;
+  private readonly byJob = new Map<string, Logged>();
+
+  claimed(ids: readonly string[], logged: Logged): void {
+    for (const id of ids) this.byJob.set(id, logged);
+  }
+
+  /** Whether job `id` may start now (true when it has no deadline); forgets it either way. */
+  mayStart(id: string, now: number): boolean {
+    const logged = this.byJob.get(id);
+    if (logged === undefined) return true;
+    this.byJob.delete(id);
+    if (now <= logged.startBy) {
+      if (logged.startBy - now > this.withinMs / 2) {
+        this.withinMs = Math.max(GUARD_MS, this.withinMs * 0.99);
+      }
+      return true;
+    }
+    this.withinMs = Math.min(MOST_WITHIN_MS, Math.max(this.withinMs, 2 * (now - logged.at)));
+    return false;
+  }
+
+  /** The job will not start here (canceled before it did). */
+  forget(id: string): void {
+    this.byJob.delete(id);
+  }
 }
 
 class StartLogs {
@@ -77,6 +131,8 @@ class StartLogs {
     private readonly pool: string,
     private readonly now: number,
     private readonly creationTime: () => number,
+    /** How long after the transaction ends this runner needs to start what it claims. */
+    private readonly withinMs: number,
   ) {}
 
   private id(group: string | null): string {
@@ -122,16 +178,26 @@ class StartLogs {
     entry.claimed += count;
   }
 
-  /** Writes the logs that claims were added to, stamped as late as the claim can know. */
-  async save(): Promise<void> {
-    const at = Date.now();
+  /**
+   * Writes the logs that claims were added to, stamped as late as the claim can know plus what
+   * this runner needs beyond GUARD_MS; null when none was.
+   */
+  async save(): Promise<Logged | null> {
+    const now = Date.now();
+    const at = now + this.withinMs - GUARD_MS;
+    let logged: Logged | null = null;
     for (const entry of this.logs.values()) {
       const { log, stored, claimed } = entry;
       if (claimed === 0) continue;
+      // Oldest first: another runner may have logged a claim later than this one's stamp.
+      const sorted = log.starts.every((start) => start <= at);
       for (let i = 0; i < claimed; i++) log.starts.push(at);
+      if (!sorted) log.starts.sort((a, b) => a - b);
       if (stored) await this.tx.replace(POOL_LIMITS, log as never);
       else await this.tx.insert(POOL_LIMITS, log as never);
+      logged = { at: now, startBy: at + GUARD_MS };
     }
+    return logged;
   }
 }
 
@@ -153,10 +219,12 @@ export async function pickLimited(
   now: number,
   startGroup: string | null,
   creationTime: () => number,
+  /** How long after the transaction ends this runner needs to start what it claims. */
+  withinMs: number,
   /** Whether this runner may take the job (not when its function is left to other servers). */
   takes: (job: PoolJob) => boolean = () => true,
 ): Promise<LimitedClaim> {
-  const logs = new StartLogs(tx, pool, now, creationTime);
+  const logs = new StartLogs(tx, pool, now, creationTime, withinMs);
   const picked: PoolJob[] = [];
   const retryTimes: number[] = [];
   let poolLog: StartLog | null = null;
@@ -232,11 +300,12 @@ export async function pickLimited(
     }
   }
   if (poolLog !== null) logs.record(poolLog, picked.length);
-  await logs.save();
+  const logged = await logs.save();
   return {
     jobs: picked,
     retryAt: retryTimes.length === 0 ? null : Math.min(...retryTimes),
     nextGroup,
+    logged,
   };
 }
 

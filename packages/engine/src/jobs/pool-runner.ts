@@ -624,10 +624,20 @@ export class PoolRunner implements LocalRunner {
       this.forgetLost(pool, result.lost, new Set(result.claimed.map((job) => job._id)));
     }
     const keptIds = new Set(result.kept.map((job) => job._id));
-    for (const id of plan.recheck) if (!keptIds.has(id)) pool.readyAt.delete(id);
+    for (const id of plan.recheck) {
+      if (keptIds.has(id)) continue;
+      pool.readyAt.delete(id);
+      pool.deadlines.forget(id);
+    }
     for (const job of result.kept.reverse()) {
       pool.queue.unshift(job);
       this.watchQueued(pool, job);
+    }
+    if (result.logged !== null) {
+      pool.deadlines.claimed(
+        result.claimed.map((job) => job._id),
+        result.logged,
+      );
     }
     for (const [i, job] of result.claimed.entries()) {
       const stored = result.stored[i]!;
@@ -657,7 +667,14 @@ export class PoolRunner implements LocalRunner {
     ) {
       const job = pool.queue.shift()!;
       this.unwatchQueued(pool, job._id);
-      this.launch(pool, job);
+      if (pool.deadlines.mayStart(job._id, Date.now())) {
+        this.launch(pool, job);
+        continue;
+      }
+      // Too late for the rate limit's log: it waits for a later claim, where it was in line.
+      const readyAt = pool.readyAt.get(job._id) ?? job.enqueuedAt;
+      pool.readyAt.delete(job._id);
+      this.handBack(pool, job, readyAt);
     }
   }
 

@@ -5,6 +5,7 @@
  */
 import { encodeKey } from '@sleigh/storage';
 import type { PoolJob, PoolOptions, RunResult } from './pool-jobs.js';
+import { StartDeadlines } from './pool-limits.js';
 
 /** An attempt that ended here, waiting for the next cycle to record it. */
 export interface Ended {
@@ -67,6 +68,8 @@ export interface PoolState {
   nextGroup: string | null;
   /** When each claimed job became ready (its start latency is measured from it). */
   readonly readyAt: Map<string, number>;
+  /** By when the jobs of rate-limited claims must start (pool-limits.ts). */
+  readonly deadlines: StartDeadlines;
   cycling: boolean;
   again: boolean;
   cycleAsked: boolean;
@@ -99,6 +102,7 @@ export function newPoolState(name: string, options: PoolOptions): PoolState {
     placed: false,
     nextGroup: null,
     readyAt: new Map(),
+    deadlines: new StartDeadlines(),
     cycling: false,
     again: false,
     cycleAsked: false,
