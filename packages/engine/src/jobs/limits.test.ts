@@ -141,6 +141,18 @@ describe.each(DRIVERS)('which pool job starts when, on $name', (driver) => {
     expect(busiestWindow(starts, 1000)).toBeLessThanOrEqual(100);
   }, 40_000);
 
+  it('gives back the start of a job that missed its deadline: one a minute still starts now', async () => {
+    const engine = await startApp('pools', driver, {
+      store: lateFirstClaim(await driver.open(), 300),
+    });
+    const [id] = await enqueueLimited(engine, { pool: 'rare', label: 'rare', count: 1, ms: 1 });
+    engine.startJobs();
+    // Handed back, its logged start taken out: the next claim may start it at once.
+    await expect.poll(() => settled(engine, [id!], 'rare'), { timeout: 5_000 }).toBe(true);
+    expect(ofLabel(await steps(engine), 'rare')).toHaveLength(1);
+    expect((await results(engine, [id!], 'rare'))[0]).toMatchObject({ kind: 'success' });
+  });
+
   it('limits starts per group, each group on its own', async () => {
     const engine = await startApp('pools', driver);
     const ids = [

@@ -21,8 +21,9 @@
  *
  *   claim logged at t (t = when its transaction ends, plus what the runner needs beyond
  *   GUARD_MS) ─ commit ─▶ start by t + GUARD_MS ─▶ runs
- *                                               └─ later ─▶ handed back, uncharged; the
- *                                                  runner logs its next claims later
+ *                                               └─ later ─▶ handed back and taken out of the
+ *                                                  log (unlogStarts), uncharged; the runner
+ *                                                  logs its next claims later
  */
 import { derivedDocumentId, encodeKey, type WriteTransaction } from '@sleigh/storage';
 import { SYSTEM_TABLES } from '../loader/schema.js';
@@ -81,7 +82,11 @@ export interface LimitedClaim {
 }
 
 export interface Logged {
+  /** When the claim was logged. */
   readonly at: number;
+  /** Its jobs' start time as the log has it (`at`, plus what the runner needs beyond GUARD_MS). */
+  readonly stamp: number;
+  /** When its jobs must have started: `stamp + GUARD_MS`. */
   readonly startBy: number;
 }
 
@@ -101,19 +106,22 @@ export class StartDeadlines {
     for (const id of ids) this.byJob.set(id, logged);
   }
 
-  /** Whether job `id` may start now (true when it has no deadline); forgets it either way. */
-  mayStart(id: string, now: number): boolean {
+  /**
+   * The claim that logged job `id`, when the job is too late to start now; null when it may
+   * start (or has no deadline). Forgets the job either way.
+   */
+  missed(id: string, now: number): Logged | null {
     const logged = this.byJob.get(id);
-    if (logged === undefined) return true;
+    if (logged === undefined) return null;
     this.byJob.delete(id);
     if (now <= logged.startBy) {
       if (logged.startBy - now > this.withinMs / 2) {
         this.withinMs = Math.max(GUARD_MS, this.withinMs * 0.99);
       }
-      return true;
+      return null;
     }
     this.withinMs = Math.min(MOST_WITHIN_MS, Math.max(this.withinMs, 2 * (now - logged.at)));
-    return false;
+    return logged;
   }
 
   /** The job will not start here (canceled before it did). */
@@ -135,15 +143,8 @@ class StartLogs {
     private readonly withinMs: number,
   ) {}
 
-  private id(group: string | null): string {
-    return derivedDocumentId(
-      SYSTEM_TABLES._pool_limits.number,
-      `${this.pool}\u0000${group === null ? '' : `g\u0000${group}`}`,
-    );
-  }
-
   async get(group: string | null, limit: RateLimit): Promise<StartLog> {
-    const id = this.id(group);
+    const id = startLogId(this.pool, group);
     const known = this.byId.get(id);
     if (known !== undefined) return known;
     const stored = (await this.tx.get(POOL_LIMITS, id)) as unknown as StartLog | null;
@@ -195,9 +196,54 @@ class StartLogs {
       if (!sorted) log.starts.sort((a, b) => a - b);
       if (stored) await this.tx.replace(POOL_LIMITS, log as never);
       else await this.tx.insert(POOL_LIMITS, log as never);
-      logged = { at: now, startBy: at + GUARD_MS };
+      logged = { at: now, stamp: at, startBy: at + GUARD_MS };
     }
     return logged;
+  }
+}
+
+/** The start log of `pool`, or of one group of it. */
+function startLogId(pool: string, group: string | null): string {
+  return derivedDocumentId(
+    SYSTEM_TABLES._pool_limits.number,
+    `${pool}\u0000${group === null ? '' : `g\u0000${group}`}`,
+  );
+}
+
+/**
+ * Takes the starts logged for `jobs` (each with its claim's stamp) out of the pool's and their
+ * groups' logs: they were handed back without starting, and must not hold up the windows they
+ * were counted in (with one start a minute, a whole minute).
+ */
+export async function unlogStarts(
+  tx: WriteTransaction,
+  pool: string,
+  options: PoolOptions,
+  jobs: ReadonlyArray<{ readonly job: PoolJob; readonly stamp: number }>,
+): Promise<void> {
+  const byLog = new Map<string, number[]>();
+  const add = (id: string, stamp: number) => {
+    const stamps = byLog.get(id) ?? [];
+    stamps.push(stamp);
+    byLog.set(id, stamps);
+  };
+  for (const { job, stamp } of jobs) {
+    if (options.rateLimit !== null) add(startLogId(pool, null), stamp);
+    if (options.groupRateLimit !== null && job.group !== undefined) {
+      add(startLogId(pool, job.group), stamp);
+    }
+  }
+  for (const [id, stamps] of byLog) {
+    const log = (await tx.get(POOL_LIMITS, id)) as unknown as StartLog | null;
+    if (log === null) continue;
+    const starts = [...log.starts];
+    for (const stamp of stamps) {
+      const at = starts.indexOf(stamp);
+      if (at >= 0) starts.splice(at, 1);
+    }
+    if (starts.length !== log.starts.length) {
+      await tx.replace(POOL_LIMITS, { ...log, starts });
+    }
   }
 }
 

@@ -64,13 +64,14 @@ import {
   POOL_JOBS,
   POOLS,
   saveJob,
+  saveJobs,
   storedError,
   type PoolDocument,
   type PoolJob,
   type RunResult,
 } from './pool-jobs.js';
 import { releaseDependents } from './pool-graph.js';
-import { isLimited } from './pool-limits.js';
+import { isLimited, unlogStarts } from './pool-limits.js';
 import { planCycle, recordEnded, runCycle, unplanCycle, type CycleResult } from './pool-cycle.js';
 import { Claimant, newPoolState, type PoolState } from './pool-state.js';
 import { placeUnranked, renewAndTakeBack, sweepExpired, type LeaseHolder } from './pool-upkeep.js';
@@ -660,6 +661,7 @@ export class PoolRunner implements LocalRunner {
     if (pool.paused || this.poolsLoading > 0) return;
     // Stopping: what is queued stays pending, handed back, rather than starting in the grace
     // period and being cut off at its end.
+    const late: Array<{ job: PoolJob; readyAt: number; stamp: number }> = [];
     while (
       this.active &&
       pool.running.size < pool.options.maxParallelism &&
@@ -667,15 +669,46 @@ export class PoolRunner implements LocalRunner {
     ) {
       const job = pool.queue.shift()!;
       this.unwatchQueued(pool, job._id);
-      if (pool.deadlines.mayStart(job._id, Date.now())) {
+      const missed = pool.deadlines.missed(job._id, Date.now());
+      if (missed === null) {
         this.launch(pool, job);
         continue;
       }
-      // Too late for the rate limit's log: it waits for a later claim, where it was in line.
       const readyAt = pool.readyAt.get(job._id) ?? job.enqueuedAt;
       pool.readyAt.delete(job._id);
-      this.handBack(pool, job, readyAt);
+      late.push({ job, readyAt, stamp: missed.stamp });
     }
+    if (late.length > 0) this.handBackLate(pool, late);
+  }
+
+  /**
+   * Makes rate-limited jobs that missed their start deadline pending again, where they were in
+   * line, uncharged, and takes their starts out of the log: later claims start them.
+   */
+  private handBackLate(
+    pool: PoolState,
+    late: ReadonlyArray<{ job: PoolJob; readyAt: number; stamp: number }>,
+  ): void {
+    writeWithRetry(this.store, async (tx) => {
+      const ids = late.map(({ job }) => job._id);
+      const currents = (await tx.getMany(POOL_JOBS, ids)) as Array<PoolJob | null>;
+      // Still this runner's and not started: not canceled or taken back meanwhile.
+      const back = late.flatMap(({ readyAt, stamp }, i) => {
+        const current = currents[i] ?? null;
+        if (current?.state !== 'running' || current.owner !== this.id) return [];
+        return current.startedAt === undefined ? [{ job: current, readyAt, stamp }] : [];
+      });
+      await saveJobs(
+        tx,
+        back.map(({ job, readyAt }) => handedBack(job, readyAt)),
+      );
+      await unlogStarts(tx, pool.name, pool.options, back);
+    }).catch((error: unknown) =>
+      // Their lease runs out and the upkeep takes them back, uncharged.
+      this.log(
+        `workpool "${pool.name}": could not hand back ${late.length} job(s) that missed their start deadline under its rate limit: ${String(error)}`,
+      ),
+    );
   }
 
   private launch(pool: PoolState, job: PoolJob): void {

@@ -22,6 +22,8 @@ const limited = new Workpool('limited', {
   maxParallelism: 50,
   rateLimit: { count: 100, periodMs: 1000 },
 });
+/** One start a minute: a start counted for a job that did not start would hold the next up. */
+const rare = new Workpool('rare', { maxParallelism: 1, rateLimit: { count: 1, periodMs: 60_000 } });
 const perGroupRate = new Workpool('perGroupRate', {
   maxParallelism: 20,
   groupRateLimit: { count: 5, periodMs: 500 },
@@ -44,6 +46,7 @@ const pools = {
   serial,
   tenants,
   limited,
+  rare,
   perGroupRate,
   beats,
   quick,
@@ -384,7 +387,12 @@ export const enqueuePrioritized = mutation({
 /** `count` jobs of `ms` each in a limited pool, in `group` when given; labels `<label>:<i>`. */
 export const enqueueLimited = mutation({
   args: {
-    pool: v.union(v.literal('tenants'), v.literal('limited'), v.literal('perGroupRate')),
+    pool: v.union(
+      v.literal('tenants'),
+      v.literal('limited'),
+      v.literal('rare'),
+      v.literal('perGroupRate'),
+    ),
     label: v.string(),
     count: v.number(),
     ms: v.number(),
