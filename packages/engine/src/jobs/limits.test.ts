@@ -129,8 +129,9 @@ describe.each(DRIVERS)('which pool job starts when, on $name', (driver) => {
   }, 40_000);
 
   it('keeps to a rate limit when claimed jobs start late: they wait for a later window', async () => {
-    const store = lateFirstClaim(await driver.open(), 300);
-    const engine = await startApp('pools', driver, { store });
+    const engine = await startApp('pools', driver, {
+      store: lateFirstClaim(await driver.open(), 300),
+    });
     const ids = await enqueueLimited(engine, { pool: 'limited', label: 'late', count: 250, ms: 1 });
     engine.startJobs();
     await expect

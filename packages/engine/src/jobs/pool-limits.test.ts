@@ -6,7 +6,6 @@ import { GUARD_MS, StartDeadlines, type Logged } from './pool-limits.js';
 const loggedAt = (at: number, withinMs = GUARD_MS): Logged => ({
   at,
   stamp: at + withinMs - GUARD_MS,
-  startBy: at + withinMs,
 });
 
 describe('StartDeadlines', () => {

@@ -84,10 +84,11 @@ export interface LimitedClaim {
 export interface Logged {
   /** When the claim was logged. */
   readonly at: number;
-  /** Its jobs' start time as the log has it (`at`, plus what the runner needs beyond GUARD_MS). */
+  /**
+   * Its jobs' start time as the log has it (`at`, plus what the runner needs beyond GUARD_MS):
+   * they must have started by `stamp + GUARD_MS`.
+   */
   readonly stamp: number;
-  /** When its jobs must have started: `stamp + GUARD_MS`. */
-  readonly startBy: number;
 }
 
 /**
@@ -114,8 +115,9 @@ export class StartDeadlines {
     const logged = this.byJob.get(id);
     if (logged === undefined) return null;
     this.byJob.delete(id);
-    if (now <= logged.startBy) {
-      if (logged.startBy - now > this.withinMs / 2) {
+    const startBy = logged.stamp + GUARD_MS;
+    if (now <= startBy) {
+      if (startBy - now > this.withinMs / 2) {
         this.withinMs = Math.max(GUARD_MS, this.withinMs * 0.99);
       }
       return null;
@@ -196,7 +198,7 @@ class StartLogs {
       if (!sorted) log.starts.sort((a, b) => a - b);
       if (stored) await this.tx.replace(POOL_LIMITS, log as never);
       else await this.tx.insert(POOL_LIMITS, log as never);
-      logged = { at: now, stamp: at, startBy: at + GUARD_MS };
+      logged = { at: now, stamp: at };
     }
     return logged;
   }

@@ -422,7 +422,7 @@ export class PoolRunner implements LocalRunner {
       if (pool === undefined || !this.active) return;
       if (!isFree) {
         // Pending in the database on an exclusive store: its commit has woken a cycle.
-        if (!this.exclusive) this.handBack(pool, job, readyAt);
+        if (!this.exclusive) this.handBack(pool, [{ job, due: readyAt }]);
         return;
       }
       pool.readyAt.set(job._id, readyAt);
@@ -433,16 +433,39 @@ export class PoolRunner implements LocalRunner {
     });
   }
 
-  /** Makes a job claimed without a free slot pending again, where it was in line, uncharged. */
-  private handBack(pool: PoolState, job: PoolJob, due: number): void {
+  /**
+   * Makes jobs claimed here and not started pending again, where they were in line (`due`),
+   * uncharged: one claimed without a free slot, or rate-limited ones that missed their start
+   * deadline, whose logged starts (`stamp`) are taken out too, so later claims start them.
+   */
+  private handBack(
+    pool: PoolState,
+    jobs: ReadonlyArray<{ job: PoolJob; due: number; stamp?: number }>,
+  ): void {
     writeWithRetry(this.store, async (tx) => {
-      const current = await getPoolJob(tx, job._id);
-      if (current?.state !== 'running' || current.owner !== this.id) return;
-      if (current.startedAt !== undefined) return;
-      await saveJob(tx, handedBack(current, due));
+      const currents = (await tx.getMany(
+        POOL_JOBS,
+        jobs.map(({ job }) => job._id),
+      )) as Array<PoolJob | null>;
+      // Still this runner's and not started: not canceled or taken back meanwhile.
+      const back = jobs.flatMap(({ due, stamp }, i) => {
+        const current = currents[i] ?? null;
+        if (current?.state !== 'running' || current.owner !== this.id) return [];
+        return current.startedAt === undefined ? [{ job: current, due, stamp }] : [];
+      });
+      await saveJobs(
+        tx,
+        back.map(({ job, due }) => handedBack(job, due)),
+      );
+      const logged = back.flatMap(({ job, stamp }) =>
+        stamp === undefined ? [] : [{ job, stamp }],
+      );
+      if (logged.length > 0) await unlogStarts(tx, pool.name, pool.options, logged);
     }).catch((error: unknown) =>
-      // Its lease runs out and the upkeep takes it back, uncharged.
-      this.log(`workpool "${pool.name}": could not hand back job ${job._id}: ${String(error)}`),
+      // Their lease runs out and the upkeep takes them back, uncharged.
+      this.log(
+        `workpool "${pool.name}": could not hand back ${jobs.length} job(s): ${String(error)}`,
+      ),
     );
   }
 
@@ -659,9 +682,10 @@ export class PoolRunner implements LocalRunner {
   private drain(pool: PoolState): void {
     // Paused, or perhaps paused (see reloadPools): what is queued waits here.
     if (pool.paused || this.poolsLoading > 0) return;
+    // Rate-limited jobs too late for their claim's logged start: they wait for a later claim.
+    const late: Array<{ job: PoolJob; due: number; stamp: number }> = [];
     // Stopping: what is queued stays pending, handed back, rather than starting in the grace
     // period and being cut off at its end.
-    const late: Array<{ job: PoolJob; readyAt: number; stamp: number }> = [];
     while (
       this.active &&
       pool.running.size < pool.options.maxParallelism &&
@@ -674,41 +698,10 @@ export class PoolRunner implements LocalRunner {
         this.launch(pool, job);
         continue;
       }
-      const readyAt = pool.readyAt.get(job._id) ?? job.enqueuedAt;
+      late.push({ job, due: pool.readyAt.get(job._id) ?? job.enqueuedAt, stamp: missed.stamp });
       pool.readyAt.delete(job._id);
-      late.push({ job, readyAt, stamp: missed.stamp });
     }
-    if (late.length > 0) this.handBackLate(pool, late);
-  }
-
-  /**
-   * Makes rate-limited jobs that missed their start deadline pending again, where they were in
-   * line, uncharged, and takes their starts out of the log: later claims start them.
-   */
-  private handBackLate(
-    pool: PoolState,
-    late: ReadonlyArray<{ job: PoolJob; readyAt: number; stamp: number }>,
-  ): void {
-    writeWithRetry(this.store, async (tx) => {
-      const ids = late.map(({ job }) => job._id);
-      const currents = (await tx.getMany(POOL_JOBS, ids)) as Array<PoolJob | null>;
-      // Still this runner's and not started: not canceled or taken back meanwhile.
-      const back = late.flatMap(({ readyAt, stamp }, i) => {
-        const current = currents[i] ?? null;
-        if (current?.state !== 'running' || current.owner !== this.id) return [];
-        return current.startedAt === undefined ? [{ job: current, readyAt, stamp }] : [];
-      });
-      await saveJobs(
-        tx,
-        back.map(({ job, readyAt }) => handedBack(job, readyAt)),
-      );
-      await unlogStarts(tx, pool.name, pool.options, back);
-    }).catch((error: unknown) =>
-      // Their lease runs out and the upkeep takes them back, uncharged.
-      this.log(
-        `workpool "${pool.name}": could not hand back ${late.length} job(s) that missed their start deadline under its rate limit: ${String(error)}`,
-      ),
-    );
+    if (late.length > 0) this.handBack(pool, late);
   }
 
   private launch(pool: PoolState, job: PoolJob): void {
