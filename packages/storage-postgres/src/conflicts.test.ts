@@ -329,6 +329,63 @@ describe('conflicts on PostgreSQL', () => {
     expect(after.map((doc) => doc!.n)).toEqual([1, 0]);
   });
 
+  it('commits after a timestamp was drawn and rolled back, quiet or not, and heals the sequence', async () => {
+    const store = await freshStore();
+    const [x, y] = await seed(store, 'counters', [{ n: 0 }, { n: 0 }]);
+    // What a process that dies between its commit record and COMMIT leaves behind: the
+    // sequence has moved past the newest commit (sequences ignore rollbacks).
+    const client = new pg.Client({ connectionString: databaseUrl() });
+    await client.connect();
+    onTestFinished(() => client.end());
+    const drawAndRollBack = async (): Promise<void> => {
+      await client.query('BEGIN');
+      await client.query(`SELECT nextval('"${store.schema}".commit_ts')`);
+      await client.query('ROLLBACK');
+    };
+    const readBoth = (tx: WriteTransaction) => tx.getMany('counters', [x!._id, y!._id]);
+    const other = await openPostgresStore({
+      connectionString: databaseUrl(),
+      schema: store.schema,
+    });
+    onTestFinished(() => other.close());
+    const otherTable = (await seed(other, 'other', [{ n: 0 }]))[0]!._id;
+    for (const quiet of [true, false]) {
+      // Quiet: no other process heard from for a while, so the commit goes out on the
+      // condition that nothing was drawn since its snapshot. Not quiet (another process
+      // committed just now, and this one heard of it): the same condition, on the snapshot's
+      // answer. Either way the condition fails once, and the retry checks the commits instead.
+      if (quiet) {
+        await new Promise((resolve) => setTimeout(resolve, 150));
+      } else {
+        const { commit } = await other.write((tx) => tx.delete('other', otherTable));
+        await store.whenDelivered(commit.ts);
+      }
+      await drawAndRollBack();
+      let attempts = 0;
+      const doc = await writeWithRetries(
+        store,
+        async (tx) => {
+          attempts++;
+          const [current] = await readBoth(tx);
+          await tx.replace('counters', { ...current!, n: (current!.n as number) + 1 });
+          return current;
+        },
+        3,
+      );
+      expect(doc!.n).toBe(quiet ? 0 : 1);
+      expect(attempts).toBe(2);
+      // The retry's commit drew a timestamp that committed, so the next one commits at once.
+      attempts = 0;
+      await store.write(async (tx) => {
+        attempts++;
+        await readBoth(tx);
+        await bump('counters', y!)(tx);
+      });
+      expect(attempts).toBe(1);
+      y!.n = (y!.n as number) + 1;
+    }
+  });
+
   it("fails a writer whose process had not heard of another's new index, and its run again fills it", async () => {
     const a = await freshStore();
     const [first] = await seed(a, 'items', [{ k: 1 }]);

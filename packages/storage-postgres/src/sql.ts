@@ -52,6 +52,11 @@ function isConnectionError(error: { code?: string; message?: string }): boolean 
  * A StorageError for a PostgreSQL error. `committing` tells whether COMMIT may have reached the
  * server, in which case a lost connection leaves the outcome unknown and is not retryable.
  */
+/** Whether `error` is stale_snapshot()'s: a commit's condition that nothing was drawn failed. */
+export function isStaleSnapshot(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 'SL001';
+}
+
 export function translateError(error: unknown, committing = false): unknown {
   if (StorageError.is(error)) return error;
   const pgError = error as { code?: string; message?: string; constraint?: string };
@@ -63,7 +68,7 @@ export function translateError(error: unknown, committing = false): unknown {
       { cause: error },
     );
   }
-  if (pgError.code === 'SL001') {
+  if (isStaleSnapshot(pgError)) {
     return new StorageError(
       StorageErrorCode.Conflict,
       `Another commit landed while this transaction committed: ${pgError.message}`,

@@ -41,7 +41,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { CommitFeed, decodeWrites, notificationTail } from './commit-feed.js';
 import { lockKey, migrate } from './migrations.js';
-import { fitName, quoteIdentifier, translateError } from './sql.js';
+import { fitName, isStaleSnapshot, quoteIdentifier, translateError } from './sql.js';
 import * as sql from './statements.js';
 import { PostgresTransaction } from './transaction.js';
 import { ChurnVacuum } from './vacuum.js';
@@ -131,6 +131,14 @@ export class PostgresStore implements Store {
   private writing = 0;
   /** This process's transactions in their commit step. */
   private committing = 0;
+  /**
+   * Set when a commit on the condition that nothing was drawn since its snapshot failed (SL001),
+   * cleared by the next commit that records writes. The failure means another process committed
+   * unheard, or a timestamp was drawn and rolled back (its process died before COMMIT, say):
+   * sequences ignore rollbacks, so that condition would fail every commit until a timestamp is
+   * drawn again. Meanwhile commits check the commits since their snapshot instead.
+   */
+  private conditionFailed = false;
   private readonly vacuum: ChurnVacuum | null;
   /** Whether this role may vacuum the index table (asked before the first vacuum). */
   private mayVacuum: boolean | null = null;
@@ -427,6 +435,7 @@ export class PostgresStore implements Store {
     // began, runs no other write transaction (one taking the commit lock first would fail this
     // one), and has heard from no other process for a while (QUIET_MS).
     const quiet =
+      !this.conditionFailed &&
       this.writing === 1 &&
       seenAtStart === this.newestSeen &&
       performance.now() - this.foreignCommitAt > QUIET_MS;
@@ -436,7 +445,8 @@ export class PostgresStore implements Store {
     } else if (!quiet) {
       await tx.readsRecorded();
       const snapshot = tx.reads.empty ? null : await tx.snapshotTimestamp();
-      const unchanged = snapshot === this.newestSeen && this.committing === 1;
+      const unchanged =
+        !this.conditionFailed && snapshot === this.newestSeen && this.committing === 1;
       if (snapshot !== null && !unchanged) await this.checkReads(tx, snapshot);
       else expected = snapshot;
     }
@@ -474,6 +484,7 @@ export class PostgresStore implements Store {
     } catch (error) {
       // COMMIT of an aborted transaction rolls back; let it finish, then report the cause.
       await committed.catch(() => undefined);
+      if (isStaleSnapshot(error)) this.conditionFailed = true;
       throw translateError(error);
     }
     try {
@@ -488,6 +499,8 @@ export class PostgresStore implements Store {
     } catch (error) {
       throw translateError(error, true);
     }
+    // A timestamp drawn and committed: the last one drawn is a commit's again.
+    this.conditionFailed = false;
     return {
       commit: { ts, writes: tx.writes, catalogChanged: tx.catalogChanged },
       epoch: epochAfter,
