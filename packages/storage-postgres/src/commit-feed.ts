@@ -61,8 +61,10 @@ export function notificationTail(catalogChanged: boolean, writes: Buffer): strin
 
 interface Heard {
   readonly ts: bigint;
-  /** Null when the writes must be read from the table. */
+  /** Null when the writes must be read from the table (or, for this process's, are coming). */
   readonly commit: Commit | null;
+  /** Whether this process made the commit. */
+  readonly own: boolean;
 }
 
 export class CommitFeed {
@@ -74,6 +76,15 @@ export class CommitFeed {
   private readonly heard: Heard[] = [];
   /** This process's commits not yet delivered, by timestamp. */
   private readonly local = new Map<bigint, Commit>();
+  /**
+   * This process's commits recorded and not yet answered. The notification of one often
+   * arrives before its COMMIT's answer (they come on different connections): the feed then
+   * waits for the answer, which brings the writes, rather than read them from the table.
+   */
+  private recording = 0;
+  private ownLateTimer: NodeJS.Timeout | null = null;
+  /** The pump stopped at this process's own commit, for its answer. */
+  private waitingForOwn = false;
   private waiters: Array<{ ts: bigint; done: (delivered: boolean) => void }> = [];
   private client: pg.Client | null = null;
   private pumping = false;
@@ -97,12 +108,28 @@ export class CommitFeed {
     await this.connect();
   }
 
+  /** This process is sending a commit record; `committed` or `notCommitted` follows. */
+  recordingCommit(): void {
+    this.recording++;
+  }
+
   /** This process committed: the feed delivers it in its turn, with the writes it already has. */
   committed(commit: Commit): void {
+    this.recording--;
     if (commit.ts <= this.delivered) return;
     this.local.set(commit.ts, commit);
     // When not connected nothing will be heard: read the table instead.
     if (this.client === null) this.askCatchUp();
+    else if (this.heard.length > 0) this.pump();
+  }
+
+  /**
+   * A commit this process was recording failed, or its outcome is unknown (the connection went
+   * during COMMIT): a notification of it, if it committed, is read from the table.
+   */
+  notCommitted(): void {
+    this.recording--;
+    if (this.heard.length > 0) this.pump();
   }
 
   whenDelivered(ts: bigint, timeoutMs: number): Promise<boolean> {
@@ -129,6 +156,7 @@ export class CommitFeed {
   async close(): Promise<void> {
     this.closed = true;
     if (this.lateTimer !== null) clearTimeout(this.lateTimer);
+    if (this.ownLateTimer !== null) clearTimeout(this.ownLateTimer);
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     for (const waiter of this.waiters.splice(0)) waiter.done(false);
     const client = this.client;
@@ -205,17 +233,17 @@ export class CommitFeed {
       return;
     }
     if (ts <= this.delivered) return;
-    const commit =
-      origin === this.origin
-        ? (this.local.get(ts) ?? null)
-        : flags.includes('f')
-          ? null
-          : {
-              ts,
-              writes: decodeWrites(Buffer.from(inline ?? '', 'base64')),
-              catalogChanged: flags.includes('c'),
-            };
-    this.heard.push({ ts, commit });
+    const own = origin === this.origin;
+    const commit = own
+      ? (this.local.get(ts) ?? null)
+      : flags.includes('f')
+        ? null
+        : {
+            ts,
+            writes: decodeWrites(Buffer.from(inline ?? '', 'base64')),
+            catalogChanged: flags.includes('c'),
+          };
+    this.heard.push({ ts, commit, own });
     this.pump();
   }
 
@@ -228,6 +256,7 @@ export class CommitFeed {
   private pump(): void {
     if (this.pumping || this.closed) return;
     this.pumping = true;
+    this.waitingForOwn = false;
     void (async () => {
       try {
         for (;;) {
@@ -246,6 +275,11 @@ export class CommitFeed {
           if (commit !== null) {
             this.heard.shift();
             await this.deliver(commit);
+          } else if (front.own && this.recording > 0) {
+            // Its answer is on the way (committed() pumps again); the table, if it is not.
+            this.waitingForOwn = true;
+            this.armOwnLateTimer();
+            break;
           } else {
             await this.catchUp(this.heard[this.heard.length - 1]!.ts);
           }
@@ -259,7 +293,8 @@ export class CommitFeed {
       } finally {
         this.pumping = false;
       }
-      if (!this.closed && (this.catchUpAsked || this.heard.length > 0)) this.pump();
+      if (!this.closed && (this.catchUpAsked || (this.heard.length > 0 && !this.waitingForOwn)))
+        this.pump();
     })();
   }
 
@@ -316,6 +351,19 @@ export class CommitFeed {
       }
       this.waiters = waiting;
     }
+  }
+
+  /** Waiting for the answer of this process's own commit: not for long, then read the table. */
+  private armOwnLateTimer(): void {
+    if (this.ownLateTimer !== null) return;
+    const waitingFor = this.heard[0];
+    this.ownLateTimer = setTimeout(() => {
+      this.ownLateTimer = null;
+      if (!this.waitingForOwn) return;
+      if (this.heard[0] === waitingFor) this.askCatchUp();
+      else this.armOwnLateTimer();
+    }, LATE_MS);
+    this.ownLateTimer.unref();
   }
 
   /** Someone waits for a timestamp: if notifications do not bring it soon, read the table. */

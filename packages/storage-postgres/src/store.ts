@@ -451,6 +451,29 @@ export class PostgresStore implements Store {
       else expected = snapshot;
     }
     const writes = encodeWrites(tx.writes);
+    this.feed.recordingCommit();
+    try {
+      const done = await this.record(tx, writes, expected, epoch);
+      // A timestamp drawn and committed: the last one drawn is a commit's again.
+      this.conditionFailed = false;
+      return done;
+    } catch (error) {
+      this.feed.notCommitted();
+      throw error;
+    }
+  }
+
+  /**
+   * Sends the commit record (on the condition `expected`, see commit()) and COMMIT, behind the
+   * transaction's statements.
+   */
+  private async record(
+    tx: PostgresTransaction,
+    writes: Buffer,
+    expected: 'own snapshot' | bigint | null,
+    epoch: bigint,
+  ): Promise<{ commit: Commit; epoch: bigint }> {
+    const client = tx.client;
     const recorded = client.query<{ ts: string; epoch: string }>(
       sql.RECORD_COMMIT([
         this.commitLock,
@@ -499,8 +522,6 @@ export class PostgresStore implements Store {
     } catch (error) {
       throw translateError(error, true);
     }
-    // A timestamp drawn and committed: the last one drawn is a commit's again.
-    this.conditionFailed = false;
     return {
       commit: { ts, writes: tx.writes, catalogChanged: tx.catalogChanged },
       epoch: epochAfter,
