@@ -15,6 +15,12 @@
  * - SQLite (better-sqlite3, WAL, synchronous NORMAL, as Sleigh opens it): one UPDATE per end.
  * - PostgreSQL: a claim is `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`,
  *   the ends one `UPDATE … FROM unnest(…)`, sent together in one transaction.
+ *
+ * Its latency, on the idle table, is the least an enqueue→start can take: one durable
+ * transaction that inserts the job already claimed by this process, then `invokeAction`. On
+ * PostgreSQL that transaction also notifies (`pg_notify`), as any engine serving several
+ * processes on one database must so the others hear of the job (graphile-worker's insert
+ * trigger does too); its statements are pipelined, one round trip and the WAL flush.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { rmSync } from 'node:fs';
@@ -23,6 +29,7 @@ import Database from 'better-sqlite3';
 import { internalActionGeneric } from 'convex/server';
 import { v } from 'convex/values';
 import pg from 'pg';
+import { percentile } from './measure.js';
 import type { QueueFigures } from './peers.js';
 
 const ENQUEUE_BATCH = 1000;
@@ -31,10 +38,46 @@ const REFILL_BELOW = 500;
 
 /** The bench app's no-op action, defined with the same builder and validator. */
 const noop = internalActionGeneric({ args: { i: v.number() }, handler: async () => null });
-const { invokeAction } = noop as unknown as {
-  invokeAction: (requestId: string, args: string) => Promise<string>;
-};
+/** What convex's builders attach to a function for its host to run it. */
+interface Invocable {
+  readonly invokeAction: (requestId: string, args: string) => Promise<string>;
+}
+const { invokeAction } = noop as unknown as Invocable;
 const context = new AsyncLocalStorage<{ id: number }>();
+
+/** A no-op that notes when its handler starts, for the latency floor. */
+let noteStart: (() => void) | undefined;
+const probe = internalActionGeneric({
+  args: {},
+  handler: async () => {
+    noteStart?.();
+    return null;
+  },
+});
+const { invokeAction: invokeProbe } = probe as unknown as Invocable;
+
+/**
+ * Enqueue→start on the idle table, one job at a time (as the job table samples Sleigh, with
+ * the same number of samples after the same warm-up): `enqueue` commits the job, claimed for
+ * this process, then its handler runs.
+ */
+async function idleLatency(
+  enqueue: () => Promise<void>,
+  samples = 200,
+): Promise<{ p50Ms: number; p99Ms: number }> {
+  const latencies: number[] = [];
+  for (let i = 0; i < samples + 20; i++) {
+    const begin = performance.now();
+    await enqueue();
+    let startedAt = NaN;
+    noteStart = () => (startedAt = performance.now());
+    await context.run({ id: i }, () => invokeProbe(`probe-${i}`, '[{}]'));
+    if (i >= 20) latencies.push(startedAt - begin);
+  }
+  noteStart = undefined;
+  latencies.sort((a, b) => a - b);
+  return { p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) };
+}
 
 /** A job's row: claimed as the table has it, ended with its result added. */
 interface JobRow {
@@ -152,11 +195,18 @@ export async function benchFloorSqlite(
       jobs,
       concurrency,
     );
+    const claimed = db.prepare<[number, string]>(
+      "INSERT INTO jobs (state, due, value) VALUES ('running', ?, ?)",
+    );
+    const enqueueOne = db.transaction(() => claimed.run(Date.now(), enqueuedValue(-1)));
+    const latency = await idleLatency(() => {
+      enqueueOne.immediate();
+      return Promise.resolve();
+    });
     return {
       name: 'floor, SQLite',
       jobsPerSecond,
-      p50Ms: NaN,
-      p99Ms: NaN,
+      ...latency,
       note: 'not a queue: a bare table and Convex invokeAction, the least any engine does',
     };
   } finally {
@@ -218,13 +268,36 @@ export async function benchFloorPostgres(
       },
     };
     const jobsPerSecond = await run(table, jobs, concurrency);
-    return {
-      name: 'floor, PostgreSQL',
-      jobsPerSecond,
-      p50Ms: NaN,
-      p99Ms: NaN,
-      note: 'not a queue: a bare table and Convex invokeAction, the least any engine does',
-    };
+    const listener = await pool.connect();
+    try {
+      await listener.query(`LISTEN ${schema}`);
+      const latency = await idleLatency(async () => {
+        const client = await pool.connect();
+        try {
+          await Promise.all([
+            client.query('BEGIN'),
+            client.query(
+              `WITH job AS (INSERT INTO ${schema}.jobs (state, due, value)
+                 VALUES ('running', $1, $2) RETURNING id)
+               SELECT pg_notify($3, job.id::text) FROM job`,
+              [Date.now(), enqueuedValue(-1), schema],
+            ),
+            client.query('COMMIT'),
+          ]);
+        } finally {
+          client.release();
+        }
+      });
+      return {
+        name: 'floor, PostgreSQL',
+        jobsPerSecond,
+        ...latency,
+        note: 'not a queue: a bare table and Convex invokeAction, the least any engine does',
+      };
+    } finally {
+      await listener.query(`UNLISTEN ${schema}`);
+      listener.release();
+    }
   } finally {
     await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await pool.end();
