@@ -9,6 +9,30 @@ import { decodeWrites } from './commit-feed.js';
 import { openPostgresStore, PostgresStore } from './store.js';
 import { traceStatements } from './test-trace.js';
 
+/** Counts the writes to the sockets of the store's pooled connections. */
+function countSocketWrites(store: PostgresStore): { count: number } {
+  const writes = { count: 0 };
+  const pool = (store as unknown as { pool: pg.Pool }).pool;
+  const counted = new WeakSet<object>();
+  const count = (client: pg.PoolClient) => {
+    const socket = (client as unknown as { connection: { stream: Socket } }).connection.stream;
+    if (counted.has(socket)) return;
+    counted.add(socket);
+    // What a socket calls for each write it makes: one buffer, or several gathered.
+    const hooks = socket as unknown as Record<'_write' | '_writev', (...args: unknown[]) => void>;
+    for (const method of ['_write', '_writev'] as const) {
+      const original = hooks[method].bind(socket);
+      hooks[method] = (...args) => {
+        writes.count++;
+        original(...args);
+      };
+    }
+  };
+  pool.on('acquire', count);
+  onTestFinished(() => void pool.off('acquire', count));
+  return writes;
+}
+
 function freshSchema(): string {
   const schema = `test_${randomBytes(6).toString('hex')}`;
   onTestFinished(async (context) => {
@@ -308,6 +332,23 @@ describe('postgres store', () => {
     expect(
       sent.some((event) => event.startsWith('done ') && event.includes('application_name')),
     ).toBe(true);
+  });
+
+  it('sends BEGIN with the first statement, and the commit record with COMMIT, in one write each', async () => {
+    const store = await openPostgresStore({
+      connectionString: databaseUrl(),
+      schema: freshSchema(),
+    });
+    onTestFinished(() => store.close());
+    await store.write((tx) => tx.createTable('things'));
+    const things = store.catalog().table('things')!.number;
+    const writes = countSocketWrites(store);
+    const sent = traceStatements(store);
+    await store.write((tx) => tx.insert('things', makeDocument(things, {})));
+    // BEGIN, the snapshot's query, the insert, the commit record and COMMIT: five statements,
+    // which pg would write to the socket one at a time.
+    expect(sent.filter((event) => event.startsWith('send '))).toHaveLength(5);
+    expect(writes.count).toBe(2);
   });
 
   it('refuses an unsafe schema name', async () => {

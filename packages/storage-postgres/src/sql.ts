@@ -2,7 +2,9 @@
  * SQL helpers: identifier quoting, and the translation of PostgreSQL errors into StorageErrors.
  */
 import { createHash } from 'node:crypto';
+import type { Writable } from 'node:stream';
 import { StorageError, StorageErrorCode } from '@sleigh/storage';
+import type pg from 'pg';
 
 export function quoteIdentifier(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
@@ -52,6 +54,24 @@ function isConnectionError(error: { code?: string; message?: string }): boolean 
  * A StorageError for a PostgreSQL error. `committing` tells whether COMMIT may have reached the
  * server, in which case a lost connection leaves the outcome unknown and is not retryable.
  */
+/**
+ * Runs `issue`, which sends statements on `client` (pipelined), with the connection's socket
+ * corked, so that they leave in one write: pg writes each statement with a system call of its
+ * own, and on loopback TCP each costs about as much as running a small statement. Nothing waits
+ * longer than `issue` itself takes, which is synchronous.
+ */
+export function inOneWrite<T>(client: pg.ClientBase, issue: () => T): T {
+  // pg's client keeps its socket here; pg corks it around each statement's messages itself.
+  const socket = (client as unknown as { connection?: { stream?: Partial<Writable> } }).connection
+    ?.stream;
+  socket?.cork?.();
+  try {
+    return issue();
+  } finally {
+    socket?.uncork?.();
+  }
+}
+
 /** Whether `error` is stale_snapshot()'s: a commit's condition that nothing was drawn failed. */
 export function isStaleSnapshot(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === 'SL001';

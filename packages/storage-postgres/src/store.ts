@@ -41,7 +41,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { CommitFeed, decodeWrites, notificationTail } from './commit-feed.js';
 import { lockKey, migrate } from './migrations.js';
-import { fitName, isStaleSnapshot, quoteIdentifier, translateError } from './sql.js';
+import { fitName, inOneWrite, isStaleSnapshot, quoteIdentifier, translateError } from './sql.js';
 import * as sql from './statements.js';
 import { PostgresTransaction } from './transaction.js';
 import { ChurnVacuum } from './vacuum.js';
@@ -474,20 +474,26 @@ export class PostgresStore implements Store {
     epoch: bigint,
   ): Promise<{ commit: Commit; epoch: bigint }> {
     const client = tx.client;
-    const recorded = client.query<{ ts: string; epoch: string }>(
-      sql.RECORD_COMMIT([
-        this.commitLock,
-        tx.catalogChanged,
-        writes,
-        this.feed.channel,
-        this.feed.origin,
-        notificationTail(tx.catalogChanged, writes),
-        typeof expected === 'bigint' ? expected.toString() : null,
-        epoch.toString(),
-        expected === 'own snapshot',
-      ]),
+    const [recorded, committed] = inOneWrite(
+      client,
+      () =>
+        [
+          client.query<{ ts: string; epoch: string }>(
+            sql.RECORD_COMMIT([
+              this.commitLock,
+              tx.catalogChanged,
+              writes,
+              this.feed.channel,
+              this.feed.origin,
+              notificationTail(tx.catalogChanged, writes),
+              typeof expected === 'bigint' ? expected.toString() : null,
+              epoch.toString(),
+              expected === 'own snapshot',
+            ]),
+          ),
+          client.query('COMMIT'),
+        ] as const,
     );
-    const committed = client.query('COMMIT');
     try {
       await tx.settle();
     } catch (error) {
@@ -543,8 +549,14 @@ export class PostgresStore implements Store {
     // The first check and the lock go out together (the lock pipelined behind the writes), so
     // the check costs one round trip more than a commit without it, not two.
     const early = this.checkCommitsAfter(this.checker, tx, snapshot);
-    const locked = client.query(sql.TAKE_COMMIT_LOCK([this.commitLock]));
-    const drawn = client.query<{ ts: string }>(sql.LAST_DRAWN_TS([]));
+    const [locked, drawn] = inOneWrite(
+      client,
+      () =>
+        [
+          client.query(sql.TAKE_COMMIT_LOCK([this.commitLock])),
+          client.query<{ ts: string }>(sql.LAST_DRAWN_TS([])),
+        ] as const,
+    );
     // Each is awaited below, perhaps after another failed first: never an unhandled rejection.
     for (const pending of [early, locked, drawn]) pending.catch(() => undefined);
     try {

@@ -41,7 +41,7 @@ import {
   type WrittenKey,
 } from '@sleigh/storage';
 import type pg from 'pg';
-import { translateError } from './sql.js';
+import { inOneWrite, translateError } from './sql.js';
 import * as sql from './statements.js';
 
 const MIN_KEY = Buffer.alloc(0);
@@ -148,11 +148,22 @@ export class PostgresTransaction implements WriteTransaction {
     return BigInt(rows[0]!.ts);
   }
 
+  /**
+   * Issues the statement `issue` sends, beginning the transaction first if it has not begun:
+   * BEGIN, the snapshot's query and this first statement then leave in one write.
+   */
+  private withBegin<T>(issue: () => T): T {
+    if (this.begun) return issue();
+    return inOneWrite(this.client, () => {
+      this.begin();
+      return issue();
+    });
+  }
+
   /** Sends a statement nobody waits for now; its failure fails the transaction. */
   send(statement: string | pg.QueryConfig, onError?: (error: unknown) => unknown): void {
-    this.begin();
     this.inFlight.push(
-      this.client.query(statement).then(
+      this.withBegin(() => this.client.query(statement)).then(
         () => undefined,
         (error: unknown) => {
           this.failure ??= onError === undefined ? error : onError(error);
@@ -164,9 +175,8 @@ export class PostgresTransaction implements WriteTransaction {
   private async query<R extends pg.QueryResultRow>(
     statement: pg.QueryConfig,
   ): Promise<pg.QueryResult<R>> {
-    this.begin();
     try {
-      return await this.client.query<R>(statement);
+      return await this.withBegin(() => this.client.query<R>(statement));
     } catch (error) {
       // After an earlier failure PostgreSQL refuses everything with 25P02; report the cause.
       if (this.failure !== null) throw translateError(this.failure);
@@ -194,7 +204,7 @@ export class PostgresTransaction implements WriteTransaction {
   /** The snapshot's timestamp, also after the callback ended (for a commit that wrote nothing). */
   snapshotTimestamp(): Promise<bigint> {
     // BEGIN sends the snapshot's query with it (once: asking first must not send a second).
-    this.begin();
+    inOneWrite(this.client, () => this.begin());
     return this.snapshot!;
   }
 
