@@ -1,5 +1,6 @@
 /**
- * SQL helpers: identifier quoting, and the translation of PostgreSQL errors into StorageErrors.
+ * SQL helpers: identifier quoting, statements sent in one write, and the translation of
+ * PostgreSQL errors into StorageErrors.
  */
 import { createHash } from 'node:crypto';
 import type { Writable } from 'node:stream';
@@ -51,10 +52,6 @@ function isConnectionError(error: { code?: string; message?: string }): boolean 
 }
 
 /**
- * A StorageError for a PostgreSQL error. `committing` tells whether COMMIT may have reached the
- * server, in which case a lost connection leaves the outcome unknown and is not retryable.
- */
-/**
  * Runs `issue`, which sends statements on `client` (pipelined), with the connection's socket
  * corked, so that they leave in one write: pg writes each statement with a system call of its
  * own, and on loopback TCP each costs about as much as running a small statement. Nothing waits
@@ -77,6 +74,10 @@ export function isStaleSnapshot(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === 'SL001';
 }
 
+/**
+ * A StorageError for a PostgreSQL error. `committing` tells whether COMMIT may have reached the
+ * server, in which case a lost connection leaves the outcome unknown and is not retryable.
+ */
 export function translateError(error: unknown, committing = false): unknown {
   if (StorageError.is(error)) return error;
   const pgError = error as { code?: string; message?: string; constraint?: string };

@@ -204,7 +204,7 @@ export class PostgresTransaction implements WriteTransaction {
   /** The snapshot's timestamp, also after the callback ended (for a commit that wrote nothing). */
   snapshotTimestamp(): Promise<bigint> {
     // BEGIN sends the snapshot's query with it (once: asking first must not send a second).
-    inOneWrite(this.client, () => this.begin());
+    if (!this.begun) inOneWrite(this.client, () => this.begin());
     return this.snapshot!;
   }
 
