@@ -485,6 +485,42 @@ describe.each(DRIVERS)('engine on $name', (driver) => {
       if (driver.name === 'postgres') expect(engine.monitor.conflicts).toBeGreaterThan(0);
     });
 
+    it('queues the first attempts of a function that keeps conflicting, and no other', async () => {
+      const engine = await startApp('basic', driver);
+      const wave = async (name: string) => {
+        const conflictsBefore = engine.monitor.conflicts;
+        const results = await Promise.all(
+          Array.from({ length: 100 }, () => engine.mutation('bank:increment', { name })),
+        );
+        expect(results.every((r) => r.ok)).toBe(true);
+        return engine.monitor.conflicts - conflictsBefore;
+      };
+      // Accounts opened side by side never conflict, so they never queue.
+      const opened = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          engine.mutation('bank:open', { owner: `o${i}`, balance: 1 }),
+        ),
+      );
+      expect(opened.every((r) => r.ok)).toBe(true);
+      expect(engine.monitor.queuedFirstAttempts).toBe(0);
+      const first = await wave('hits');
+      if (driver.name === 'sqlite') {
+        // One writer at a time: nothing conflicts, nothing queues.
+        expect(first).toBe(0);
+        expect(engine.monitor.queuedFirstAttempts).toBe(0);
+        return;
+      }
+      // On PostgreSQL the first wave races for the counter; the next one waits its turn, so
+      // (this being the only process) none of it conflicts.
+      expect(first).toBeGreaterThan(20);
+      expect(await wave('hits')).toBe(0);
+      expect(engine.monitor.queuedFirstAttempts).toBe(100);
+      expect(await ok(engine.query('bank:counter', { name: 'hits' }))).toBe(200);
+      // Other functions still run at once.
+      expect((await engine.mutation('bank:open', { owner: 'late', balance: 1 })).ok).toBe(true);
+      expect(engine.monitor.queuedFirstAttempts).toBe(100);
+    });
+
     it('keeps the total constant under concurrent transfers between 20 accounts', async () => {
       const engine = await startApp('basic', driver);
       const accounts: string[] = [];

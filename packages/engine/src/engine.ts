@@ -77,6 +77,7 @@ import { PoolService, writePaused } from './jobs/pool-service.js';
 import { RunningAttempts } from './jobs/attempts.js';
 import { SYSTEM_MODULES } from './system/functions.js';
 import { writeWithRetry } from './jobs/write-retry.js';
+import { Contention } from './contention.js';
 import type { JobRunner, JobRunnerOptions } from './jobs/runner.js';
 import {
   cancelScheduled,
@@ -249,6 +250,8 @@ export class Engine implements Host {
   private signatures: Readonly<Record<string, string>> = {};
   /** Retries run one at a time in this process, so a hot document stops bouncing them. */
   private retryLane: Promise<unknown> = Promise.resolve();
+  /** Which functions' first attempts conflict so often that they queue in the lane too. */
+  private readonly contention = new Contention();
   /** Workpools as functions use them (the `sleigh/pool/*` syscalls). */
   readonly pools: PoolService;
   /** Pool job attempts running in this process: their abort signals and heartbeats. */
@@ -805,13 +808,21 @@ export class Engine implements Host {
     for (let attempt = 1; ; attempt++) {
       const logLines: string[] = [];
       const run = () => this.attemptMutation(info, args, options, seed, logLines);
+      // The first attempt runs at once, unless its function's first attempts mostly conflict
+      // (contention.ts); retries queue in the retry lane, one at a time.
+      const sideBySide = attempt === 1 && !this.contention.serial(info.path);
       try {
-        // The first attempt runs at once; retries queue in the retry lane, one at a time.
-        if (attempt === 1) return await run();
+        if (sideBySide) {
+          const outcome = await run();
+          this.contention.record(info.path, false);
+          return outcome;
+        }
+        if (attempt === 1) this.monitor.queuedFirstAttempts++;
         const turn = this.retryLane.then(run, run);
         this.retryLane = turn.catch(() => undefined);
         return await turn;
       } catch (error) {
+        if (sideBySide) this.contention.record(info.path, StorageError.is(error, 'conflict'));
         if (StorageError.is(error, 'unavailable')) {
           // The database went away (a restart, a failover): wait for it rather than fail. When
           // the connection died during COMMIT the outcome is unknown; a mutation with an

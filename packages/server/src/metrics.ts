@@ -63,6 +63,10 @@ export async function renderMetrics(
     'sleigh_mutation_conflicts_total',
     'Mutation attempts on this server that lost a race to a concurrent transaction and ran again',
   ).inc(monitor.conflicts);
+  counter(
+    'sleigh_mutation_first_attempts_queued_total',
+    'Mutations whose first attempt waited its turn behind retries, because most first attempts of its function were conflicting',
+  ).inc(monitor.queuedFirstAttempts);
   gauge('sleigh_subscriptions', 'Query subscriptions of connected clients').set(
     status.subscriptions,
   );

@@ -320,6 +320,7 @@ describe.each(DRIVERS)('the dashboard backend on $name', (driver) => {
     );
     expect(text).toMatch(/^sleigh_commits_total \d+$/m);
     expect(text).toMatch(/^sleigh_mutation_conflicts_total \d+$/m);
+    expect(text).toMatch(/^sleigh_mutation_first_attempts_queued_total \d+$/m);
     expect(text).toMatch(/^sleigh_pool_paused\{pool="graph"\} 0$/m);
 
     // Paused by an operator, the pool's waiting jobs are no lag: they wait on purpose.

@@ -19,6 +19,8 @@ export class Monitor {
   commits = 0;
   /** Mutation attempts here that lost a race to a concurrent transaction and ran again. */
   conflicts = 0;
+  /** Mutations whose first attempt waited in the retry lane, their function being hot. */
+  queuedFirstAttempts = 0;
   private readonly commitSeconds = new Map<number, number>();
   private readonly gauges = new Map<string, () => number>();
 
