@@ -57,11 +57,14 @@ export async function benchSleighQueue(
     jobs: number;
     batch: number;
     samples: number;
+    /** The app's pool: `bench` keeps results a day, `forgetful` none (ttl 0). */
+    pool?: 'bench' | 'forgetful';
     /** Called around the throughput phase (a profiler, say). */
     around?: { start(): Promise<void>; stop(): Promise<void> };
   },
 ): Promise<QueueFigures> {
   const engine = await Engine.start({ store, functionsDir: APP, buildDir, codegen: false });
+  const pool = options.pool ?? 'bench';
   const ok = (outcome: { ok: boolean }) => {
     if (!outcome.ok) throw new Error(`benchmark function failed: ${JSON.stringify(outcome)}`);
   };
@@ -72,6 +75,7 @@ export async function benchSleighQueue(
         await engine.mutation('noop:enqueueBatch', {
           from,
           count: Math.min(options.batch, options.jobs - from),
+          pool,
         }),
       );
     }
@@ -82,7 +86,7 @@ export async function benchSleighQueue(
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     engine.startJobs({ log: (message) => console.error(`sleigh (${name}): ${message}`) });
-    while (started < options.jobs || (await busy(store))) {
+    while (started < options.jobs || (await busy(store, pool))) {
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
     const elapsed = performance.now() - t0;
@@ -97,10 +101,10 @@ export async function benchSleighQueue(
     for (let i = 0; i < options.samples + 20; i++) {
       const begin = performance.now();
       const startedAt = new Promise<number>((resolve) => (hooks.__sleighBenchStarted = resolve));
-      ok(await engine.mutation('noop:enqueueOne', {}));
+      ok(await engine.mutation('noop:enqueueOne', { pool }));
       const at = await startedAt;
       if (i >= 20) latencies.push(at - begin);
-      while (await busy(store)) await new Promise((resolve) => setTimeout(resolve, 1));
+      while (await busy(store, pool)) await new Promise((resolve) => setTimeout(resolve, 1));
     }
     latencies.sort((a, b) => a - b);
     return {
@@ -108,7 +112,7 @@ export async function benchSleighQueue(
       jobsPerSecond: (options.jobs / elapsed) * 1000,
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),
-      note: `maxParallelism 10; enqueueActionBatch ${formatRate(enqueueRate)}; ${cpuPerJob.toFixed(0)} µs CPU/job here`,
+      note: `maxParallelism 10${pool === 'forgetful' ? ', ttl 0 (no results kept)' : ''}; enqueueActionBatch ${formatRate(enqueueRate)}; ${cpuPerJob.toFixed(0)} µs CPU/job here`,
     };
   } finally {
     delete hooks.__sleighBenchStarted;
@@ -120,6 +124,8 @@ export async function benchSleighQueue(
 export const QUEUE_SYSTEMS = [
   'sleigh-sqlite',
   'sleigh-postgres',
+  'sleigh-sqlite-ttl0',
+  'sleigh-postgres-ttl0',
   ...PEER_KEYS,
   'floor-sqlite',
   'floor-postgres',
@@ -140,7 +146,14 @@ export async function benchQueueSystem(
   switch (system) {
     case 'sleigh-sqlite':
     case 'sleigh-postgres':
-      return benchSleigh(system === 'sleigh-sqlite' ? 'sqlite' : 'postgres', setting, jobs);
+    case 'sleigh-sqlite-ttl0':
+    case 'sleigh-postgres-ttl0':
+      return benchSleigh(
+        system.startsWith('sleigh-sqlite') ? 'sqlite' : 'postgres',
+        system.endsWith('-ttl0') ? 'forgetful' : 'bench',
+        setting,
+        jobs,
+      );
     case 'floor-sqlite':
       return benchFloorSqlite(tmp, jobs, 10);
     case 'floor-postgres':
@@ -152,26 +165,38 @@ export async function benchQueueSystem(
 
 async function benchSleigh(
   driver: 'sqlite' | 'postgres',
+  pool: 'bench' | 'forgetful',
   { tmp, postgresUrl }: { tmp: string; postgresUrl: string },
   jobs: number,
 ): Promise<QueueFigures> {
   // Builds live inside the repository, so the bundled app resolves its packages.
   const buildRoot = join(here, '..', '.build', randomBytes(4).toString('hex'));
   mkdirSync(buildRoot, { recursive: true });
-  const settings = { jobs, batch: 1000, samples: 200 };
+  const settings = { jobs, batch: 1000, samples: 200, pool };
+  const suffix = pool === 'forgetful' ? ', ttl 0' : '';
   const schema = `bench_jobs_${randomBytes(4).toString('hex')}`;
   try {
     if (driver === 'sqlite') {
       const store = await openSqliteStore({ path: join(tmp, 'jobs.sqlite') });
       try {
-        return await benchSleighQueue('Sleigh, SQLite', store, join(buildRoot, 's'), settings);
+        return await benchSleighQueue(
+          `Sleigh, SQLite${suffix}`,
+          store,
+          join(buildRoot, 's'),
+          settings,
+        );
       } finally {
         await store.close();
       }
     }
     const store = await openPostgresStore({ connectionString: postgresUrl, schema });
     try {
-      return await benchSleighQueue('Sleigh, PostgreSQL', store, join(buildRoot, 'p'), settings);
+      return await benchSleighQueue(
+        `Sleigh, PostgreSQL${suffix}`,
+        store,
+        join(buildRoot, 'p'),
+        settings,
+      );
     } finally {
       await store.close();
       await PostgresStore.dropSchema(postgresUrl, schema);

@@ -136,6 +136,14 @@ export const DELETE_DOCUMENT = statement(
    WHERE (index_id, key) IN (SELECT * FROM unnest($3::integer[], $4::bytea[]))`,
 );
 
+/** Deletes documents ($2: their id keys) and their index entries ($3: index ids, $4: keys). */
+export const DELETE_DOCUMENTS = statement(
+  'delete_documents',
+  `WITH d AS (DELETE FROM documents WHERE table_number = $1 AND id_key = ANY($2::bytea[]))
+   DELETE FROM index_entries
+   WHERE (index_id, key) IN (SELECT * FROM unnest($3::integer[], $4::bytea[]))`,
+);
+
 export const INSERT_ENTRIES = statement(
   'insert_entries',
   `INSERT INTO index_entries (index_id, key, doc)

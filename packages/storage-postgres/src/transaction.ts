@@ -496,6 +496,28 @@ export class PostgresTransaction implements WriteTransaction {
     return old;
   }
 
+  async deleteMany(table: string, ids: readonly string[]): Promise<void> {
+    this.check(true);
+    checkDistinct(table, ids, 'deleteMany');
+    if (ids.length === 0) return;
+    const info = this.currentCatalog.requireTable(table);
+    // The old versions, fetched together (most are in the cache already): their index keys.
+    const olds = await Promise.all(ids.map((id) => this.existing(info, id, 'delete')));
+    const indexes = this.currentCatalog.indexes(table);
+    const indexIds: number[] = [];
+    const keys: Buffer[] = [];
+    for (const old of olds) {
+      for (const entry of diffIndexes(indexes, old, null, this.writes).removed) {
+        indexIds.push(entry.index.id);
+        keys.push(toBuffer(entry.key));
+      }
+    }
+    this.send(
+      sql.DELETE_DOCUMENTS([info.number, ids.map((id) => toBuffer(idKey(id))), indexIds, keys]),
+    );
+    for (const id of ids) this.cache.set(this.cacheKey(info, id), null);
+  }
+
   async createTable(name: string, options?: { number?: number }): Promise<TableInfo> {
     this.check(true);
     const { table, indexes } = this.currentCatalog.planTable(name, options?.number);

@@ -182,7 +182,11 @@ export class SqliteTransaction implements WriteTransaction {
     if (documents.length === 0) return;
     const info = this.currentCatalog.requireTable(table);
     // One process, no round trips: inserting one by one costs the same.
-    this.batch(info, documents, (document) => this.insertNow(table, info, document));
+    this.batch(
+      info,
+      documents.map((document) => document._id),
+      (i) => this.insertNow(table, info, documents[i]!),
+    );
   }
 
   /**
@@ -190,26 +194,22 @@ export class SqliteTransaction implements WriteTransaction {
    * PostgreSQL's single statement is. It all runs synchronously, so nothing else in the
    * transaction (a concurrent call of the same function) runs inside it.
    */
-  private batch(
-    info: TableInfo,
-    documents: readonly Document[],
-    write: (document: Document) => void,
-  ): void {
+  private batch(info: TableInfo, ids: readonly string[], write: (i: number) => void): void {
     const db = this.conn.db;
     const writes = this.writes.length;
-    const known = documents.map((document) => this.known.get(knownKey(info, document._id)));
+    const known = ids.map((id) => this.known.get(knownKey(info, id)));
     db.exec('SAVEPOINT sleigh_batch');
     try {
-      for (const document of documents) write(document);
+      for (let i = 0; i < ids.length; i++) write(i);
       db.exec('RELEASE sleigh_batch');
     } catch (error) {
       db.exec('ROLLBACK TO sleigh_batch');
       db.exec('RELEASE sleigh_batch');
       this.writes.length = writes;
-      documents.forEach((document, i) => {
+      ids.forEach((id, i) => {
         const before = known[i];
-        if (before === undefined) this.known.delete(knownKey(info, document._id));
-        else this.remember(info, document._id, before);
+        if (before === undefined) this.known.delete(knownKey(info, id));
+        else this.remember(info, id, before);
       });
       throw error;
     }
@@ -252,12 +252,28 @@ export class SqliteTransaction implements WriteTransaction {
     if (documents.length === 0) return;
     const info = this.currentCatalog.requireTable(table);
     // One process, no round trips: replacing one by one costs the same.
-    this.batch(info, documents, (document) => this.replaceNow(table, info, document));
+    this.batch(
+      info,
+      documents.map((document) => document._id),
+      (i) => this.replaceNow(table, info, documents[i]!),
+    );
   }
 
   async delete(table: string, id: string): Promise<Document> {
     this.check(true);
+    return this.deleteNow(table, this.currentCatalog.requireTable(table), id);
+  }
+
+  async deleteMany(table: string, ids: readonly string[]): Promise<void> {
+    this.check(true);
+    checkDistinct(table, ids, 'deleteMany');
+    if (ids.length === 0) return;
     const info = this.currentCatalog.requireTable(table);
+    this.batch(info, ids, (i) => this.deleteNow(table, info, ids[i]!));
+  }
+
+  /** Deletes a document and its index entries, synchronously. */
+  private deleteNow(table: string, info: TableInfo, id: string): Document {
     const { doc, old } = this.existing(info, id, 'delete');
     const indexes = this.currentCatalog.indexes(table);
     this.conn.deleteDocument(doc);

@@ -227,17 +227,18 @@ export function documentEntry(index: IndexInfo, document: Document): IndexEntry 
 /** Refuses a batch that names one document twice (its index changes would collide). */
 export function checkDistinct(
   table: string,
-  documents: readonly Document[],
-  verb: 'insertMany' | 'replaceMany' = 'replaceMany',
+  documents: readonly Document[] | readonly string[],
+  verb: 'insertMany' | 'replaceMany' | 'deleteMany' = 'replaceMany',
 ): void {
   const seen = new Set<string>();
-  for (const document of documents) {
-    if (seen.has(document._id)) {
+  for (const item of documents) {
+    const id = typeof item === 'string' ? item : item._id;
+    if (seen.has(id)) {
       throw new StorageError(
         StorageErrorCode.InvalidTransaction,
-        `${verb}: document ${document._id} of table "${table}" appears twice in one batch`,
+        `${verb}: document ${id} of table "${table}" appears twice in one batch`,
       );
     }
-    seen.add(document._id);
+    seen.add(id);
   }
 }

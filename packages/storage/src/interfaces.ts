@@ -106,6 +106,12 @@ export interface WriteTransaction extends ReadTransaction {
   replaceMany(table: string, documents: readonly Document[]): Promise<void>;
   /** Deletes the document; returns it. */
   delete(table: string, id: string): Promise<Document>;
+  /**
+   * Deletes many documents of one table at once (distinct ids, each of which must exist), as
+   * one statement where the database allows: pool jobs that keep no result once finished. A
+   * missing one fails it as `delete` would, and nothing of the batch is deleted.
+   */
+  deleteMany(table: string, ids: readonly string[]): Promise<void>;
   /** Creates a table with its built-in indexes. `number` is for restoring ids from an export. */
   createTable(name: string, options?: { number?: number }): Promise<TableInfo>;
   /** Creates an index on `fields` (without the implied `_creationTime`, `_id`) and backfills it. */

@@ -43,9 +43,17 @@ export interface WorkpoolOptions {
    * given up (its signal aborts) and retried per its policy, like a timeout.
    */
   heartbeatTimeoutMs?: number;
-  /** How long results are kept after a job finished, in ms (default one day). */
+  /**
+   * How long results are kept after a job finished, in ms (default one day). 0 keeps none: a
+   * job is deleted as it finishes, as graphile-worker does (its onComplete still gets the
+   * result; `status` says finished, `pollResult` that the result expired). Jobs with
+   * dependencies or a unique key, and canceled ones, are deleted by the sweep a moment later.
+   */
   ttl?: number;
-  /** How long jobs that failed for good are kept, to be listed and retried (default 7 days). */
+  /**
+   * How long jobs that failed for good are kept, to be listed and retried (default 7 days);
+   * 0 keeps none, as `ttl`.
+   */
   failedTtl?: number;
   /** Retry failed actions with `defaultRetryBehavior` unless a call says otherwise. */
   retryActionsByDefault?: boolean;

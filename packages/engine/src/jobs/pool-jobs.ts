@@ -27,6 +27,9 @@
  *                                                          │
  *                                                          ╰──(its ttl passes)──▶ deleted
  *
+ * Where that ttl is 0 (a pool that keeps nothing), `saveJobs` deletes the job instead of writing
+ * it finished or failed, unless edges, a unique key or a cancel need the sweep to do it.
+ *
  * A job that failed for good ends `failed` rather than `finished`: the pool's dead letters, kept
  * for `failedTtlMs` (longer than results), listed and retried in bulk (pool-graph.ts).
  *
@@ -237,14 +240,50 @@ export function placed(job: PoolJob, now: number): PoolJob {
   return state === job.state && same ? job : { ...job, state, rank };
 }
 
-/** Writes jobs that exist (distinct ids), placed; resolves with what was written. */
+/**
+ * Whether a job has come to rest where its pool keeps nothing (`ttl` 0 once finished,
+ * `failedTtl` 0 once failed for good): it is deleted as it is written, rather than written
+ * and swept a moment later. Jobs with edges or a unique key are left to the sweep, which
+ * tidies those up (their edges are read as they end).
+ */
+function keepsNothing(job: PoolJob): boolean {
+  const keptFor =
+    job.state === 'finished'
+      ? job.ttlMs
+      : job.state === 'failed'
+        ? (job.failedTtlMs ?? DEFAULT_FAILED_TTL_MS)
+        : null;
+  return (
+    keptFor === 0 &&
+    (job.dependencies ?? 0) === 0 &&
+    (job.dependents ?? 0) === 0 &&
+    job.uniqueKey === undefined
+  );
+}
+
+/**
+ * Writes jobs that exist (distinct ids), placed, or deletes those that keep nothing now;
+ * resolves with what was written (the deleted ones as they would have been).
+ */
 export async function saveJobs(
   tx: WriteTransaction,
   jobs: readonly PoolJob[],
   now = Date.now(),
 ): Promise<PoolJob[]> {
   const stored = jobs.map((job) => placed(job, now));
-  await tx.replaceMany(POOL_JOBS, stored);
+  const gone = stored.filter(keepsNothing);
+  if (gone.length === 0) {
+    await tx.replaceMany(POOL_JOBS, stored);
+  } else {
+    await tx.replaceMany(
+      POOL_JOBS,
+      stored.filter((job) => !keepsNothing(job)),
+    );
+    await tx.deleteMany(
+      POOL_JOBS,
+      gone.map((job) => job._id),
+    );
+  }
   return stored;
 }
 
@@ -254,7 +293,8 @@ export async function saveJob(
   now = Date.now(),
 ): Promise<PoolJob> {
   const stored = placed(job, now);
-  await tx.replace(POOL_JOBS, stored);
+  if (keepsNothing(stored)) await tx.delete(POOL_JOBS, stored._id);
+  else await tx.replace(POOL_JOBS, stored);
   return stored;
 }
 
@@ -469,5 +509,9 @@ export async function cancelJob(
     );
   }
   if (isEnded(job)) return null;
-  return saveJob(tx, finish(job, { kind: 'canceled' }, now), now);
+  // Written even where the pool keeps nothing (the sweep deletes it a moment later): the key
+  // it is written under is what tells a runner here to fire the running attempt's signal.
+  const canceled = placed(finish(job, { kind: 'canceled' }, now), now);
+  await tx.replace(POOL_JOBS, canceled);
+  return canceled;
 }

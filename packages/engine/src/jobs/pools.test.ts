@@ -554,6 +554,53 @@ describe.each(DRIVERS)('workpools on $name', (driver) => {
     expect(await statuses(engine, 'brief', [id!])).toEqual([{ state: 'finished' }]);
   });
 
+  it('deletes the jobs of a pool that keeps nothing as they finish or fail', async () => {
+    // A lease of a minute: the upkeep's sweep runs at start, then not for 20 s.
+    const engine = await startApp('pools', driver, { jobs: { leaseMs: 60_000 } });
+    const jobCount = async () => ((await call(engine.query('pools:jobs', {}))) as unknown[]).length;
+    const actions = await enqueue(engine, { pool: 'forgetful', label: 'f', ms: 1, count: 20 });
+    const [doomed] = await enqueue(engine, {
+      pool: 'forgetful',
+      label: 'doomed',
+      ms: 1,
+      failTimes: 1,
+      nonRetryable: true,
+    });
+    const [noted] = await enqueue(engine, {
+      pool: 'forgetful',
+      label: 'noted',
+      ms: 1,
+      onComplete: true,
+    });
+    const bumps = (await call(
+      engine.mutation('pools:enqueueBumps', { pool: 'forgetful', name: 'forget', count: 10 }),
+    )) as string[];
+    expect(await jobCount()).toBeGreaterThan(0);
+    await expect.poll(jobCount, { timeout: 5000 }).toBe(0);
+    // Every one ran, once; the onComplete had its result; status says finished.
+    expect((await events(engine, 'f')).length).toBe(20);
+    expect((await events(engine, 'doomed')).length).toBe(1);
+    expect(await call(engine.query('pools:counter', { name: 'forget' }))).toBe(10);
+    const completions = (await call(engine.query('pools:completions', {}))) as Array<{
+      workId: string;
+      result: Result;
+    }>;
+    expect(completions).toEqual([
+      expect.objectContaining({
+        workId: noted,
+        result: { kind: 'success', returnValue: 'noted done' },
+      }),
+    ]);
+    const all = [...actions, doomed!, noted!, ...bumps];
+    expect(await statuses(engine, 'forgetful', all)).toEqual(
+      all.map(() => ({ state: 'finished' })),
+    );
+    expect(await result(engine, 'forgetful', actions[0]!)).toEqual({
+      kind: 'failed',
+      error: 'the job is unknown, or its result expired',
+    });
+  });
+
   it('starts nothing more once stopping: running jobs finish, queued ones stay pending', async () => {
     const engine = await startApp('pools', driver, { jobs: {} });
     const ids = await enqueue(engine, { pool: 'narrow', label: 'stop', ms: 400, count: 6 });

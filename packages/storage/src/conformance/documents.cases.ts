@@ -203,6 +203,53 @@ export function documentCases(harness: HarnessFactory): void {
       });
     });
 
+    it('deletes many documents at once with their index entries, all or nothing', async () => {
+      await withStore(harness(), async (store) => {
+        const docs = await seed(
+          store,
+          't',
+          [1, 2, 3, 4].map((x) => ({ x, y: x % 2 === 0 ? 'even' : 'odd' })),
+          { by_x: ['x'], by_y_x: ['y', 'x'] },
+        );
+        const { commit } = await store.write(async (tx) => {
+          // One of them written earlier in the same transaction: its new keys go.
+          await tx.replace('t', { ...docs[2]!, x: 30 });
+          await tx.deleteMany('t', [docs[0]!._id, docs[2]!._id]);
+          expect(await tx.get('t', docs[0]!._id)).toBeNull();
+          const inside = await tx.scan({ table: 't', index: 'by_x', order: 'asc', limit: 10 });
+          expect(inside.map((e) => e.document.x)).toEqual([2, 4]);
+        });
+        // Each deleted document's keys are in the write set (and the replaced one's old keys).
+        expect(commit.writes.length).toBeGreaterThanOrEqual(6);
+        for (const index of ['by_x', 'by_y_x', 'by_id', 'by_creation_time']) {
+          const entries = await store.read((tx) =>
+            tx.scan({ table: 't', index, order: 'asc', limit: 10 }),
+          );
+          expect(entries.map((e) => e.document.x).sort()).toEqual([2, 4]);
+        }
+        // A batch naming a document twice, or a missing one, is refused and deletes nothing.
+        await expect(
+          store.write((tx) => tx.deleteMany('t', [docs[1]!._id, docs[1]!._id])),
+        ).rejects.toThrow(/appears twice/);
+        const missing = newDocumentId(store.catalog().requireTable('t').number);
+        await expect(
+          store.write((tx) => tx.deleteMany('t', [docs[3]!._id, missing])),
+        ).rejects.toThrow(/no document/);
+        expect((await store.read((tx) => tx.get('t', docs[3]!._id)))?.x).toBe(4);
+        // A missing one caught inside the transaction leaves the rest of it to commit.
+        await store.write(async (tx) => {
+          await expect(tx.deleteMany('t', [docs[1]!._id, docs[0]!._id])).rejects.toThrow(
+            /no document/,
+          );
+          await tx.replace('t', { ...docs[1]!, x: 20 });
+        });
+        const left = await store.read((tx) =>
+          tx.scan({ table: 't', index: 'by_x', order: 'asc', limit: 10 }),
+        );
+        expect(left.map((e) => e.document.x)).toEqual([4, 20]);
+      });
+    });
+
     it('inserts many documents at once, losslessly, with every index entry', async () => {
       await withStore(harness(), async (store) => {
         await seed(store, 't', [{ x: 0, y: 'seed' }], { by_x: ['x'], by_y_x: ['y', 'x'] });

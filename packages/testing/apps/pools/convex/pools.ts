@@ -34,6 +34,8 @@ const pools = {
   counter: new Workpool('counter', { maxParallelism: 1 }),
   timeouts: new Workpool('timeouts', { maxParallelism: 5, actionTimeoutMs: 150 }),
   brief: new Workpool('brief', { maxParallelism: 5, ttl: 300 }),
+  /** Keeps nothing once a job is done, as graphile-worker. */
+  forgetful: new Workpool('forgetful', { maxParallelism: 5, ttl: 0, failedTtl: 0 }),
   wide: new Workpool('wide', { maxParallelism: 10 }),
   // Longer than a Node timer can wait (2^31 - 1 ms).
   patient: new Workpool('patient', {
