@@ -1,6 +1,7 @@
 /**
- * `node bench/dist/sleigh-jobs-main.js [sqlite|postgres]`: Sleigh's rows of the job table
- * alone, with the same settings as bench:jobs, for working on them. With PROFILE=<file>, the
+ * `node bench/dist/sleigh-jobs-main.js [sqlite|postgres] [ttl0]`: Sleigh's rows of the job
+ * table alone, with the same settings as bench:jobs, for working on them (`ttl0`: the pool that
+ * keeps no results). With PROFILE=<file>, the
  * throughput phase's CPU profile is written there (open it in Chrome's DevTools); with
  * ALLOCATIONS=<file>, its sampled allocations (a .heapprofile).
  */
@@ -20,6 +21,7 @@ const driver = process.argv[2] ?? 'sqlite';
 if (driver !== 'sqlite' && driver !== 'postgres') {
   throw new Error(`expected "sqlite" or "postgres", got "${driver}"`);
 }
+const pool = process.argv[3] === 'ttl0' ? 'forgetful' : 'bench';
 const profileTo = process.env.PROFILE;
 const allocationsTo = process.env.ALLOCATIONS;
 const session = new Session();
@@ -61,14 +63,20 @@ const around =
 await withBenchSetting(async ({ tmp, postgresUrl }) => {
   const buildRoot = join(here, '..', '.build', randomBytes(4).toString('hex'));
   mkdirSync(buildRoot, { recursive: true });
-  const settings = { jobs: 20_000, batch: 1000, samples: 200, ...(around ? { around } : {}) };
+  const settings = {
+    jobs: 20_000,
+    batch: 1000,
+    samples: 200,
+    pool,
+    ...(around ? { around } : {}),
+  } as const;
   const schema = `bench_jobs_${randomBytes(4).toString('hex')}`;
   try {
     const store: Store =
       driver === 'sqlite'
         ? await openSqliteStore({ path: join(tmp, 'jobs.sqlite') })
         : await openPostgresStore({ connectionString: postgresUrl, schema });
-    const name = driver === 'sqlite' ? 'Sleigh, SQLite' : 'Sleigh, PostgreSQL';
+    const name = `Sleigh, ${driver === 'sqlite' ? 'SQLite' : 'PostgreSQL'}${pool === 'forgetful' ? ', ttl 0' : ''}`;
     console.log(await benchSleighQueue(name, store, join(buildRoot, driver), settings));
     await store.close();
     if (driver === 'postgres') await PostgresStore.dropSchema(postgresUrl, schema);
