@@ -271,19 +271,14 @@ export async function saveJobs(
   now = Date.now(),
 ): Promise<PoolJob[]> {
   const stored = jobs.map((job) => placed(job, now));
-  const gone = stored.filter(keepsNothing);
-  if (gone.length === 0) {
-    await tx.replaceMany(POOL_JOBS, stored);
-  } else {
-    await tx.replaceMany(
-      POOL_JOBS,
-      stored.filter((job) => !keepsNothing(job)),
-    );
-    await tx.deleteMany(
-      POOL_JOBS,
-      gone.map((job) => job._id),
-    );
+  const kept: PoolJob[] = [];
+  const gone: string[] = [];
+  for (const job of stored) {
+    if (keepsNothing(job)) gone.push(job._id);
+    else kept.push(job);
   }
+  await tx.replaceMany(POOL_JOBS, kept);
+  if (gone.length > 0) await tx.deleteMany(POOL_JOBS, gone);
   return stored;
 }
 
