@@ -163,6 +163,11 @@ export async function benchQueueSystem(
   }
 }
 
+/** A Sleigh row's name in the job table. */
+export function sleighRowName(driver: 'sqlite' | 'postgres', pool: 'bench' | 'forgetful'): string {
+  return `Sleigh, ${driver === 'sqlite' ? 'SQLite' : 'PostgreSQL'}${pool === 'forgetful' ? ', ttl 0' : ''}`;
+}
+
 async function benchSleigh(
   driver: 'sqlite' | 'postgres',
   pool: 'bench' | 'forgetful',
@@ -173,14 +178,13 @@ async function benchSleigh(
   const buildRoot = join(here, '..', '.build', randomBytes(4).toString('hex'));
   mkdirSync(buildRoot, { recursive: true });
   const settings = { jobs, batch: 1000, samples: 200, pool };
-  const suffix = pool === 'forgetful' ? ', ttl 0' : '';
   const schema = `bench_jobs_${randomBytes(4).toString('hex')}`;
   try {
     if (driver === 'sqlite') {
       const store = await openSqliteStore({ path: join(tmp, 'jobs.sqlite') });
       try {
         return await benchSleighQueue(
-          `Sleigh, SQLite${suffix}`,
+          sleighRowName(driver, pool),
           store,
           join(buildRoot, 's'),
           settings,
@@ -192,7 +196,7 @@ async function benchSleigh(
     const store = await openPostgresStore({ connectionString: postgresUrl, schema });
     try {
       return await benchSleighQueue(
-        `Sleigh, PostgreSQL${suffix}`,
+        sleighRowName(driver, pool),
         store,
         join(buildRoot, 'p'),
         settings,

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { Store } from '@sleigh/storage';
 import { openPostgresStore, PostgresStore } from '@sleigh/storage-postgres';
 import { openSqliteStore } from '@sleigh/storage-sqlite';
-import { benchSleighQueue } from './jobs.js';
+import { benchSleighQueue, sleighRowName } from './jobs.js';
 import { withBenchSetting } from './setting.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -76,7 +76,7 @@ await withBenchSetting(async ({ tmp, postgresUrl }) => {
       driver === 'sqlite'
         ? await openSqliteStore({ path: join(tmp, 'jobs.sqlite') })
         : await openPostgresStore({ connectionString: postgresUrl, schema });
-    const name = `Sleigh, ${driver === 'sqlite' ? 'SQLite' : 'PostgreSQL'}${pool === 'forgetful' ? ', ttl 0' : ''}`;
+    const name = sleighRowName(driver, pool);
     console.log(await benchSleighQueue(name, store, join(buildRoot, driver), settings));
     await store.close();
     if (driver === 'postgres') await PostgresStore.dropSchema(postgresUrl, schema);
