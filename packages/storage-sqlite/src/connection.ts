@@ -74,24 +74,20 @@ export class Connection {
     ).get(table, idKey);
   }
 
-  scanDocuments(order: 'asc' | 'desc', p: ScanParams): string[] {
-    return this.prepare<[number, Buffer, Buffer, number], string>(
-      `SELECT value FROM sleigh_documents
+  scanDocuments(order: 'asc' | 'desc', p: ScanParams): DocumentRow[] {
+    return this.prepare<[number, Buffer, Buffer, number], DocumentRow>(
+      `SELECT doc, value FROM sleigh_documents
        WHERE table_number = ? AND id_key >= ? AND id_key < ?
        ORDER BY id_key ${order === 'asc' ? 'ASC' : 'DESC'} LIMIT ?`,
-    )
-      .pluck()
-      .all(p.table, p.start, p.end, p.limit);
+    ).all(p.table, p.start, p.end, p.limit);
   }
 
-  scanEntries(order: 'asc' | 'desc', p: ScanParams): string[] {
-    return this.prepare<[number, Buffer, Buffer, number], string>(
-      `SELECT d.value FROM sleigh_index_entries e JOIN sleigh_documents d ON d.doc = e.doc
+  scanEntries(order: 'asc' | 'desc', p: ScanParams): DocumentRow[] {
+    return this.prepare<[number, Buffer, Buffer, number], DocumentRow>(
+      `SELECT d.doc, d.value FROM sleigh_index_entries e JOIN sleigh_documents d ON d.doc = e.doc
        WHERE e.index_id = ? AND e.key >= ? AND e.key < ?
        ORDER BY e.key ${order === 'asc' ? 'ASC' : 'DESC'} LIMIT ?`,
-    )
-      .pluck()
-      .all(p.index, p.start, p.end, p.limit);
+    ).all(p.index, p.start, p.end, p.limit);
   }
 
   backfillPage(table: number, after: Buffer, limit: number): BackfillRow[] {

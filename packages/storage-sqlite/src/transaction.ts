@@ -2,10 +2,12 @@
  * Read and write transactions over one connection. better-sqlite3 is synchronous, so each method
  * does its work at once; they return promises only to honour the driver contract.
  *
- * A write transaction remembers the documents it got or wrote, with their rows: replacing or
- * deleting one needs its old version (for its old index keys), and parsing it again would cost
- * as much as the write itself. Like the PostgreSQL driver's cache, it relies on callers treating
- * documents as values (writing a changed copy, never changing one in place).
+ * A write transaction remembers the documents it got, scanned and parsed, or wrote, with their
+ * rows: replacing or deleting one needs its old version (for its old index keys), and parsing it
+ * again would cost as much as the write itself. What it remembers goes to the store's
+ * `DocumentCache` when it commits, and the next write transactions start from there. Like the
+ * PostgreSQL driver's cache, it relies on callers treating documents as values (writing a
+ * changed copy, never changing one in place).
  */
 import {
   checkDistinct,
@@ -27,19 +29,41 @@ import {
   type WriteTransaction,
   type WrittenKey,
 } from '@sleigh/storage';
-import { MAX_KEY, MIN_KEY, toBuffer, type Connection } from './connection.js';
+import { MAX_KEY, MIN_KEY, toBuffer, type Connection, type DocumentRow } from './connection.js';
+import type { DocumentCache, StoredRow } from './document-cache.js';
 
 const BACKFILL_PAGE = 1000;
-
-/** A document with its row id (what index entries point at). */
-interface StoredRow {
-  readonly doc: number;
-  readonly document: Document;
-}
 
 /** A document's entry in what a write transaction knows. */
 function knownKey(table: TableInfo, id: string): string {
   return `${table.number}:${id}`;
+}
+
+/** A scanned entry that reports its document the first time it is parsed. */
+class ReportingEntry implements IndexEntry {
+  private reported = false;
+
+  constructor(
+    private readonly entry: IndexEntry,
+    private readonly onParsed: (document: Document) => void,
+  ) {}
+
+  get document(): Document {
+    const document = this.entry.document;
+    if (!this.reported) {
+      this.reported = true;
+      this.onParsed(document);
+    }
+    return document;
+  }
+
+  get key(): Uint8Array {
+    return this.entry.key;
+  }
+
+  json(): string {
+    return this.entry.json();
+  }
 }
 
 export class SqliteTransaction implements WriteTransaction {
@@ -50,13 +74,22 @@ export class SqliteTransaction implements WriteTransaction {
   private savepoints = 0;
   /** What this write transaction knows of documents, by `table:id` (null: none there). */
   private known = new Map<string, StoredRow | null>();
+  /** Counts rollbacks to a savepoint: rows scanned before one may no longer be there. */
+  private rollbacks = 0;
 
+  /** `cache`: the writer's committed documents (write transactions only). */
   constructor(
     private readonly conn: Connection,
     private currentCatalog: Catalog,
     private readonly ts: bigint,
     private readonly writable: boolean,
+    private readonly cache?: DocumentCache,
   ) {}
+
+  /** What this transaction read or wrote, for the cache once it has committed. */
+  knownDocuments(): ReadonlyMap<string, StoredRow | null> {
+    return this.known;
+  }
 
   end(): void {
     this.ended = true;
@@ -101,15 +134,22 @@ export class SqliteTransaction implements WriteTransaction {
   /** A document and its row, from the database. */
   private fetch(table: TableInfo, id: string): StoredRow | null {
     const row = this.conn.getDocument(table.number, toBuffer(idKey(id)));
-    return row === undefined ? null : { doc: row.doc, document: deserializeDocument(row.value) };
+    return row === undefined
+      ? null
+      : { doc: row.doc, document: deserializeDocument(row.value), size: row.value.length };
   }
 
-  /** A document and its row, from what this write transaction knows or from the database. */
+  /**
+   * A document and its row, from what this write transaction knows, from the documents the last
+   * commits left, or from the database.
+   */
   private stored(table: TableInfo, id: string): StoredRow | null {
-    let entry = this.known.get(knownKey(table, id));
+    const key = knownKey(table, id);
+    let entry = this.known.get(key);
     if (entry === undefined) {
-      entry = this.fetch(table, id);
-      this.remember(table, id, entry);
+      entry = this.cache?.get(key);
+      if (entry === undefined) entry = this.fetch(table, id);
+      this.known.set(key, entry);
     }
     return entry;
   }
@@ -132,11 +172,28 @@ export class SqliteTransaction implements WriteTransaction {
       end: request.end === undefined ? MAX_KEY : toBuffer(request.end),
       limit: request.limit,
     };
-    const values =
+    const rows =
       index.name === BY_ID
         ? this.conn.scanDocuments(request.order, params)
         : this.conn.scanEntries(request.order, params);
-    return values.map((value) => storedEntry(index, value));
+    if (!this.writable) return rows.map((row) => storedEntry(index, row.value));
+    return rows.map((row) => this.reporting(table, storedEntry(index, row.value), row));
+  }
+
+  /**
+   * A write transaction's scanned entry: once something parses its document, the transaction
+   * knows it too, unless it has since written that document (it knows the newer version) or
+   * rolled back to a savepoint (the row scanned may be gone).
+   */
+  private reporting(table: TableInfo, entry: IndexEntry, row: DocumentRow): IndexEntry {
+    const rollbacks = this.rollbacks;
+    return new ReportingEntry(entry, (document) => {
+      if (this.ended || this.rollbacks !== rollbacks) return;
+      const key = knownKey(table, document._id);
+      if (!this.known.has(key)) {
+        this.known.set(key, { doc: row.doc, document, size: row.value.length });
+      }
+    });
   }
 
   async count(table: string): Promise<number> {
@@ -170,7 +227,7 @@ export class SqliteTransaction implements WriteTransaction {
       }
       throw error;
     }
-    this.remember(info, document._id, { doc, document });
+    this.remember(info, document._id, { doc, document, size: serialized.length });
     for (const { index, key: entryKey } of added) {
       this.conn.insertEntry(index.id, toBuffer(entryKey), doc);
     }
@@ -205,6 +262,7 @@ export class SqliteTransaction implements WriteTransaction {
     } catch (error) {
       db.exec('ROLLBACK TO sleigh_batch');
       db.exec('RELEASE sleigh_batch');
+      this.rollbacks++;
       this.writes.length = writes;
       ids.forEach((id, i) => {
         const before = known[i];
@@ -240,7 +298,7 @@ export class SqliteTransaction implements WriteTransaction {
     // Keys first, as on insert.
     const { removed, added } = diffIndexes(indexes, old, document, this.writes);
     this.conn.updateDocument(doc, serialized);
-    this.remember(info, document._id, { doc, document });
+    this.remember(info, document._id, { doc, document, size: serialized.length });
     for (const { index, key } of removed) this.conn.deleteEntry(index.id, toBuffer(key));
     for (const { index, key } of added) this.conn.insertEntry(index.id, toBuffer(key), doc);
     return old;
@@ -349,6 +407,7 @@ export class SqliteTransaction implements WriteTransaction {
     } catch (error) {
       db.exec(`ROLLBACK TO ${name}`);
       db.exec(`RELEASE ${name}`);
+      this.rollbacks++;
       this.writes.length = before.writes;
       this.currentCatalog = before.catalog;
       this.catalogChanged = before.catalogChanged;
