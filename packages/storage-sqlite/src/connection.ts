@@ -27,6 +27,18 @@ export interface ScanParams {
 export const MIN_KEY = Buffer.alloc(0);
 export const MAX_KEY = Buffer.from([0xff]);
 
+/**
+ * Rows selected as one text, `doc value`, split here. better-sqlite3 builds an object per row,
+ * which made a 100-row page three times as slow as one plucked column (64 µs against 21 µs,
+ * 2026-11-29); the row id in front of the text costs a third of that.
+ */
+function splitRows(texts: readonly string[]): DocumentRow[] {
+  return texts.map((text) => {
+    const space = text.indexOf(' ');
+    return { doc: Number(text.slice(0, space)), value: text.slice(space + 1) };
+  });
+}
+
 export function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
@@ -74,20 +86,53 @@ export class Connection {
     ).get(table, idKey);
   }
 
-  scanDocuments(order: 'asc' | 'desc', p: ScanParams): DocumentRow[] {
-    return this.prepare<[number, Buffer, Buffer, number], DocumentRow>(
-      `SELECT doc, value FROM sleigh_documents
+  /** The stored texts of a page of documents in id order. */
+  scanDocuments(order: 'asc' | 'desc', p: ScanParams): string[] {
+    return this.prepare<[number, Buffer, Buffer, number], string>(
+      `SELECT value FROM sleigh_documents
        WHERE table_number = ? AND id_key >= ? AND id_key < ?
        ORDER BY id_key ${order === 'asc' ? 'ASC' : 'DESC'} LIMIT ?`,
-    ).all(p.table, p.start, p.end, p.limit);
+    )
+      .pluck()
+      .all(p.table, p.start, p.end, p.limit);
   }
 
-  scanEntries(order: 'asc' | 'desc', p: ScanParams): DocumentRow[] {
-    return this.prepare<[number, Buffer, Buffer, number], DocumentRow>(
-      `SELECT d.doc, d.value FROM sleigh_index_entries e JOIN sleigh_documents d ON d.doc = e.doc
+  /** The same page with each document's row id (what a write transaction remembers). */
+  scanDocumentRows(order: 'asc' | 'desc', p: ScanParams): DocumentRow[] {
+    return splitRows(
+      this.prepare<[number, Buffer, Buffer, number], string>(
+        `SELECT doc || ' ' || value FROM sleigh_documents
+         WHERE table_number = ? AND id_key >= ? AND id_key < ?
+         ORDER BY id_key ${order === 'asc' ? 'ASC' : 'DESC'} LIMIT ?`,
+      )
+        .pluck()
+        .all(p.table, p.start, p.end, p.limit),
+    );
+  }
+
+  /** The stored texts of the documents of a page of index entries, in key order. */
+  scanEntries(order: 'asc' | 'desc', p: ScanParams): string[] {
+    return this.prepare<[number, Buffer, Buffer, number], string>(
+      `SELECT d.value FROM sleigh_index_entries e JOIN sleigh_documents d ON d.doc = e.doc
        WHERE e.index_id = ? AND e.key >= ? AND e.key < ?
        ORDER BY e.key ${order === 'asc' ? 'ASC' : 'DESC'} LIMIT ?`,
-    ).all(p.index, p.start, p.end, p.limit);
+    )
+      .pluck()
+      .all(p.index, p.start, p.end, p.limit);
+  }
+
+  /** The same page with each document's row id (what a write transaction remembers). */
+  scanEntryRows(order: 'asc' | 'desc', p: ScanParams): DocumentRow[] {
+    return splitRows(
+      this.prepare<[number, Buffer, Buffer, number], string>(
+        `SELECT d.doc || ' ' || d.value
+         FROM sleigh_index_entries e JOIN sleigh_documents d ON d.doc = e.doc
+         WHERE e.index_id = ? AND e.key >= ? AND e.key < ?
+         ORDER BY e.key ${order === 'asc' ? 'ASC' : 'DESC'} LIMIT ?`,
+      )
+        .pluck()
+        .all(p.index, p.start, p.end, p.limit),
+    );
   }
 
   backfillPage(table: number, after: Buffer, limit: number): BackfillRow[] {

@@ -172,11 +172,16 @@ export class SqliteTransaction implements WriteTransaction {
       end: request.end === undefined ? MAX_KEY : toBuffer(request.end),
       limit: request.limit,
     };
-    const rows =
-      index.name === BY_ID
+    const byId = index.name === BY_ID;
+    if (!this.writable) {
+      const texts = byId
         ? this.conn.scanDocuments(request.order, params)
         : this.conn.scanEntries(request.order, params);
-    if (!this.writable) return rows.map((row) => storedEntry(index, row.value));
+      return texts.map((text) => storedEntry(index, text));
+    }
+    const rows = byId
+      ? this.conn.scanDocumentRows(request.order, params)
+      : this.conn.scanEntryRows(request.order, params);
     return rows.map((row) => this.reporting(table, storedEntry(index, row.value), row));
   }
 
