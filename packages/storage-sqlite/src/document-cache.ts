@@ -60,10 +60,6 @@ export class DocumentCache {
     this.rows.clear();
     this.bytes = 0;
   }
-
-  get size(): number {
-    return this.rows.size;
-  }
 }
 
 function cost(row: StoredRow | null): number {

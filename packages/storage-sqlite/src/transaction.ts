@@ -74,7 +74,10 @@ export class SqliteTransaction implements WriteTransaction {
   private savepoints = 0;
   /** What this write transaction knows of documents, by `table:id` (null: none there). */
   private known = new Map<string, StoredRow | null>();
-  /** Counts rollbacks to a savepoint: rows scanned before one may no longer be there. */
+  /**
+   * Counts rollbacks of subtransactions: a row scanned inside one may be gone after it. (A batch
+   * runs synchronously, so nothing is scanned inside its savepoint.)
+   */
   private rollbacks = 0;
 
   /** `cache`: the writer's committed documents (write transactions only). */
@@ -267,7 +270,6 @@ export class SqliteTransaction implements WriteTransaction {
     } catch (error) {
       db.exec('ROLLBACK TO sleigh_batch');
       db.exec('RELEASE sleigh_batch');
-      this.rollbacks++;
       this.writes.length = writes;
       ids.forEach((id, i) => {
         const before = known[i];
