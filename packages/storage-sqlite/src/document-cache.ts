@@ -17,7 +17,10 @@
  */
 import type { Document } from '@sleigh/storage';
 
-/** A document with its row id (what index entries point at), and its stored size in bytes. */
+/**
+ * A document with its row id (what index entries point at), and the length of its stored text
+ * (its size in bytes for ASCII text, which is what the cache counts).
+ */
 export interface StoredRow {
   readonly doc: number;
   readonly document: Document;
